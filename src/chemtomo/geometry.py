@@ -1,0 +1,136 @@
+"""Parallel-beam tilt geometry: tilt angles (degrees), detector pixels, pixel size (nm).
+
+One tilt geometry serves every slice along the tilt axis and every channel.
+The reconstruction grid of one slice is square, ``n_grid`` x ``n_grid`` pixels of
+``pixel_nm``, centred on the tilt axis; the detector row has ``n_pixels`` bins of
+``pixel_nm`` (the beam positions of one scan line).
+
+Array conventions (used everywhere in chemtomo):
+
+- a sinogram stack of one channel is ``(n_tilts, n_slices, n_pixels)``: the tilt
+  series images, ``n_slices`` along the tilt axis;
+- a reconstructed map of one channel is ``(n_slices, n_grid, n_grid)`` = (slices, z, x);
+- operators act on columns: rays ``(n_tilts * n_pixels, k)``, pixels ``(n_grid**2, k)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TiltGeometry:
+    """Parallel-beam geometry of one slice, shared by all slices and channels.
+
+    Parameters
+    ----------
+    angles_deg : array_like, shape (n_tilts,)
+        Tilt angles in degrees, in the order of the tilt series.
+    n_pixels : int
+        Detector bins (beam positions) per tilt.
+    pixel_nm : float
+        Size of one detector bin and of one reconstruction pixel (nm).
+    n_grid : int, optional
+        Side of the square reconstruction grid (default ``n_pixels``).
+    grid_pixel_nm : float, optional
+        Size of one reconstruction pixel (default ``pixel_nm``); smaller for a
+        simulation grid finer than the detector.
+    """
+
+    angles_deg: np.ndarray
+    n_pixels: int
+    pixel_nm: float = 1.0
+    n_grid: int = field(default=0)
+    grid_pixel_nm: float = field(default=0.0)
+
+    def __post_init__(self):
+        angles = np.asarray(self.angles_deg, dtype=np.float64).ravel()
+        if angles.size == 0:
+            raise ValueError("angles_deg is empty: a tilt series needs at least one tilt angle")
+        if not np.all(np.isfinite(angles)):
+            raise ValueError(f"angles_deg must be finite, got {angles}")
+        if np.any(np.abs(angles) > 90):
+            raise ValueError(f"tilt angles must lie in [-90, 90] degrees, got {angles.min()}..{angles.max()}")
+        if np.unique(np.round(angles, 6)).size != angles.size:
+            raise ValueError(f"angles_deg has duplicated tilt angles: {angles}")
+        if int(self.n_pixels) < 2:
+            raise ValueError(f"n_pixels must be >= 2, got {self.n_pixels}")
+        if not (np.isfinite(self.pixel_nm) and self.pixel_nm > 0):
+            raise ValueError(f"pixel_nm must be a positive number, got {self.pixel_nm}")
+        angles.setflags(write=False)
+        object.__setattr__(self, "angles_deg", angles)
+        object.__setattr__(self, "n_pixels", int(self.n_pixels))
+        object.__setattr__(self, "pixel_nm", float(self.pixel_nm))
+        object.__setattr__(self, "n_grid", int(self.n_grid) if self.n_grid else int(self.n_pixels))
+        gp = float(self.grid_pixel_nm) if self.grid_pixel_nm else self.pixel_nm
+        if not (np.isfinite(gp) and gp > 0):
+            raise ValueError(f"grid_pixel_nm must be a positive number, got {self.grid_pixel_nm}")
+        object.__setattr__(self, "grid_pixel_nm", gp)
+
+    @property
+    def n_tilts(self) -> int:
+        return int(self.angles_deg.size)
+
+    @property
+    def n_rays(self) -> int:
+        """Rows of W: ``n_tilts * n_pixels``."""
+        return self.n_tilts * self.n_pixels
+
+    @property
+    def n_voxels(self) -> int:
+        """Columns of W: ``n_grid**2``."""
+        return self.n_grid * self.n_grid
+
+    def refined(self, factor: int) -> "TiltGeometry":
+        """The same detector with a reconstruction grid ``factor`` times finer (for simulation)."""
+        if int(factor) < 1:
+            raise ValueError(f"refinement factor must be >= 1, got {factor}")
+        return TiltGeometry(self.angles_deg, self.n_pixels, self.pixel_nm,
+                            self.n_grid * int(factor), grid_pixel_nm=self.grid_pixel_nm / int(factor))
+
+    def key(self) -> dict:
+        """JSON-friendly description (for provenance and caching)."""
+        return {
+            "angles_deg": [float(a) for a in self.angles_deg],
+            "n_pixels": self.n_pixels,
+            "pixel_nm": self.pixel_nm,
+            "n_grid": self.n_grid,
+            "grid_pixel_nm": self.grid_pixel_nm,
+        }
+
+
+def sinogram_to_columns(stack: np.ndarray) -> np.ndarray:
+    """``(n_tilts, n_slices, n_pixels)`` -> rays x slices ``(n_tilts * n_pixels, n_slices)``."""
+    stack = np.asarray(stack)
+    if stack.ndim == 2:
+        stack = stack[:, None, :]
+    if stack.ndim != 3:
+        raise ValueError(f"a sinogram stack must be (n_tilts, n_slices, n_pixels), got shape {stack.shape}")
+    t, s, p = stack.shape
+    return np.ascontiguousarray(stack.transpose(0, 2, 1).reshape(t * p, s))
+
+
+def columns_to_sinogram(cols: np.ndarray, n_tilts: int, n_pixels: int) -> np.ndarray:
+    """Inverse of :func:`sinogram_to_columns`."""
+    cols = np.asarray(cols)
+    if cols.ndim == 1:
+        cols = cols[:, None]
+    return np.ascontiguousarray(cols.reshape(n_tilts, n_pixels, -1).transpose(0, 2, 1))
+
+
+def columns_to_volume(cols: np.ndarray, n_grid: int) -> np.ndarray:
+    """pixels x slices ``(n_grid**2, n_slices)`` -> ``(n_slices, n_grid, n_grid)`` (slices, z, x)."""
+    cols = np.asarray(cols)
+    if cols.ndim == 1:
+        cols = cols[:, None]
+    return np.ascontiguousarray(cols.T.reshape(-1, n_grid, n_grid))
+
+
+def volume_to_columns(vol: np.ndarray) -> np.ndarray:
+    """``(n_slices, n_grid, n_grid)`` -> ``(n_grid**2, n_slices)``."""
+    vol = np.asarray(vol)
+    if vol.ndim == 2:
+        vol = vol[None]
+    return np.ascontiguousarray(vol.reshape(vol.shape[0], -1).T)

@@ -1,0 +1,166 @@
+"""Per-line quantification factors: the result object every consumer of the physics reads.
+
+The thin-film model (Yuan et al. 2020, eqs 4-7, 13-16) needs, per X-ray line A:
+
+    f_A = sigma_ion,A * omega_A * p_A * eps_A / M_A        (eq 7)
+    z_A = sigma_ela,A / M_A                                 (eq 14)
+
+in barn mol/g. :class:`LineFactors` holds every ingredient with its source;
+:class:`Factors` is an ordered collection of them with the derived quantities
+(partial cross-sections, theoretical response ratios).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Iterator, Mapping
+
+import numpy as np
+
+AVOGADRO = 6.02214076e23  # 1/mol, exact (SI 2019)
+BARN_CM2 = 1e-24  # cm^2
+
+
+@dataclass(frozen=True)
+class LineFactors:
+    """Every ingredient of f_A and z_A for one X-ray line, with its source.
+
+    Attributes
+    ----------
+    line : str
+        Line name, ``<Element>_<line>`` (``"Ag_La"``, ``"Co_Ka"``).
+    element : str
+        Element symbol.
+    atomic_weight : float
+        g/mol.
+    sigma_elastic_barn : float
+        Elastic scattering cross-section per atom (barn).
+    sigma_ionization_barn : float
+        Ionization cross-section of the vacancy's subshell (barn).
+    fluorescence_yield : float
+        Radiative fraction of that vacancy's decays.
+    relative_intensity : float
+        Fraction of the radiative decays that fall into the line.
+    detector_efficiency : float
+        Detector efficiency at the line energy.
+    beam_kev : float
+        Incident beam energy (keV) the cross-sections were computed for.
+    energy_kev : float
+        Line energy (keV); NaN where unknown.
+    sources : dict
+        ``ingredient -> "model (data source)"``.
+    """
+
+    line: str
+    element: str
+    atomic_weight: float
+    sigma_elastic_barn: float
+    sigma_ionization_barn: float
+    fluorescence_yield: float
+    relative_intensity: float
+    detector_efficiency: float
+    beam_kev: float
+    energy_kev: float = float("nan")
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def f_barn_mol_per_g(self) -> float:
+        """EDS factor f_A = sigma_ion omega p eps / M (barn mol/g), eq 7."""
+        return (
+            self.sigma_ionization_barn
+            * self.fluorescence_yield
+            * self.relative_intensity
+            * self.detector_efficiency
+            / self.atomic_weight
+        )
+
+    @property
+    def z_barn_mol_per_g(self) -> float:
+        """HAADF factor z_A = sigma_ela / M (barn mol/g), eq 14."""
+        return self.sigma_elastic_barn / self.atomic_weight
+
+    def partial_cross_section_barn(self, solid_angle_sr: float) -> float:
+        """sigma_par = f_A (Omega / 4 pi) M_A (barn)."""
+        return self.f_barn_mol_per_g * solid_angle_sr / (4 * np.pi) * self.atomic_weight
+
+    def as_dict(self, solid_angle_sr: float | None = None) -> dict:
+        d = asdict(self)
+        d["sources"] = dict(self.sources)
+        d["f_barn_mol_per_g"] = self.f_barn_mol_per_g
+        d["z_barn_mol_per_g"] = self.z_barn_mol_per_g
+        if solid_angle_sr is not None:
+            d["partial_cross_section_barn"] = self.partial_cross_section_barn(solid_angle_sr)
+        return d
+
+
+class Factors(Mapping[str, LineFactors]):
+    """An ordered set of :class:`LineFactors`, keyed by line name."""
+
+    def __init__(self, lines: Iterable[LineFactors]):
+        self._lines = {lf.line: lf for lf in lines}
+        if not self._lines:
+            raise ValueError("Factors needs at least one line")
+
+    def __getitem__(self, line: str) -> LineFactors:
+        try:
+            return self._lines[line]
+        except KeyError:
+            raise KeyError(
+                f"line {line!r} is not in these factors; available: {list(self._lines)}"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._lines)
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def __repr__(self) -> str:
+        return f"Factors({list(self._lines)})"
+
+    @property
+    def lines(self) -> list[str]:
+        return list(self._lines)
+
+    @property
+    def elements(self) -> list[str]:
+        return [lf.element for lf in self._lines.values()]
+
+    def subset(self, lines: Iterable[str]) -> "Factors":
+        return Factors(self[line] for line in lines)
+
+    def f(self, lines: Iterable[str] | None = None) -> np.ndarray:
+        """f_A (barn mol/g) for ``lines`` (default: all, in order)."""
+        lines = self.lines if lines is None else list(lines)
+        return np.array([self[x].f_barn_mol_per_g for x in lines])
+
+    def z(self, lines: Iterable[str] | None = None) -> np.ndarray:
+        """z_A (barn mol/g) for ``lines`` (default: all, in order)."""
+        lines = self.lines if lines is None else list(lines)
+        return np.array([self[x].z_barn_mol_per_g for x in lines])
+
+    def atomic_weights(self, lines: Iterable[str] | None = None) -> np.ndarray:
+        lines = self.lines if lines is None else list(lines)
+        return np.array([self[x].atomic_weight for x in lines])
+
+    def response_ratios(
+        self, *, haadf_dose: float, eds_dose: float, solid_angle_sr: float,
+        lines: Iterable[str] | None = None,
+    ) -> np.ndarray:
+        """Theoretical response ratios r_A = D_e^H N_A z_A / (n f_A), eq 16.
+
+        With n = N_A D_e Omega/(4 pi) (eq 6), N_A cancels:
+        r_A = D_e^H z_A / (D_e (Omega/4 pi) f_A).
+
+        Parameters
+        ----------
+        haadf_dose, eds_dose : float
+            Electrons per beam position for the HAADF and the EDS acquisitions.
+        solid_angle_sr : float
+            EDS detector solid angle (sr).
+        """
+        lines = self.lines if lines is None else list(lines)
+        return haadf_dose * self.z(lines) / (eds_dose * solid_angle_sr / (4 * np.pi) * self.f(lines))
+
+    def as_dict(self, solid_angle_sr: float | None = None) -> dict:
+        return {k: v.as_dict(solid_angle_sr) for k, v in self._lines.items()}

@@ -1,0 +1,151 @@
+"""HAADF-EDS bimodal tomography (HEBT; Zhong et al. 2017, Yuan et al. 2020 eqs 15-17).
+
+The HAADF signal is a weighted sum of the EDS line signals, ``I^H = sum_A r_A I_A``
+(eq 15). With the response ratios ``r_A`` estimated from the data, one stacked
+system is solved for ``X^b_A = r_A X_A`` (EDS data brought to HAADF units):
+
+    [(1-alpha) r_1 I_1]     [(1-alpha) W              ]
+    [      ...        ]  =  [            ...           ]  X^b       (eq 17)
+    [(1-alpha) r_k I_k]     [              (1-alpha) W ]
+    [   alpha I^H     ]     [ alpha W  ...   alpha W   ]
+
+The operator is ``ChannelMix(W, [(1-alpha) I_k; alpha 1^T])``: one projection per
+channel, whatever ``k``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import nnls
+
+from ..projector.base import DTYPE, ChannelMix, Operator
+from .sirt import SolverResult, sirt
+
+
+@dataclass(frozen=True)
+class ResponseRatios:
+    """Fitted ``r_A`` of ``I^H = sum_A r_A I_A`` with the fit's coefficient of determination.
+
+    Attributes
+    ----------
+    lines : tuple of str
+    r : ndarray, (k,)
+    r2 : float
+        ``1 - SS_res / SS_tot`` (SS_tot about the mean of ``I^H``).
+    n_samples : int
+    """
+
+    lines: tuple[str, ...]
+    r: np.ndarray
+    r2: float
+    n_samples: int
+
+    def as_dict(self) -> dict:
+        return {"lines": list(self.lines), "r": [float(v) for v in self.r],
+                "r2": float(self.r2), "n_samples": int(self.n_samples)}
+
+
+def estimate_response_ratios(
+    haadf: np.ndarray, eds: dict[str, np.ndarray], *, nonneg: bool = True,
+) -> ResponseRatios:
+    """Estimate ``r_A`` by (non-negative) least squares on the measured data.
+
+    Parameters
+    ----------
+    haadf : ndarray
+        HAADF signal, any shape (a sinogram stack).
+    eds : dict line -> ndarray
+        EDS line signals of the same shape as ``haadf``.
+    nonneg : bool
+        Constrain ``r_A >= 0`` (NNLS, Lawson-Hanson); else ordinary least squares.
+
+    Returns
+    -------
+    ResponseRatios
+    """
+    if not eds:
+        raise ValueError("estimate_response_ratios needs at least one EDS line")
+    h = np.asarray(haadf, dtype=np.float64).ravel()
+    cols = []
+    for line, m in eds.items():
+        m = np.asarray(m, dtype=np.float64)
+        if m.size != h.size:
+            raise ValueError(
+                f"EDS map {line!r} has {m.size} values but the HAADF has {h.size}: "
+                "register and bin them to the same grid first"
+            )
+        cols.append(m.ravel())
+    A = np.stack(cols, axis=1)
+    ok = np.isfinite(h) & np.all(np.isfinite(A), axis=1)
+    A, h = A[ok], h[ok]
+    # scale columns for conditioning; undo afterwards
+    s = np.sqrt(np.sum(A * A, axis=0))
+    s[s == 0] = 1.0
+    if nonneg:
+        coef, _ = nnls(A / s, h)
+    else:
+        coef, *_ = np.linalg.lstsq(A / s, h, rcond=None)
+    r = coef / s
+    res = h - A @ r
+    ss_tot = float(np.sum((h - h.mean()) ** 2))
+    r2 = 1.0 - float(res @ res) / ss_tot if ss_tot > 0 else float("nan")
+    return ResponseRatios(tuple(eds), r, r2, int(h.size))
+
+
+def check_alpha(alpha: float) -> float:
+    alpha = float(alpha)
+    if not 0.0 <= alpha < 1.0:
+        raise ValueError(f"alpha (the HAADF weight) must lie in [0, 1), got {alpha}")
+    return alpha
+
+
+def hebt_operator(W: Operator, n_channels: int, alpha: float) -> ChannelMix:
+    """The stacked operator ``W^b`` of eq 17 for ``n_channels`` EDS lines."""
+    alpha = check_alpha(alpha)
+    k = int(n_channels)
+    mix = np.vstack([(1 - alpha) * np.eye(k), alpha * np.ones((1, k))]).astype(DTYPE)
+    return ChannelMix(W, mix)
+
+
+def hebt_data(haadf: np.ndarray, eds: list[np.ndarray], r: np.ndarray, alpha: float) -> np.ndarray:
+    """Stacked data ``I^b`` of eq 17: ``[(1-alpha) r_A I_A ...; alpha I^H]``, each ``(n_rays, s)``."""
+    alpha = check_alpha(alpha)
+    blocks = [(1 - alpha) * float(ra) * np.asarray(e, DTYPE) for ra, e in zip(r, eds)]
+    blocks.append(alpha * np.asarray(haadf, DTYPE))
+    return np.ascontiguousarray(np.concatenate(blocks, axis=0), dtype=DTYPE)
+
+
+def hebt_sirt(
+    W: Operator, haadf: np.ndarray, eds: list[np.ndarray], r: np.ndarray, alpha: float,
+    n_iter: int, **kwargs,
+) -> SolverResult:
+    """HEBT by SIRT with non-negativity on the stacked system.
+
+    Parameters
+    ----------
+    W : Operator
+        Projector of one slice, ``(n_rays, n_vox)``.
+    haadf : ndarray, (n_rays, s)
+    eds : list of ndarray, each (n_rays, s)
+    r : ndarray, (k,)
+        Response ratios.
+    alpha : float
+        HAADF weight in [0, 1).
+    n_iter : int
+    **kwargs
+        Passed to :func:`sirt` (snapshots, callback, ...).
+
+    Returns
+    -------
+    SolverResult
+        ``x`` is ``(k * n_vox, s)``: the channel blocks ``X^b_A = r_A X_A``.
+    """
+    if len(eds) != len(r):
+        raise ValueError(f"got {len(eds)} EDS lines but {len(r)} response ratios")
+    op = hebt_operator(W, len(eds), alpha)
+    b = hebt_data(haadf, eds, r, alpha)
+    result = sirt(op, b, n_iter, **kwargs)
+    result.info.update({"method": "hebt_sirt", "alpha": alpha, "r": [float(v) for v in r]})
+    return result
