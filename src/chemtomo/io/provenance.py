@@ -1,0 +1,48 @@
+"""Provenance: what went into a result (inputs with checksums, versions, time)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+_PACKAGES = ("chemtomo", "numpy", "scipy", "astra-toolbox", "xraylib", "pyxray", "scikit-image",
+             "h5py", "hyperspy", "exspy", "rosettasciio", "numba", "dask")
+
+
+def sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def provenance(inputs: list[str | Path] = (), **extra) -> dict:
+    """A JSON-friendly record of inputs (path, size, sha256), versions, time and command."""
+    files = []
+    for p in inputs:
+        p = Path(p)
+        if p.is_file():
+            files.append({"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": sha256(p)})
+    return {
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+        "inputs": files,
+        "versions": versions(),
+        "platform": platform.platform(),
+        **extra,
+    }

@@ -1,0 +1,1 @@
+"""Validation studies: the paper's phantom study and its extensions."""
