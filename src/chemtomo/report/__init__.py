@@ -1,0 +1,1 @@
+"""Figures and reports a person reads. Nothing here computes a result."""
