@@ -15,6 +15,7 @@ COMMANDS = (
     "demo",
     "simulate",
     "reconstruct",
+    "factors",
 )
 
 

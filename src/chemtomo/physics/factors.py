@@ -49,6 +49,10 @@ class LineFactors:
         Line energy (keV); NaN where unknown.
     sources : dict
         ``ingredient -> "model (data source)"``.
+    solid_angle_sr : float or None
+        EDS collection solid angle (sr) the partial cross-section refers to,
+        when known; :meth:`partial_cross_section_barn` and :meth:`as_dict`
+        use it when not given one.
     """
 
     line: str
@@ -62,6 +66,7 @@ class LineFactors:
     beam_kev: float
     energy_kev: float = float("nan")
     sources: Mapping[str, str] = field(default_factory=dict)
+    solid_angle_sr: float | None = None
 
     @property
     def f_barn_mol_per_g(self) -> float:
@@ -79,17 +84,37 @@ class LineFactors:
         """HAADF factor z_A = sigma_ela / M (barn mol/g), eq 14."""
         return self.sigma_elastic_barn / self.atomic_weight
 
-    def partial_cross_section_barn(self, solid_angle_sr: float) -> float:
-        """sigma_par = f_A (Omega / 4 pi) M_A (barn)."""
+    def partial_cross_section_barn(self, solid_angle_sr: float | None = None) -> float:
+        """sigma_par = f_A (Omega / 4 pi) M_A (barn), section 2.1 of the paper.
+
+        Parameters
+        ----------
+        solid_angle_sr : float, optional
+            Detector solid angle Omega (sr); default: this line's
+            :attr:`solid_angle_sr`.
+        """
+        if solid_angle_sr is None:
+            solid_angle_sr = self.solid_angle_sr
+        if solid_angle_sr is None:
+            raise ValueError(
+                f"{self.line}: the partial cross-section needs a solid angle (sr); give solid_angle_sr"
+            )
+        if not 0 < solid_angle_sr <= 4 * np.pi:
+            raise ValueError(f"solid_angle_sr must be in (0, 4 pi], got {solid_angle_sr!r}")
         return self.f_barn_mol_per_g * solid_angle_sr / (4 * np.pi) * self.atomic_weight
 
     def as_dict(self, solid_angle_sr: float | None = None) -> dict:
+        """Every ingredient and factor, JSON-ready (NaN energies become None)."""
         d = asdict(self)
         d["sources"] = dict(self.sources)
+        if d["energy_kev"] != d["energy_kev"]:
+            d["energy_kev"] = None
         d["f_barn_mol_per_g"] = self.f_barn_mol_per_g
         d["z_barn_mol_per_g"] = self.z_barn_mol_per_g
-        if solid_angle_sr is not None:
-            d["partial_cross_section_barn"] = self.partial_cross_section_barn(solid_angle_sr)
+        omega = self.solid_angle_sr if solid_angle_sr is None else solid_angle_sr
+        if omega is not None:
+            d["solid_angle_sr"] = float(omega)
+            d["partial_cross_section_barn"] = self.partial_cross_section_barn(omega)
         return d
 
 
@@ -144,7 +169,7 @@ class Factors(Mapping[str, LineFactors]):
         return np.array([self[x].atomic_weight for x in lines])
 
     def response_ratios(
-        self, *, haadf_dose: float, eds_dose: float, solid_angle_sr: float,
+        self, *, haadf_dose: float, eds_dose: float, solid_angle_sr: float | None = None,
         lines: Iterable[str] | None = None,
     ) -> np.ndarray:
         """Theoretical response ratios r_A = D_e^H N_A z_A / (n f_A), eq 16.
@@ -156,11 +181,16 @@ class Factors(Mapping[str, LineFactors]):
         ----------
         haadf_dose, eds_dose : float
             Electrons per beam position for the HAADF and the EDS acquisitions.
-        solid_angle_sr : float
-            EDS detector solid angle (sr).
+        solid_angle_sr : float, optional
+            EDS detector solid angle (sr); default: each line's own.
         """
         lines = self.lines if lines is None else list(lines)
-        return haadf_dose * self.z(lines) / (eds_dose * solid_angle_sr / (4 * np.pi) * self.f(lines))
+        omega = np.array([
+            solid_angle_sr if solid_angle_sr is not None else self[x].solid_angle_sr for x in lines
+        ], dtype=float)
+        if np.any(~np.isfinite(omega)) or np.any(omega <= 0) or np.any(omega > 4 * np.pi):
+            raise ValueError(f"response ratios need a solid angle in (0, 4 pi] sr; got {omega.tolist()}")
+        return haadf_dose * self.z(lines) / (eds_dose * omega / (4 * np.pi) * self.f(lines))
 
     def as_dict(self, solid_angle_sr: float | None = None) -> dict:
         return {k: v.as_dict(solid_angle_sr) for k, v in self._lines.items()}
