@@ -2,7 +2,7 @@
 
 Atomic weights are the NIST "Atomic Weights and Isotopic Compositions" values
 (Coursey et al. 2015) as packaged by pyxray; elements without a standard atomic
-weight (Tc, Pm, Po and Z >= 85) fall back to EADL's value (Perkins et al. 1991),
+weight (Tc, Pm, Po-Ac, Np-Es) fall back to EADL's value (Perkins et al. 1991),
 the mass number of a long-lived isotope, and say so in their source.
 """
 

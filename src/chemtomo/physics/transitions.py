@@ -51,6 +51,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from types import MappingProxyType
+from typing import Mapping
 
 import pyxray
 
@@ -154,20 +156,20 @@ def parse_line(line: str) -> tuple[str, LineDefinition]:
 
 
 @lru_cache(maxsize=None)
-def emission_probabilities(element: str | int) -> dict[tuple[str, str], float]:
+def emission_probabilities(element: str | int) -> Mapping[tuple[str, str], float]:
     """EADL radiative transition probabilities of ``element``.
 
     Returns
     -------
-    dict
-        ``(vacancy, donor) -> probability per vacancy`` (IUPAC subshells).
+    Mapping
+        ``(vacancy, donor) -> probability per vacancy`` (IUPAC subshells), read-only.
     """
     z = atomic_number(element)
     out: dict[tuple[str, str], float] = {}
     try:
         transitions = pyxray.element_xray_transitions(z, reference="perkins1991")
     except pyxray.NotFound:
-        return out
+        return MappingProxyType(out)
     for tr in transitions:
         try:
             p = pyxray.xray_transition_probability(z, tr, reference="perkins1991")
@@ -177,7 +179,7 @@ def emission_probabilities(element: str | int) -> dict[tuple[str, str], float]:
         donor = pyxray.atomic_subshell_notation(tr.source_subshell, "iupac")
         if p > 0:
             out[(vacancy, donor)] = float(p)
-    return out
+    return MappingProxyType(out)
 
 
 def fluorescence_yield(element: str | int, vacancy: str) -> float:
@@ -213,11 +215,11 @@ class LineInfo:
     element: str
     z: int
     definition: LineDefinition
-    transitions: dict[str, float]
+    transitions: Mapping[str, float]
     fluorescence_yield: float
     relative_intensity: float
     energy_kev: float
-    sources: dict[str, str] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def vacancy(self) -> str:
@@ -305,14 +307,14 @@ def line_info(line: str) -> LineInfo:
         element=element,
         z=z,
         definition=d,
-        transitions={f"{d.vacancy}-{s}": group[s] for s in donors},
+        transitions=MappingProxyType({f"{d.vacancy}-{s}": group[s] for s in donors}),
         fluorescence_yield=omega,
         relative_intensity=in_group / omega,
         energy_kev=energy,
-        sources={
+        sources=MappingProxyType({
             "fluorescence_yield": f"{EADL_SOURCE}: sum of the {d.vacancy} vacancy's radiative "
                                   "transition probabilities",
             "relative_intensity": f"{EADL_SOURCE}: ({group_text}) / all {d.vacancy} radiative",
             "energy": energy_source,
-        },
+        }),
     )
