@@ -142,7 +142,7 @@ def fig_esf(kept, metrics, out: Path) -> Path | None:
     c = th.curve
     ax.plot(c["thresholds"], c["volumes"], ".", ms=3, label="particle volume")
     if np.all(np.isfinite(c["fitted"])):
-        ax.plot(c["thresholds"], c["fitted"], "-", label="ESF fit (sum of erf edges)")
+        ax.plot(c["fitted"], c["volumes"], "-", label="ESF fit (erf steps)")
     ax.axvline(th.value, color="r", label=f"threshold {th.value:.3g} (stability {th.stability:.3f})")
     ax.set_xlabel("threshold on sum X_A / f_A")
     ax.set_ylabel("volume fraction above threshold")

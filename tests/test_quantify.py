@@ -1,0 +1,129 @@
+"""Quantification (eqs 12, 18), masks and metrics."""
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from chemtomo.metrics import mse, mse_scaled, scale_factor, ssim_structure
+from chemtomo.quantify import (
+    atomic_fractions, esf_threshold, otsu, particle_mask, quantify, total_signal, weight_fractions,
+)
+
+
+@pytest.fixture
+def maps(rng):
+    m = rng.random((3, 20, 20)) * 5
+    m[:, :4] = 0  # an empty region
+    return m
+
+
+def test_fractions_in_unit_interval_and_sum_to_one_inside(maps):
+    f = np.array([2.0, 1.5, 0.7])
+    mask = np.zeros((20, 20), bool)
+    mask[5:15, 5:15] = True
+    w = weight_fractions(maps, f, mask)
+    assert np.all((w >= 0) & (w <= 1))
+    np.testing.assert_allclose(w[:, mask].sum(axis=0), 1.0, rtol=1e-12)
+    assert np.all(w[:, ~mask] == 0)
+
+
+def test_fractions_follow_eq12(maps):
+    f = np.array([2.0, 1.5, 0.7])
+    w = weight_fractions(maps, f)
+    j = (10, 10)
+    expect = (maps[:, 10, 10] / f) / np.sum(maps[:, 10, 10] / f)
+    np.testing.assert_allclose(w[(slice(None),) + j], expect)
+
+
+@pytest.mark.parametrize("scale", [1e-6, 3.7, 1e8])
+def test_fractions_invariant_to_scaling_all_maps(maps, scale):
+    f = np.array([2.0, 1.5, 0.7])
+    np.testing.assert_allclose(weight_fractions(scale * maps, f), weight_fractions(maps, f), rtol=1e-10)
+    # and to the unit of the factors
+    np.testing.assert_allclose(weight_fractions(maps, f * scale), weight_fractions(maps, f), rtol=1e-10)
+
+
+def test_quantify_invariant_to_scaling_including_mask(rng):
+    disk = _blurred_disk(rng)
+    maps = np.stack([0.3 * disk, 0.7 * disk])
+    a = quantify(maps, [1.0, 2.0], [107.87, 196.97], ["Ag_La", "Au_Ma"], ["Ag", "Au"])
+    b = quantify(1e5 * maps, [1.0, 2.0], [107.87, 196.97], ["Ag_La", "Au_Ma"], ["Ag", "Au"])
+    np.testing.assert_array_equal(a.mask, b.mask)
+    np.testing.assert_allclose(a.weight, b.weight, rtol=1e-9)
+
+
+def test_atomic_fractions_of_a_known_alloy():
+    """50 wt% Ag / 50 wt% Au is 64.6 at% Ag (M_Ag = 107.87, M_Au = 196.97)."""
+    w = np.array([[0.5], [0.5]])
+    a = atomic_fractions(w, [107.8682, 196.96657])
+    assert a[0, 0] == pytest.approx((0.5 / 107.8682) / (0.5 / 107.8682 + 0.5 / 196.96657))
+    assert a[0, 0] == pytest.approx(0.6462, abs=1e-4)
+
+
+def test_bad_factors_rejected(maps):
+    with pytest.raises(ValueError, match="one factor per line"):
+        weight_fractions(maps, [1.0, 2.0])
+    with pytest.raises(ValueError, match="positive"):
+        weight_fractions(maps, [1.0, 0.0, 2.0])
+
+
+def _blurred_disk(rng, n=96, radius=30, level=10.0, noise=0.3, sigma=1.5):
+    y, x = np.mgrid[:n, :n] - (n - 1) / 2
+    disk = (x**2 + y**2 <= radius**2) * level
+    return np.clip(gaussian_filter(disk, sigma) + rng.normal(0, noise, (n, n)), 0, None)
+
+
+def test_esf_threshold_recovers_disk_area(rng):
+    """A blurred, noisy disk: the ESF mask area is within 3% of the true disk area."""
+    img = _blurred_disk(rng)
+    th = esf_threshold(img)
+    area = np.count_nonzero(img > th.value)
+    assert area == pytest.approx(np.pi * 30**2, rel=0.03)
+    assert 0 < th.value < 10
+    assert th.stability < 0.05  # a clear plateau
+
+
+def test_esf_on_a_core_shell_total_picks_the_outer_boundary(rng):
+    """Two phases (levels 6 and 10): the threshold lies below the shell level, so the mask is the particle."""
+    n = 96
+    y, x = np.mgrid[:n, :n] - (n - 1) / 2
+    img = np.where(x**2 + y**2 <= 35**2, 6.0, 0.0)
+    img[x**2 + y**2 <= 15**2] = 10.0
+    img = np.clip(gaussian_filter(img, 1.5) + rng.normal(0, 0.3, (n, n)), 0, None)
+    mask, th = particle_mask(img)
+    assert mask.sum() == pytest.approx(np.pi * 35**2, rel=0.03)
+    assert th.value < 6
+
+
+def test_otsu_and_given_threshold(rng):
+    img = _blurred_disk(rng)
+    assert 2 < otsu(img).value < 8
+    mask, th = particle_mask(img, threshold=5.0)
+    assert th.method == "given" and np.array_equal(mask, img > 5.0)
+    with pytest.raises(ValueError, match="esf"):
+        particle_mask(img, method="nope")
+
+
+def test_total_signal_divides_by_factors():
+    maps = np.ones((2, 3, 3))
+    np.testing.assert_allclose(total_signal(maps, [2.0, 4.0]), 0.75)
+
+
+# ---- metrics
+
+def test_ssim_structure_is_pearson_correlation(rng):
+    x, y = rng.random(200), rng.random(200)
+    assert ssim_structure(x, y) == pytest.approx(np.corrcoef(x, y)[0, 1], rel=1e-12)
+    assert ssim_structure(x, 3 * x + 2) == pytest.approx(1.0)
+    assert ssim_structure(x, -x) == pytest.approx(-1.0)
+
+
+def test_scaled_mse_removes_the_scale(rng):
+    ref = rng.random(100)
+    assert mse_scaled(7.5 * ref, ref) == pytest.approx(0.0, abs=1e-20)
+    assert scale_factor(2 * ref, ref) == pytest.approx(0.5)
+    x = ref + rng.normal(0, 0.1, 100)
+    assert mse_scaled(x, ref) <= mse(x, ref)
+    mask = np.zeros(100, bool)
+    mask[:10] = True
+    assert mse(x, ref, mask) == pytest.approx(np.mean((x[:10] - ref[:10]) ** 2))
