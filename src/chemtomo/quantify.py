@@ -134,7 +134,7 @@ def _stability(total, t) -> float:
     return (_volume(total, 0.9 * t) - _volume(total, 1.1 * t)) / v if v > 0 else float("inf")
 
 
-def esf_threshold(total, n_samples: int = 1024, max_edges: int = 3, max_voxels: int = 4_000_000,
+def esf_threshold(total, n_samples: int = 256, max_edges: int = 3, max_voxels: int = 4_000_000,
                   seed: int = 0) -> Threshold:
     """Threshold by the edge-spread-function (ESF) method.
 
