@@ -27,6 +27,11 @@ def add_parser(sub):
     p.add_argument("--beam-kev", type=float, help="beam energy (keV), if not in the files' metadata")
     p.add_argument("--efficiency", type=float, default=0.96, help="flat detector efficiency (default 0.96)")
     p.add_argument("--chunk-slices", type=int, help="slices per batched solve (bounds memory)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="where chunks run: a Dask scheduler address (tcp://host:8786) or scheduler file, 'local[:N]' "
+                        "for a LocalCluster of N workers; default $CHEMTOMO_SCHEDULER, else in this process")
+    p.add_argument("--store", metavar="PATH", help="write maps chunk by chunk to this Zarr store (resumable)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --store, skipping verified chunks")
     p.add_argument("--out", required=True, help="result file (.h5) or folder (writes result.h5 inside)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -81,6 +86,7 @@ def run(args) -> int:
         series, factors, method=method, n_iter=args.iterations, alpha=args.alpha,
         filter_sigma=args.filter_sigma, mask_method=args.mask, threshold=args.threshold,
         chunk_slices=args.chunk_slices, progress=not args.quiet,
+        scheduler=args.scheduler, store=args.store, resume=args.resume,
     )
     inputs = list(eds.values()) + ([args.haadf] if args.haadf else [])
     path = write_result(out_path(args.out), result, provenance(inputs, factors_spec=args.factors))

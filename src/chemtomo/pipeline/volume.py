@@ -3,24 +3,31 @@
 Slices along the tilt axis are independent problems sharing one projector, so
 a chunk of slices is one batched solve (all its slices and lines as columns).
 The response ratios are estimated once from the whole series; the particle
-mask is chosen once on the whole volume.
+mask is chosen once on the whole volume. The chunks run in this process or on
+a Dask cluster (:mod:`.distributed`) and can be written to a resumable Zarr
+store as they complete (:mod:`.store`).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..geometry import TiltGeometry, columns_to_volume, sinogram_to_columns
+from ..geometry import TiltGeometry, sinogram_to_columns
 from ..physics import Factors
 from ..preprocess import gaussian_filter_stack
-from ..projector import make_operator
 from ..quantify import Composition, quantify
 from ..reconstruct import NEEDS_HAADF, ChannelData, ResponseRatios, estimate_response_ratios, get_method
 from ..reconstruct.hebt import check_alpha
 from ..reconstruct.sirt import check_iterations
 from ..tiltseries import TiltSeries
+from .distributed import ChunkSpec, Runner, plan_chunk_slices
+from .store import Fingerprint, StoreArray, VolumeStore, array_sha256, quantify_store
+
+log = logging.getLogger("chemtomo.pipeline")
 
 
 @dataclass
@@ -31,7 +38,9 @@ class VolumeResult:
     ----------
     lines, elements : list of str
     maps : ndarray, (k, n_slices, n_grid, n_grid)
-        Reconstructed maps (slices, z, x) per line, in the method's units.
+        Reconstructed maps (slices, z, x) per line, in the method's units. A
+        run with a store returns :class:`~chemtomo.pipeline.store.StoreArray`
+        views here and in ``composition`` (they load on indexing).
     factor : {"f", "z"}
         The factor the maps are quantified by.
     composition : Composition
@@ -91,6 +100,10 @@ def reconstruct_series(
     chunk_slices: int | None = None,
     progress: bool = False,
     method_options: dict | None = None,
+    store: str | os.PathLike | None = None,
+    scheduler=None,
+    resume: bool = False,
+    memory_budget_gb: float | None = None,
 ) -> VolumeResult:
     """EDS-only or bimodal reconstruction of every slice, then quantification.
 
@@ -113,13 +126,37 @@ def reconstruct_series(
     backend : str
         Operator backend (see :func:`chemtomo.projector.make_operator`).
     chunk_slices : int, optional
-        Slices per batched solve (bounds memory); default all at once.
+        Slices per batched solve. Default: sized from the memory budget (all
+        slices at once when they fit and the run is in process without a store).
     progress : bool
-        Show a progress bar over chunks.
+        Show a progress bar over slices, advanced per chunk.
     method_options : dict, optional
         Extra keyword arguments for the method.
+    store : path-like, optional
+        A Zarr store (folder) to write the maps into chunk by chunk, and the
+        mask and fractions after them; the returned maps and fractions then
+        read from it (:class:`~chemtomo.pipeline.store.StoreArray`). See
+        :mod:`chemtomo.pipeline.store`.
+    scheduler : str or distributed.Client, optional
+        Where chunks run: in process (default), ``"local[:N]"`` for a
+        LocalCluster, or a Dask scheduler address; None reads
+        ``CHEMTOMO_SCHEDULER``. See :mod:`chemtomo.pipeline.distributed`.
+    resume : bool
+        Continue the run in ``store``: verified chunks are kept, the rest
+        computed. A store of other inputs or parameters is refused.
+    memory_budget_gb : float, optional
+        Memory (GiB) the chunks may use on this machine (default: half of what
+        is available). Sizes the chunks; on a LocalCluster it is shared by the
+        workers and enforced as their memory limit.
+
+    Notes
+    -----
+    The response ratios are estimated from the whole (filtered) series before
+    the chunks and the particle mask is chosen on the whole volume after them,
+    so the chunking changes nothing in the result: every slice is the same
+    bits whichever chunk, process or machine reconstructed it.
     """
-    fn = get_method(method)
+    get_method(method)  # an unknown name fails here, before any work
     n_iter = check_iterations(n_iter)
     alpha = check_alpha(alpha)
     lines = series.lines
@@ -131,6 +168,12 @@ def reconstruct_series(
     needs_haadf = method in NEEDS_HAADF
     if needs_haadf and series.haadf is None:
         raise ValueError(f"method {method!r} needs HAADF images; this series has none (use eds_sirt)")
+    if chunk_slices is not None and (isinstance(chunk_slices, bool) or int(chunk_slices) < 1):
+        raise ValueError(f"chunk_slices must be a positive integer, got {chunk_slices!r}")
+    if memory_budget_gb is not None and not (np.isfinite(memory_budget_gb) and memory_budget_gb > 0):
+        raise ValueError(f"memory_budget_gb must be a positive number, got {memory_budget_gb!r}")
+    if resume and store is None:
+        raise ValueError("resume=True needs a store to resume from (store=PATH, --store)")
     prepared = prepare_series(series, filter_sigma, filter_axes)
     rr = theory = None
     if needs_haadf:
@@ -140,35 +183,115 @@ def reconstruct_series(
             theory = factors.response_ratios(haadf_dose=md["haadf_dose"], eds_dose=md["eds_dose"],
                                              solid_angle_sr=md["solid_angle_sr"], lines=lines)
     geom = series.geometry()
-    W = make_operator(geom, backend)
-    k = len(lines)
-    maps = np.zeros((k, series.n_slices, geom.n_grid, geom.n_grid), np.float32)
-    chunks = slice_chunks(series.n_slices, chunk_slices)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=series.n_slices, desc=f"{method} ({n_iter} it)", unit="slice")
+    k, n_slices = len(lines), series.n_slices
     opts = dict(method_options or {})
-    factor_kind = "f"
-    for a, b in chunks:
-        data = series_to_channel_data(prepared, lines, a, b, None if rr is None else rr.r)
-        res = fn(W, data, n_iter=n_iter, alpha=alpha, **opts)
-        factor_kind = res.factor
-        for i in range(k):
-            maps[i, a:b] = columns_to_volume(res.maps[i], geom.n_grid)
-        if bar is not None:
-            bar.update(b - a)
-    if bar is not None:
-        bar.close()
-    q = factors.f(lines) if factor_kind == "f" else factors.z(lines)
-    elements = [factors[ln].element for ln in lines]
-    comp = quantify(maps, q, factors.atomic_weights(lines), lines, elements, mask_method, threshold)
+    spec = ChunkSpec(geom.key(), backend, method, n_iter, alpha, opts)
+    r = None if rr is None else rr.r
+
+    def make_data(a: int, b: int) -> ChannelData:
+        return series_to_channel_data(prepared, lines, a, b, r)
+
+    budget = None if memory_budget_gb is None else float(memory_budget_gb) * 2**30
+    bar = None
+    with Runner(scheduler, memory_budget_bytes=budget) as runner:
+        if chunk_slices:
+            chunk = int(chunk_slices)
+        else:
+            # in process without a store: as few chunks as memory allows (the old default: all at once);
+            # otherwise enough chunks to keep every slot busy and to lose little to a kill
+            min_chunks = 1 if (runner.kind == "inprocess" and store is None) else max(8, 4 * runner.slots)
+            chunk = plan_chunk_slices(geom, k, n_slices, method, runner.slot_bytes, backend, min_chunks)
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n_slices, desc=f"{method} ({n_iter} it)", unit="slice")
+        try:
+            if store is None:
+                maps = np.zeros((k, n_slices, geom.n_grid, geom.n_grid), np.float32)
+                kinds: list[str] = []
+
+                def keep(i, a, b, out):
+                    maps[:, a:b] = out.maps
+                    kinds.append(out.factor)
+                    _report(bar, i, a, b, out, n_chunks)
+
+                chunks = slice_chunks(n_slices, chunk)
+                n_chunks = len(chunks)
+                runner.run(spec, [(i, a, b) for i, (a, b) in enumerate(chunks)], make_data, keep)
+                factor_kind = kinds[-1] if kinds else "f"
+                q = factors.f(lines) if factor_kind == "f" else factors.z(lines)
+                elements = [factors[ln].element for ln in lines]
+                comp = quantify(maps, q, factors.atomic_weights(lines), lines, elements, mask_method, threshold)
+            else:
+                vs = VolumeStore.open(store, run_fingerprint(series, spec, lines, r), lines=lines,
+                                      n_slices=n_slices, n_grid=geom.n_grid, chunk_slices=chunk, resume=resume,
+                                      chunk_slices_given=bool(chunk_slices))
+                chunk = vs.chunk_slices
+                good, bad = vs.verify()
+                if bad:
+                    log.warning("store %s: chunk(s) %s do not match their checksums; recomputing them", store, bad)
+                    vs.forget(bad)
+                n_chunks = len(vs.chunks)
+                todo = [(i, a, b) for i, (a, b) in enumerate(vs.chunks) if i not in set(good)]
+                if good:
+                    log.info("store %s: resuming; %d of %d chunks verified, %d to do", store, len(good), n_chunks,
+                             len(todo))
+                if bar is not None:
+                    bar.update(sum(b - a for i, (a, b) in enumerate(vs.chunks) if i in set(good)))
+
+                def write(i, a, b, out):
+                    vs.write_chunk(i, out.maps, factor=out.factor, seconds=out.seconds, host=out.host, pid=out.pid)
+                    _report(bar, i, a, b, out, n_chunks)
+
+                runner.run(spec, todo, make_data, write)
+                records = vs.records()
+                if sorted(records) != list(range(n_chunks)):  # pragma: no cover - runner raises first
+                    raise RuntimeError(f"store {store}: chunks {sorted(set(range(n_chunks)) - set(records))} missing")
+                factor_kind = records[n_chunks - 1].factor or "f"
+                q = factors.f(lines) if factor_kind == "f" else factors.z(lines)
+                elements = [factors[ln].element for ln in lines]
+                th = quantify_store(vs, q, factors.atomic_weights(lines), elements, mask_method, threshold)
+                g = vs.group
+                comp = Composition(list(lines), elements, StoreArray(g["fractions/weight"], np.float64),
+                                   StoreArray(g["fractions/atomic"], np.float64), StoreArray(g["mask"], bool), th)
+                maps = StoreArray(vs.maps)
+            where = runner.describe()
+        finally:
+            if bar is not None:
+                bar.close()
     params = {
         "method": method, "n_iter": n_iter, "alpha": alpha if needs_haadf else None,
         "filter_sigma": filter_sigma, "filter_axes": filter_axes, "mask_method": mask_method,
-        "threshold": comp.threshold.as_dict(), "backend": backend, "chunk_slices": chunk_slices,
+        "threshold": comp.threshold.as_dict(), "backend": backend, "chunk_slices": chunk,
         "lines": lines, "factor": factor_kind, "geometry": geom.key(),
-        "factors": factors.subset(lines).as_dict(), **opts,
+        "factors": factors.subset(lines).as_dict(), "scheduler": where, **opts,
     }
+    if store is not None:
+        params["store"] = str(store)
+        vs.mark_complete({"parameters": params, "elements": elements,
+                          "response_ratios": None if rr is None else rr.as_dict()})
     return VolumeResult(lines, elements, maps, factor_kind, comp, rr, theory, geom, params)
+
+
+def _report(bar, i: int, a: int, b: int, out, n_chunks: int) -> None:
+    log.info("chunk %d/%d (slices %d:%d) done in %.2f s on %s pid %d", i + 1, n_chunks, a, b, out.seconds,
+             out.host, out.pid)
+    if bar is not None:
+        bar.update(b - a)
+        bar.set_postfix_str(f"chunk {i + 1}/{n_chunks} {out.seconds:.1f} s")
+
+
+def run_fingerprint(series: TiltSeries, spec: ChunkSpec, lines: list[str], r) -> Fingerprint:
+    """What a volume's maps are a function of: the raw input arrays and the parameters of the solve."""
+    from .. import __version__
+
+    params = {
+        "chemtomo": __version__, "method": spec.method, "n_iter": spec.n_iter,
+        "alpha": spec.alpha if spec.method in NEEDS_HAADF else None,
+        "backend": spec.backend, "geometry": spec.geometry, "lines": list(lines),
+        "method_options": spec.options, "response_ratios": None if r is None else [float(v) for v in r],
+    }
+    inputs = {f"eds {ln}": array_sha256(series.eds[ln]) for ln in lines}
+    if series.haadf is not None and spec.method in NEEDS_HAADF:
+        inputs["haadf"] = array_sha256(series.haadf)
+    return Fingerprint(params, inputs)

@@ -1,0 +1,443 @@
+"""Run the slice chunks of a volume in this process or on a Dask cluster.
+
+Slices along the tilt axis are independent problems sharing one projector, so a
+volume is cut into chunks of slices, each one batched solve
+(:func:`reconstruct_chunk`). What is global stays with the driving process:
+the filtered series and the response ratios before the chunks, the particle
+mask after them. A :class:`Runner` decides where the chunks run:
+
+- in this process (the default): a loop over chunks, no Dask needed. The
+  batched operator already uses every core of the machine, so a cluster on one
+  machine only adds start-up and copying (measured in ``bench/dask_scaling.py``);
+- ``"local"`` or ``"local:N"``: a ``dask.distributed.LocalCluster`` of N
+  single-threaded worker processes (default one per core);
+- any other string: the address of an existing scheduler (``tcp://host:8786``)
+  or the path of its scheduler file (``scheduler.json``); or a
+  ``distributed.Client``.
+
+With no ``scheduler`` given, the environment variable ``CHEMTOMO_SCHEDULER`` is
+read. Workers need only chemtomo installed: each task carries its chunk of the
+series (float32 sinograms) and returns its maps; the projector is rebuilt once
+per worker process from the geometry. The driving process keeps at most
+``2 x slots`` chunks in flight, so its memory and the cluster's stay bounded.
+
+Memory: :func:`chunk_bytes` states the peak working set of one chunk solve
+(measured by ``tests/pipeline/test_distributed.py`` against ``tracemalloc``);
+:func:`plan_chunk_slices` sizes chunks so that a slot's budget covers the
+projector plus one chunk. On a LocalCluster the same budget is each worker's
+``memory_limit``, which Dask enforces (pause at 80 %, restart at 95 %).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ..geometry import TiltGeometry, columns_to_volume
+from ..reconstruct import ChannelData, get_method
+
+log = logging.getLogger("chemtomo.pipeline")
+
+SCHEDULER_ENV = "CHEMTOMO_SCHEDULER"
+IN_PROCESS = ("inprocess", "in-process", "none", "sync")
+
+# -- one chunk --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChunkSpec:
+    """What every chunk of a run shares (small: shipped with every task).
+
+    Attributes
+    ----------
+    geometry : dict
+        :meth:`TiltGeometry.key` of one slice.
+    backend : str
+        Operator backend (:func:`chemtomo.projector.make_operator`).
+    method : str
+        A registered reconstruction method.
+    n_iter : int
+    alpha : float
+    options : dict
+        Extra keyword arguments of the method.
+    threads : int or None
+        Threads the operator may use in a task (None: its default). Set for
+        LocalCluster workers so that N single-threaded workers do not
+        oversubscribe the cores.
+    """
+
+    geometry: dict
+    backend: str
+    method: str
+    n_iter: int
+    alpha: float
+    options: dict = field(default_factory=dict)
+    threads: int | None = None
+
+    def with_threads(self, threads: int | None) -> "ChunkSpec":
+        return ChunkSpec(self.geometry, self.backend, self.method, self.n_iter, self.alpha, dict(self.options),
+                         threads)
+
+
+@dataclass
+class ChunkOutput:
+    """What a task returns: the maps of its slices and where and how long it ran."""
+
+    maps: np.ndarray  # (k, s, n_grid, n_grid) float32
+    factor: str
+    seconds: float
+    host: str
+    pid: int
+
+
+_OP_LOCK = threading.Lock()
+_OP_CACHE: dict[str, object] = {}
+
+
+def chunk_operator(geometry: dict, backend: str):
+    """The projector of ``geometry`` (a ``TiltGeometry.key()``), built once per process.
+
+    One entry is kept: a worker serves one run at a time, and a projector of a
+    large grid is the biggest object it holds.
+    """
+    from ..projector import make_operator
+
+    key = json.dumps([geometry, backend], sort_keys=True)
+    with _OP_LOCK:
+        op = _OP_CACHE.get(key)
+        if op is None:
+            _OP_CACHE.clear()
+            g = TiltGeometry(np.asarray(geometry["angles_deg"]), geometry["n_pixels"], geometry["pixel_nm"],
+                             geometry["n_grid"], geometry["grid_pixel_nm"])
+            op = _OP_CACHE[key] = make_operator(g, backend)
+        return op
+
+
+def release_operator() -> None:
+    """Drop this process's cached projector."""
+    with _OP_LOCK:
+        _OP_CACHE.clear()
+
+
+@contextlib.contextmanager
+def _thread_limit(threads: int | None):
+    """Limit numba's and the BLAS pools' threads inside the block (restored after)."""
+    if not threads:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    prev = None
+    try:
+        import numba
+
+        prev = numba.get_num_threads()
+        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    except ImportError:  # pragma: no cover - numba is a dependency
+        numba = None
+    try:
+        with threadpool_limits(int(threads)):
+            yield
+    finally:
+        if prev is not None:
+            numba.set_num_threads(prev)
+
+
+def reconstruct_chunk(spec: ChunkSpec, data: ChannelData) -> ChunkOutput:
+    """Reconstruct one chunk of slices: the task every worker runs.
+
+    The result depends only on ``spec`` and ``data``, never on which other
+    slices share the chunk or on where it runs: every column (slice, line) is
+    an independent problem with a fixed order of arithmetic.
+
+    Parameters
+    ----------
+    spec : ChunkSpec
+    data : ChannelData
+        The chunk's EDS (and HAADF) sinograms as operator columns, with the
+        run's response ratios.
+
+    Returns
+    -------
+    ChunkOutput
+        ``maps`` is ``(k, s, n_grid, n_grid)`` float32.
+    """
+    t0 = time.perf_counter()
+    W = chunk_operator(spec.geometry, spec.backend)
+    fn = get_method(spec.method)
+    with _thread_limit(spec.threads):
+        res = fn(W, data, n_iter=spec.n_iter, alpha=spec.alpha, **spec.options)
+    n = int(spec.geometry["n_grid"])
+    maps = np.stack([columns_to_volume(m, n) for m in res.maps]).astype(np.float32, copy=False)
+    return ChunkOutput(maps, res.factor, time.perf_counter() - t0, socket.gethostname(), os.getpid())
+
+
+# -- memory -----------------------------------------------------------------------------------
+
+# Peak bytes of one chunk solve per slice, as multiples of 4-byte values of
+# (k + 1) sinogram columns and k image columns (k lines). Measured with
+# tracemalloc for eds_sirt and hebt_sirt (tests/pipeline/test_distributed.py
+# checks the measurement stays under the estimate); methods not listed get the
+# regularized solvers' allowance.
+_PEAK_FACTORS = {"eds_sirt": (6.0, 5.0), "hebt_sirt": (6.0, 5.0)}
+_DEFAULT_FACTORS = (12.0, 12.0)
+WORKER_BASELINE_BYTES = 400 * 2**20  # python + numpy/scipy/numba/astra + distributed, per worker process
+_BUDGET_FILL = 0.7  # of a worker's memory_limit: below Dask's pause (80 %) and restart (95 %) thresholds
+
+
+def chunk_bytes(geom: TiltGeometry, n_lines: int, n_slices: int, method: str = "hebt_sirt") -> int:
+    """Peak memory (bytes) of one chunk solve, the projector excluded.
+
+    ``4 s (a (k + 1) n_rays + b k n_voxels)`` for ``s`` slices of ``k`` lines:
+    data, iterate and the operator's temporaries (``a``, ``b`` per method).
+    """
+    a, b = _PEAK_FACTORS.get(method, _DEFAULT_FACTORS)
+    k = int(n_lines)
+    return int(4 * int(n_slices) * (a * (k + 1) * geom.n_rays + b * k * geom.n_voxels)) + (1 << 20)
+
+
+def operator_bytes(geom: TiltGeometry, backend: str = "sparse") -> int:
+    """Memory (bytes) of the projector: W and its transpose in CSR float32.
+
+    A strip model meets about 3 pixels per grid column per ray, so
+    ``nnz ~ 3 n_rays n_grid``; each stored entry costs a value and an index.
+    The ASTRA backend holds no matrix.
+    """
+    if backend == "astra":
+        return 64 << 20
+    nnz = 3 * geom.n_rays * geom.n_grid
+    return int(2 * (8 * nnz + 4 * (geom.n_rays + geom.n_voxels)))
+
+
+def plan_chunk_slices(geom: TiltGeometry, n_lines: int, n_slices: int, method: str, budget_bytes: float,
+                      backend: str = "sparse", min_chunks: int = 1) -> int:
+    """Slices per chunk so that the projector plus one chunk fit ``budget_bytes``.
+
+    Parameters
+    ----------
+    geom : TiltGeometry
+    n_lines : int
+    n_slices : int
+        Slices of the volume.
+    method, backend : str
+    budget_bytes : float
+        Memory one slot (one task at a time) may use, the process baseline excluded.
+    min_chunks : int
+        At least this many chunks (load balance over slots, resume granularity).
+
+    Raises
+    ------
+    MemoryError
+        Not even one slice fits: the message names the memory one slice needs.
+    """
+    free = float(budget_bytes) - operator_bytes(geom, backend)
+    one = chunk_bytes(geom, n_lines, 1, method)
+    if free < one:
+        raise MemoryError(
+            f"one slice of {n_lines} lines on a {geom.n_grid}^2 grid needs {(one + operator_bytes(geom, backend)) / 2**30:.2f} "
+            f"GiB with the projector, more than the budget of {budget_bytes / 2**30:.2f} GiB: give more memory "
+            "per worker")
+    per_slice = chunk_bytes(geom, n_lines, 2, method) - one
+    fit = int(1 + (free - one) // max(per_slice, 1))
+    balanced = math.ceil(n_slices / max(1, int(min_chunks)))
+    return max(1, min(fit, balanced, n_slices))
+
+
+def default_memory_budget() -> int:
+    """Half of the memory available now (bytes): the default budget of a run on this machine."""
+    import psutil
+
+    return int(0.5 * psutil.virtual_memory().available)
+
+
+# -- where chunks run ---------------------------------------------------------------------------
+
+
+def resolve_scheduler(scheduler=None):
+    """``("inprocess", None)``, ``("local", n_workers or None)``, ``("address", str)`` or ``("client", Client)``.
+
+    ``scheduler`` None reads ``CHEMTOMO_SCHEDULER``; unset or empty means in process.
+    """
+    if scheduler is None:
+        scheduler = os.environ.get(SCHEDULER_ENV, "").strip() or None
+    if scheduler is None:
+        return ("inprocess", None)
+    if not isinstance(scheduler, str):
+        if type(scheduler).__name__ == "Client":
+            return ("client", scheduler)
+        raise ValueError(f"scheduler must be an address string or a distributed.Client, got {type(scheduler).__name__}")
+    s = scheduler.strip()
+    if s.lower() in IN_PROCESS:
+        return ("inprocess", None)
+    if s.lower() == "local" or s.lower().startswith("local:"):
+        n = s.split(":", 1)[1] if ":" in s else ""
+        if n and (not n.isdigit() or int(n) < 1):
+            raise ValueError(f"scheduler 'local:N' needs a positive number of workers, got {scheduler!r}")
+        return ("local", int(n) if n else None)
+    if not s:
+        raise ValueError("scheduler address is empty")
+    return ("address", s)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+class Runner:
+    """Where the chunks of a run execute; a context manager that starts and stops a cluster it owns.
+
+    Parameters
+    ----------
+    scheduler : str, distributed.Client or None
+        See :func:`resolve_scheduler`.
+    memory_budget_bytes : float, optional
+        Memory for the chunks of this run on this machine (in process or
+        LocalCluster; default :func:`default_memory_budget`). On an existing
+        cluster each worker's own ``memory_limit`` is the budget.
+
+    Attributes
+    ----------
+    kind : {"inprocess", "local", "address", "client"}
+    slots : int
+        Chunks that run at once (threads over all workers).
+    slot_bytes : float
+        Memory one running chunk may use (projector + solve).
+    threads : int or None
+        Threads a task's operator may use (LocalCluster: cores per worker).
+    """
+
+    def __init__(self, scheduler=None, *, memory_budget_bytes: float | None = None):
+        self.kind, self.target = resolve_scheduler(scheduler)
+        self.memory_budget_bytes = memory_budget_bytes
+        self.client = self.cluster = None
+        self.slots, self.slot_bytes, self.threads = 1, 0.0, None
+
+    def describe(self) -> str:
+        if self.kind == "inprocess":
+            return "in process"
+        if self.kind == "local":
+            return f"LocalCluster of {self.slots} workers"
+        addr = getattr(self.client, "scheduler", None)
+        return f"Dask cluster {getattr(addr, 'address', self.target)} ({self.slots} threads)"
+
+    def __enter__(self) -> "Runner":
+        budget = self.memory_budget_bytes
+        if self.kind == "inprocess":
+            self.slots = 1
+            self.slot_bytes = float(budget if budget else default_memory_budget())
+            return self
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:  # pragma: no cover - declared extra
+            raise ImportError("running on a Dask cluster needs dask.distributed: pip install 'chemtomo[dask]'") from exc
+        if self.kind == "local":
+            n = self.target or _cores()
+            total = float(budget if budget else default_memory_budget())
+            limit = total / n + WORKER_BASELINE_BYTES
+            self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                        memory_limit=int(limit), dashboard_address=":0")
+            self.client = Client(self.cluster)
+            self.slots, self.threads = n, max(1, _cores() // n)
+            self.slot_bytes = total / n
+        elif self.kind == "address":
+            if self.target.endswith(".json") and os.path.isfile(self.target):
+                self.client = Client(scheduler_file=self.target)
+            else:
+                self.client = Client(self.target)
+        else:
+            self.client = self.target
+        if self.kind in ("address", "client"):
+            workers = self.client.scheduler_info(n_workers=-1)["workers"].values()
+            if not workers:
+                raise RuntimeError(f"the Dask cluster at {self.target} has no workers")
+            self.slots = sum(int(w["nthreads"]) for w in workers)
+            per = [float(w.get("memory_limit") or 0) / max(1, int(w["nthreads"])) for w in workers]
+            limit = min(per) if all(p > 0 for p in per) else float(budget or 4 * 2**30)
+            self.slot_bytes = _BUDGET_FILL * limit - WORKER_BASELINE_BYTES
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.kind == "inprocess":
+            release_operator()  # as before the runner: a run does not keep its projector alive
+        if self.kind in ("local", "address"):
+            if self.client is not None:
+                self.client.close()
+            if self.cluster is not None:
+                self.cluster.close()
+        self.client = self.cluster = None
+
+    def run(self, spec: ChunkSpec, tasks: Iterable[tuple[int, int, int]],
+            make_data: Callable[[int, int], ChannelData],
+            on_done: Callable[[int, int, int, ChunkOutput], None]) -> None:
+        """Reconstruct every ``(index, start, stop)`` of ``tasks``; ``on_done`` gets each result as it completes.
+
+        ``make_data(start, stop)`` builds a chunk's input in this process, only
+        when it is about to be sent. ``on_done`` runs in this process (it is the
+        store's one writer).
+        """
+        tasks = list(tasks)
+        if self.kind == "inprocess":
+            for i, a, b in tasks:
+                on_done(i, a, b, reconstruct_chunk(spec, make_data(a, b)))
+            return
+        self._run_dask(spec.with_threads(self.threads), tasks, make_data, on_done)
+
+    def _run_dask(self, spec, tasks, make_data, on_done, max_retries: int = 2) -> None:
+        from distributed import as_completed
+        from distributed.client import FutureCancelledError
+        from distributed.scheduler import KilledWorker
+
+        client = self.client
+        tag = uuid.uuid4().hex[:8]
+        queue = list(tasks)
+        window = 2 * max(1, self.slots)
+        inflight: dict = {}
+        retries: dict[int, int] = {}
+        ac = as_completed()
+
+        def submit(task):
+            i, a, b = task
+            data = client.scatter(make_data(a, b), hash=False)
+            fut = client.submit(reconstruct_chunk, spec, data, key=f"chemtomo-chunk-{i}-{tag}-{retries.get(i, 0)}",
+                                pure=False)
+            inflight[fut.key] = (task, data)
+            ac.add(fut)
+
+        while queue and len(inflight) < window:
+            submit(queue.pop(0))
+        try:
+            for fut in ac:
+                task, data = inflight.pop(fut.key)
+                try:
+                    out = fut.result()
+                except (KilledWorker, FutureCancelledError) as exc:  # a worker died: its scattered input with it
+                    i = task[0]
+                    retries[i] = retries.get(i, 0) + 1
+                    if retries[i] > max_retries:
+                        raise
+                    log.warning("chunk %d lost (%s); resubmitting (%d/%d)", i, type(exc).__name__, retries[i],
+                                max_retries)
+                    queue.insert(0, task)
+                else:
+                    on_done(*task, out)
+                del fut, data  # drop the last references: the cluster frees the chunk's input and output
+                while queue and len(inflight) < window:
+                    submit(queue.pop(0))
+        finally:
+            for f in list(ac.futures):
+                f.cancel()
+            inflight.clear()

@@ -1,0 +1,519 @@
+"""A chunked, resumable Zarr store for a volume reconstruction.
+
+One run of :func:`chemtomo.pipeline.reconstruct_series` with ``store=PATH``
+writes its maps here chunk by chunk, as the chunks complete; a run that dies
+(even by SIGKILL) and is started again with the same inputs and parameters
+finds the chunks already written, verifies them against their checksums, and
+reconstructs only the rest.
+
+Layout (a Zarr v3 group; arrays are ``(slices, z, x)`` per line as in the HDF5
+result of :mod:`chemtomo.io.result`)::
+
+    maps               float32 (k, n_slices, n_grid, n_grid); one Zarr chunk
+                       per line and slice chunk: (1, chunk_slices, n_grid, n_grid)
+    fractions/weight   float32 (k, ...)   written by the quantification pass
+    fractions/atomic   float32 (k, ...)
+    mask               uint8 (n_slices, n_grid, n_grid)
+    attrs["chemtomo"]         format, format_version, fingerprint (digest,
+                              parameters, inputs), layout (lines, n_slices,
+                              n_grid, chunk_slices), created
+    attrs["chemtomo_chunks"]  chunk index -> {slices, sha256, seconds, host, pid, written}
+    attrs["chemtomo_result"]  status and, once complete, the threshold,
+                              response ratios and parameters of the run
+
+Why it survives a kill: Zarr's local store writes every file to a temporary
+name and renames it, so a file is either old or new, never half; a chunk's
+record (with the SHA-256 of its float32 bytes) is written only after all of
+its data, so a chunk without a record is simply recomputed, and a chunk whose
+bytes no longer match its record (a damaged disk, a hand edit) is reported and
+recomputed. The fingerprint (SHA-256 of the parameters that change the maps
+and of every input array) is fixed when the store is created: a run with other
+inputs or parameters is refused with the list of what differs, instead of
+mixing chunks of two reconstructions.
+
+The store has one writer, the process that drives the run (the client of a
+Dask cluster); workers only compute and return arrays, so they need neither
+the store nor a shared file system.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import inspect
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+STORE_FORMAT = "chemtomo-volume-store"
+STORE_FORMAT_VERSION = "1"
+_META, _CHUNKS, _RESULT = "chemtomo", "chemtomo_chunks", "chemtomo_result"
+
+
+def _zarr():
+    try:
+        import zarr
+    except ImportError as exc:  # pragma: no cover - declared extra
+        raise ImportError("the chunked store needs Zarr: pip install 'chemtomo[dask]'") from exc
+    return zarr
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _canonical(obj) -> str:
+    """JSON with sorted keys and numpy scalars/arrays as plain numbers (for hashing)."""
+
+    def default(o):
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        if isinstance(o, (np.floating, np.integer, np.bool_)):
+            return o.item()
+        raise TypeError(f"cannot fingerprint a {type(o).__name__}: {o!r}")
+
+    return json.dumps(obj, sort_keys=True, default=default, separators=(",", ":"))
+
+
+def array_sha256(a: np.ndarray) -> str:
+    """SHA-256 of an array's dtype, shape and C-order bytes."""
+    a = np.asarray(a)
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    if a.ndim == 0:
+        h.update(np.ascontiguousarray(a).tobytes())
+    else:
+        for block in a:  # one leading-axis block at a time: no full-size copy of a strided array
+            h.update(memoryview(np.ascontiguousarray(block)).cast("B"))
+    return h.hexdigest()
+
+
+class StoreExistsError(ValueError):
+    """The store path exists and resuming was not asked for."""
+
+
+class StoreMismatchError(ValueError):
+    """The store holds chunks of a reconstruction with other inputs or parameters."""
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a store's chunks are a function of.
+
+    Attributes
+    ----------
+    parameters : dict
+        Everything that changes the reconstructed maps (method, iterations,
+        alpha, filter, backend, geometry, lines, response ratios, versions).
+    inputs : dict
+        Name -> SHA-256 of each input array (EDS lines, HAADF).
+    """
+
+    parameters: dict
+    inputs: dict
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(_canonical({"parameters": self.parameters, "inputs": self.inputs}).encode()).hexdigest()
+
+    def as_dict(self) -> dict:
+        # round-trip through JSON so a stored fingerprint compares equal to a fresh one
+        return {"digest": self.digest, "parameters": json.loads(_canonical(self.parameters)),
+                "inputs": dict(self.inputs)}
+
+    def differences(self, stored: dict) -> list[str]:
+        """Human-readable differences from a stored fingerprint (``as_dict`` form)."""
+        out = []
+        new = json.loads(_canonical(self.parameters))
+        old = stored.get("parameters", {})
+        for key in sorted(set(old) | set(new)):
+            if old.get(key, "<absent>") != new.get(key, "<absent>"):
+                out.append(f"parameter {key}: {_short(old.get(key, '<absent>'))} -> {_short(new.get(key, '<absent>'))}")
+        old_in = stored.get("inputs", {})
+        for key in sorted(set(old_in) | set(self.inputs)):
+            if key not in old_in:
+                out.append(f"input {key}: not in the stored run")
+            elif key not in self.inputs:
+                out.append(f"input {key}: in the stored run but not given now")
+            elif old_in[key] != self.inputs[key]:
+                out.append(f"input {key}: data differ (sha256 {old_in[key][:12]}... -> {self.inputs[key][:12]}...)")
+        return out
+
+
+def _short(v, n: int = 60) -> str:
+    s = json.dumps(v) if not isinstance(v, str) else v
+    return s if len(s) <= n else s[: n - 3] + "..."
+
+
+def chunk_bounds(n_slices: int, chunk_slices: int) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` covering ``n_slices`` in chunks of ``chunk_slices``."""
+    if int(chunk_slices) < 1:
+        raise ValueError(f"chunk_slices must be >= 1, got {chunk_slices}")
+    c = int(chunk_slices)
+    return [(a, min(a + c, n_slices)) for a in range(0, n_slices, c)]
+
+
+@dataclass
+class ChunkRecord:
+    """The record of one completed chunk (kept in the store's attributes)."""
+
+    index: int
+    slices: tuple[int, int]
+    sha256: str
+    factor: str = ""
+    seconds: float = float("nan")
+    host: str = ""
+    pid: int = 0
+    written: str = ""
+
+    def as_dict(self) -> dict:
+        return {"slices": list(self.slices), "sha256": self.sha256, "factor": self.factor,
+                "seconds": float(self.seconds),
+                "host": self.host, "pid": int(self.pid), "written": self.written}
+
+    @classmethod
+    def from_dict(cls, index: int, d: dict) -> "ChunkRecord":
+        return cls(int(index), tuple(d["slices"]), d["sha256"], d.get("factor", ""),
+                   float(d.get("seconds", float("nan"))),
+                   d.get("host", ""), int(d.get("pid", 0)), d.get("written", ""))
+
+
+class StoreArray:
+    """A read-only view of a store array that loads on indexing (``np.asarray`` loads it all).
+
+    Stands in for an ndarray in :class:`~chemtomo.pipeline.VolumeResult` when the
+    maps live in a store: ``arr[i]``, ``arr[:, a:b]``, ``arr.astype(...)`` and
+    ``np.asarray(arr)`` read from disk, so a consumer that indexes one line or
+    one chunk at a time never holds the whole volume.
+    """
+
+    def __init__(self, array, dtype=None):
+        self._a = array
+        self.dtype = np.dtype(dtype) if dtype is not None else np.dtype(array.dtype)
+        self.shape = tuple(array.shape)
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        return np.asarray(self._a[key]).astype(self.dtype, copy=False)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[...]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def astype(self, dtype, copy: bool = True) -> np.ndarray:
+        return self[...].astype(dtype, copy=copy)
+
+    def __repr__(self) -> str:
+        return f"StoreArray(shape={self.shape}, dtype={self.dtype}, store={self._a.store_path})"
+
+
+@dataclass
+class VolumeStore:
+    """A chemtomo volume store (see the module docstring for the layout).
+
+    Create or reopen one with :meth:`open`; write chunks with
+    :meth:`write_chunk`; check them with :meth:`verify`.
+    """
+
+    path: Path
+    group: object  # zarr.Group
+    lines: list[str]
+    n_slices: int
+    n_grid: int
+    chunk_slices: int
+    fingerprint: dict = field(default_factory=dict)
+
+    # -- creation and reopening ------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path, fingerprint: Fingerprint, *, lines: list[str], n_slices: int, n_grid: int,
+             chunk_slices: int, resume: bool, chunk_slices_given: bool = False) -> "VolumeStore":
+        """Create the store at ``path``, or reopen it to resume.
+
+        Parameters
+        ----------
+        path : path-like
+            A folder (conventionally ``*.zarr``).
+        fingerprint : Fingerprint
+            Of this run's inputs and parameters.
+        lines : list of str
+        n_slices, n_grid : int
+        chunk_slices : int
+            Slices per chunk for a new store. A resumed store keeps its own.
+        resume : bool
+            Reopen an existing store of the same run (skipping its verified
+            chunks). Without it an existing path is an error. With it a missing
+            path is created.
+        chunk_slices_given : bool
+            ``chunk_slices`` was asked for explicitly: a resumed store with other
+            chunks is then an error instead of silently keeping its own.
+
+        Raises
+        ------
+        StoreExistsError
+            ``path`` exists and ``resume`` is False.
+        StoreMismatchError
+            The store at ``path`` was written for other inputs or parameters.
+        """
+        zarr = _zarr()
+        path = Path(path)
+        if path.exists():
+            if not resume:
+                raise StoreExistsError(
+                    f"the store {path} already exists: resume it (--resume, resume=True) or choose a new path")
+            store = cls._reopen(path)
+            stored_fp = store.fingerprint
+            if stored_fp.get("digest") != fingerprint.digest:
+                diffs = fingerprint.differences(stored_fp) or ["(fingerprint format changed)"]
+                raise StoreMismatchError(
+                    f"the store {path} holds a reconstruction with other inputs or parameters, so its "
+                    "chunks cannot be reused:\n  " + "\n  ".join(diffs)
+                    + f"\nremove {path} or choose another store path to start a new reconstruction")
+            layout = (store.lines, store.n_slices, store.n_grid)
+            if layout != (list(lines), int(n_slices), int(n_grid)):  # implied by the fingerprint; belt and braces
+                raise StoreMismatchError(f"the store {path} has layout {layout}, this run needs "
+                                         f"{(list(lines), n_slices, n_grid)}")
+            if chunk_slices_given and int(chunk_slices) != store.chunk_slices:
+                raise StoreMismatchError(
+                    f"the store {path} was written in chunks of {store.chunk_slices} slices, not "
+                    f"{chunk_slices}: resume with chunk_slices={store.chunk_slices} (or none), or start a new store")
+            store._set_status("reconstructing")
+            return store
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        group = zarr.open_group(str(tmp), mode="w")
+        k, c = len(lines), int(chunk_slices)
+        group.create_array("maps", shape=(k, n_slices, n_grid, n_grid), chunks=(1, c, n_grid, n_grid),
+                           dtype="float32", fill_value=0.0)
+        meta = {
+            "format": STORE_FORMAT, "format_version": STORE_FORMAT_VERSION, "created": _now(),
+            "fingerprint": fingerprint.as_dict(),
+            "layout": {"lines": list(lines), "n_slices": int(n_slices), "n_grid": int(n_grid), "chunk_slices": c,
+                       "axes": "line,slices,z,x"},
+        }
+        group.attrs.update({_META: meta, _CHUNKS: {}, _RESULT: {"status": "reconstructing"}})
+        os.replace(tmp, path)  # a store appears whole, with its fingerprint, or not at all
+        return cls._reopen(path)
+
+    @classmethod
+    def _reopen(cls, path: Path) -> "VolumeStore":
+        zarr = _zarr()
+        try:
+            group = zarr.open_group(str(path), mode="r+")
+            meta = dict(group.attrs).get(_META)
+        except Exception as exc:  # noqa: BLE001 - any failure to read means: not our store
+            raise ValueError(f"{path} is not a readable chemtomo volume store ({exc})") from exc
+        if not meta or meta.get("format") != STORE_FORMAT:
+            raise ValueError(f"{path} exists but is not a chemtomo volume store (no format={STORE_FORMAT!r})")
+        if meta.get("format_version") != STORE_FORMAT_VERSION:
+            raise StoreMismatchError(f"{path} has store format version {meta.get('format_version')}, this "
+                                     f"chemtomo writes {STORE_FORMAT_VERSION}: start a new store")
+        lay = meta["layout"]
+        return cls(path, group, list(lay["lines"]), int(lay["n_slices"]), int(lay["n_grid"]),
+                   int(lay["chunk_slices"]), meta["fingerprint"])
+
+    @classmethod
+    def read(cls, path) -> "VolumeStore":
+        """Open an existing store (to read its results)."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no such store: {path}")
+        return cls._reopen(path)
+
+    # -- chunks ------------------------------------------------------------------------------
+
+    @property
+    def chunks(self) -> list[tuple[int, int]]:
+        return chunk_bounds(self.n_slices, self.chunk_slices)
+
+    @property
+    def maps(self):
+        return self.group["maps"]
+
+    def records(self) -> dict[int, ChunkRecord]:
+        """The chunks recorded as written (not yet verified)."""
+        raw = dict(self.group.attrs).get(_CHUNKS, {})
+        return {int(i): ChunkRecord.from_dict(int(i), d) for i, d in raw.items()}
+
+    def read_chunk(self, index: int) -> np.ndarray:
+        a, b = self.chunks[index]
+        return np.asarray(self.maps[:, a:b])
+
+    def verify(self) -> tuple[list[int], list[int]]:
+        """``(good, bad)``: recorded chunks whose bytes match their SHA-256, and those that do not."""
+        good, bad = [], []
+        chunks = self.chunks
+        for i, rec in sorted(self.records().items()):
+            if i >= len(chunks) or tuple(rec.slices) != chunks[i]:
+                bad.append(i)
+            elif array_sha256(self.read_chunk(i)) == rec.sha256:
+                good.append(i)
+            else:
+                bad.append(i)
+        return good, bad
+
+    def forget(self, indices) -> None:
+        """Drop the records of ``indices`` (their chunks will be recomputed)."""
+        raw = dict(dict(self.group.attrs).get(_CHUNKS, {}))
+        for i in indices:
+            raw.pop(str(int(i)), None)
+        self.group.attrs[_CHUNKS] = raw
+
+    def write_chunk(self, index: int, maps: np.ndarray, *, factor: str = "", seconds: float = float("nan"),
+                    host: str = "", pid: int = 0) -> ChunkRecord:
+        """Write chunk ``index``'s maps ``(k, s, n_grid, n_grid)`` float32, then its record.
+
+        ``factor`` is the factor the maps are quantified by (``"f"`` or ``"z"``).
+        """
+        a, b = self.chunks[index]
+        maps = np.ascontiguousarray(maps, dtype=np.float32)
+        want = (len(self.lines), b - a, self.n_grid, self.n_grid)
+        if maps.shape != want:
+            raise ValueError(f"chunk {index} (slices {a}:{b}) needs maps of shape {want}, got {maps.shape}")
+        self.maps[:, a:b] = maps
+        rec = ChunkRecord(index, (a, b), array_sha256(maps), factor, seconds, host or socket.gethostname(),
+                          pid or os.getpid(), _now())
+        raw = dict(dict(self.group.attrs).get(_CHUNKS, {}))
+        raw[str(index)] = rec.as_dict()
+        self.group.attrs[_CHUNKS] = raw  # one atomic rewrite of zarr.json: after the data
+        return rec
+
+    def iter_maps(self) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(start, stop, maps[:, start:stop])`` chunk by chunk."""
+        for a, b in self.chunks:
+            yield a, b, np.asarray(self.maps[:, a:b])
+
+    # -- results -----------------------------------------------------------------------------
+
+    def _set_status(self, status: str, **extra) -> None:
+        self.group.attrs[_RESULT] = {"status": status, **extra}
+
+    @property
+    def result_info(self) -> dict:
+        return dict(dict(self.group.attrs).get(_RESULT, {}))
+
+    def create_output(self, name: str, shape: tuple, dtype) -> object:
+        """A result array chunked like the maps (overwritten if present)."""
+        chunks = (1,) * (len(shape) - 3) + (self.chunk_slices, self.n_grid, self.n_grid)
+        return self.group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=0,
+                                       overwrite=True)
+
+    def mark_complete(self, info: dict) -> None:
+        self._set_status("complete", **json.loads(_canonical_lenient(info)))
+
+
+def _canonical_lenient(obj) -> str:
+    def default(o):
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        if isinstance(o, (np.floating, np.integer, np.bool_)):
+            return o.item()
+        return str(o)
+
+    return json.dumps(obj, default=default)
+
+
+# -- quantification in chunks --------------------------------------------------------------------
+
+def _esf_sampling() -> tuple[int | None, int]:
+    """``(max_voxels, seed)`` of :func:`chemtomo.quantify.esf_threshold` (None: it uses every voxel)."""
+    from ..quantify import esf_threshold
+
+    params = inspect.signature(esf_threshold).parameters
+    mv = params.get("max_voxels")
+    seed = params.get("seed")
+    return (None if mv is None else int(mv.default)), (0 if seed is None else int(seed.default))
+
+
+def quantify_store(store: VolumeStore, factors, atomic_weights, elements: list[str],
+                   mask_method: str = "esf", threshold: float | None = None):
+    """Mask and fractions of the maps in ``store``, reading and writing chunk by chunk.
+
+    The same arithmetic as :func:`chemtomo.quantify.quantify` on the whole volume,
+    voxel for voxel: the total signal, the fractions and the mask are per voxel;
+    only the threshold needs the whole volume, and it is taken from exactly the
+    values :func:`chemtomo.quantify.esf_threshold` (or Otsu's histogram) would
+    see, gathered in chunks. Memory: one chunk of maps (and its float64
+    fractions) plus the ESF's voxel sample (``max_voxels`` float64 values).
+
+    Writes ``fractions/weight``, ``fractions/atomic`` (float32) and ``mask``
+    (uint8) into the store and returns the :class:`~chemtomo.quantify.Threshold`.
+    """
+    from ..quantify import Threshold, atomic_fractions, esf_threshold, total_signal, weight_fractions
+
+    q = np.asarray(factors, dtype=np.float64)
+    shape = (store.n_slices, store.n_grid, store.n_grid)
+    size = int(np.prod(shape))
+    per_slice = store.n_grid * store.n_grid
+
+    def totals():
+        for a, b, maps in store.iter_maps():
+            yield a, b, maps, total_signal(maps, q)
+
+    curve: dict = {}
+    if threshold is not None:
+        value, method = float(threshold), "given"
+    elif mask_method == "esf":
+        max_voxels, seed = _esf_sampling()
+        if max_voxels is None or size <= max_voxels:
+            sample = np.concatenate([t.ravel() for _, _, _, t in totals()])
+        else:  # the very voxels esf_threshold's subsample picks: the indices do not depend on the values
+            idx = np.sort(np.random.default_rng(seed).choice(size, max_voxels, replace=False))
+            parts = []
+            for a, b, _, t in totals():
+                lo, hi = np.searchsorted(idx, [a * per_slice, b * per_slice])
+                parts.append(t.ravel()[idx[lo:hi] - a * per_slice])
+            sample = np.concatenate(parts)
+        th = esf_threshold(sample)
+        value, method, curve = th.value, th.method, th.curve
+    elif mask_method == "otsu":
+        value, method = _otsu_chunked(totals), "otsu"
+    else:
+        raise ValueError(f"mask method must be 'esf' or 'otsu', got {mask_method!r}")
+
+    k = len(store.lines)
+    w_out = store.create_output("fractions/weight", (k, *shape), "float32")
+    a_out = store.create_output("fractions/atomic", (k, *shape), "float32")
+    m_out = store.create_output("mask", shape, "uint8")
+    counts = {0.9: 0, 1.0: 0, 1.1: 0}
+    for a, b, maps, total in totals():
+        mask = total > value
+        for f in counts:
+            counts[f] += int(np.count_nonzero(total > (f * value if f != 1.0 else value)))
+        w = weight_fractions(maps, q, mask)
+        w_out[:, a:b] = w.astype(np.float32)
+        a_out[:, a:b] = atomic_fractions(w, atomic_weights).astype(np.float32)
+        m_out[a:b] = mask.astype(np.uint8)
+    # as quantify._volume / _stability, from whole-volume counts
+    v = float(counts[1.0]) / size
+    stability = (float(counts[0.9]) / size - float(counts[1.1]) / size) / v if v > 0 else float("inf")
+    return Threshold(value, method, v, stability, curve)
+
+
+def _otsu_chunked(totals) -> float:
+    """Otsu's threshold as ``skimage.filters.threshold_otsu`` on the whole total signal."""
+    from skimage.filters import threshold_otsu
+
+    first, lo, hi, same = None, np.inf, -np.inf, True
+    for _, _, _, t in totals():
+        flat = t.ravel()
+        if first is None:
+            first = flat[0]
+        same = same and bool(np.all(flat == first))
+        lo, hi = min(lo, float(flat.min())), max(hi, float(flat.max()))
+    if same:
+        return float(first)
+    # skimage bins a float image with np.histogram(image, bins=256, range=None): edges from min and max
+    edges = np.histogram_bin_edges(np.array([lo, hi], dtype=np.float64), bins=256)
+    counts = np.zeros(256, np.int64)
+    for _, _, _, t in totals():
+        counts += np.histogram(t.ravel(), bins=edges)[0]
+    centres = (edges[:-1] + edges[1:]) / 2.0
+    return float(threshold_otsu(hist=(counts, centres)))
