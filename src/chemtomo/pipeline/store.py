@@ -169,17 +169,18 @@ class ChunkRecord:
     host: str = ""
     pid: int = 0
     written: str = ""
+    max_rss_bytes: int = 0
 
     def as_dict(self) -> dict:
         return {"slices": list(self.slices), "sha256": self.sha256, "factor": self.factor,
-                "seconds": float(self.seconds),
-                "host": self.host, "pid": int(self.pid), "written": self.written}
+                "seconds": float(self.seconds), "host": self.host, "pid": int(self.pid), "written": self.written,
+                "max_rss_bytes": int(self.max_rss_bytes)}
 
     @classmethod
     def from_dict(cls, index: int, d: dict) -> "ChunkRecord":
         return cls(int(index), tuple(d["slices"]), d["sha256"], d.get("factor", ""),
-                   float(d.get("seconds", float("nan"))),
-                   d.get("host", ""), int(d.get("pid", 0)), d.get("written", ""))
+                   float(d.get("seconds", float("nan"))), d.get("host", ""), int(d.get("pid", 0)),
+                   d.get("written", ""), int(d.get("max_rss_bytes", 0)))
 
 
 class StoreArray:
@@ -367,7 +368,7 @@ class VolumeStore:
         self.group.attrs[_CHUNKS] = raw
 
     def write_chunk(self, index: int, maps: np.ndarray, *, factor: str = "", seconds: float = float("nan"),
-                    host: str = "", pid: int = 0) -> ChunkRecord:
+                    host: str = "", pid: int = 0, max_rss_bytes: int = 0) -> ChunkRecord:
         """Write chunk ``index``'s maps ``(k, s, n_grid, n_grid)`` float32, then its record.
 
         ``factor`` is the factor the maps are quantified by (``"f"`` or ``"z"``).
@@ -379,7 +380,7 @@ class VolumeStore:
             raise ValueError(f"chunk {index} (slices {a}:{b}) needs maps of shape {want}, got {maps.shape}")
         self.maps[:, a:b] = maps
         rec = ChunkRecord(index, (a, b), array_sha256(maps), factor, seconds, host or socket.gethostname(),
-                          pid or os.getpid(), _now())
+                          pid or os.getpid(), _now(), int(max_rss_bytes))
         raw = dict(dict(self.group.attrs).get(_CHUNKS, {}))
         raw[str(index)] = rec.as_dict()
         self.group.attrs[_CHUNKS] = raw  # one atomic rewrite of zarr.json: after the data

@@ -240,7 +240,8 @@ def reconstruct_series(
                     bar.update(sum(b - a for i, (a, b) in enumerate(vs.chunks) if i in set(good)))
 
                 def write(i, a, b, out):
-                    vs.write_chunk(i, out.maps, factor=out.factor, seconds=out.seconds, host=out.host, pid=out.pid)
+                    vs.write_chunk(i, out.maps, factor=out.factor, seconds=out.seconds, host=out.host, pid=out.pid,
+                                   max_rss_bytes=out.max_rss_bytes)
                     _report(bar, i, a, b, out, n_chunks)
 
                 runner.run(spec, todo, make_data, write)

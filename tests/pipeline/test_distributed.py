@@ -1,0 +1,286 @@
+"""The chunk runner and the resumable store: chunk results independent of chunking and of where
+they run, the store equal to the in-memory pipeline bit for bit, fingerprints that refuse to mix
+runs, damaged chunks found and recomputed, memory sizing checked against measurement."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from chemtomo.geometry import TiltGeometry, columns_to_sinogram, volume_to_columns
+from chemtomo.physics import paper_table2
+from chemtomo.pipeline import reconstruct_series, series_to_channel_data
+from chemtomo.pipeline.distributed import (
+    ChunkSpec, Runner, chunk_bytes, chunk_operator, operator_bytes, plan_chunk_slices, reconstruct_chunk,
+    resolve_scheduler,
+)
+from chemtomo.pipeline.store import (
+    StoreExistsError, StoreMismatchError, VolumeStore, array_sha256, quantify_store,
+)
+from chemtomo.projector import make_operator
+from chemtomo.quantify import esf_threshold, quantify
+from chemtomo.tiltseries import TiltSeries
+
+LINES = ["Ag_La", "Au_Ma"]
+
+
+def core_shell_series(n_slices=16, n_pixels=40, seed=0) -> TiltSeries:
+    """A core (line 0) - shell (line 1) particle whose size changes along the tilt axis, Poisson counts."""
+    rng = np.random.default_rng(seed)
+    angles = np.arange(-60.0, 60.1, 10.0)
+    g = TiltGeometry(angles, n_pixels, 1.0)
+    W = make_operator(g)
+    yy, xx = np.mgrid[:n_pixels, :n_pixels] - (n_pixels - 1) / 2
+    r = np.hypot(yy, xx)
+    vol = np.zeros((2, n_slices, n_pixels, n_pixels), np.float32)
+    for s, scale in enumerate(np.linspace(0.6, 1.0, n_slices)):
+        vol[0, s] = r < 0.17 * n_pixels * scale
+        vol[1, s] = (r >= 0.17 * n_pixels * scale) & (r < 0.34 * n_pixels * scale)
+    eds = {}
+    for i, ln in enumerate(LINES):
+        proj = W.forward(volume_to_columns(vol[i] * (4.0 + 3 * i)))
+        eds[ln] = rng.poisson(columns_to_sinogram(proj, g.n_tilts, n_pixels)).astype(np.float32)
+    haadf = rng.poisson(5 * eds["Ag_La"] + 9 * eds["Au_Ma"] + 1).astype(np.float32)
+    return TiltSeries(angles, 1.0, eds, haadf)
+
+
+@pytest.fixture(scope="module")
+def series() -> TiltSeries:
+    return core_shell_series()
+
+
+@pytest.fixture(scope="module")
+def factors():
+    return paper_table2(LINES)
+
+
+@pytest.fixture(scope="module")
+def reference(series, factors):
+    """The in-memory pipeline, all slices in one solve."""
+    return reconstruct_series(series, factors, n_iter=15, chunk_slices=series.n_slices)
+
+
+# -- the chunk task ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["eds_sirt", "hebt_sirt"])
+def test_chunk_result_does_not_depend_on_chunking(series, method):
+    g = series.geometry()
+    spec = ChunkSpec(g.key(), "sparse", method, 12, 0.8, {})
+    r = np.array([5.0, 9.0])
+    whole = reconstruct_chunk(spec, series_to_channel_data(series, LINES, 0, series.n_slices, r)).maps
+    for size in (1, 3, 5):
+        parts = [reconstruct_chunk(spec, series_to_channel_data(series, LINES, a, min(a + size, series.n_slices), r)).maps
+                 for a in range(0, series.n_slices, size)]
+        assert np.array_equal(np.concatenate(parts, axis=1), whole), f"chunks of {size} slices differ"
+
+
+def test_chunk_result_does_not_depend_on_threads(series):
+    g = series.geometry()
+    data = series_to_channel_data(series, LINES, 0, 6, np.array([5.0, 9.0]))
+    one = reconstruct_chunk(ChunkSpec(g.key(), "sparse", "hebt_sirt", 10, 0.8, {}, threads=1), data).maps
+    all_ = reconstruct_chunk(ChunkSpec(g.key(), "sparse", "hebt_sirt", 10, 0.8, {}, threads=None), data).maps
+    assert np.array_equal(one, all_)
+
+
+# -- the store against the in-memory pipeline ---------------------------------------------------
+
+
+def test_store_equals_in_memory_pipeline(tmp_path, series, factors, reference):
+    res = reconstruct_series(series, factors, n_iter=15, store=tmp_path / "v.zarr", chunk_slices=3)
+    assert np.array_equal(np.asarray(res.maps), reference.maps)
+    ca, cb = reference.composition, res.composition
+    assert cb.threshold.as_dict() == ca.threshold.as_dict()
+    assert np.array_equal(np.asarray(cb.mask), ca.mask)
+    assert np.array_equal(np.asarray(cb.weight).astype(np.float32), ca.weight.astype(np.float32))
+    assert np.array_equal(np.asarray(cb.atomic).astype(np.float32), ca.atomic.astype(np.float32))
+    store = VolumeStore.read(tmp_path / "v.zarr")
+    assert store.result_info["status"] == "complete"
+    assert [tuple(r.slices) for r in store.records().values()] == store.chunks
+    assert len(store.chunks) == 6 and all(r.factor == "z" for r in store.records().values())
+
+
+@pytest.mark.parametrize("mask_method, threshold", [("otsu", None), ("esf", 2e-5)])
+def test_store_quantification_other_masks(tmp_path, series, factors, reference, mask_method, threshold):
+    res = reconstruct_series(series, factors, n_iter=15, store=tmp_path / "v.zarr", chunk_slices=5,
+                             mask_method=mask_method, threshold=threshold)
+    q = factors.z(LINES)
+    want = quantify(reference.maps, q, factors.atomic_weights(LINES), LINES, ["Ag", "Au"], mask_method, threshold)
+    assert res.composition.threshold.as_dict() == want.threshold.as_dict()
+    assert np.array_equal(np.asarray(res.composition.mask), want.mask)
+
+
+def test_store_esf_subsample_is_the_same_sample(tmp_path, series, factors, monkeypatch):
+    """Volumes larger than esf_threshold's max_voxels: the chunked pass gathers the very voxels it samples."""
+    res = reconstruct_series(series, factors, n_iter=8, store=tmp_path / "v.zarr", chunk_slices=4,
+                             threshold=1.0)
+    store = VolumeStore.read(tmp_path / "v.zarr")
+    q = factors.z(LINES)
+    total = np.tensordot(1.0 / q, np.asarray(res.maps, dtype=np.float64), axes=1)
+    monkeypatch.setattr("chemtomo.pipeline.store._esf_sampling", lambda: (5000, 3))
+    th = quantify_store(store, q, factors.atomic_weights(LINES), ["Ag", "Au"], "esf")
+    want = esf_threshold(total, max_voxels=5000, seed=3)
+    assert th.value == want.value
+    assert th.volume_fraction == float(np.count_nonzero(total > th.value)) / total.size
+
+
+def test_write_result_from_store(tmp_path, series, factors, reference):
+    from chemtomo.io import read_result, write_result
+
+    res = reconstruct_series(series, factors, n_iter=15, store=tmp_path / "v.zarr", chunk_slices=4)
+    a = read_result(write_result(tmp_path / "a.h5", reference))
+    b = read_result(write_result(tmp_path / "b.h5", res))
+    for group in ("maps", "weight", "atomic"):
+        for name in a[group]:
+            assert np.array_equal(a[group][name], b[group][name])
+    assert np.array_equal(a["mask"], b["mask"])
+
+
+# -- resume, fingerprints, damage ----------------------------------------------------------------
+
+
+def test_resume_complete_store_recomputes_nothing(tmp_path, series, factors, reference):
+    path = tmp_path / "v.zarr"
+    reconstruct_series(series, factors, n_iter=15, store=path, chunk_slices=4)
+    before = VolumeStore.read(path).records()
+    res = reconstruct_series(series, factors, n_iter=15, store=path, resume=True)  # chunking from the store
+    assert VolumeStore.read(path).records() == before
+    assert np.array_equal(np.asarray(res.maps), reference.maps)
+
+
+def test_existing_store_needs_resume(tmp_path, series, factors):
+    path = tmp_path / "v.zarr"
+    reconstruct_series(series, factors, n_iter=3, store=path, chunk_slices=8)
+    with pytest.raises(StoreExistsError, match="already exists: resume it"):
+        reconstruct_series(series, factors, n_iter=3, store=path)
+
+
+def test_changed_parameter_or_input_is_refused(tmp_path, series, factors):
+    path = tmp_path / "v.zarr"
+    reconstruct_series(series, factors, n_iter=3, store=path, chunk_slices=8)
+    with pytest.raises(StoreMismatchError, match=r"parameter n_iter: 3 -> 4") as err:
+        reconstruct_series(series, factors, n_iter=4, store=path, resume=True)
+    assert "remove" in str(err.value)
+    with pytest.raises(StoreMismatchError, match=r"parameter alpha: 0.8 -> 0.7"):
+        reconstruct_series(series, factors, n_iter=3, alpha=0.7, store=path, resume=True)
+    changed = TiltSeries(series.angles_deg, series.pixel_nm, {**series.eds}, series.haadf)
+    au = changed.eds["Au_Ma"].copy()
+    au[3, 2, 10] += 1
+    changed.eds["Au_Ma"] = au
+    with pytest.raises(StoreMismatchError, match=r"input eds Au_Ma: data differ"):
+        reconstruct_series(changed, factors, n_iter=3, store=path, resume=True)
+    with pytest.raises(StoreMismatchError, match="chunks of 8 slices, not 4"):
+        reconstruct_series(series, factors, n_iter=3, store=path, resume=True, chunk_slices=4)
+
+
+def test_damaged_chunk_is_found_and_recomputed(tmp_path, series, factors, reference, caplog):
+    path = tmp_path / "v.zarr"
+    reconstruct_series(series, factors, n_iter=15, store=path, chunk_slices=4)
+    store = VolumeStore.read(path)
+    store.maps[1, 5, 3, 3] = 123.0  # chunk 1 (slices 4:8)
+    assert store.verify() == ([0, 2, 3], [1])
+    with caplog.at_level(logging.WARNING, logger="chemtomo.pipeline"):
+        res = reconstruct_series(series, factors, n_iter=15, store=path, resume=True)
+    assert "chunk(s) [1] do not match their checksums" in caplog.text
+    assert np.array_equal(np.asarray(res.maps), reference.maps)
+    assert VolumeStore.read(path).verify() == ([0, 1, 2, 3], [])
+
+
+def test_not_a_store(tmp_path, series, factors):
+    (tmp_path / "x").mkdir()
+    with pytest.raises(ValueError, match="not a"):
+        reconstruct_series(series, factors, n_iter=3, store=tmp_path / "x", resume=True)
+
+
+def test_array_sha256_sees_shape_dtype_and_bytes():
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assert array_sha256(a) == array_sha256(a.copy())
+    assert array_sha256(a) != array_sha256(a.reshape(4, 3))
+    assert array_sha256(a) != array_sha256(a.astype(np.float64))
+    assert array_sha256(a[:, ::2]) == array_sha256(np.ascontiguousarray(a[:, ::2]))
+
+
+# -- memory --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method, n_tilts, n_pixels, k", [("hebt_sirt", 31, 48, 5), ("eds_sirt", 11, 64, 2),
+                                                          ("hebt_sirt", 61, 32, 2)])
+def test_chunk_bytes_bounds_the_measured_peak(method, n_tilts, n_pixels, k):
+    rng = np.random.default_rng(1)
+    g = TiltGeometry(np.linspace(-75, 75, n_tilts), n_pixels, 1.0)
+    spec = ChunkSpec(g.key(), "sparse", method, 3, 0.8, {})
+    chunk_operator(g.key(), "sparse")  # built outside the measurement: it is counted by operator_bytes
+    s = 10
+    data = series_to_channel_data(
+        TiltSeries(g.angles_deg, 1.0, {f"l{i}": rng.random((n_tilts, s, n_pixels), dtype=np.float32) for i in range(k)},
+                   rng.random((n_tilts, s, n_pixels), dtype=np.float32)),
+        [f"l{i}" for i in range(k)], r=np.ones(k))
+    tracemalloc.start()
+    try:
+        reconstruct_chunk(spec, data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    peak += data.eds.nbytes + data.haadf.nbytes  # the task's input
+    est = chunk_bytes(g, k, s, method)
+    assert peak <= est, f"measured {peak / 1e6:.2f} MB > estimate {est / 1e6:.2f} MB"
+    assert peak >= 0.4 * est, f"estimate {est / 1e6:.2f} MB is far above the measured {peak / 1e6:.2f} MB"
+
+
+def test_operator_bytes_estimate():
+    g = TiltGeometry(np.arange(-75.0, 75.1, 5.0), 96, 1.0)
+    W = make_operator(g)
+    actual = 2 * (W.A.data.nbytes + W.A.indices.nbytes + W.A.indptr.nbytes)
+    assert 0.7 * operator_bytes(g) <= actual <= 1.2 * operator_bytes(g)
+
+
+def test_plan_chunk_slices():
+    g = TiltGeometry(np.arange(-75.0, 75.1, 5.0), 64, 1.0)
+    per = chunk_bytes(g, 3, 2, "hebt_sirt") - chunk_bytes(g, 3, 1, "hebt_sirt")
+    budget = operator_bytes(g) + chunk_bytes(g, 3, 10, "hebt_sirt")
+    c = plan_chunk_slices(g, 3, 1000, "hebt_sirt", budget)
+    assert c == 10 and chunk_bytes(g, 3, c, "hebt_sirt") + operator_bytes(g) <= budget
+    assert plan_chunk_slices(g, 3, 1000, "hebt_sirt", budget + per - 1) == 10
+    assert plan_chunk_slices(g, 3, 40, "hebt_sirt", 1e12, min_chunks=8) == 5
+    assert plan_chunk_slices(g, 3, 7, "hebt_sirt", 1e12) == 7
+    with pytest.raises(MemoryError, match="one slice of 3 lines"):
+        plan_chunk_slices(g, 3, 100, "hebt_sirt", operator_bytes(g))
+
+
+def test_memory_budget_sizes_the_chunks(tmp_path, series, factors, reference):
+    g = series.geometry()
+    budget_gb = (operator_bytes(g) + chunk_bytes(g, 2, 5, "hebt_sirt")) / 2**30
+    res = reconstruct_series(series, factors, n_iter=15, store=tmp_path / "v.zarr", memory_budget_gb=budget_gb)
+    assert res.parameters["chunk_slices"] == 2  # 8 chunks at least for a store; 5 slices would fit
+    assert np.array_equal(np.asarray(res.maps), reference.maps)
+
+
+# -- where chunks run ---------------------------------------------------------------------------
+
+
+def test_resolve_scheduler(monkeypatch):
+    monkeypatch.delenv("CHEMTOMO_SCHEDULER", raising=False)
+    assert resolve_scheduler(None) == ("inprocess", None)
+    assert resolve_scheduler("local") == ("local", None)
+    assert resolve_scheduler("local:3") == ("local", 3)
+    assert resolve_scheduler("tcp://10.0.0.1:8786") == ("address", "tcp://10.0.0.1:8786")
+    assert resolve_scheduler("sync") == ("inprocess", None)
+    monkeypatch.setenv("CHEMTOMO_SCHEDULER", "tcp://head:8786")
+    assert resolve_scheduler(None) == ("address", "tcp://head:8786")
+    assert resolve_scheduler("inprocess") == ("inprocess", None)
+    with pytest.raises(ValueError, match="positive number of workers"):
+        resolve_scheduler("local:0")
+
+
+def test_local_cluster_equals_in_process(tmp_path, series, factors, reference):
+    """One LocalCluster run (start-up costs seconds): same bits as in process, chunks from two workers."""
+    res = reconstruct_series(series, factors, n_iter=15, store=tmp_path / "v.zarr", chunk_slices=2,
+                             scheduler="local:2", memory_budget_gb=1.0)
+    assert np.array_equal(np.asarray(res.maps), reference.maps)
+    assert np.array_equal(np.asarray(res.composition.mask), reference.composition.mask)
+    pids = {r.pid for r in VolumeStore.read(tmp_path / "v.zarr").records().values()}
+    assert len(pids) == 2 and res.parameters["scheduler"] == "LocalCluster of 2 workers"
