@@ -108,14 +108,16 @@ def fig_dose(metrics, out: Path) -> Path:
     methods = list(metrics["dose_sweep"][doses[0]]["methods"])
     x = [float(d) for d in doses]
     fig, ax = p.subplots(1, 2, figsize=(10, 3.6))
-    for m in methods:
+    colors = p.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, m in enumerate(methods):
+        c = colors[i % len(colors)]
         best = [metrics["dose_sweep"][d]["methods"][m]["best"] for d in doses]
-        ax[0].plot(x, [b["mse_fraction_inside"] for b in best], marker="o", label=f"{m} (best)")
+        ax[0].plot(x, [b["mse_fraction_inside"] for b in best], marker="o", color=c, label=f"{m} (best)")
         auto = [metrics["dose_sweep"][d]["methods"][m].get("auto") for d in doses]
         if all(a is not None for a in auto):
-            ax[0].plot(x, [a["mse_fraction_inside"] for a in auto], marker="x", ls=":", label=f"{m} (auto)")
-        ax[1].plot(x, [b["core_Au"] for b in best], marker="o", label=f"{m} core")
-        ax[1].plot(x, [b["shell_Au"] for b in best], marker="s", ls="--", label=f"{m} shell")
+            ax[0].plot(x, [a["mse_fraction_inside"] for a in auto], marker="x", ls=":", color=c, label=f"{m} (auto)")
+        ax[1].plot(x, [b["core_Au"] for b in best], marker="o", color=c, label=f"{m} core")
+        ax[1].plot(x, [b["shell_Au"] for b in best], marker="s", ls="--", color=c, label=f"{m} shell")
     ax[1].axhline(0.8, color="k", lw=0.8)
     ax[1].axhline(0.2, color="k", lw=0.8)
     ax[0].set_ylabel("weight-fraction MSE inside particle")
