@@ -2,10 +2,13 @@
 
 ``make_operator(geom, backend=...)`` is the one entry point:
 
-- ``"sparse"`` (default): W held once as CSR float32 (built from ASTRA's
-  projector), applied to all slice-channel columns in one product;
-- ``"astra"``: ASTRA's own projectors, column by column (the reference; GPU when
-  present).
+- ``"batched"`` (default): the engine (:mod:`chemtomo.projector.batched`): W held
+  once (from ASTRA's projector, float32), applied to blocks of slice-channel
+  columns by compiled multithreaded kernels; SIRT on it runs fused;
+- ``"sparse"``: W as a scipy CSR matrix and its transpose (simple, slower);
+- ``"astra"``: ASTRA's own CPU projectors, column by column (the reference);
+- ``"astra_cuda"``: ASTRA's CUDA projector (a GPU is required; its model is ASTRA's
+  GPU line/Joseph kernel, not ``kind``).
 """
 
 from __future__ import annotations
@@ -17,29 +20,41 @@ from .astra_backend import AstraOperator, astra_matrix, gpu_available
 from .base import (
     DTYPE, BlockDiag, ChannelMix, HStack, MatrixOperator, Operator, Scaled, VStack, dottest,
 )
+from .batched import BatchedOperator, batched_operator, iter_slice_chunks, sirt_chunked
 
-Backend = Literal["sparse", "astra"]
-BACKENDS = ("sparse", "astra")
+Backend = Literal["batched", "sparse", "astra", "astra_cuda"]
+BACKENDS = ("batched", "sparse", "astra", "astra_cuda")
 
 
-def make_operator(geom: TiltGeometry, backend: Backend = "sparse", kind: str = "strip") -> Operator:
+def make_operator(geom: TiltGeometry, backend: Backend = "batched", kind: str = "strip",
+                  **options) -> Operator:
     """The projection operator W for ``geom``.
 
     Parameters
     ----------
     geom : TiltGeometry
-    backend : {"sparse", "astra"}
+    backend : {"batched", "sparse", "astra", "astra_cuda"}
     kind : {"strip", "line", "linear"}
         ASTRA projector model (strip: beam-pixel intersection area, eq 9).
+    **options
+        For ``"batched"``: ``group``, ``block_width``, ``n_threads``
+        (see :class:`~chemtomo.projector.batched.BatchedOperator`).
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if options and backend != "batched":
+        raise ValueError(f"options {sorted(options)} apply to the 'batched' backend only, not {backend!r}")
+    if backend == "batched":
+        return batched_operator(geom, kind, **options)
     if backend == "sparse":
         return MatrixOperator(astra_matrix(geom, kind))
     if backend == "astra":
         return AstraOperator(geom, kind)
-    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return AstraOperator(geom, kind, gpu=True)
 
 
 __all__ = [
-    "BACKENDS", "DTYPE", "AstraOperator", "BlockDiag", "ChannelMix", "HStack", "MatrixOperator",
-    "Operator", "Scaled", "VStack", "astra_matrix", "dottest", "gpu_available", "make_operator",
+    "BACKENDS", "DTYPE", "AstraOperator", "BatchedOperator", "BlockDiag", "ChannelMix", "HStack",
+    "MatrixOperator", "Operator", "Scaled", "VStack", "astra_matrix", "batched_operator", "dottest",
+    "gpu_available", "iter_slice_chunks", "make_operator", "sirt_chunked",
 ]

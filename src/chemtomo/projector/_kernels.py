@@ -1,0 +1,489 @@
+"""Compiled kernels of the batched engine (numba, multithreaded over column blocks).
+
+Internal layout (see :mod:`chemtomo.projector.batched`): a block of ``kb`` columns
+is one C-contiguous ``(n_rows, kb)`` slab of a ``(n_blocks, n_rows, kb)`` array;
+pixel rows are ordered in *slots* (groups of ``G`` neighbouring pixels, groups in
+Morton order). The system matrix is held once, as W^T in a grouped CSR: group
+``g`` (slots ``g*G .. g*G+G-1``) owns entries ``gptr[g]:gptr[g+1]``, each a ray
+index ``rays[p]`` and ``G`` weights ``wts[p, :]`` (zero where a pixel of the group
+misses the ray). One pass over a group serves ``G`` pixels: the ray rows it reads
+and writes are loaded once instead of ``G`` times.
+
+Entries of rays that fewer than ``min_shared`` of a group's pixels meet are kept
+per pixel instead (``sptr``/``srays``/``swts``), so the multiply-adds spent on zero
+weights stay few where the group shares little.
+
+Determinism: every lane (column) sees the same sequence of float32 operations
+whatever ``kb``, the thread count or the other columns: a back-projection sums
+the group's shared entries in ascending ray order (a zero weight adds an exact
+0), then the pixel's own entries; a forward projection adds contributions group
+by group in slot order. Results are therefore bitwise independent of how columns
+are blocked, threaded or chunked (the grouping ``G`` changes the summation order,
+hence the last bits).
+
+``G`` and ``kb`` are compile-time constants passed as :class:`~._simd.Lanes`
+(``gt``, ``kt``): each pair used is compiled once and cached on disk.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._simd import nlanes, vfma, vload, vmax0, vstore, vzero
+
+_JIT = dict(cache=True, nogil=True)
+
+
+# --------------------------------------------------------------------------- layout
+
+@njit(parallel=True, **_JIT)
+def pack_plain(src, row_map, out):
+    """``out[b, s, l] = src[row_map[s], b*kb + l]`` (0 for ``row_map < 0`` or past the last column)."""
+    nblk, nslot, kb = out.shape
+    ncol = src.shape[1]
+    for b in prange(nblk):
+        c0 = b * kb
+        w = min(kb, ncol - c0)
+        for s in range(nslot):
+            r = row_map[s]
+            if r < 0:
+                for l in range(kb):
+                    out[b, s, l] = 0.0
+            else:
+                for l in range(w):
+                    out[b, s, l] = src[r, c0 + l]
+                for l in range(w, kb):
+                    out[b, s, l] = 0.0
+
+
+@njit(parallel=True, **_JIT)
+def unpack_plain(xi, row_map, out):
+    """Inverse of :func:`pack_plain` into ``out`` ``(n_rows, n_cols)``."""
+    nblk, nslot, kb = xi.shape
+    ncol = out.shape[1]
+    for b in prange(nblk):
+        c0 = b * kb
+        w = min(kb, ncol - c0)
+        for s in range(nslot):
+            r = row_map[s]
+            if r >= 0:
+                for l in range(w):
+                    out[r, c0 + l] = xi[b, s, l]
+
+
+@njit(parallel=True, **_JIT)
+def pack_mapped(src, row_map, col_row0, col_src, out):
+    """``out[b, s, l] = src[col_row0[q] + row_map[s], col_src[q]]`` with ``q = b*kb + l``."""
+    nblk, nslot, kb = out.shape
+    nq = col_src.size
+    for b in prange(nblk):
+        for s in range(nslot):
+            r = row_map[s]
+            for l in range(kb):
+                q = b * kb + l
+                if r >= 0 and q < nq:
+                    out[b, s, l] = src[col_row0[q] + r, col_src[q]]
+                else:
+                    out[b, s, l] = 0.0
+
+
+@njit(parallel=True, **_JIT)
+def unpack_mapped(xi, row_map, col_row0, col_src, out):
+    """Inverse of :func:`pack_mapped`."""
+    nblk, nslot, kb = xi.shape
+    nq = col_src.size
+    for b in prange(nblk):
+        for s in range(nslot):
+            r = row_map[s]
+            if r >= 0:
+                for l in range(kb):
+                    q = b * kb + l
+                    if q < nq:
+                        out[col_row0[q] + r, col_src[q]] = xi[b, s, l]
+
+
+# --------------------------------------------------------------------------- matrix
+
+@njit(parallel=True, **_JIT)
+def _union_counts(indptr, indices, slot_rows, G, counts):
+    ngrp = slot_rows.size // G
+    for g in prange(ngrp):
+        tot = 0
+        for u in range(G):
+            r = slot_rows[g * G + u]
+            if r >= 0:
+                tot += indptr[r + 1] - indptr[r]
+        keys = np.empty(tot, np.int64)
+        t = 0
+        for u in range(G):
+            r = slot_rows[g * G + u]
+            if r >= 0:
+                for p in range(indptr[r], indptr[r + 1]):
+                    keys[t] = indices[p]
+                    t += 1
+        keys.sort()
+        n = 0
+        for t in range(tot):
+            if t == 0 or keys[t] != keys[t - 1]:
+                n += 1
+        counts[g] = n
+
+
+@njit(parallel=True, **_JIT)
+def _union_fill(indptr, indices, data, slot_rows, G, gptr, rays, wts):
+    ngrp = slot_rows.size // G
+    for g in prange(ngrp):
+        tot = 0
+        for u in range(G):
+            r = slot_rows[g * G + u]
+            if r >= 0:
+                tot += indptr[r + 1] - indptr[r]
+        keys = np.empty(tot, np.int64)
+        t = 0
+        for u in range(G):
+            r = slot_rows[g * G + u]
+            if r >= 0:
+                for p in range(indptr[r], indptr[r + 1]):
+                    keys[t] = np.int64(indices[p]) * G + u
+                    t += 1
+        keys.sort()
+        # value lookup: position of (ray, u) within row r (indices sorted per row)
+        e = gptr[g] - 1
+        last = -1
+        for t in range(tot):
+            ray = keys[t] // G
+            u = keys[t] - ray * G
+            if ray != last:
+                e += 1
+                rays[e] = ray
+                for v in range(G):
+                    wts[e, v] = 0.0
+                last = ray
+            r = slot_rows[g * G + u]
+            lo = indptr[r]
+            hi = indptr[r + 1]
+            while lo < hi:  # binary search of ray in row r
+                mid = (lo + hi) // 2
+                if indices[mid] < ray:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            wts[e, u] += data[lo]
+
+
+def group_rows(indptr, indices, data, slot_rows, G):
+    """Grouped CSR ``(gptr int64, rays int32, wts float32 (n_entries, G))`` of a CSR with sorted indices."""
+    ngrp = slot_rows.size // G
+    counts = np.zeros(ngrp, np.int64)
+    _union_counts(indptr, indices, slot_rows, G, counts)
+    gptr = np.zeros(ngrp + 1, np.int64)
+    np.cumsum(counts, out=gptr[1:])
+    rays = np.empty(int(gptr[-1]), np.int32)
+    wts = np.empty((int(gptr[-1]), G), np.float32)
+    _union_fill(indptr, indices, data, slot_rows, G, gptr, rays, wts)
+    return gptr, rays, wts
+
+
+def split_shared(gptr, rays, wts, min_shared):
+    """Move entries with fewer than ``min_shared`` nonzero weights out of the groups.
+
+    Returns ``(gptr, rays, wts, sptr, srays, swts)``: the kept shared entries, and
+    per slot the removed nonzeros in ascending ray order (``sptr`` has
+    ``n_groups * G + 1`` offsets).
+    """
+    ngrp = gptr.size - 1
+    G = wts.shape[1]
+    grp = np.repeat(np.arange(ngrp, dtype=np.int64), np.diff(gptr))
+    keep = (wts != 0).sum(axis=1) >= min_shared
+    gptr2 = np.zeros(ngrp + 1, np.int64)
+    np.cumsum(np.bincount(grp[keep], minlength=ngrp), out=gptr2[1:])
+    drop = ~keep
+    e, u = np.nonzero(wts[drop])
+    srays = rays[drop][e]
+    swts = wts[drop][e, u]
+    slot = grp[drop][e] * G + u
+    order = np.lexsort((srays, slot))
+    sptr = np.zeros(ngrp * G + 1, np.int64)
+    np.cumsum(np.bincount(slot, minlength=ngrp * G), out=sptr[1:])
+    return (gptr2, np.ascontiguousarray(rays[keep]), np.ascontiguousarray(wts[keep]),
+            sptr, np.ascontiguousarray(srays[order], dtype=np.int32),
+            np.ascontiguousarray(swts[order], dtype=np.float32))
+
+
+# --------------------------------------------------------------------------- W and W^T
+#
+# ``mat`` = (gptr, rays, wts, sptr, srays, swts): shared entries of each group
+# (``gptr``/``rays``/``wts``) and, per slot, the entries of rays that only one or
+# two of the group's pixels meet (``sptr``/``srays``/``swts``): those cost one
+# multiply-add per nonzero instead of ``G``.
+
+
+@njit(inline="always", **_JIT)
+def _gather1(sptr, srays, swts, rb, slot, acc, kt):
+    kb = nlanes(kt)
+    for p in range(sptr[slot], sptr[slot + 1]):
+        acc = vfma(swts[p], vload(rb, srays[p] * kb, kt), acc)
+    return acc
+
+
+@njit(inline="always", **_JIT)
+def _scatter1(sptr, srays, swts, yb, slot, xv, kt):
+    kb = nlanes(kt)
+    for p in range(sptr[slot], sptr[slot + 1]):
+        off = srays[p] * kb
+        vstore(yb, off, vfma(swts[p], xv, vload(yb, off, kt)))
+
+
+@njit(**_JIT)
+def _forward_block(mat, xb, yb, gt, kt):
+    gptr, rays, wts, sptr, srays, swts = mat
+    G = nlanes(gt)
+    kb = nlanes(kt)
+    yb[:] = 0.0
+    for g in range(gptr.size - 1):
+        j = g * G
+        if G == 1:
+            x0 = vload(xb, j * kb, kt)
+            for p in range(gptr[g], gptr[g + 1]):
+                off = rays[p] * kb
+                vstore(yb, off, vfma(wts[p, 0], x0, vload(yb, off, kt)))
+            _scatter1(sptr, srays, swts, yb, j, x0, kt)
+        elif G == 2:
+            x0 = vload(xb, j * kb, kt)
+            x1 = vload(xb, (j + 1) * kb, kt)
+            for p in range(gptr[g], gptr[g + 1]):
+                off = rays[p] * kb
+                v = vfma(wts[p, 0], x0, vload(yb, off, kt))
+                vstore(yb, off, vfma(wts[p, 1], x1, v))
+            _scatter1(sptr, srays, swts, yb, j, x0, kt)
+            _scatter1(sptr, srays, swts, yb, j + 1, x1, kt)
+        else:
+            x0 = vload(xb, j * kb, kt)
+            x1 = vload(xb, (j + 1) * kb, kt)
+            x2 = vload(xb, (j + 2) * kb, kt)
+            x3 = vload(xb, (j + 3) * kb, kt)
+            for p in range(gptr[g], gptr[g + 1]):
+                off = rays[p] * kb
+                v = vfma(wts[p, 0], x0, vload(yb, off, kt))
+                v = vfma(wts[p, 1], x1, v)
+                v = vfma(wts[p, 2], x2, v)
+                vstore(yb, off, vfma(wts[p, 3], x3, v))
+            _scatter1(sptr, srays, swts, yb, j, x0, kt)
+            _scatter1(sptr, srays, swts, yb, j + 1, x1, kt)
+            _scatter1(sptr, srays, swts, yb, j + 2, x2, kt)
+            _scatter1(sptr, srays, swts, yb, j + 3, x3, kt)
+
+
+@njit(**_JIT)
+def _adjoint_block(mat, yb, xb, gt, kt):
+    gptr, rays, wts, sptr, srays, swts = mat
+    G = nlanes(gt)
+    kb = nlanes(kt)
+    for g in range(gptr.size - 1):
+        j = g * G
+        if G == 1:
+            a0 = vzero(kt)
+            for p in range(gptr[g], gptr[g + 1]):
+                a0 = vfma(wts[p, 0], vload(yb, rays[p] * kb, kt), a0)
+            vstore(xb, j * kb, _gather1(sptr, srays, swts, yb, j, a0, kt))
+        elif G == 2:
+            a0 = vzero(kt)
+            a1 = vzero(kt)
+            for p in range(gptr[g], gptr[g + 1]):
+                rv = vload(yb, rays[p] * kb, kt)
+                a0 = vfma(wts[p, 0], rv, a0)
+                a1 = vfma(wts[p, 1], rv, a1)
+            vstore(xb, j * kb, _gather1(sptr, srays, swts, yb, j, a0, kt))
+            vstore(xb, (j + 1) * kb, _gather1(sptr, srays, swts, yb, j + 1, a1, kt))
+        else:
+            a0 = vzero(kt)
+            a1 = vzero(kt)
+            a2 = vzero(kt)
+            a3 = vzero(kt)
+            for p in range(gptr[g], gptr[g + 1]):
+                rv = vload(yb, rays[p] * kb, kt)
+                a0 = vfma(wts[p, 0], rv, a0)
+                a1 = vfma(wts[p, 1], rv, a1)
+                a2 = vfma(wts[p, 2], rv, a2)
+                a3 = vfma(wts[p, 3], rv, a3)
+            vstore(xb, j * kb, _gather1(sptr, srays, swts, yb, j, a0, kt))
+            vstore(xb, (j + 1) * kb, _gather1(sptr, srays, swts, yb, j + 1, a1, kt))
+            vstore(xb, (j + 2) * kb, _gather1(sptr, srays, swts, yb, j + 2, a2, kt))
+            vstore(xb, (j + 3) * kb, _gather1(sptr, srays, swts, yb, j + 3, a3, kt))
+
+
+@njit(parallel=True, **_JIT)
+def forward(mat, x, y, gt, kt):
+    """``y[b] = W x[b]`` for every block (scatter over W^T rows, slots in order)."""
+    for b in prange(x.shape[0]):
+        _forward_block(mat, x[b], y[b], gt, kt)
+
+
+@njit(parallel=True, **_JIT)
+def adjoint(mat, y, x, gt, kt):
+    """``x[b] = W^T y[b]`` for every block (gather over W^T rows)."""
+    for b in prange(x.shape[0]):
+        _adjoint_block(mat, y[b], x[b], gt, kt)
+
+
+# --------------------------------------------------------------------------- fused SIRT
+
+@njit(parallel=True, **_JIT)
+def mix_ray_pass(bm, y, Rm, M, cscale, r, norms, kb, tchunk):
+    """Ray pass of SIRT on ``ChannelMix(W, M)``.
+
+    ``bm`` ``(m, n_rays, S)``: data; ``y`` ``(n_blk, n_rays, kb)``: ``W x`` with
+    internal column ``q = t*k + c`` (slice ``t``, channel ``c``). Writes
+    ``r_q = cscale[c] sum_i M[i, c] Rm[i] (bm[i] - sum_c' M[i, c'] y_c')`` and
+    ``norms[t] = ||b_t - A x_t||^2``.
+    """
+    m, nray, S = bm.shape
+    k = M.shape[1]
+    nchunk = (S + tchunk - 1) // tchunk
+    for tc in prange(nchunk):
+        t0 = tc * tchunk
+        t1 = min(S, t0 + tchunk)
+        acc = np.zeros(t1 - t0, np.float64)
+        yv = np.empty(k, np.float32)
+        rv = np.empty(k, np.float32)
+        for i in range(nray):
+            for t in range(t0, t1):
+                for c in range(k):
+                    q = t * k + c
+                    yv[c] = y[q // kb, i, q % kb]
+                    rv[c] = 0.0
+                for mi in range(m):
+                    pred = np.float32(0.0)
+                    for c in range(k):
+                        pred += M[mi, c] * yv[c]
+                    res = bm[mi, i, t] - pred
+                    acc[t - t0] += np.float64(res) * np.float64(res)
+                    w = Rm[mi, i] * res
+                    for c in range(k):
+                        rv[c] += M[mi, c] * w
+                for c in range(k):
+                    q = t * k + c
+                    r[q // kb, i, q % kb] = cscale[c] * rv[c]
+        for t in range(t0, t1):
+            norms[t] = acc[t - t0]
+
+
+@njit(**_JIT)
+def _pixel_block(mat, C, rb, xb, yb, nonneg, gt, kt):
+    """One block: ``yb = 0``; per group back-project ``rb``, update/clip ``xb``, scatter into ``yb``."""
+    gptr, rays, wts, sptr, srays, swts = mat
+    G = nlanes(gt)
+    kb = nlanes(kt)
+    yb[:] = 0.0
+    for g in range(gptr.size - 1):
+        j = g * G
+        p0 = gptr[g]
+        p1 = gptr[g + 1]
+        if G == 1:
+            a0 = vzero(kt)
+            for p in range(p0, p1):
+                a0 = vfma(wts[p, 0], vload(rb, rays[p] * kb, kt), a0)
+            a0 = _gather1(sptr, srays, swts, rb, j, a0, kt)
+            x0 = vfma(C[j], a0, vload(xb, j * kb, kt))
+            if nonneg:
+                x0 = vmax0(x0)
+            vstore(xb, j * kb, x0)
+            for p in range(p0, p1):
+                off = rays[p] * kb
+                vstore(yb, off, vfma(wts[p, 0], x0, vload(yb, off, kt)))
+            _scatter1(sptr, srays, swts, yb, j, x0, kt)
+        elif G == 2:
+            a0 = vzero(kt)
+            a1 = vzero(kt)
+            for p in range(p0, p1):
+                rv = vload(rb, rays[p] * kb, kt)
+                a0 = vfma(wts[p, 0], rv, a0)
+                a1 = vfma(wts[p, 1], rv, a1)
+            a0 = _gather1(sptr, srays, swts, rb, j, a0, kt)
+            a1 = _gather1(sptr, srays, swts, rb, j + 1, a1, kt)
+            x0 = vfma(C[j], a0, vload(xb, j * kb, kt))
+            x1 = vfma(C[j + 1], a1, vload(xb, (j + 1) * kb, kt))
+            if nonneg:
+                x0 = vmax0(x0)
+                x1 = vmax0(x1)
+            vstore(xb, j * kb, x0)
+            vstore(xb, (j + 1) * kb, x1)
+            for p in range(p0, p1):
+                off = rays[p] * kb
+                v = vfma(wts[p, 0], x0, vload(yb, off, kt))
+                vstore(yb, off, vfma(wts[p, 1], x1, v))
+            _scatter1(sptr, srays, swts, yb, j, x0, kt)
+            _scatter1(sptr, srays, swts, yb, j + 1, x1, kt)
+        else:
+            a0 = vzero(kt)
+            a1 = vzero(kt)
+            a2 = vzero(kt)
+            a3 = vzero(kt)
+            for p in range(p0, p1):
+                rv = vload(rb, rays[p] * kb, kt)
+                a0 = vfma(wts[p, 0], rv, a0)
+                a1 = vfma(wts[p, 1], rv, a1)
+                a2 = vfma(wts[p, 2], rv, a2)
+                a3 = vfma(wts[p, 3], rv, a3)
+            a0 = _gather1(sptr, srays, swts, rb, j, a0, kt)
+            a1 = _gather1(sptr, srays, swts, rb, j + 1, a1, kt)
+            a2 = _gather1(sptr, srays, swts, rb, j + 2, a2, kt)
+            a3 = _gather1(sptr, srays, swts, rb, j + 3, a3, kt)
+            x0 = vfma(C[j], a0, vload(xb, j * kb, kt))
+            x1 = vfma(C[j + 1], a1, vload(xb, (j + 1) * kb, kt))
+            x2 = vfma(C[j + 2], a2, vload(xb, (j + 2) * kb, kt))
+            x3 = vfma(C[j + 3], a3, vload(xb, (j + 3) * kb, kt))
+            if nonneg:
+                x0 = vmax0(x0)
+                x1 = vmax0(x1)
+                x2 = vmax0(x2)
+                x3 = vmax0(x3)
+            vstore(xb, j * kb, x0)
+            vstore(xb, (j + 1) * kb, x1)
+            vstore(xb, (j + 2) * kb, x2)
+            vstore(xb, (j + 3) * kb, x3)
+            for p in range(p0, p1):
+                off = rays[p] * kb
+                v = vfma(wts[p, 0], x0, vload(yb, off, kt))
+                v = vfma(wts[p, 1], x1, v)
+                v = vfma(wts[p, 2], x2, v)
+                vstore(yb, off, vfma(wts[p, 3], x3, v))
+            _scatter1(sptr, srays, swts, yb, j, x0, kt)
+            _scatter1(sptr, srays, swts, yb, j + 1, x1, kt)
+            _scatter1(sptr, srays, swts, yb, j + 2, x2, kt)
+            _scatter1(sptr, srays, swts, yb, j + 3, x3, kt)
+
+
+@njit(parallel=True, **_JIT)
+def sirt_pixel_pass(mat, C, r, x, y, nonneg, gt, kt):
+    """Pixel pass of SIRT over every block: ``x <- max(0, x + C W^T r)``, then ``y <- W x``.
+
+    One pass over W^T per block (no clip when ``nonneg`` is False); ``C`` per
+    slot, relaxation included, 0 for dummy slots.
+    """
+    for b in prange(x.shape[0]):
+        _pixel_block(mat, C, r[b], x[b], y[b], nonneg, gt, kt)
+
+
+@njit(parallel=True, **_JIT)
+def sirt_iteration(mat, C, R, bdata, r, x, y, norms, nonneg, gt, kt):
+    """One SIRT iteration on every block, block by block in one parallel region.
+
+    Ray phase ``r = R (b - y)`` with ``norms[blk, l] = ||b - y||^2`` (float64, before
+    the update), then the pixel phase of :func:`sirt_pixel_pass`.
+    """
+    nblk, nray, kb = bdata.shape
+    for blk in prange(nblk):
+        bb = bdata[blk]
+        yb = y[blk]
+        rb = r[blk]
+        for l in range(kb):
+            norms[blk, l] = 0.0
+        for i in range(nray):
+            Ri = R[i]
+            for l in range(kb):
+                res = bb[i, l] - yb[i, l]
+                norms[blk, l] += np.float64(res) * np.float64(res)
+                rb[i, l] = Ri * res
+        _pixel_block(mat, C, rb, x[blk], yb, nonneg, gt, kt)
