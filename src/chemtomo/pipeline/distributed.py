@@ -36,6 +36,7 @@ import logging
 import math
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -133,20 +134,20 @@ def release_operator() -> None:
 
 @contextlib.contextmanager
 def _thread_limit(threads: int | None):
-    """Limit numba's and the BLAS pools' threads inside the block (restored after)."""
+    """Limit numba's and the BLAS pools' threads inside the block (restored after).
+
+    numba is limited only if the operator already loaded it: importing it here
+    would cost a worker half a second for nothing.
+    """
     if not threads:
         yield
         return
     from threadpoolctl import threadpool_limits
 
-    prev = None
-    try:
-        import numba
-
-        prev = numba.get_num_threads()
+    numba = sys.modules.get("numba")
+    prev = numba.get_num_threads() if numba is not None else None
+    if numba is not None:
         numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
-    except ImportError:  # pragma: no cover - numba is a dependency
-        numba = None
     try:
         with threadpool_limits(int(threads)):
             yield
@@ -185,48 +186,72 @@ def reconstruct_chunk(spec: ChunkSpec, data: ChannelData) -> ChunkOutput:
 
 
 def _max_rss() -> int:
+    """Peak resident memory (bytes) of this process: ``VmHWM`` on Linux.
+
+    Not ``getrusage``: its ``ru_maxrss`` survives ``exec`` and so reports the
+    parent's size for a freshly spawned worker.
+    """
     try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    try:  # pragma: no cover - not Linux
         import resource
 
-        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # kB on Linux
-    except (ImportError, OSError):  # pragma: no cover - not POSIX
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+    except ImportError:  # pragma: no cover
         return 0
 
 
 # -- memory -----------------------------------------------------------------------------------
 
 # Peak bytes of one chunk solve per slice, as multiples of 4-byte values of
-# (k + 1) sinogram columns and k image columns (k lines). Measured with
-# tracemalloc for eds_sirt and hebt_sirt (tests/pipeline/test_distributed.py
-# checks the measurement stays under the estimate); methods not listed get the
-# regularized solvers' allowance.
-_PEAK_FACTORS = {"eds_sirt": (4.0, 3.5), "hebt_sirt": (6.0, 5.0)}
+# (k + 1) sinogram columns and k image columns (k lines), per backend and method.
+# Measured with tracemalloc (tests/pipeline/test_distributed.py checks the
+# measurement stays under the estimate); methods not listed get the regularized
+# solvers' allowance. The batched engine pads its k s columns to whole blocks of
+# 8-64 lanes, never more than the columns plus 8, nor 64: that allowance is added.
+_PEAK_FACTORS = {
+    ("sparse", "eds_sirt"): (4.0, 3.5), ("sparse", "hebt_sirt"): (6.0, 5.0),
+    ("batched", "eds_sirt"): (6.0, 4.0), ("batched", "hebt_sirt"): (6.0, 4.0),
+}
 _DEFAULT_FACTORS = (12.0, 12.0)
+_PAD_COLUMNS = {"batched": 64}
 WORKER_BASELINE_BYTES = 400 * 2**20  # python + numpy/scipy/numba/astra + distributed, per worker process
 _BUDGET_FILL = 0.7  # of a worker's memory_limit: below Dask's pause (80 %) and restart (95 %) thresholds
 
 
-def chunk_bytes(geom: TiltGeometry, n_lines: int, n_slices: int, method: str = "hebt_sirt") -> int:
+def chunk_bytes(geom: TiltGeometry, n_lines: int, n_slices: int, method: str = "hebt_sirt",
+                backend: str = "sparse") -> int:
     """Peak memory (bytes) of one chunk solve, the projector excluded.
 
-    ``4 s (a (k + 1) n_rays + b k n_voxels)`` for ``s`` slices of ``k`` lines:
-    data, iterate and the operator's temporaries (``a``, ``b`` per method).
+    ``4 s (a (k + 1) n_rays + b k n_voxels)`` for ``s`` slices of ``k`` lines
+    (data, iterate and the operator's temporaries; ``a``, ``b`` per backend and
+    method), plus the batched engine's padding to whole column blocks.
     """
-    a, b = _PEAK_FACTORS.get(method, _DEFAULT_FACTORS)
+    a, b = _PEAK_FACTORS.get((backend, method), _DEFAULT_FACTORS)
     k = int(n_lines)
-    return int(4 * int(n_slices) * (a * (k + 1) * geom.n_rays + b * k * geom.n_voxels)) + (256 << 10)
+    pad_columns = min(_PAD_COLUMNS.get(backend, 0), k * int(n_slices) + 8)
+    pad = 4 * pad_columns * (geom.n_voxels + 3 * geom.n_rays)
+    return int(4 * int(n_slices) * (a * (k + 1) * geom.n_rays + b * k * geom.n_voxels)) + pad + (256 << 10)
 
 
 def operator_bytes(geom: TiltGeometry, backend: str = "sparse") -> int:
-    """Memory (bytes) of the projector: W and its transpose in CSR float32.
+    """Memory (bytes) of the projector, estimated before it is built.
 
     A strip model meets about 3 pixels per grid column per ray, so
-    ``nnz ~ 3 n_rays n_grid``; each stored entry costs a value and an index.
-    The ASTRA backend holds no matrix.
+    ``nnz ~ 3 n_rays n_grid``. ``sparse`` holds W and W^T in CSR (8 bytes per
+    entry each); ``batched`` holds grouped W^T (about 6 bytes per entry, measured);
+    ASTRA's own projectors hold no matrix.
     """
-    if backend == "astra":
+    if backend.startswith("astra"):
         return 64 << 20
     nnz = 3 * geom.n_rays * geom.n_grid
+    if backend == "batched":
+        return int(6 * nnz + 8 * geom.n_voxels)
     return int(2 * (8 * nnz + 4 * (geom.n_rays + geom.n_voxels)))
 
 
@@ -252,13 +277,13 @@ def plan_chunk_slices(geom: TiltGeometry, n_lines: int, n_slices: int, method: s
         Not even one slice fits: the message names the memory one slice needs.
     """
     free = float(budget_bytes) - operator_bytes(geom, backend)
-    one = chunk_bytes(geom, n_lines, 1, method)
+    one = chunk_bytes(geom, n_lines, 1, method, backend)
     if free < one:
         raise MemoryError(
             f"one slice of {n_lines} lines on a {geom.n_grid}^2 grid needs {(one + operator_bytes(geom, backend)) / 2**30:.2f} "
             f"GiB with the projector, more than the budget of {budget_bytes / 2**30:.2f} GiB: give more memory "
             "per worker")
-    per_slice = chunk_bytes(geom, n_lines, 2, method) - one
+    per_slice = chunk_bytes(geom, n_lines, 2, method, backend) - one
     fit = int(1 + (free - one) // max(per_slice, 1))
     balanced = math.ceil(n_slices / max(1, int(min_chunks)))
     return max(1, min(fit, balanced, n_slices))
@@ -298,6 +323,12 @@ def resolve_scheduler(scheduler=None):
     if not s:
         raise ValueError("scheduler address is empty")
     return ("address", s)
+
+
+def _versions() -> dict:
+    import chemtomo
+
+    return {"chemtomo": chemtomo.__version__, "numpy": np.__version__}
 
 
 def _cores() -> int:
@@ -374,11 +405,22 @@ class Runner:
             workers = self.client.scheduler_info(n_workers=-1)["workers"].values()
             if not workers:
                 raise RuntimeError(f"the Dask cluster at {self.target} has no workers")
+            self._check_versions()
             self.slots = sum(int(w["nthreads"]) for w in workers)
             per = [float(w.get("memory_limit") or 0) / max(1, int(w["nthreads"])) for w in workers]
             limit = min(per) if all(p > 0 for p in per) else float(budget or 4 * 2**30)
             self.slot_bytes = _BUDGET_FILL * limit - WORKER_BASELINE_BYTES
         return self
+
+    def _check_versions(self) -> None:
+        """Every worker must run this chemtomo and numpy: the chunks are bit-identical only then."""
+        here = _versions()
+        theirs = self.client.run(_versions)
+        bad = {addr: v for addr, v in theirs.items() if v != here}
+        if bad:
+            addr, v = next(iter(bad.items()))
+            raise RuntimeError(f"{len(bad)} Dask worker(s) run other versions than this process ({here}), e.g. "
+                               f"{addr}: {v}; install the same chemtomo and numpy on every worker")
 
     def __exit__(self, *exc) -> None:
         if self.kind == "inprocess":

@@ -96,7 +96,7 @@ def reconstruct_series(
     filter_axes: str = "image",
     mask_method: str = "esf",
     threshold: float | None = None,
-    backend: str = "sparse",
+    backend: str = "batched",
     chunk_slices: int | None = None,
     progress: bool = False,
     method_options: dict | None = None,
