@@ -330,43 +330,58 @@ def adjoint(mat, y, x, gt, kt):
 # --------------------------------------------------------------------------- fused SIRT
 
 @njit(parallel=True, **_JIT)
-def mix_ray_pass(bm, y, Rm, M, cscale, r, norms, kb, tchunk):
-    """Ray pass of SIRT on ``ChannelMix(W, M)``.
+def mix_ray_pass(bm, y, Rm, mptr, mcol, mval, lane_t, lane_c, cscale, r, norms_part, rchunk):
+    """Ray pass of SIRT on ``ChannelMix(W, M)``, ``M`` (m x k) given by its nonzeros per row.
 
-    ``bm`` ``(m, n_rays, S)``: data; ``y`` ``(n_blk, n_rays, kb)``: ``W x`` with
-    internal column ``q = t*k + c`` (slice ``t``, channel ``c``). Writes
-    ``r_q = cscale[c] sum_i M[i, c] Rm[i] (bm[i] - sum_c' M[i, c'] y_c')`` and
-    ``norms[t] = ||b_t - A x_t||^2``.
+    ``bm`` ``(m, n_rays, S)``: data; ``y`` ``(n_blk, n_rays, kb)``: ``W x``, internal
+    column ``q = blk*kb + l`` holding slice ``lane_t[q]``, channel ``lane_c[q]`` (-1:
+    padding). Writes ``r_q = cscale[c] sum_i M[i, c] Rm[i] (bm[i] - sum_c' M[i, c'] y_c')``
+    and, per chunk of ``rchunk`` rays, ``norms_part[chunk, t] = sum (b_t - A x_t)^2``
+    (float64; summed over chunks in order by the caller: deterministic). Each ray's
+    columns are gathered into channel-major rows so that the mixing runs over
+    contiguous slices (vectorised), then scattered back.
     """
     m, nray, S = bm.shape
-    k = M.shape[1]
-    nchunk = (S + tchunk - 1) // tchunk
-    for tc in prange(nchunk):
-        t0 = tc * tchunk
-        t1 = min(S, t0 + tchunk)
-        acc = np.zeros(t1 - t0, np.float64)
-        yv = np.empty(k, np.float32)
-        rv = np.empty(k, np.float32)
-        for i in range(nray):
-            for t in range(t0, t1):
-                for c in range(k):
-                    q = t * k + c
-                    yv[c] = y[q // kb, i, q % kb]
-                    rv[c] = 0.0
-                for mi in range(m):
-                    pred = np.float32(0.0)
-                    for c in range(k):
-                        pred += M[mi, c] * yv[c]
-                    res = bm[mi, i, t] - pred
-                    acc[t - t0] += np.float64(res) * np.float64(res)
-                    w = Rm[mi, i] * res
-                    for c in range(k):
-                        rv[c] += M[mi, c] * w
-                for c in range(k):
-                    q = t * k + c
-                    r[q // kb, i, q % kb] = cscale[c] * rv[c]
-        for t in range(t0, t1):
-            norms[t] = acc[t - t0]
+    nblk, _, kb = y.shape
+    k = cscale.size
+    nch = (nray + rchunk - 1) // rchunk
+    for ch in prange(nch):
+        yt = np.zeros((k, S), np.float32)
+        rt = np.empty((k, S), np.float32)
+        pred = np.empty(S, np.float32)
+        wv = np.empty(S, np.float32)
+        acc = np.zeros(S, np.float64)
+        for i in range(ch * rchunk, min(nray, (ch + 1) * rchunk)):
+            for b in range(nblk):
+                for l in range(kb):
+                    c = lane_c[b * kb + l]
+                    if c >= 0:
+                        yt[c, lane_t[b * kb + l]] = y[b, i, l]
+            rt[:, :] = 0.0
+            for mi in range(m):
+                pred[:] = 0.0
+                for e in range(mptr[mi], mptr[mi + 1]):
+                    v = mval[e]
+                    yc = yt[mcol[e]]
+                    for t in range(S):
+                        pred[t] += v * yc[t]
+                Ri = Rm[mi, i]
+                bi = bm[mi, i]
+                for t in range(S):
+                    res = bi[t] - pred[t]
+                    acc[t] += np.float64(res) * np.float64(res)
+                    wv[t] = Ri * res
+                for e in range(mptr[mi], mptr[mi + 1]):
+                    v = mval[e]
+                    rc = rt[mcol[e]]
+                    for t in range(S):
+                        rc[t] += v * wv[t]
+            for b in range(nblk):
+                for l in range(kb):
+                    c = lane_c[b * kb + l]
+                    if c >= 0:
+                        r[b, i, l] = cscale[c] * rt[c, lane_t[b * kb + l]]
+        norms_part[ch, :] = acc
 
 
 @njit(**_JIT)

@@ -443,10 +443,18 @@ def fused_sirt_plan(op: Operator, b: np.ndarray, x0: np.ndarray | None, R: np.nd
     col_src = q // k
     C_slots = W._slot_sums(ref * relaxation)
     Mw = (mix * scale).astype(DTYPE)
+    mrow, mc = np.nonzero(Mw)              # the mix's nonzeros by row (HEBT: 2k of (k+1) k)
+    mptr = np.zeros(m + 1, np.int64)
+    np.cumsum(np.bincount(mrow, minlength=m), out=mptr[1:])
+    mcol, mval = mc.astype(np.int64), np.ascontiguousarray(Mw[mrow, mc])
     Rm = R.reshape(m, n_rays)
     bm = b.reshape(m, n_rays, S)
-    tchunk = 16
-    n_tasks = max(nblk, -(-S // tchunk))
+    lane_t = np.full(nblk * kb, -1, np.int64)
+    lane_c = np.full(nblk * kb, -1, np.int64)
+    lane_t[:Q], lane_c[:Q] = q // k, q % k
+    rchunk = 32
+    n_rchunks = -(-n_rays // rchunk)
+    n_tasks = max(nblk, n_rchunks)
     with _threads(W.n_threads, n_tasks):
         x_int = np.zeros((nblk, W.n_slots, kb), DTYPE)
         y_int = np.zeros((nblk, n_rays, kb), DTYPE)
@@ -454,13 +462,13 @@ def fused_sirt_plan(op: Operator, b: np.ndarray, x0: np.ndarray | None, R: np.nd
             K.pack_mapped(x0, W.slots, col_row0, col_src, x_int)
             K.forward(W.mat, x_int, y_int, W._gt, kt)
     r_int = np.zeros_like(y_int)  # padded lanes stay 0
-    norms = np.empty(S, np.float64)
+    norms_part = np.empty((n_rchunks, S), np.float64)
     cs32 = cscale.astype(DTYPE)
 
     def step():
-        K.mix_ray_pass(bm, y_int, Rm, Mw, cs32, r_int, norms, kb, tchunk)
+        K.mix_ray_pass(bm, y_int, Rm, mptr, mcol, mval, lane_t, lane_c, cs32, r_int, norms_part, rchunk)
         K.sirt_pixel_pass(W.mat, C_slots, r_int, x_int, y_int, bool(nonneg), W._gt, kt)
-        return norms.copy()
+        return norms_part.sum(axis=0)
 
     def unpack(xi):
         out = np.empty((k * n_vox, S), DTYPE)
