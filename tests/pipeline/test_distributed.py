@@ -306,3 +306,38 @@ def test_existing_cluster_from_environment(tmp_path, series, factors, reference,
         assert res.parameters["scheduler"].startswith(f"Dask cluster {cluster.scheduler_address}")
         with Client(cluster) as client:  # still up
             assert len(client.scheduler_info()["workers"]) == 1
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_chunk_is_recovered():
+    """A LocalCluster worker SIGKILLed mid-run: its chunks (and their scattered input) are resubmitted."""
+    import os
+    import signal
+    import threading
+
+    from chemtomo.reconstruct import ChannelData
+
+    g = TiltGeometry(np.arange(-75.0, 75.1, 5.0), 96, 1.0)
+    rng = np.random.default_rng(0)
+    k, n = 3, 48
+    eds, haadf = rng.random((k, g.n_rays, n), dtype=np.float32), rng.random((g.n_rays, n), dtype=np.float32)
+    spec = ChunkSpec(g.key(), "batched", "hebt_sirt", 300, 0.8, {})
+
+    def make(a, b):
+        return ChannelData([f"l{i}" for i in range(k)], eds[:, :, a:b].copy(), haadf[:, a:b].copy(), np.ones(k))
+
+    want = reconstruct_chunk(spec, make(0, n)).maps
+    done = {}
+    with Runner("local:2", memory_budget_bytes=2 * 2**30) as runner:
+        victim = next(iter(runner.client.run(os.getpid).values()))
+        started = threading.Event()
+
+        def on_done(i, a, b, out):
+            done[i] = out
+            if not started.is_set():  # the first chunk is back: the others are running or queued
+                started.set()
+                os.kill(victim, signal.SIGKILL)
+
+        runner.run(spec, [(i, a, a + 6) for i, a in enumerate(range(0, n, 6))], make, on_done)
+    assert sorted(done) == list(range(8))
+    assert np.array_equal(np.concatenate([done[i].maps for i in range(8)], axis=1), want)

@@ -451,6 +451,7 @@ class Runner:
     def _run_dask(self, spec, tasks, make_data, on_done, max_retries: int = 2) -> None:
         from distributed import as_completed
         from distributed.client import FutureCancelledError
+        from distributed.comm.core import CommClosedError
         from distributed.scheduler import KilledWorker
 
         client = self.client
@@ -463,7 +464,16 @@ class Runner:
 
         def submit(task):
             i, a, b = task
-            data = client.scatter(make_data(a, b), hash=False)
+            payload = make_data(a, b)
+            for attempt in range(max_retries + 1):
+                try:  # straight to a worker; if that worker has just died, the scheduler picks another
+                    data = client.scatter(payload, hash=False)
+                    break
+                except (CommClosedError, OSError) as exc:
+                    if attempt == max_retries:
+                        raise
+                    log.warning("sending chunk %d failed (%s); retrying", i, type(exc).__name__)
+                    time.sleep(0.5 * (attempt + 1))
             fut = client.submit(reconstruct_chunk, spec, data, key=f"chemtomo-chunk-{i}-{tag}-{retries.get(i, 0)}",
                                 pure=False)
             inflight[fut.key] = (task, data)
