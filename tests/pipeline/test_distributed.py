@@ -341,3 +341,25 @@ def test_worker_killed_mid_chunk_is_recovered():
         runner.run(spec, [(i, a, a + 6) for i, a in enumerate(range(0, n, 6))], make, on_done)
     assert sorted(done) == list(range(8))
     assert np.array_equal(np.concatenate([done[i].maps for i in range(8)], axis=1), want)
+
+
+def test_store_has_one_writer(tmp_path, series, factors):
+    """A live writer's lock refuses a second run; a dead writer's lock (a kill) is taken over."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    path = tmp_path / "v.zarr"
+    reconstruct_series(series, factors, n_iter=3, store=path, chunk_slices=8)
+    assert not (path / "chemtomo.lock").exists()  # released at the end
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (path / "chemtomo.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": sleeper.pid}))
+        with pytest.raises(StoreExistsError, match=f"being written by pid {sleeper.pid}"):
+            reconstruct_series(series, factors, n_iter=3, store=path, resume=True)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    reconstruct_series(series, factors, n_iter=3, store=path, resume=True)  # the dead pid's lock is stale
+    assert not (path / "chemtomo.lock").exists()

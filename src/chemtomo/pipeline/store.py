@@ -144,6 +144,18 @@ class Fingerprint:
         return out
 
 
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
+
+
 def _short(v, n: int = 60) -> str:
     s = json.dumps(v) if not isinstance(v, str) else v
     return s if len(s) <= n else s[: n - 3] + "..."
@@ -285,6 +297,7 @@ class VolumeStore:
                 raise StoreMismatchError(
                     f"the store {path} was written in chunks of {store.chunk_slices} slices, not "
                     f"{chunk_slices}: resume with chunk_slices={store.chunk_slices} (or none), or start a new store")
+            store._lock()
             store._set_status("reconstructing")
             return store
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -301,7 +314,9 @@ class VolumeStore:
         }
         group.attrs.update({_META: meta, _CHUNKS: {}, _RESULT: {"status": "reconstructing"}})
         os.replace(tmp, path)  # a store appears whole, with its fingerprint, or not at all
-        return cls._reopen(path)
+        store = cls._reopen(path)
+        store._lock()
+        return store
 
     @classmethod
     def _reopen(cls, path: Path) -> "VolumeStore":
@@ -327,6 +342,43 @@ class VolumeStore:
         if not path.exists():
             raise FileNotFoundError(f"no such store: {path}")
         return cls._reopen(path)
+
+    # -- one writer ----------------------------------------------------------------------------
+
+    @property
+    def _lock_path(self) -> Path:
+        return self.path / "chemtomo.lock"
+
+    def _lock(self) -> None:
+        """Take the store for this process; a lock left by a dead process (a kill) is taken over."""
+        me = {"host": socket.gethostname(), "pid": os.getpid(), "since": _now()}
+        for _ in range(2):
+            try:
+                fd = os.open(self._lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    other = json.loads(self._lock_path.read_text())
+                except (OSError, ValueError):
+                    other = {}
+                if other.get("host") == me["host"] and not _alive(int(other.get("pid", 0))):
+                    self._lock_path.unlink(missing_ok=True)  # its writer was killed: stale
+                    continue
+                raise StoreExistsError(
+                    f"the store {self.path} is being written by pid {other.get('pid')} on {other.get('host')} "
+                    f"since {other.get('since')}; if that run is dead, delete {self._lock_path}") from None
+            with os.fdopen(fd, "w") as fh:
+                json.dump(me, fh)
+            return
+        raise StoreExistsError(f"could not lock {self.path}")  # pragma: no cover - a race lost twice
+
+    def close(self) -> None:
+        """Release the store (idempotent)."""
+        try:
+            other = json.loads(self._lock_path.read_text())
+        except (OSError, ValueError):
+            return
+        if other.get("pid") == os.getpid() and other.get("host") == socket.gethostname():
+            self._lock_path.unlink(missing_ok=True)
 
     # -- chunks ------------------------------------------------------------------------------
 

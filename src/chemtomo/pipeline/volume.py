@@ -10,6 +10,7 @@ store as they complete (:mod:`.store`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -193,7 +194,7 @@ def reconstruct_series(
 
     budget = None if memory_budget_gb is None else float(memory_budget_gb) * 2**30
     bar = None
-    with Runner(scheduler, memory_budget_bytes=budget) as runner:
+    with contextlib.ExitStack() as stack, Runner(scheduler, memory_budget_bytes=budget) as runner:
         if chunk_slices:
             chunk = int(chunk_slices)
         else:
@@ -226,6 +227,7 @@ def reconstruct_series(
                 vs = VolumeStore.open(store, run_fingerprint(series, spec, lines, r), lines=lines,
                                       n_slices=n_slices, n_grid=geom.n_grid, chunk_slices=chunk, resume=resume,
                                       chunk_slices_given=bool(chunk_slices))
+                stack.callback(vs.close)
                 chunk = vs.chunk_slices
                 good, bad = vs.verify()
                 if bad:
@@ -260,17 +262,17 @@ def reconstruct_series(
         finally:
             if bar is not None:
                 bar.close()
-    params = {
-        "method": method, "n_iter": n_iter, "alpha": alpha if needs_haadf else None,
-        "filter_sigma": filter_sigma, "filter_axes": filter_axes, "mask_method": mask_method,
-        "threshold": comp.threshold.as_dict(), "backend": backend, "chunk_slices": chunk,
-        "lines": lines, "factor": factor_kind, "geometry": geom.key(),
-        "factors": factors.subset(lines).as_dict(), "scheduler": where, **opts,
-    }
-    if store is not None:
-        params["store"] = str(store)
-        vs.mark_complete({"parameters": params, "elements": elements,
-                          "response_ratios": None if rr is None else rr.as_dict()})
+        params = {
+            "method": method, "n_iter": n_iter, "alpha": alpha if needs_haadf else None,
+            "filter_sigma": filter_sigma, "filter_axes": filter_axes, "mask_method": mask_method,
+            "threshold": comp.threshold.as_dict(), "backend": backend, "chunk_slices": chunk,
+            "lines": lines, "factor": factor_kind, "geometry": geom.key(),
+            "factors": factors.subset(lines).as_dict(), "scheduler": where, **opts,
+        }
+        if store is not None:
+            params["store"] = str(store)
+            vs.mark_complete({"parameters": params, "elements": elements,
+                              "response_ratios": None if rr is None else rr.as_dict()})
     return VolumeResult(lines, elements, maps, factor_kind, comp, rr, theory, geom, params)
 
 
