@@ -376,11 +376,19 @@ class Runner:
         return f"Dask cluster {getattr(addr, 'address', self.target)} ({self.slots} threads)"
 
     def __enter__(self) -> "Runner":
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _start(self) -> None:
         budget = self.memory_budget_bytes
         if self.kind == "inprocess":
             self.slots = 1
             self.slot_bytes = float(budget if budget else default_memory_budget())
-            return self
+            return
         try:
             from distributed import Client, LocalCluster
         except ImportError as exc:  # pragma: no cover - declared extra
@@ -388,29 +396,32 @@ class Runner:
         if self.kind == "local":
             n = self.target or _cores()
             total = float(budget if budget else default_memory_budget())
-            limit = total / n + WORKER_BASELINE_BYTES
+            self.slots, self.threads = n, max(1, _cores() // n)
+            self.slot_bytes = total / n
+            # Dask's limit sits above what the chunk sizing allows, so it trips only on a real overrun
+            limit = (self.slot_bytes + WORKER_BASELINE_BYTES) / _BUDGET_FILL
             self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                         memory_limit=int(limit), dashboard_address=":0")
             self.client = Client(self.cluster)
-            self.slots, self.threads = n, max(1, _cores() // n)
-            self.slot_bytes = total / n
-        elif self.kind == "address":
-            if self.target.endswith(".json") and os.path.isfile(self.target):
-                self.client = Client(scheduler_file=self.target)
-            else:
-                self.client = Client(self.target)
+            return
+        if self.kind == "address":
+            try:
+                if self.target.endswith(".json") and os.path.isfile(self.target):
+                    self.client = Client(scheduler_file=self.target)
+                else:
+                    self.client = Client(self.target)
+            except OSError as exc:
+                raise ValueError(f"cannot reach the Dask scheduler at {self.target!r}: {exc}") from exc
         else:
             self.client = self.target
-        if self.kind in ("address", "client"):
-            workers = self.client.scheduler_info(n_workers=-1)["workers"].values()
-            if not workers:
-                raise RuntimeError(f"the Dask cluster at {self.target} has no workers")
-            self._check_versions()
-            self.slots = sum(int(w["nthreads"]) for w in workers)
-            per = [float(w.get("memory_limit") or 0) / max(1, int(w["nthreads"])) for w in workers]
-            limit = min(per) if all(p > 0 for p in per) else float(budget or 4 * 2**30)
-            self.slot_bytes = _BUDGET_FILL * limit - WORKER_BASELINE_BYTES
-        return self
+        workers = self.client.scheduler_info(n_workers=-1)["workers"].values()
+        if not workers:
+            raise RuntimeError(f"the Dask cluster at {self.target} has no workers")
+        self._check_versions()
+        self.slots = sum(int(w["nthreads"]) for w in workers)
+        per = [float(w.get("memory_limit") or 0) / max(1, int(w["nthreads"])) for w in workers]
+        limit = min(per) if all(p > 0 for p in per) else float(budget or 4 * 2**30)
+        self.slot_bytes = _BUDGET_FILL * limit - WORKER_BASELINE_BYTES
 
     def _check_versions(self) -> None:
         """Every worker must run this chemtomo and numpy: the chunks are bit-identical only then."""
