@@ -27,7 +27,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
 real-example: $(STAMP)
-	$(VENV)/bin/chemtomo reconstruct ../shared/data/ncem-idp-eds-tilt-series --lines Co_Ka Zn_Ka --beam-kev 80 --out results/ncem-idp
+	$(VENV)/bin/chemtomo reconstruct ../shared/data/ncem-idp-eds-tilt-series --lines O_Ka Mg_Ka Si_Ka Fe_Ka Pt_La --line-method fit --elements O Mg Si Fe Pt Ga Al Na S C Cu N --mask otsu --compare-tomviz ../shared/data/ncem-idp-eds-tilt-series/TomVizAlignments.json --tomviz-angles=-50:50:5 --out results/ncem-idp
 
 bench: $(STAMP)
 	$(PY) bench/speed.py --workload A --json

@@ -16,6 +16,7 @@ COMMANDS = (
     "simulate",
     "reconstruct",
     "factors",
+    "show",
 )
 
 

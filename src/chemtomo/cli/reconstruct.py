@@ -1,4 +1,16 @@
-"""`chemtomo reconstruct`: a tilt series to quantified maps in one HDF5 result."""
+"""`chemtomo reconstruct`: a tilt series to quantified maps in one HDF5 result.
+
+Two kinds of input:
+
+- a raw tilt series as microscopes write it (positional: a folder, or one
+  file per tilt; Bruker .bcf, Velox .emd, HyperSpy .hspy spectrum images)
+  with ``--lines``: the whole experimental path of
+  :func:`chemtomo.pipeline.experimental.run_experimental` (line maps,
+  registration, alignment, EDS-SIRT and HEBT, quantification, stacks and
+  figures into the ``--out`` folder);
+- preprocessed per-line stacks (``--eds LINE=PATH``, ``--haadf PATH``,
+  ``.hspy`` with the tilt as navigation axis): one method, one result file.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +21,23 @@ from pathlib import Path
 def add_parser(sub):
     p = sub.add_parser(
         "reconstruct", help="reconstruct and quantify a tilt series into an HDF5 result",
-        description="Reconstruct HAADF + per-line EDS stacks (.hspy, tilt as navigation axis) by EDS-only "
-                    "SIRT or HEBT, quantify inside the ESF particle mask, and write one HDF5 result.")
+        description="Reconstruct a raw spectrum-image tilt series (folder or files: .bcf, .emd, .hspy; with "
+                    "--lines) or HAADF + per-line EDS stacks (--eds/--haadf .hspy) by EDS-only SIRT and/or HEBT, "
+                    "quantify inside the ESF particle mask, and write one HDF5 result (raw input: plus TIFF/MRC "
+                    "stacks and figures).")
+    p.add_argument("inputs", nargs="*", metavar="RAW",
+                   help="raw tilt series: a folder of tilt files, or the files (one per tilt)")
+    p.add_argument("--lines", nargs="+", metavar="LINE", help="X-ray lines to map from raw input, e.g. Fe_Ka Pt_La")
     p.add_argument("--eds", action="append", default=[], metavar="LINE=PATH",
                    help="an EDS line stack, e.g. Ag_La=eds_Ag_La.hspy (repeat per line)")
     p.add_argument("--haadf", metavar="PATH", help="the HAADF stack (needed by hebt_sirt)")
-    p.add_argument("--angles", type=float, nargs="+", metavar="DEG", help="tilt angles, overriding the files'")
+    p.add_argument("--angles", type=float, nargs="+", metavar="DEG",
+                   help="tilt angles, overriding the files' (raw input: one per file, in the files' order)")
+    p.add_argument("--angles-from", choices=("auto", "metadata", "filename"), default="auto",
+                   help="raw input: where tilt angles come from (default auto: metadata, else file names)")
     p.add_argument("--pixel-nm", type=float, help="pixel size (nm), overriding the files'")
-    p.add_argument("--method", default="hebt_sirt", help="eds_sirt | hebt_sirt | ... (default hebt_sirt)")
+    p.add_argument("--method", nargs="+", metavar="METHOD",
+                   help="eds_sirt | hebt_sirt | ... (default hebt_sirt; raw input: eds_sirt hebt_sirt)")
     p.add_argument("--iterations", "-n", type=int, default=100, help="iterations (default 100)")
     p.add_argument("--alpha", type=float, default=0.8, help="HAADF weight in [0, 1) for HEBT (default 0.8)")
     p.add_argument("--filter-sigma", type=float, default=0.8, help="Gaussian filter of EDS images, px (0: none)")
@@ -26,15 +47,79 @@ def add_parser(sub):
                    help="'physics' (computed), 'paper' (Table 2), or a .json/.csv factor table")
     p.add_argument("--beam-kev", type=float, help="beam energy (keV), if not in the files' metadata")
     p.add_argument("--efficiency", type=float, default=0.96, help="flat detector efficiency (default 0.96)")
-    p.add_argument("--chunk-slices", type=int, help="slices per batched solve (bounds memory)")
+    p.add_argument("--chunk-slices", type=int, help="slices per batched solve (bounds memory; raw input: 32)")
+    g = p.add_argument_group("raw input: preprocessing and outputs")
+    g.add_argument("--bin", type=int, default=2, help="sum-bin images by this factor after alignment (default 2)")
+    g.add_argument("--register", choices=("xcorr", "com", "none"), default="xcorr",
+                   help="HAADF-to-EDS registration per tilt (default xcorr; com as the paper)")
+    g.add_argument("--reference-line", metavar="LINE",
+                   help="EDS map the HAADF is registered to (default: the sum of the lines)")
+    g.add_argument("--align", choices=("xcorr", "xcorr-stretch", "com", "none"), default="xcorr",
+                   help="tilt-series shifts: cross-correlation (xcorr-stretch: cosine-stretched, for slabs and "
+                        "lamellae), centre of mass (isolated particles), or none (default xcorr)")
+    g.add_argument("--no-rotation", action="store_true", help="do not estimate the tilt-axis rotation")
+    g.add_argument("--no-axis-offset", action="store_true", help="do not estimate the tilt-axis offset")
+    g.add_argument("--shadowing", choices=("mean", "max", "first", "slab", "none"), default="mean",
+                   help="normalise each tilt's total counts per line to a common value (default mean, as the "
+                        "paper; slab: of total x cos(tilt), for a slab wider than the field of view)")
+    g.add_argument("--pad", default="auto", metavar="PX|auto",
+                   help="pad images across the tilt axis by repeating edge columns (binned px; default auto: "
+                        "enough for a specimen wider than the field at the highest tilt; 0: none)")
+    g.add_argument("--quantify-lines", nargs="+", metavar="LINE",
+                   help="lines to quantify (default all; others are reconstructed but not quantified)")
+    g.add_argument("--line-method", choices=("windows", "fit"), default="windows",
+                   help="line intensities: exSpy background windows (default) or a local least-squares fit that "
+                        "separates overlapping lines")
+    g.add_argument("--elements", nargs="+", metavar="EL",
+                   help="elements of the specimen whose lines background windows avoid and the fit models "
+                        "(default: the files' Sample.elements)")
+    g.add_argument("--integration-width", type=float, default=2.0,
+                   help="line integration window in FWHMs (default 2)")
+    g.add_argument("--export", nargs="+", choices=("tiff", "mrc", "none"), default=["tiff"],
+                   help="volume stacks per element for tomviz/napari/ImageJ (default tiff)")
+    g.add_argument("--export-kinds", nargs="+", choices=("maps", "weight", "atomic", "mask"),
+                   default=["maps", "weight"], help="which volumes to export (default maps weight)")
+    g.add_argument("--no-figures", action="store_true", help="do not draw the figures")
+    g.add_argument("--compare-tomviz", metavar="JSON", help="compare the shifts with a tomviz alignment file")
+    g.add_argument("--tomviz-angles", metavar="START:STOP:STEP",
+                   help="angles of every entry of the tomviz file, e.g. --tomviz-angles=-50:50:5")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="where chunks run: a Dask scheduler address (tcp://host:8786) or scheduler file, 'local[:N]' "
                         "for a LocalCluster of N workers; default $CHEMTOMO_SCHEDULER, else in this process")
     p.add_argument("--store", metavar="PATH", help="write maps chunk by chunk to this Zarr store (resumable)")
     p.add_argument("--resume", action="store_true", help="continue the run in --store, skipping verified chunks")
-    p.add_argument("--out", required=True, help="result file (.h5) or folder (writes result.h5 inside)")
+    p.add_argument("--out", required=True,
+                   help="result file (.h5) or folder (writes result.h5 inside; raw input: a folder)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def parse_pad(text: str):
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    try:
+        v = int(text)
+    except ValueError:
+        raise ValueError(f"--pad takes a number of pixels or 'auto', got {text!r}") from None
+    if v < 0:
+        raise ValueError(f"--pad must be >= 0, got {v}")
+    return v
+
+
+def parse_angle_range(text: str):
+    """``"-50:50:5"`` -> [-50, -45, ..., 50]; or a comma/space separated list."""
+    import numpy as np
+
+    t = text.strip()
+    if ":" in t:
+        parts = t.split(":")
+        if len(parts) != 3:
+            raise ValueError(f"--tomviz-angles takes START:STOP:STEP (e.g. -50:50:5), got {text!r}")
+        a, b, st = (float(x) for x in parts)
+        if st == 0 or (b - a) / st < 0:
+            raise ValueError(f"--tomviz-angles {text!r}: STEP must be non-zero and go from START to STOP")
+        return np.arange(a, b + st / 2, st).tolist()
+    return [float(x) for x in t.replace(",", " ").split()]
 
 
 def parse_eds(items: list[str]) -> dict[str, str]:
@@ -71,13 +156,93 @@ def out_path(out: str) -> Path:
 
 
 def run(args) -> int:
+    if args.inputs:
+        if args.eds or args.haadf:
+            raise ValueError("give either a raw tilt series (positional) or --eds/--haadf stacks, not both")
+        return run_raw(args)
+    if args.lines:
+        raise ValueError("--lines applies to a raw tilt series: give its folder or files as positional arguments")
+    return run_stacks(args)
+
+
+def run_raw(args) -> int:
+    """The experimental path: raw files -> result.h5, export/, figures/ in the --out folder."""
+    from chemtomo.pipeline.experimental import DEFAULT_METHODS, run_experimental
+
+    if not args.lines:
+        raise ValueError("give the X-ray lines to map with --lines (e.g. --lines Fe_Ka Si_Ka O_Ka)")
+    if Path(args.out).suffix.lower() in (".h5", ".hdf5"):
+        raise ValueError("a raw tilt series writes a folder (result.h5, export/, figures/): give --out FOLDER")
+    if args.compare_tomviz and not args.tomviz_angles:
+        raise ValueError("--compare-tomviz needs --tomviz-angles=START:STOP:STEP (the file holds no angles)")
+    exports = [e for e in args.export if e != "none"]
+    engine = {k: v for k, v in (("scheduler", args.scheduler), ("store", args.store)) if v}
+    if args.resume:
+        engine["resume"] = True
+    inputs = args.inputs[0] if len(args.inputs) == 1 else args.inputs
+    exp = run_experimental(
+        inputs, args.lines, args.out, angles_deg=args.angles, angle_source=args.angles_from,
+        pixel_nm=args.pixel_nm, beam_kev=args.beam_kev, factors=args.factors, efficiency=args.efficiency,
+        methods=args.method or DEFAULT_METHODS, n_iter=args.iterations, alpha=args.alpha,
+        filter_sigma=args.filter_sigma or None, bin_factor=args.bin, register=args.register,
+        reference_line=args.reference_line, align=args.align, rotation=not args.no_rotation,
+        offset=not args.no_axis_offset, shadowing=None if args.shadowing == "none" else args.shadowing,
+        pad=parse_pad(args.pad),
+        quantify_lines=args.quantify_lines, mask_method=args.mask, threshold=args.threshold,
+        chunk_slices=args.chunk_slices or 32, export=exports, export_kinds=args.export_kinds,
+        figures=not args.no_figures, compare_tomviz=args.compare_tomviz,
+        tomviz_angles_deg=parse_angle_range(args.tomviz_angles) if args.tomviz_angles else None,
+        line_method=args.line_method, integration_width=args.integration_width, elements=args.elements,
+        engine_options=engine or None, progress=not args.quiet,
+    )
+    err = sys.stderr
+    pre = exp.pre
+    s = pre.series
+    print(f"tilt series: {s.angles_deg.size} tilts {s.angles_deg.min():g}..{s.angles_deg.max():g} deg, "
+          f"{s.shape[1]} slices x {s.shape[2]} pixels of {s.pixel_nm:.3g} nm (bin {pre.bin_factor})", file=err)
+    al = pre.alignment
+    print(f"alignment ({al.method}): shifts up to {abs(al.shifts_px).max():.1f} raw px, tilt-axis rotation "
+          f"{al.rotation_deg:.2f} deg, offset {al.axis_offset_px:.1f} raw px", file=err)
+    for note in pre.notes:
+        print(f"note: {note}", file=err)
+    print("negative counts clipped after background subtraction (pixels, share of the total): " + ", ".join(
+        f"{ln} {c['fraction_clipped']:.0%}, {c['counts_clipped'] / max(c['total_counts'], 1e-12):.1%}"
+        for ln, c in pre.clipped.items()), file=err)
+    if exp.tomviz is not None:
+        d = ", ".join(f"{a:g}:{v:.1f}" for a, v in zip(exp.tomviz["angles_deg"], exp.tomviz["distance_px"]))
+        print(f"shifts vs tomviz (raw px per tilt): {d}; RMS {exp.tomviz['rms_px']:.2f}, "
+              f"max {exp.tomviz['max_px']:.2f}", file=err)
+    for m, res in exp.results.items():
+        th = res.composition.threshold
+        line = f"{m}: mask {th.method} threshold {th.value:.4g}, volume fraction {th.volume_fraction:.3f}"
+        if res.response_ratios is not None:
+            rr = res.response_ratios
+            line += "; r_A " + ", ".join(f"{ln} {r:.4g}" for ln, r in zip(rr.lines, rr.r)) + f" (R^2 {rr.r2:.4f})"
+        print(line, file=err)
+        inside = res.composition.mask
+        if inside.any():
+            print("  mean weight fraction in the mask: " + ", ".join(
+                f"{el} {float(res.composition.weight[i][inside].mean()):.3f}" for i, el in enumerate(res.elements)),
+                file=err)
+    t = exp.timings_s
+    print("time (s): " + ", ".join(f"{k} {v:.1f}" for k, v in t.items()), file=err)
+    print(f"wrote {exp.paths['result']} (+ {len(exp.paths['export'])} stacks, {len(exp.paths['figures'])} figures)",
+          file=err)
+    return 0
+
+
+def run_stacks(args) -> int:
     from chemtomo.io import provenance, write_result
     from chemtomo.io.hspy import read_tilt_series
     from chemtomo.pipeline import reconstruct_series
 
     eds = parse_eds(args.eds)
     if not eds:
-        raise ValueError("give at least one EDS line with --eds LINE=PATH")
+        raise ValueError("give a raw tilt series (folder or files) with --lines, or stacks with --eds LINE=PATH")
+    methods = args.method or ["hebt_sirt"]
+    if len(methods) != 1:
+        raise ValueError("with --eds stacks give one --method (raw input reconstructs several)")
+    args.method = methods[0]
     series = read_tilt_series(eds, args.haadf, args.angles, args.pixel_nm)
     beam = args.beam_kev if args.beam_kev is not None else series.metadata.get("beam_kev")
     factors = resolve_factors(args.factors, series.lines, beam, args.efficiency)

@@ -1,0 +1,288 @@
+"""Figures of a reconstructed volume, as the paper's Figs 14-17 (headless, files only).
+
+- :func:`fig_tiltseries`: HAADF and line maps at three tilts after preprocessing (Fig. 14);
+- :func:`fig_orthoslices`: xz orthoslices (the cross-section across the tilt
+  axis) of the reconstructed maps of each method at three slices, and an xy
+  section at mid-depth (Fig. 15); the same for weight fractions (Fig. 16);
+- :func:`fig_render3d`: isosurfaces of each element's rich domains inside the
+  particle mask, by scikit-image marching cubes drawn with matplotlib (Fig. 17);
+- :func:`fig_alignment`: shifts per tilt (and a tomviz comparison), HAADF
+  registration and shadowing factors.
+
+:func:`draw_result_figures` draws all that a result file allows (a phantom
+result has no tilt series or alignment). Maps keep their units: one colour
+scale per row (a line of one method), fractions on 0..1 for all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .plots import plt, save
+
+#: Colours of elements in the 3-D rendering, in order.
+PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+MAX_FACES = 60_000
+
+
+def pick_slices(mask_or_volume: np.ndarray, n: int = 3) -> list[int]:
+    """``n`` slice indices spread over the slices that hold the particle (25%, 50%, 75% of them)."""
+    v = np.asarray(mask_or_volume)
+    occupied = np.flatnonzero(v.reshape(v.shape[0], -1).any(axis=1))
+    if occupied.size == 0:
+        occupied = np.arange(v.shape[0])
+    qs = np.linspace(0, 1, n + 2)[1:-1]
+    return [int(occupied[int(round(q * (occupied.size - 1)))]) for q in qs]
+
+
+def _grid(rows: list[list[np.ndarray]], row_titles, col_titles, path, suptitle, *, shared_row=True, vmin=None,
+          vmax=None, cmap="inferno", pixel_nm=None, cbar_label=""):
+    p = plt()
+    nr, nc = len(rows), max(len(r) for r in rows)
+    widths = [r.shape[1] for r in rows[0]]
+    fig, axes = p.subplots(nr, nc, figsize=(2.3 * nc + 1.2, 2.0 * nr + 0.6), squeeze=False,
+                           gridspec_kw={"width_ratios": widths})
+    for i, r in enumerate(rows):
+        vals = np.concatenate([np.ravel(im) for im in r])
+        lo = vmin if vmin is not None else float(np.min(vals))
+        hi = vmax if vmax is not None else float(np.percentile(vals, 99.8))
+        hi = hi if hi > lo else lo + 1e-12
+        im = None
+        for j in range(nc):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j >= len(r):
+                ax.axis("off")
+                continue
+            extent = None
+            if pixel_nm:
+                h, w = r[j].shape
+                extent = (0, w * pixel_nm, h * pixel_nm, 0)
+            im = ax.imshow(r[j], cmap=cmap, vmin=lo, vmax=hi, extent=extent, interpolation="nearest")
+            if i == 0 and j < len(col_titles):
+                ax.set_title(col_titles[j], fontsize=8)
+            if j == 0:
+                ax.set_ylabel(row_titles[i], fontsize=8)
+        if shared_row:
+            cb = fig.colorbar(im, ax=list(axes[i, : len(r)]), shrink=0.85, pad=0.01)
+            cb.ax.tick_params(labelsize=7)
+    if not shared_row:
+        cb = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, pad=0.01)
+        cb.ax.tick_params(labelsize=7)
+        if cbar_label:
+            cb.set_label(cbar_label, fontsize=8)
+    fig.suptitle(suptitle, fontsize=9)
+    return save(fig, path)
+
+
+def fig_orthoslices(volumes: dict[str, dict[str, np.ndarray]], path, *, slices: Sequence[int] | None = None,
+                    kind: str = "maps", pixel_nm: float | None = None, title: str = "") -> Path:
+    """xz orthoslices at ``slices`` plus an xy section at mid-depth, one row per (method, channel).
+
+    Parameters
+    ----------
+    volumes : dict method -> dict channel -> ndarray (slices, z, x)
+    kind : {"maps", "weight", "atomic"}
+        Fractions share the 0..1 scale; maps get one scale per row.
+    """
+    methods = list(volumes)
+    first = next(iter(volumes[methods[0]].values()))
+    slices = pick_slices(first) if slices is None else list(slices)
+    rows, titles = [], []
+    for m in methods:
+        for ch, vol in volumes[m].items():
+            mid = vol.shape[1] // 2
+            rows.append([vol[s] for s in slices] + [vol[:, mid, :]])
+            titles.append(f"{m}\n{ch}")
+    cols = [f"xz, slice {s}" for s in slices] + ["xy, mid-depth"]
+    frac = kind in ("weight", "atomic")
+    return _grid(rows, titles, cols, path, title or kind, shared_row=not frac, vmin=0.0 if frac else None,
+                 vmax=1.0 if frac else None, cmap="viridis" if frac else "inferno", pixel_nm=pixel_nm,
+                 cbar_label=f"{kind} fraction" if frac else "")
+
+
+def fig_tiltseries(haadf: np.ndarray | None, eds: dict[str, np.ndarray], angles_deg, path,
+                   pixel_nm: float | None = None) -> Path:
+    """HAADF (inverted, as the paper shows ADF) and line maps at the lowest, middle and highest tilts."""
+    ang = np.asarray(angles_deg, dtype=float)
+    idx = [0, int(np.argmin(np.abs(ang))), ang.size - 1]
+    rows, titles = [], []
+    if haadf is not None:
+        rows.append([haadf[i] for i in idx])
+        titles.append("HAADF")
+    for ln, v in eds.items():
+        rows.append([v[i] for i in idx])
+        titles.append(ln)
+    return _grid(rows, titles, [f"{ang[i]:g} deg" for i in idx], path,
+                 "Preprocessed tilt series (registered, aligned, binned, shadowing-normalised)",
+                 cmap="gray", pixel_nm=pixel_nm)
+
+
+def _decimated_surface(vol: np.ndarray, level: float, spacing):
+    from skimage.measure import marching_cubes
+
+    step = 1
+    while True:
+        verts, faces, _, _ = marching_cubes(vol, level, spacing=spacing, step_size=step)
+        if len(faces) <= MAX_FACES or step >= 8:
+            return verts, faces
+        step += 1
+
+
+def _draw_surfaces(ax, items, mask_surface, shape, pixel_nm, title):
+    from matplotlib.patches import Patch
+    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+
+    legend = []
+    if mask_surface is not None:
+        v, f = mask_surface
+        ax.add_collection3d(Poly3DCollection(v[f][:, :, [2, 0, 1]], facecolor="0.6", alpha=0.07, linewidth=0))
+        legend.append(("particle (mask)", "0.6"))
+    for (v, f), col, label in items:
+        ax.add_collection3d(Poly3DCollection(v[f][:, :, [2, 0, 1]], facecolor=col, alpha=0.4, linewidth=0))
+        legend.append((label, col))
+    n0, n1, n2 = (s * pixel_nm for s in shape)
+    ax.set_xlim(0, n2)
+    ax.set_ylim(0, n0)
+    ax.set_zlim(0, n1)
+    ax.set_box_aspect((n2, n0, n1))
+    ax.set_xlabel("x (nm)", fontsize=7)
+    ax.set_ylabel("y, tilt axis (nm)", fontsize=7)
+    ax.set_zlabel("z, beam (nm)", fontsize=7)
+    ax.tick_params(labelsize=5)
+    ax.view_init(elev=25, azim=-60)
+    ax.legend(handles=[Patch(color=c, label=lab, alpha=0.6) for lab, c in legend], fontsize=6, loc="upper left")
+    ax.set_title(title, fontsize=8)
+
+
+def fig_render3d(weight: dict[str, np.ndarray], mask: np.ndarray, path, *, pixel_nm: float = 1.0,
+                 rich_quantile: float = 0.75, smooth_px: float = 1.0, title: str = "") -> Path:
+    """Isosurfaces of each element's rich domains (weight fraction above its ``rich_quantile`` in the mask).
+
+    The particle's outline (the mask) is drawn translucent grey, each
+    element's surface in its own colour: one panel for two elements (as the
+    paper's Fig. 17, Co red and Zn blue), one panel per element for more.
+    Volumes are (slices, z, x); drawn with x, slices (y) and z as axes.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    p = plt()
+    m = np.asarray(mask, dtype=bool)
+    shape = m.shape
+    mask_surface = None
+    if m.any() and not m.all():
+        mask_surface = _decimated_surface(gaussian_filter(m.astype(np.float32), smooth_px), 0.5,
+                                          (pixel_nm,) * 3)
+    items = []
+    for k, (el, w) in enumerate(weight.items()):
+        inside = w[m] if m.any() else np.ravel(w)
+        if inside.size == 0 or float(inside.max()) <= 0:
+            continue
+        level = float(np.quantile(inside, rich_quantile))
+        vol = gaussian_filter(np.where(m, w, 0.0).astype(np.float32), smooth_px)
+        if not (vol.min() < level < vol.max()):
+            continue
+        surf = _decimated_surface(vol, level, (pixel_nm,) * 3)
+        items.append((surf, PALETTE[k % len(PALETTE)], f"{el} > {level:.2f} wt. fr."))
+    title = title or "Quantified volume: rich domains of each element"
+    if len(items) <= 2:
+        fig = p.figure(figsize=(7.5, 6.5))
+        _draw_surfaces(fig.add_subplot(111, projection="3d"), items, mask_surface, shape, pixel_nm, title)
+    else:
+        nc = 3 if len(items) > 4 else 2
+        nr = int(np.ceil(len(items) / nc))
+        fig = p.figure(figsize=(4.6 * nc, 4.3 * nr))
+        for i, it in enumerate(items):
+            ax = fig.add_subplot(nr, nc, i + 1, projection="3d")
+            _draw_surfaces(ax, [it], mask_surface, shape, pixel_nm, it[2])
+        fig.suptitle(title, fontsize=9)
+    return save(fig, path)
+
+
+def fig_alignment(alignment: dict, preprocess: dict, path) -> Path:
+    """Shifts per tilt (with a tomviz comparison if present), HAADF registration and shadowing factors."""
+    p = plt()
+    ang = np.asarray(alignment["angles_deg"], dtype=float)
+    fig, axes = p.subplots(1, 3, figsize=(13, 3.6))
+    sh = np.asarray(alignment["shifts_px"], dtype=float)
+    ref = int(alignment.get("reference_index", np.argmin(np.abs(ang))))
+    sh = sh - sh[ref]
+    ax = axes[0]
+    ax.plot(ang, sh[:, 1], "o-", label="dx (across axis), chemtomo")
+    ax.plot(ang, sh[:, 0], "s-", label="dy (along axis), chemtomo")
+    tv = alignment.get("tomviz")
+    if tv is not None:
+        t = np.asarray(tv["tomviz_px"], dtype=float)
+        ax.plot(ang, t[:, 1], "o--", color="C0", alpha=0.5, label="dx, tomviz")
+        ax.plot(ang, t[:, 0], "s--", color="C1", alpha=0.5, label="dy, tomviz")
+        ax.set_title(f"shifts (raw px); vs tomviz RMS {float(tv['rms_px']):.2f} px", fontsize=9)
+    else:
+        ax.set_title("shifts (raw px), 0 at the reference tilt", fontsize=9)
+    ax.set_xlabel("tilt (deg)")
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    reg = alignment.get("haadf_registration_px")
+    if reg is not None:
+        reg = np.asarray(reg)
+        ax.plot(ang, reg[:, 1], "o-", label="dx")
+        ax.plot(ang, reg[:, 0], "s-", label="dy")
+        ax.legend(fontsize=7)
+    ax.set_title(f"HAADF-to-EDS registration (px); axis rotation {float(alignment.get('rotation_deg', 0)):.2f} "
+                 f"deg, offset {float(alignment.get('axis_offset_px', 0)):.1f} px", fontsize=8)
+    ax.set_xlabel("tilt (deg)")
+    ax = axes[2]
+    for ln, f in (preprocess.get("shadowing_factors") or {}).items():
+        ax.plot(ang, f, "o-", label=ln)
+    ax.axhline(1, color="k", lw=0.5)
+    ax.set_title("shadowing normalisation factors", fontsize=9)
+    ax.set_xlabel("tilt (deg)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def draw_result_figures(result_path, folder, *, slices: Sequence[int] | None = None) -> list[Path]:
+    """Every figure a result file allows, into ``folder``; returns the paths."""
+    from ..pipeline.experimental import read_experimental
+
+    res = read_experimental(result_path)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    px = res["pixel_nm"]
+    methods = res["methods"] or {
+        res["parameters"].get("method", "result"): {"maps": res["maps"], "weight": res["weight"],
+                                                     "atomic": res["atomic"], "mask": res["mask"]}}
+    primary = res.get("primary_method") or next(iter(methods))
+    primary = primary if primary in methods else next(iter(methods))
+    first = next(iter(methods[primary]["maps"].values()))
+    if slices is None:
+        sl = pick_slices(methods[primary]["mask"] if methods[primary]["mask"].any() else first)
+    else:
+        sl = [int(s) for s in slices]
+        bad = [s for s in sl if not 0 <= s < first.shape[0]]
+        if bad:
+            raise ValueError(f"slices {bad} are outside 0..{first.shape[0] - 1} (slices along the tilt axis)")
+    th = methods[primary].get("threshold") or (res["parameters"].get("threshold") or {})
+    mask_kind = f"{th.get('method', 'esf')} threshold"
+    out = []
+    ts = res.get("tiltseries") or {}
+    if ts.get("eds"):
+        out.append(fig_tiltseries(ts.get("haadf"), ts["eds"], ts["angles_deg"], folder / "fig14_tiltseries.png",
+                                  ts.get("pixel_nm")))
+    out.append(fig_orthoslices({m: d["maps"] for m, d in methods.items()}, folder / "fig15_orthoslices_maps.png",
+                               slices=sl, kind="maps", pixel_nm=px,
+                               title="Reconstructed maps (EDS-SIRT: X_A = n f_A C rho; HEBT: X^b_A = z_A C rho)"))
+    out.append(fig_orthoslices({m: d["weight"] for m, d in methods.items()}, folder / "fig16_orthoslices_weight.png",
+                               slices=sl, kind="weight", pixel_nm=px,
+                               title=f"Weight fractions inside the particle mask ({mask_kind}; 0 outside)"))
+    d = methods[primary]
+    out.append(fig_render3d(d["weight"], d["mask"], folder / "fig17_render3d.png", pixel_nm=px,
+                            title=f"{primary}: domains rich in each element (weight fraction above its 75th "
+                                  "percentile in the particle)"))
+    if res.get("alignment"):
+        out.append(fig_alignment(res["alignment"], res.get("preprocess") or {}, folder / "alignment.png"))
+    return out
