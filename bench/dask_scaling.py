@@ -267,7 +267,7 @@ def main(argv=None) -> int:
         return 0
 
     import chemtomo
-    from chemtomo.pipeline.distributed import chunk_bytes, operator_bytes
+    from chemtomo.pipeline.distributed import WORKER_BASELINE_BYTES, chunk_bytes, operator_bytes
 
     report = {
         "benchmark": "dask_scaling", "chemtomo": chemtomo.__version__, "python": platform.python_version(),
@@ -283,9 +283,12 @@ def main(argv=None) -> int:
     g = prepared.geometry()
     report["prepare"] = prep_t
     report["memory_model"] = {
-        "chunk_bytes": chunk_bytes(g, args.lines, args.chunk, "hebt_sirt"),
+        "chunk_bytes": chunk_bytes(g, args.lines, args.chunk, "hebt_sirt", args.backend),
         "operator_bytes": operator_bytes(g, args.backend),
-        "note": "estimated peak per task beyond the process baseline: operator + one chunk",
+        "worker_baseline_bytes": WORKER_BASELINE_BYTES,
+        "note": "stated peak per worker = baseline + operator + one chunk; measured: max_rss_bytes_per_process "
+                "(VmHWM). The one_process figure is the bench driver, which also holds the series and two "
+                "copies of the volume for the comparison",
     }
     print(f"prepared {args.slices} slices x {args.pixels}^2 x {args.lines} lines in "
           f"{sum(prep_t.values()):.1f} s; load {load()}", file=sys.stderr)
@@ -296,28 +299,30 @@ def main(argv=None) -> int:
     np.save(data, np.stack([prepared.eds[ln] for ln in prepared.lines] + [prepared.haadf]))
     Path(str(data) + ".json").write_text(json.dumps({"lines": prepared.lines, "r": [float(v) for v in rr.r],
                                                      "geometry": g.key()}))
+    configs = {
+        "one_process": lambda: run_runner("inprocess", prepared, rr, args),
+        "local_cluster": lambda: run_runner(f"local:{args.workers}", prepared, rr, args),
+        "pinned": lambda: run_pinned(data, args),
+    }
+    runs: dict[str, list] = {name: [] for name in configs}
     reference = None
-
-    def best(name, fn):
-        nonlocal reference
-        runs = []
-        for _ in range(args.repeat):
+    for _ in range(args.repeat):  # rounds: every configuration sees the machine's load of the moment
+        for name, fn in configs.items():
             before = load()
             rep, maps = fn()
             rep["load_before"], rep["load_after"] = before, load()
-            runs.append(rep)
             if reference is None:
                 reference = maps
             rep["maps_identical_to_one_process"] = bool(np.array_equal(maps, reference))
+            runs[name].append(rep)
             print(f"{name}: chunks {rep['chunks_s']:.1f} s ({rep['runner']}), load {rep['load_after']}",
                   file=sys.stderr)
-        keep = min(runs, key=lambda r: r["chunks_s"])
-        keep["all_chunks_s"] = [r["chunks_s"] for r in runs]
+            del maps
+    for name, reps in runs.items():
+        keep = min(reps, key=lambda r: r["chunks_s"])
+        keep["all_chunks_s"] = [r["chunks_s"] for r in reps]
+        keep["all_cpu_s"] = [r["cpu_s"] for r in reps]
         report["configs"][name] = keep
-
-    best("one_process", lambda: run_runner("inprocess", prepared, rr, args))
-    best("local_cluster", lambda: run_runner(f"local:{args.workers}", prepared, rr, args))
-    best("pinned", lambda: run_pinned(data, args))
     report["dask_overhead_per_chunk"] = dask_overhead(prepared, rr, args)
     report["store"] = store_costs(reference, prepared, args)
     for p in Path(tmpdir).iterdir():
@@ -327,8 +332,10 @@ def main(argv=None) -> int:
     c = report["configs"]
     n_chunks = len(chunks_of(args))
     one, lc, pin = c["one_process"]["chunks_s"], c["local_cluster"]["chunks_s"], c["pinned"]["chunks_s"]
+    cpu = {name: min(c[name]["all_cpu_s"]) for name in c}
     report["summary"] = {
         "one_process_s": one, "local_cluster_s": lc, "pinned_s": pin,
+        "cpu_s": cpu, "dask_extra_cpu_vs_pinned_per_chunk_s": (cpu["local_cluster"] - cpu["pinned"]) / n_chunks,
         "speedup_local_cluster_vs_one_process": one / lc, "speedup_pinned_vs_one_process": one / pin,
         "local_cluster_startup_s": c["local_cluster"]["startup_s"],
         "dask_extra_vs_pinned_s": lc - pin,
