@@ -689,7 +689,7 @@ def read_experimental(path) -> dict:
 
 def write_outputs(out, exp: ExperimentalResult, *, export: Iterable[str] = ("tiff",),
                   export_kinds: Iterable[str] = ("maps", "weight"), figures: bool = True,
-                  provenance_extra: dict | None = None, progress: bool = True) -> dict:
+                  provenance_extra: dict | None = None) -> dict:
     """Write ``result.h5``, the stacks (``export/``) and the figures (``figures/``) into folder ``out``.
 
     Everything is written into a temporary folder beside the outputs and moved
@@ -740,14 +740,12 @@ def write_outputs(out, exp: ExperimentalResult, *, export: Iterable[str] = ("tif
 
             figs = draw_result_figures(result_path, stage / "figures")
             written["figures"] = [str(p.relative_to(stage)) for p in figs]
-        # move into place
-        final = {}
+        # everything is written: move it into place
         for p in sorted(stage.rglob("*")):
             if p.is_file():
                 dest = out / p.relative_to(stage)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(p, dest)
-                final[str(p.relative_to(stage))] = dest
         return {"result": out / "result.h5", "export": [out / p for p in written["export"]],
                 "figures": [out / p for p in written["figures"]]}
     finally:
@@ -856,8 +854,7 @@ def run_experimental(inputs, lines: Sequence[str], out=None, *, angles_deg=None,
                              lm.raw.describe() if lm.raw is not None else None)
     if out is not None:
         t2 = time.perf_counter()
-        exp.paths = write_outputs(out, exp, export=export, export_kinds=export_kinds, figures=figures,
-                                  progress=progress)
+        exp.paths = write_outputs(out, exp, export=export, export_kinds=export_kinds, figures=figures)
         timings["write_outputs"] = time.perf_counter() - t2
     timings["total"] = time.perf_counter() - t0
     return exp

@@ -42,7 +42,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
-from ._signals import is_signal, unwrap
+from ._signals import unwrap
 from .register import centre_of_mass, estimate_shift
 
 ShiftMethod = Literal["xcorr", "com"]
@@ -657,8 +657,7 @@ def compare_shifts(ours, theirs, reference_index: int) -> dict:
 
 
 __all__ = [
-    "Alignment", "ROTATION_METHODS", "SHIFT_METHODS", "align_tilt_series", "apply_alignment", "compare_shifts", "estimate_shifts",
-    "estimate_tilt_axis_offset", "estimate_tilt_axis_rotation", "is_signal", "reference_tilt", "runs_out_of_field",
-    "tomviz_shifts",
-    "transform_image",
+    "Alignment", "ROTATION_METHODS", "SHIFT_METHODS", "align_tilt_series", "apply_alignment", "compare_shifts",
+    "estimate_shifts", "estimate_tilt_axis_offset", "estimate_tilt_axis_rotation", "reference_tilt",
+    "runs_out_of_field", "tomviz_shifts", "transform_image",
 ]
