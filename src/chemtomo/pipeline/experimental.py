@@ -476,6 +476,9 @@ def reconstruct_experimental(series: TiltSeries, factors, *, methods: Iterable[s
         kw = dict(engine_options or {})
         if backend is not None:
             kw["backend"] = backend
+        if kw.get("store") and len(methods) > 1:  # one resumable store per method
+            st = Path(kw["store"])
+            kw["store"] = st.with_name(f"{st.stem}-{m}{st.suffix}")
         res = reconstruct_series(series, factors, method=m, n_iter=n_iter, alpha=alpha, filter_sigma=filter_sigma,
                                  mask_method=mask_method, threshold=threshold, chunk_slices=chunk_slices,
                                  progress=progress, **kw)
