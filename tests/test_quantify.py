@@ -127,3 +127,12 @@ def test_scaled_mse_removes_the_scale(rng):
     mask = np.zeros(100, bool)
     mask[:10] = True
     assert mse(x, ref, mask) == pytest.approx(np.mean((x[:10] - ref[:10]) ** 2))
+
+
+def test_esf_refuses_a_curve_without_an_edge(rng):
+    """A signal that falls off smoothly (no particle plateau) has no ESF threshold: a clear error."""
+    n = 96
+    y, x = np.mgrid[:n, :n] - (n - 1) / 2
+    img = np.exp(-np.hypot(x, y) / 12.0) + rng.normal(0, 0.002, (n, n)).clip(0)
+    with pytest.raises(ValueError, match="otsu"):
+        esf_threshold(img)

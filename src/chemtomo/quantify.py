@@ -167,16 +167,20 @@ def esf_threshold(total, n_samples: int = 256, max_edges: int = 3, max_voxels: i
     srt = np.sort(flat)[::-1]
     v = (np.arange(n_samples) + 0.5) / n_samples
     t_abs = srt[np.minimum((v * srt.size).astype(int), srt.size - 1)]
-    scale = float(t_abs[0]) or 1.0
-    t = t_abs / scale  # fit in units of the maximum: the choice does not depend on the maps' unit
-    hi = 1.0
+    # fit in units of a high percentile, clipped: the choice does not depend on the maps' unit,
+    # and a few very bright voxels (a heavy-metal cap, a hot pixel) do not dominate the fit
+    scale = float(np.percentile(flat, 99.5)) or float(t_abs[0]) or 1.0
+    t = np.minimum(t_abs / scale, 1.5)
+    hi = 1.5
+    # Otsu's split places the particle-background step to start from
+    from skimage.filters import threshold_otsu
+
+    c_edge = float(np.clip(np.mean(flat > threshold_otsu(flat)), 1.0 / n_samples, 1 - 1.0 / n_samples))
     best = None
     for n_edges in range(1, max_edges + 1):
         p0, lower, upper = [float(t[-1])], [-hi], [hi]
-        above = np.flatnonzero(t > t[-1] + 0.02)
-        span = (above[-1] + 1) / n_samples if above.size else 1.0
-        for c in span * np.arange(1, n_edges + 1) / n_edges:  # the last step starts at the particle edge
-            p0 += [hi / n_edges, float(c), 0.02]
+        for c in c_edge * np.arange(1, n_edges + 1) / n_edges:  # the last step at the particle edge
+            p0 += [float(t[0] - t[-1]) / n_edges, float(c), 0.02]
             lower += [0.0, 0.0, 1e-4]
             upper += [2 * hi, 1.0, 0.5]
         try:
@@ -187,17 +191,22 @@ def esf_threshold(total, n_samples: int = 256, max_edges: int = 3, max_voxels: i
         bic = v.size * np.log(rss / v.size + 1e-300) + (3 * n_edges + 1) * np.log(v.size)
         if best is None or bic < best[0]:
             best = (bic, p)
-    if best is not None:
-        p = best[1]
-        edges = np.asarray(p[1:]).reshape(-1, 3)
-        edges = edges[np.argsort(edges[:, 1])]
-        c_last = edges[-1, 1]
-        value = scale * float(_edges(np.array([c_last]), *p)[0])
-        edges[:, 0] *= scale
-        fit = {"edges": edges.tolist(), "background": scale * float(p[0]), "fitted": scale * _edges(v, *p)}
-    else:  # no fit converged: the steepest point of the empirical curve
-        value = scale * float(t[int(np.argmax(-np.gradient(t)))])
-        fit = {"edges": [], "fitted": np.full_like(v, np.nan)}
+    if best is None:
+        raise ValueError("the ESF fit of volume versus threshold did not converge; "
+                         "use the Otsu mask (mask_method='otsu', --mask otsu) or give a threshold")
+    p = best[1]
+    edges = np.asarray(p[1:]).reshape(-1, 3)
+    edges = edges[np.argsort(edges[:, 1])]
+    c_last, w_last = edges[-1, 1], abs(edges[-1, 2])
+    if not (c_last - 2 * w_last > 0 and c_last + 2 * w_last < 1):
+        raise ValueError(
+            f"no particle-background edge in the volume-threshold curve (fitted step at volume fraction "
+            f"{c_last:.3f} with width {w_last:.3f}): the signal falls off without a plateau, as for a "
+            "sample wider than the field of view; use the Otsu mask (--mask otsu) or give a threshold"
+        )
+    value = scale * float(_edges(np.array([c_last]), *p)[0])
+    edges[:, 0] *= scale
+    fit = {"edges": edges.tolist(), "background": scale * float(p[0]), "fitted": scale * _edges(v, *p)}
     return Threshold(value, "esf", _volume(total, value), _stability(total, value),
                      {"volumes": v, "thresholds": t_abs, **fit})
 
