@@ -198,7 +198,7 @@ def esf_threshold(total, n_samples: int = 256, max_edges: int = 3, max_voxels: i
     edges = np.asarray(p[1:]).reshape(-1, 3)
     edges = edges[np.argsort(edges[:, 1])]
     c_last, w_last = edges[-1, 1], abs(edges[-1, 2])
-    if not (c_last - 2 * w_last > 0 and c_last + 2 * w_last < 1):
+    if not (c_last - 2 * w_last > 0 and c_last + w_last < 1):  # the step and background beyond it
         raise ValueError(
             f"no particle-background edge in the volume-threshold curve (fitted step at volume fraction "
             f"{c_last:.3f} with width {w_last:.3f}): the signal falls off without a plateau, as for a "
