@@ -337,8 +337,7 @@ class FusedSirt:
         self._step, self._unpack, self._x = step, unpack, x_int
 
     def step(self) -> np.ndarray:
-        with _threads(self.engine.n_threads, self.n_tasks):
-            return np.sqrt(self._step())
+        return np.sqrt(self._step())
 
     def x(self) -> np.ndarray:
         with _threads(self.engine.n_threads, self.n_tasks):
@@ -410,8 +409,9 @@ def fused_sirt_plan(op: Operator, b: np.ndarray, x0: np.ndarray | None, R: np.nd
         norms = np.empty((nblk, kb), np.float64)
 
         def step():
-            K.sirt_iteration(W.mat, C_slots, R, b_int, r_int, x_int, y_int, norms,
-                             bool(nonneg), W._gt, kt)
+            with _threads(W.n_threads, nblk):
+                K.sirt_iteration(W.mat, C_slots, R, b_int, r_int, x_int, y_int, norms,
+                                 bool(nonneg), W._gt, kt)
             return norms.reshape(-1)[:S].copy()
 
         def unpack(xi):
@@ -454,8 +454,11 @@ def fused_sirt_plan(op: Operator, b: np.ndarray, x0: np.ndarray | None, R: np.nd
     lane_t[:Q], lane_c[:Q] = q // k, q % k
     rchunk = 32
     n_rchunks = -(-n_rays // rchunk)
-    n_tasks = max(nblk, n_rchunks)
-    with _threads(W.n_threads, n_tasks):
+    # the ray pass is worth a second thread only when it is large (a wake-up costs ~10 us,
+    # a scheduler quantum on a busy machine)
+    ray_tasks = n_rchunks if n_rays * Q >= 1 << 18 else 1
+    n_tasks = max(nblk, ray_tasks)
+    with _threads(W.n_threads, nblk):
         x_int = np.zeros((nblk, W.n_slots, kb), DTYPE)
         y_int = np.zeros((nblk, n_rays, kb), DTYPE)
         if x0 is not None:
@@ -466,8 +469,10 @@ def fused_sirt_plan(op: Operator, b: np.ndarray, x0: np.ndarray | None, R: np.nd
     cs32 = cscale.astype(DTYPE)
 
     def step():
-        K.mix_ray_pass(bm, y_int, Rm, mptr, mcol, mval, lane_t, lane_c, cs32, r_int, norms_part, rchunk)
-        K.sirt_pixel_pass(W.mat, C_slots, r_int, x_int, y_int, bool(nonneg), W._gt, kt)
+        with _threads(W.n_threads, ray_tasks):
+            K.mix_ray_pass(bm, y_int, Rm, mptr, mcol, mval, lane_t, lane_c, cs32, r_int, norms_part, rchunk)
+        with _threads(W.n_threads, nblk):
+            K.sirt_pixel_pass(W.mat, C_slots, r_int, x_int, y_int, bool(nonneg), W._gt, kt)
         return norms_part.sum(axis=0)
 
     def unpack(xi):
