@@ -9,6 +9,7 @@ drawn from that dict and the kept maps by :mod:`chemtomo.report`.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -23,6 +24,7 @@ from ..preprocess import gaussian_filter_stack
 from ..projector import make_operator
 from ..quantify import quantify
 from ..reconstruct import ChannelData, estimate_response_ratios, get_method, sirt
+from ..reconstruct.autoparam import DEFAULT_GRIDS as GRIDS
 from ..simulate import Acquisition, Phantom, Simulation, core_shell_phantom, simulate_tilt_series
 
 LINES = ("Ag_La", "Au_Ma")
@@ -41,17 +43,23 @@ class StudyConfig:
     detector_efficiency: float = 0.96
     filter_sigma: float = 0.8
     seeds: tuple = (0,)
-    eds_n: tuple = (10, 20, 30, 50, 75, 100, 150, 200, 300, 500)
-    hebt_n: tuple = (50, 100, 200, 500)
-    alphas: tuple = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
+    # sweeps: the candidate grids of the automatic rules (chemtomo.reconstruct.autoparam)
+    eds_n: tuple = GRIDS["eds_sirt"]["n"]
+    hebt_n: tuple = GRIDS["hebt_sirt"]["n"]
+    alphas: tuple = GRIDS["hebt_sirt"]["alpha"]
     doses: tuple = (1.0, 0.1, 0.01)
+    methods: tuple = ("eds_sirt", "hebt_sirt", "ls_tv", "poisson_tv", "fused_tv")
+    mu: tuple = GRIDS["fused_tv"]["mu"]  # dimensionless TV weights, factor sqrt 2 apart
+    tv_n_iter: int = 300
     erode_px: int = 2
     acquisition: Acquisition = field(default_factory=Acquisition)
+    label: str = "full"
 
     @classmethod
     def quick(cls) -> "StudyConfig":
         """A reduced sweep for CI (well under 2 minutes)."""
-        return cls(eds_n=(20, 50, 100, 200), hebt_n=(100, 200), alphas=(0.5, 0.7, 0.8, 0.9))
+        return cls(eds_n=(20, 50, 100, 200), hebt_n=(100, 200), alphas=(0.5, 0.7, 0.8, 0.9),
+                   mu=(0.085, 0.12, 0.17, 0.24, 0.34), tv_n_iter=200, label="quick")
 
     def __post_init__(self):
         if not self.seeds:
@@ -241,8 +249,82 @@ def haadf_only_map(problem: Problem, n_iter: int = 50) -> np.ndarray:
     return columns_to_volume(res.x, problem.geometry.n_grid)[0]
 
 
-def run_study(cfg: StudyConfig | None = None, progress: Callable[[str], None] | None = None) -> tuple[dict, dict]:
+def run_problem(cfg: StudyConfig, dose: float, seed: int, keep_arrays: bool = False) -> dict:
+    """One noise realisation at one dose: every method's sweep and automatic choice.
+
+    A function of ``(cfg, dose, seed)`` alone (it builds its own factors, projector
+    and data), so the problems of a study can run in any order, in any process,
+    with the same result.
+
+    Returns
+    -------
+    dict
+        ``candidates`` (method -> sweep), ``auto`` (method -> {"params", "metrics"}),
+        ``response_ratios``, ``eds_dose``, ``seconds``; with ``keep_arrays`` also
+        ``problem`` (without its projector) and ``store`` (the arrays of every run,
+        for the figures), and at the paper's dose ``haadf_map``.
+    """
+    _register_methods(cfg)
+    t0 = time.perf_counter()
+    problem = make_problem(cfg, dose, study_factors(cfg), None, seed)
+    store: dict = {}
+
+    def keep(method, params, arrays):
+        if keep_arrays:
+            store[(method, tuple(sorted(params.items())))] = arrays
+
+    out: dict = {"dose": dose, "seed": seed, "candidates": {}, "auto": {},
+                 "response_ratios": problem.response_ratios,
+                 "eds_dose": problem.sim.series.metadata["eds_dose"]}
+    for name in cfg.methods:
+        out["candidates"][name] = SWEEPS[name](problem, cfg, keep)
+        if name in AUTO:
+            params, maps, factor = AUTO[name](problem, cfg)
+            m, _ = evaluate(problem, maps, factor)
+            out["auto"][name] = {"params": params, "metrics": m}
+    if keep_arrays:
+        if dose == 1.0:
+            out["haadf_map"] = haadf_only_map(problem)
+        problem.W = None  # rebuilt where needed; not worth sending between processes
+        out["problem"] = problem
+        out["store"] = store
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def _register_methods(cfg: StudyConfig) -> None:
+    """Make every method of ``cfg.methods`` available in :data:`SWEEPS` (the regularised solvers live in
+    :mod:`chemtomo.studies.solvers`, which registers its sweeps and rules)."""
+    if any(m not in SWEEPS for m in cfg.methods):
+        from . import solvers
+
+        solvers.register()
+    missing = [m for m in cfg.methods if m not in SWEEPS]
+    if missing:
+        raise ValueError(f"the phantom study has no sweep for method(s) {missing}; known: {sorted(SWEEPS)}")
+
+
+def _init_worker() -> None:
+    """A study worker process: one engine thread (the processes share the cores)."""
+    import numba
+
+    numba.set_num_threads(1)
+
+
+def run_study(cfg: StudyConfig | None = None, progress: Callable[[str], None] | None = None,
+              jobs: int | None = None) -> tuple[dict, dict]:
     """Run the whole study.
+
+    Parameters
+    ----------
+    cfg : StudyConfig, optional
+    progress : callable, optional
+        Called with a line of text as the study advances.
+    jobs : int, optional
+        Processes to spread the (dose, seed) problems over (default: one per CPU
+        core, at most the number of problems; 1 runs them in this process). The
+        result does not depend on it: every problem is a function of its dose and
+        seed alone and the engine's arithmetic does not depend on the threads.
 
     Returns
     -------
@@ -253,44 +335,54 @@ def run_study(cfg: StudyConfig | None = None, progress: Callable[[str], None] | 
     """
     cfg = cfg or StudyConfig()
     say = progress or (lambda msg: None)
+    _register_methods(cfg)
     t0 = time.perf_counter()
     factors = study_factors(cfg)
     metrics: dict = {"config": cfg.as_dict(), "factors": factors.as_dict(cfg.acquisition.solid_angle_sr),
                      "dose_sweep": {}}
+    tasks = [(dose, seed) for dose in cfg.doses for seed in cfg.seeds]
+    jobs = min(len(tasks), os.cpu_count() or 1) if jobs is None else int(jobs)
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    say(f"{len(tasks)} problems ({len(cfg.doses)} doses x {len(cfg.seeds)} seeds), methods "
+        f"{', '.join(cfg.methods)}, on {jobs} process{'es' if jobs > 1 else ''}")
+    results: dict = {}
+
+    def done(r):
+        results[(r["dose"], r["seed"])] = r
+        say(f"dose x{r['dose']:g}, seed {r['seed']}: done in {r['seconds']:.0f} s "
+            f"({len(results)}/{len(tasks)})")
+
+    first = cfg.seeds[0]
+    if jobs == 1:
+        for dose, seed in tasks:
+            say(f"dose x{dose:g}, seed {seed}: running")
+            done(run_problem(cfg, dose, seed, seed == first))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        ctx = multiprocessing.get_context("spawn")  # numba's thread pools do not survive fork
+        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker) as pool:
+            futs = [pool.submit(run_problem, cfg, dose, seed, seed == first) for dose, seed in tasks]
+            for f in as_completed(futs):
+                done(f.result())
+
     kept: dict = {"dose": {}}
-    W = None
     for dose in cfg.doses:
         dkey = f"{dose:g}"
-        per_seed: dict = {}
-        ratios = []
-        for seed in cfg.seeds:
-            say(f"dose x{dkey}, seed {seed}: simulating")
-            problem = make_problem(cfg, dose, factors, W, seed)
-            W = problem.W
-            ratios.append(problem.response_ratios)
-            store: dict = {}
-
-            def keep(method, params, arrays, _store=store):
-                _store[(method, tuple(sorted(params.items())))] = arrays
-
-            for name, sweep in SWEEPS.items():
-                say(f"dose x{dkey}, seed {seed}: {name}")
-                per_seed.setdefault(name, []).append(sweep(problem, cfg, keep))
-                if name in AUTO:
-                    params, maps, factor = AUTO[name](problem, cfg)
-                    m, _ = evaluate(problem, maps, factor)
-                    per_seed.setdefault(("auto", name), []).append({"params": params, "metrics": m})
-            if seed == cfg.seeds[0]:
-                kept["dose"][dkey] = {"problem": problem, "store": store}
-                if dose == 1.0:
-                    kept["haadf_map"] = haadf_only_map(problem)
-        entry: dict = {"eds_dose": kept["dose"][dkey]["problem"].sim.series.metadata["eds_dose"],
-                       "seeds": list(cfg.seeds), "response_ratios": average(ratios), "methods": {}}
-        for name in SWEEPS:
-            cands = average_candidates(per_seed[name])
+        runs = [results[(dose, seed)] for seed in cfg.seeds]
+        head = runs[0]
+        kept["dose"][dkey] = {"problem": head["problem"], "store": head["store"]}
+        if "haadf_map" in head:
+            kept["haadf_map"] = head["haadf_map"]
+        entry: dict = {"eds_dose": head["eds_dose"], "seeds": list(cfg.seeds),
+                       "response_ratios": average([r["response_ratios"] for r in runs]), "methods": {}}
+        for name in cfg.methods:
+            cands = average_candidates([r["candidates"][name] for r in runs])
             mentry = {"best": best_of(cands), "sweep": cands}
-            if ("auto", name) in per_seed:
-                autos = per_seed[("auto", name)]  # chosen per seed, from that seed's data alone
+            if name in head["auto"]:
+                autos = [r["auto"][name] for r in runs]  # chosen per seed, from that seed's data alone
                 mentry["auto"] = {"chosen": [a["params"] for a in autos],
                                   **_flat(average([a["metrics"] for a in autos]))}
             entry["methods"][name] = mentry
@@ -301,7 +393,12 @@ def run_study(cfg: StudyConfig | None = None, progress: Callable[[str], None] | 
     metrics["methods"] = {k: {"best": v["best"], "sweep": v["sweep"], **({"auto": v["auto"]} if "auto" in v else {})}
                           for k, v in main["methods"].items()}
     metrics["acceptance"] = acceptance(metrics, cfg)
+    if any(m not in ("eds_sirt", "hebt_sirt") for m in cfg.methods):
+        from .solvers import solver_acceptance
+
+        metrics["acceptance_solvers"] = solver_acceptance(metrics)
     metrics["seconds"] = time.perf_counter() - t0
+    metrics["jobs"] = jobs
     return metrics, kept
 
 

@@ -1,0 +1,502 @@
+"""Regularised reconstructions: least squares + TV, Poisson + TV, and the fused HAADF-EDS model.
+
+Three convex models, solved by one preconditioned primal-dual solver
+(:func:`chemtomo.reconstruct.pdhg.pdhg`) on every slice, channel and parameter
+value at once (all as columns), with non-negativity:
+
+``"ls"`` (``ls_tv``), unknowns ``X_A`` (EDS counts per unit path, factor "f")::
+
+    min_{X >= 0}  sum_A 1/(2 s^2) ||W X_A - I_A||^2  +  lam TV(X)
+
+``"poisson"`` (``poisson_tv``), same unknowns, the EDS counts' own likelihood::
+
+    min_{X >= 0}  sum_A KL(I_A ; W X_A)  +  lam TV(X)
+
+``"fused"`` (``fused_tv``), unknowns ``X^b_A = r_A X_A`` (HAADF units, factor "z", as HEBT)::
+
+    min_{X^b >= 0}  sum_A KL(I_A ; W X^b_A / r_A)
+                    + sum_i (I^H_i - sum_A (W X^b_A)_i)^2 / (2 s_H,i^2)  +  lam TV(X^b)
+
+in the spirit of Schwartz et al. (2024): the HAADF term is HEBT's linear response
+model (eq 15) with the fitted ``r_A``, the EDS terms are Poisson, and the balance
+between them is not a free ``alpha`` but the noise levels: ``KL`` is the Poisson
+negative log-likelihood (variance = mean), ``s^2`` the mean count (``"ls"``), and
+``s_H^2 = g I^H + (eps * mean I^H)^2``: Poisson-like HAADF noise of gain ``g``
+(0 by default: arbitrary detector units) plus the error of the linear HAADF model
+(partial volume, discretisation, non-linearity), ``eps`` of the mean HAADF signal
+(``haadf_model_error``, default 1 %: the paper's HAADF-EDS regression leaves
+``1 - R^2 = 1.8 %`` of the variance unexplained).
+
+TV is isotropic, coupled over channels by default (vectorial TV: shared edges);
+``coupled=False`` gives each channel its own TV.
+
+The TV weight is given dimensionless, ``mu``, and converted with the data's noise
+level so that one ``mu`` means the same smoothing at every dose::
+
+    lam = mu * wbar / (sqrt(bbar) * u)
+
+``wbar``: mean ray length (row sum of ``W``); ``bbar``: mean EDS count per ray and
+line; ``u = 1`` for ``X_A`` and the count-weighted mean ``r_A`` for ``X^b_A``. With
+whitened data (residuals divided by their noise std) and the unknowns in units of
+their typical value ``bbar / wbar``, ``mu`` weighs TV against a unit-variance misfit.
+
+Solver details: data rows are whitened (divided by their noise std) and the TV
+operator scaled to a fixed fraction (``tv_scale``) of the data operator's column
+sums before the diagonal preconditioners are formed; the step balance ``theta``
+is in units of the typical unknown. Start: 30 SIRT iterations (EDS-only models),
+or the HAADF SIRT map split by the measured mean composition (fused). Neither
+changes the minimiser, only the speed (measured in ``docs/solvers.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Literal
+
+import numpy as np
+
+from ..projector.base import DTYPE, ChannelMix, Operator, Scaled
+from .methods import ChannelData, MethodResult, register
+from .pdhg import GroupL21, KullbackLeibler, RowScale, RowScaled, Separable, Term, WeightedL2, pdhg
+from .sirt import check_iterations
+from .tv import Gradient2D
+
+Model = Literal["ls", "poisson", "fused"]
+MODELS = ("ls", "poisson", "fused")
+INIT_SIRT_ITERATIONS = 30
+# primal-dual step balance per model (measured on the phantom at 1x, 0.1x, 0.01x dose: docs/solvers.md)
+DEFAULT_THETA = {"ls": 1.0, "poisson": 1.0, "fused": 2.0}
+
+
+@dataclass
+class TVResult:
+    """Maps of a regularised solve.
+
+    Attributes
+    ----------
+    maps : ndarray, (k, n_vox, m)
+        ``X_A`` (models "ls", "poisson"; factor "f") or ``X^b_A`` ("fused"; factor "z").
+    factor : {"f", "z"}
+    lam : ndarray, (m,)
+        Absolute TV weights used.
+    n_iter : int
+    snapshots : dict[int, ndarray]
+        ``(k, n_vox, m)`` maps after the iterations asked for.
+    info : dict
+        ``objective``, ``primal_residual``, ``dual_residual`` histories ``(n_hist, m)``,
+        ``iterations``, ``converged``, the noise and scale constants used.
+    """
+
+    maps: np.ndarray
+    factor: str
+    lam: np.ndarray
+    n_iter: int
+    snapshots: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+
+def _square_shape(n_vox: int) -> tuple[int, int]:
+    n = int(round(np.sqrt(n_vox)))
+    if n * n != n_vox:
+        raise ValueError(f"cannot infer a square slice from {n_vox} pixels; pass image_shape")
+    return n, n
+
+
+def _mask_columns(ray_mask, n_rays: int, m: int) -> np.ndarray | None:
+    if ray_mask is None:
+        return None
+    mk = np.asarray(ray_mask, DTYPE)
+    if mk.ndim == 1:
+        mk = mk[:, None]
+    if mk.shape[0] != n_rays or mk.shape[1] not in (1, m):
+        raise ValueError(f"ray_mask must be (n_rays,) or (n_rays, m) = ({n_rays}, {m}), got {mk.shape}")
+    if np.any((mk != 0) & (mk != 1)):
+        raise ValueError("ray_mask must hold 0 (held out) or 1 (used)")
+    return np.ascontiguousarray(np.broadcast_to(mk, (n_rays, m)))
+
+
+def noise_level(counts: np.ndarray, ray_mask: np.ndarray | None = None) -> float:
+    """``bbar``: mean EDS count per used ray and line (the noise scale of ``mu``)."""
+    c = np.asarray(counts, np.float64)
+    if ray_mask is None:
+        return float(c.mean())
+    mk = np.broadcast_to(np.asarray(ray_mask, np.float64), c.shape[1:])
+    return float((c * mk).sum() / max(mk.sum() * c.shape[0], 1.0))
+
+
+@dataclass(frozen=True)
+class TVConstants:
+    """The data-derived constants of a regularised solve.
+
+    Computed once from all the data a result should be consistent over (a whole
+    volume, every fold of a cross-validation) and handed to every solve of its
+    parts, so that a slice's map does not depend on which other slices shared its
+    batch (:func:`tv_constants`). ``bbar``, ``unit`` and ``hbar`` enter the model
+    (the conversion of ``mu`` to ``lam``, the least-squares variance, the HAADF
+    noise floor); ``scale`` and ``tv_operator_scale`` only the step sizes.
+
+    Attributes
+    ----------
+    bbar : float
+        Mean EDS count per ray and line.
+    unit : float
+        Typical size of one unknown relative to ``X_A``: 1, or (fused) the
+        count-weighted mean ``r_A``.
+    hbar : float
+        Mean positive HAADF signal (fused; NaN otherwise).
+    scale : float
+        Typical unknown (``bbar / wbar``, fused: HAADF per unit path length).
+    tv_operator_scale : float
+        ``c`` of the scaled gradient ``c D`` (``tv_scale`` times a quarter of the mean
+        column sum of the whitened data operator).
+    """
+
+    bbar: float
+    unit: float
+    hbar: float
+    scale: float
+    tv_operator_scale: float
+
+    def as_dict(self) -> dict:
+        return {k: float(v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def coerce(cls, c) -> "TVConstants":
+        return c if isinstance(c, cls) else cls(**{k: float(v) for k, v in dict(c).items()})
+
+
+def _whitening(B: np.ndarray, model: Model, bbar: float) -> np.ndarray:
+    """Row scales ``d`` (1 / noise std) of the EDS rows ``(k n_rays, m)``."""
+    if model == "ls":
+        return np.full((B.shape[0], 1), 1.0 / np.sqrt(bbar), DTYPE)
+    return (1.0 / np.sqrt(np.maximum(B, 1.0))).astype(DTYPE)
+
+
+def _haadf_variance(haadf: np.ndarray, hbar: float, model_error: float, gain: float) -> np.ndarray:
+    return gain * np.maximum(haadf, 0) + (model_error * hbar) ** 2
+
+
+def tv_constants(
+    W: Operator, counts: np.ndarray, model: Model, *, haadf: np.ndarray | None = None, r=None,
+    ray_mask: np.ndarray | None = None, haadf_model_error: float = 0.01, haadf_gain: float = 0.0,
+    tv_scale: float = 0.3,
+) -> TVConstants:
+    """:class:`TVConstants` of the data ``counts`` ``(k, n_rays, m)`` (and ``haadf`` ``(n_rays, m)``).
+
+    Every quantity is a mean over rays, lines and columns, so the constants of a
+    whole volume can be computed chunk by chunk as weighted means, and are what
+    :func:`tv_solve` computes from its own columns when none are given.
+    """
+    counts = np.asarray(counts, DTYPE)
+    k, n_rays, m = counts.shape
+    mask = _mask_columns(ray_mask, n_rays, m)
+    bbar = noise_level(counts, mask)
+    if not bbar > 0:
+        raise ValueError("the EDS data hold no counts: cannot set the noise level")
+    wbar = float(np.mean(W.row_sums()))
+    B = counts.reshape(k * n_rays, m)
+    # mean column sum of |d K| = (|M| (x) W)^T (column mean of d): one adjoint, whatever m
+    dbar = np.ascontiguousarray(_whitening(B, model, bbar).mean(axis=1, keepdims=True))
+    if model == "fused":
+        r = np.asarray(r, np.float64).ravel()
+        haadf = np.asarray(haadf, DTYPE).reshape(n_rays, -1)
+        hpos = haadf[haadf > 0]
+        hbar = float(hpos.mean()) if hpos.size else 1.0
+        per_line = counts.astype(np.float64).sum(axis=(1, 2))
+        unit = float(np.sum(r * per_line) / max(per_line.sum(), 1e-300))
+        mk = np.ones((n_rays, 1)) if mask is None else mask
+        rows = W.row_sums().astype(np.float64)[:, None]
+        scale = float((haadf * mk).sum() / max(float((np.broadcast_to(rows, haadf.shape) * mk).sum()), 1e-30))
+        dH = 1.0 / np.sqrt(_haadf_variance(haadf, hbar, haadf_model_error, haadf_gain))
+        dbar = np.vstack([dbar, dH.mean(axis=1, keepdims=True)]).astype(DTYPE)
+        mix = np.vstack([np.diag(1.0 / r), np.ones((1, k))])
+    else:
+        hbar, unit, scale = float("nan"), 1.0, bbar / wbar
+        mix = np.eye(k)
+    col = ChannelMix(W, mix).adjoint(dbar)
+    c = tv_scale * float(np.mean(col)) / 4.0
+    return TVConstants(bbar, unit, hbar, scale, c)
+
+
+def tv_weight(mu, W: Operator, constants: TVConstants) -> np.ndarray:
+    """Absolute TV weight ``lam = mu wbar / (sqrt(bbar) unit)`` for a dimensionless ``mu``.
+
+    In units of the typical unknown (``bbar / wbar``), ``lam`` grows as ``sqrt(bbar)``
+    while the data term grows as ``bbar``: one ``mu`` weighs TV in proportion to the
+    relative noise level ``1 / sqrt(bbar)``, the same at every dose.
+    """
+    mu = np.asarray(mu, np.float64)
+    if np.any(mu < 0) or not np.all(np.isfinite(mu)):
+        raise ValueError(f"the TV weight mu must be finite and >= 0, got {mu}")
+    c = TVConstants.coerce(constants)
+    wbar = float(np.mean(W.row_sums()))
+    return mu * wbar / (np.sqrt(c.bbar) * c.unit)
+
+
+def tv_solve(
+    W: Operator,
+    counts: np.ndarray,
+    *,
+    model: Model,
+    mu=None,
+    lam=None,
+    haadf: np.ndarray | None = None,
+    r: np.ndarray | None = None,
+    coupled: bool = True,
+    image_shape: tuple[int, int] | None = None,
+    haadf_model_error: float = 0.01,
+    haadf_gain: float = 0.0,
+    ray_mask: np.ndarray | None = None,
+    constants: TVConstants | dict | None = None,
+    n_iter: int = 300,
+    theta: float | None = None,
+    tv_scale: float = 0.3,
+    x0: np.ndarray | None = None,
+    tol: float = 0.0,
+    snapshots: Iterable[int] = (),
+    callback: Callable | None = None,
+    monitor_every: int = 10,
+) -> TVResult:
+    """Solve one of the regularised models for every column of ``counts``.
+
+    Parameters
+    ----------
+    W : Operator
+        Projector of one slice, ``(n_rays, n_vox)``.
+    counts : ndarray, (k, n_rays, m)
+        EDS line data, one problem per column (slices, parameter values, folds).
+        For "poisson" and "fused" these should be the raw counts (a Gaussian
+        pre-filter makes the likelihood wrong).
+    model : {"ls", "poisson", "fused"}
+    mu : float or array (m,)
+        Dimensionless TV weight (converted by :func:`tv_weight`); or give ``lam``.
+    lam : float or array (m,)
+        Absolute TV weight (overrides ``mu``).
+    haadf : ndarray, (n_rays, m) or (n_rays, 1)
+        HAADF data (model "fused").
+    r : array (k,)
+        Response ratios ``r_A`` of ``I^H = sum r_A I_A`` (model "fused").
+    coupled : bool
+        Vectorial (channel-coupled) TV.
+    image_shape : (ny, nx), optional
+        Default: square.
+    haadf_model_error : float
+        ``eps``: std of the HAADF model error as a fraction of the mean HAADF signal.
+    haadf_gain : float
+        ``g``: HAADF variance per unit signal (1 for electron counts; 0: ignore).
+    ray_mask : ndarray (n_rays,) or (n_rays, m), optional
+        1 for rays used, 0 for rays held out (cross-validation): they enter no term.
+    constants : TVConstants or dict, optional
+        The data-derived constants (default :func:`tv_constants` of these columns);
+        give the constants of a whole volume to make each slice independent of its batch.
+    n_iter : int
+        Iteration budget.
+    theta, tv_scale : float
+        Solver speed knobs (step balance in units of the typical unknown, default
+        :data:`DEFAULT_THETA`; TV operator scale); no effect on the minimiser.
+    x0 : ndarray (k, n_vox, m), optional
+        Start (default: see module docstring).
+    tol : float
+        Stopping tolerance of :func:`~chemtomo.reconstruct.pdhg.pdhg` (0: full budget).
+    snapshots, callback, monitor_every :
+        As in :func:`~chemtomo.reconstruct.pdhg.pdhg` (snapshots are returned as maps).
+
+    Returns
+    -------
+    TVResult
+    """
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    n_iter = check_iterations(n_iter)
+    counts = np.asarray(counts, DTYPE)
+    if counts.ndim != 3 or counts.shape[1] != W.shape[0]:
+        raise ValueError(f"counts must be (k, n_rays={W.shape[0]}, m), got {counts.shape}")
+    if np.any(counts < 0) or not np.all(np.isfinite(counts)):
+        raise ValueError("EDS counts must be finite and >= 0")
+    k, n_rays, m = counts.shape
+    n_vox = W.shape[1]
+    shape = tuple(image_shape) if image_shape is not None else _square_shape(n_vox)
+    if shape[0] * shape[1] != n_vox:
+        raise ValueError(f"image_shape {shape} does not hold {n_vox} pixels")
+    mask = _mask_columns(ray_mask, n_rays, m)
+    if model == "fused":
+        if haadf is None or r is None:
+            raise ValueError("the fused model needs the HAADF data and the response ratios r_A")
+        r = np.asarray(r, np.float64).ravel()
+        if r.size != k or np.any(r <= 0) or not np.all(np.isfinite(r)):
+            raise ValueError(f"need {k} positive response ratios, got {r}")
+        haadf = np.asarray(haadf, DTYPE)
+        if haadf.ndim == 1:
+            haadf = haadf[:, None]
+        if haadf.shape[0] != n_rays or haadf.shape[1] not in (1, m):
+            raise ValueError(f"haadf must be (n_rays, m) = ({n_rays}, {m}), got {haadf.shape}")
+        haadf = np.ascontiguousarray(np.broadcast_to(haadf, (n_rays, m)))
+        if not (0 < haadf_model_error < 1):
+            raise ValueError(f"haadf_model_error is a fraction in (0, 1), got {haadf_model_error}")
+        if haadf_gain < 0:
+            raise ValueError(f"haadf_gain must be >= 0, got {haadf_gain}")
+    if lam is None and mu is None:
+        raise ValueError("give a TV weight: mu (dimensionless) or lam (absolute)")
+    if constants is None:
+        constants = tv_constants(W, counts, model, haadf=haadf, r=r, ray_mask=mask,
+                                 haadf_model_error=haadf_model_error, haadf_gain=haadf_gain, tv_scale=tv_scale)
+    const = TVConstants.coerce(constants)
+    lam = tv_weight(mu, W, const) if lam is None else np.asarray(lam, np.float64)
+    if np.any(lam < 0) or not np.all(np.isfinite(lam)):
+        raise ValueError(f"the TV weight must be finite and >= 0, got {lam}")
+    lam = np.broadcast_to(lam, (m,)).astype(np.float64)
+
+    B = np.ascontiguousarray(counts.reshape(k * n_rays, m))
+    maskE = None if mask is None else np.tile(mask, (k, 1))
+    dE = _whitening(B, model, const.bbar)
+    if model == "ls":
+        data_f = RowScaled(WeightedL2(B, 1.0 / const.bbar, mask=maskE), dE)
+        K = RowScale(ChannelMix(W, np.eye(k)), dE)
+        noise = {"ls_variance": const.bbar}
+    elif model == "poisson":
+        data_f = RowScaled(KullbackLeibler(B, mask=maskE), dE)
+        K = RowScale(ChannelMix(W, np.eye(k)), dE)
+        noise = {}
+    else:
+        varH = _haadf_variance(haadf, const.hbar, haadf_model_error, haadf_gain)
+        d = np.vstack([np.broadcast_to(dE, B.shape), (1.0 / np.sqrt(varH)).astype(DTYPE)])
+        data_f = RowScaled(Separable([
+            (k * n_rays, KullbackLeibler(B, mask=maskE)),
+            (n_rays, WeightedL2(haadf, 1.0 / varH, mask=mask)),
+        ]), d)
+        K = RowScale(ChannelMix(W, np.vstack([np.diag(1.0 / r), np.ones((1, k))])), d)
+        noise = {"haadf_sigma_floor": float(haadf_model_error * const.hbar), "haadf_gain": haadf_gain}
+
+    if x0 is None:
+        x0 = _initial(W, counts, model, haadf, r, mask)
+    else:
+        x0 = np.asarray(x0, DTYPE)
+        if x0.shape != (k, n_vox, m):
+            raise ValueError(f"x0 must be (k, n_vox, m) = {(k, n_vox, m)}, got {x0.shape}")
+    z0 = np.ascontiguousarray(x0.reshape(k * n_vox, m))
+
+    c = const.tv_operator_scale
+    D = Gradient2D(shape, k)
+    terms = [Term(K, data_f, "data"), Term(Scaled(D, c), GroupL21(lam / c, k, shape, coupled), "tv")]
+    theta = DEFAULT_THETA[model] if theta is None else float(theta)
+    res = pdhg(terms, n_iter, x0=z0, nonneg=True, theta=theta * const.scale, tol=tol,
+               snapshots=snapshots, callback=callback, monitor_every=monitor_every)
+    split = lambda z: np.ascontiguousarray(z.reshape(k, n_vox, m))  # noqa: E731
+    info = {k_: v for k_, v in res.info.items() if k_ != "dual"}
+    info.update({"model": model, "constants": const.as_dict(), "coupled": coupled, **noise})
+    return TVResult(split(res.x), "z" if model == "fused" else "f", lam, res.n_iter,
+                    {i: split(v) for i, v in res.snapshots.items()}, info)
+
+
+def masked_sirt(op: Operator, b: np.ndarray, n_iter: int, mask: np.ndarray | None = None, *,
+                snapshots: Iterable[int] = (), x0: np.ndarray | None = None) -> dict:
+    """SIRT with non-negativity where each column uses only the rows its ``mask`` column keeps.
+
+    The SIRT of :func:`~chemtomo.reconstruct.sirt.sirt` (same weights: inverse row sums
+    of the used rows, inverse column sums over the used rows), with per-column row
+    masks, for held-out rays in cross-validation and for a masked start.
+
+    Parameters
+    ----------
+    op : Operator
+    b : ndarray, (n_out, m)
+    n_iter : int
+    mask : ndarray (n_out, m) or (n_out, 1), optional
+        1 = row used, 0 = held out.
+    snapshots : iterable of int
+    x0 : ndarray (n_in, m), optional
+
+    An operator with ``column_dependent = True`` acts differently on each column
+    (its row and column sums are then computed per column).
+
+    Returns
+    -------
+    dict with ``x`` (n_in, m) and ``snapshots`` {n: (n_in, m)}.
+    """
+    n_iter = check_iterations(n_iter)
+    b = np.ascontiguousarray(b, DTYPE)
+    m = b.shape[1]
+    mk = np.ones((op.shape[0], 1), DTYPE) if mask is None else np.asarray(mask, DTYPE)
+    if getattr(op, "column_dependent", False):  # a different operator per column (see autoparam)
+        rs = op._forward(np.ones((op.shape[1], m), DTYPE)).astype(np.float64)
+    else:
+        rs = op.row_sums().astype(np.float64)[:, None]
+    R = np.where(rs > 0, mk / np.where(rs > 0, rs, 1), 0).astype(DTYPE)
+    cs = op.adjoint(np.ascontiguousarray(np.broadcast_to(mk, (op.shape[0], mk.shape[1])))).astype(np.float64)
+    C = np.where(cs > 0, 1 / np.where(cs > 0, cs, 1), 0).astype(DTYPE)
+    x = np.zeros((op.shape[1], m), DTYPE) if x0 is None else np.array(x0, DTYPE)
+    wanted = {int(i) for i in snapshots}
+    snaps = {}
+    for it in range(1, n_iter + 1):
+        r = b - op._forward(x)
+        r *= R
+        u = op._adjoint(np.ascontiguousarray(r))
+        u *= C
+        x += u
+        np.maximum(x, 0, out=x)
+        if it in wanted:
+            snaps[it] = x.copy()
+    return {"x": x, "snapshots": snaps}
+
+
+def _initial(W, counts, model, haadf, r, mask) -> np.ndarray:
+    """A cheap start: SIRT of the EDS data, or (fused) the HAADF SIRT map split by mean composition."""
+    k, n_rays, m = counts.shape
+    mk = np.ones((n_rays, 1), DTYPE) if mask is None else mask
+    if model == "fused":
+        h = masked_sirt(W, haadf, INIT_SIRT_ITERATIONS, mk)["x"]  # (n_vox, m)
+        eds_used = (counts * mk[None]).sum(axis=1).astype(np.float64)  # (k, m)
+        share = np.asarray(r)[:, None] * eds_used
+        share = share / np.maximum(share.sum(axis=0, keepdims=True), 1e-30)
+        return (share[:, None, :] * h[None]).astype(DTYPE)
+    b = np.ascontiguousarray(counts.transpose(1, 0, 2).reshape(n_rays, k * m))
+    mk_k = np.tile(mk, (1, k)) if mk.shape[1] > 1 else mk
+    x = masked_sirt(W, b, INIT_SIRT_ITERATIONS, mk_k)["x"]  # (n_vox, k*m), channel-major columns
+    return np.ascontiguousarray(x.reshape(-1, k, m).transpose(1, 0, 2))
+
+
+# ----------------------------------------------------------------------------- registry
+
+def _eds_counts(data: ChannelData, counts) -> np.ndarray:
+    """The EDS data the likelihood should see: raw counts if given, else ``data.eds``."""
+    if counts is not None:
+        counts = np.asarray(counts, DTYPE)
+        if counts.shape != data.eds.shape:
+            raise ValueError(f"counts must match data.eds {data.eds.shape}, got {counts.shape}")
+        return counts
+    raw = getattr(data, "eds_counts", None)
+    return np.asarray(raw if raw is not None else data.eds, DTYPE)
+
+
+def _method(model: Model):
+    def run(W: Operator, data: ChannelData, *, n_iter: int = 300, mu: float | None = None,
+            lam: float | None = None, coupled: bool = True, counts=None, snapshots=(), callback=None,
+            tol: float = 0.0, haadf_model_error: float = 0.01, haadf_gain: float = 0.0,
+            theta: float | None = None, **_) -> MethodResult:
+        if model == "fused":
+            if data.haadf is None:
+                raise ValueError("fused_tv needs HAADF data; use poisson_tv for EDS-only series")
+            if data.response_ratios is None:
+                raise ValueError("fused_tv needs response ratios r_A (estimate_response_ratios)")
+        if mu is None and lam is None:
+            mu = DEFAULT_MU[model]
+        eds = _eds_counts(data, counts)
+        res = tv_solve(W, eds, model=model, mu=mu, lam=lam, coupled=coupled,
+                       haadf=data.haadf, r=data.response_ratios, n_iter=n_iter, tol=tol,
+                       haadf_model_error=haadf_model_error, haadf_gain=haadf_gain, theta=theta,
+                       snapshots=snapshots, callback=callback)
+        info = {"n_iter": res.n_iter, "mu": mu, "lam": float(res.lam[0]), "coupled": coupled,
+                **{k: v for k, v in res.info.items()}}
+        return MethodResult(res.maps, res.factor, res.snapshots, info)
+
+    run.__name__ = f"{model}_tv"
+    run.__doc__ = f"Method ``{model}_tv``: see :func:`tv_solve` (model {model!r}); ``mu`` dimensionless TV weight."
+    return run
+
+
+# Defaults for ``mu`` when none is given (the middle of the study's grid; use --auto to choose).
+DEFAULT_MU = {"ls": 0.17, "poisson": 0.17, "fused": 0.34}
+
+ls_tv = register("ls_tv")(_method("ls"))
+poisson_tv = register("poisson_tv")(_method("poisson"))
+fused_tv = register("fused_tv", needs_haadf=True)(_method("fused"))

@@ -1,0 +1,510 @@
+"""Preconditioned primal-dual hybrid gradient (Chambolle-Pock) with non-negativity.
+
+Solves, for every column of the unknown at once,
+
+    min_{x >= 0}  sum_t F_t(K_t x)
+
+where each term is a linear operator ``K_t`` (the operator contract) and a convex
+function ``F_t`` whose conjugate has a cheap proximal map: weighted least squares,
+the Poisson negative log-likelihood (Kullback-Leibler) and the (group) l2,1 norm of
+a gradient (total variation). The iteration (Chambolle & Pock 2011, with the
+diagonal preconditioners of Pock & Chambolle 2011, alpha = 1)::
+
+    y_t   <- prox_{S_t F_t^*}(y_t + S_t K_t xbar)          for every term t
+    x_new <- max(0, x - T sum_t K_t^T y_t)
+    xbar  <- 2 x_new - x
+
+with ``T = theta / sum_t |K_t|^T 1`` and ``S_t = 1 / (theta |K_t| 1)``; convergence
+holds for every ``theta > 0`` (``theta`` only trades primal against dual speed).
+Rows or columns with zero sums get step 0. ``K_t x`` is carried from one iteration
+to the next (``K xbar = 2 K x_new - K x``), so the primal objective of every
+column is known at every iteration for free: one forward and one adjoint pass of
+each operator per iteration.
+
+Convergence monitoring (available to callbacks, stored in ``info``): the primal
+objective, and the primal and dual residuals of the optimality conditions
+``0 in dG(x) + K^T y``, ``0 in dF^*(y) - K x``, in the preconditioned norms::
+
+    r_p = T^-1 (x - x_new)                       (in dG(x_new) + K^T y_new)
+    r_d = S^-1 (y - y_new) + K (xbar - x_new)    (in dF^*(y_new) - K x_new)
+
+Both vanish at a saddle point.
+
+Stopping rule (``tol > 0``): after ``min_iter`` iterations, stop when, for every
+column, the relative objective change over the last ``window`` monitored
+iterations and the relative primal change ``||x_new - x|| / ||x_new||`` are both
+below ``tol``; otherwise the iteration budget ``n_iter`` is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ..projector.base import DTYPE, ChannelMix, MatrixOperator, Operator, Scaled, as_columns
+from .sirt import IterState, SolverResult, check_iterations
+from .tv import Gradient2D, _group_norm, project_l2_balls
+
+_TINY = 1e-30
+
+
+# ----------------------------------------------------------------------------- functionals
+
+class Functional:
+    """A convex ``F(y)`` on ``(n, m)`` columns: its value per column and ``prox`` of its conjugate.
+
+    ``mask`` (broadcastable to ``(n, m)``, values 0 or 1) removes rows from the term:
+    a masked row contributes nothing (its dual variable stays 0). Used for held-out
+    rays in cross-validation.
+    """
+
+    mask: np.ndarray | None = None
+
+    def value(self, y: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def prox_conj(self, p: np.ndarray, sigma: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def row_mask(self, n: int, m: int) -> np.ndarray | None:
+        return None if self.mask is None else np.broadcast_to(np.asarray(self.mask, DTYPE), (n, m))
+
+
+def _as_block(a, name: str) -> np.ndarray:
+    a = np.asarray(a, DTYPE)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be (n,) or (n, m), got shape {a.shape}")
+    return a
+
+
+@dataclass
+class WeightedL2(Functional):
+    """``F(y) = 1/2 sum_i w_i (y_i - b_i)^2``: Gaussian noise of variance ``1 / w_i``.
+
+    Parameters
+    ----------
+    b : ndarray (n,) or (n, m)
+    weight : ndarray broadcastable to b, or float
+        Inverse noise variances (0 removes a row).
+    """
+
+    b: np.ndarray
+    weight: np.ndarray | float = 1.0
+    mask: np.ndarray | None = None
+
+    def __post_init__(self):
+        self.b = _as_block(self.b, "b")
+        w = np.asarray(self.weight, DTYPE)
+        if np.any(w < 0) or not np.all(np.isfinite(w)):
+            raise ValueError("least-squares weights (inverse variances) must be finite and >= 0")
+        if self.mask is not None:
+            w = w * np.asarray(self.mask, DTYPE)
+        self.w = w if w.ndim != 1 else w[:, None]
+
+    def value(self, y):
+        d = (y - self.b).astype(np.float64)
+        return 0.5 * np.sum(np.broadcast_to(self.w, d.shape) * d * d, axis=0)
+
+    def prox_conj(self, p, sigma):
+        # F*(q) = sum q^2 / (2 w) + <q, b>;  prox = w (p - sigma b) / (w + sigma)
+        return self.w * (p - sigma * self.b) / (self.w + sigma)
+
+
+@dataclass
+class KullbackLeibler(Functional):
+    """Poisson negative log-likelihood of counts ``b`` with mean ``y + background``.
+
+    ``F(y) = sum_i (y_i + g_i) - b_i - b_i log((y_i + g_i) / b_i)`` (the KL divergence;
+    0 at ``y + g = b``, +inf for ``y + g <= 0`` where ``b > 0``). Twice this is the
+    Poisson deviance, whose expectation under the true mean is close to one per
+    ray with more than a few counts (the discrepancy principle in
+    :mod:`chemtomo.reconstruct.autoparam`).
+
+    Parameters
+    ----------
+    b : ndarray (n,) or (n, m)
+        Counts (>= 0; need not be integers, e.g. after a gain correction).
+    background : float or ndarray
+        Known additive mean ``g`` (>= 0).
+    """
+
+    b: np.ndarray
+    background: np.ndarray | float = 0.0
+    mask: np.ndarray | None = None
+
+    def __post_init__(self):
+        self.b = _as_block(self.b, "counts")
+        if np.any(self.b < 0) or not np.all(np.isfinite(self.b)):
+            raise ValueError("Poisson counts must be finite and >= 0")
+        self.g = np.asarray(self.background, DTYPE)
+        if np.any(self.g < 0):
+            raise ValueError("the Poisson background must be >= 0")
+        self.m = None if self.mask is None else np.asarray(self.mask, DTYPE)
+        if self.m is not None and self.m.ndim == 1:
+            self.m = self.m[:, None]
+
+    def value(self, y):
+        mu = np.maximum(y.astype(np.float64) + self.g, 1e-12)
+        b = np.broadcast_to(self.b, mu.shape).astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = mu - b + np.where(b > 0, b * np.log(np.where(b > 0, b, 1.0) / mu), 0.0)
+        if self.m is not None:
+            v = v * self.m
+        return np.sum(v, axis=0)
+
+    def prox_conj(self, p, sigma):
+        # F(y) = G(y + g): prox_{s F*}(p) = prox_{s G*}(p + s g);
+        # G*(q) = -sum b log(1 - q):  prox = (q + 1 - sqrt((q - 1)^2 + 4 s b)) / 2
+        q = p + sigma * self.g if np.any(self.g) else p
+        out = 0.5 * (q + 1 - np.sqrt((q - 1) ** 2 + 4 * sigma * self.b))
+        if self.m is not None:
+            out *= self.m
+        return out
+
+
+@dataclass
+class GroupL21(Functional):
+    """``F(g) = sum_px lam * ||g_px||_2`` on gradient fields of :class:`Gradient2D` (TV).
+
+    Parameters
+    ----------
+    lam : float or ndarray (m,)
+        Weight per column (>= 0).
+    n_channels : int
+    image_shape : (ny, nx)
+    coupled : bool
+        Group over channels too (vectorial TV).
+    """
+
+    lam: np.ndarray | float
+    n_channels: int
+    image_shape: tuple[int, int]
+    coupled: bool = False
+
+    def __post_init__(self):
+        lam = np.asarray(self.lam, np.float64)
+        if np.any(lam < 0) or not np.all(np.isfinite(lam)):
+            raise ValueError(f"the TV weight lambda must be finite and >= 0, got {self.lam}")
+        self.lam = lam
+
+    def value(self, g):
+        nrm = _group_norm(g, self.n_channels, self.image_shape, self.coupled)
+        return np.broadcast_to(self.lam, (g.shape[1],)) * nrm.reshape(-1, g.shape[1]).sum(axis=0)
+
+    def prox_conj(self, p, sigma):
+        return project_l2_balls(p, self.lam, self.n_channels, self.image_shape, self.coupled)
+
+
+@dataclass
+class RowScaled(Functional):
+    """``F_d(y) = F(y / d)`` for positive row scales ``d``: the term ``F(K x)`` written as ``F_d((d K) x)``.
+
+    Rescaling the rows of an operator leaves the problem unchanged but changes the
+    diagonal preconditioners (they see ``|d K|``), hence the speed of PDHG. Whitening
+    (``d = 1 / noise std``) puts all data blocks on the same footing.
+    ``prox_{s F_d^*}(p) = prox_{s d^2 F^*}(d p) / d``.
+    """
+
+    f: Functional
+    d: np.ndarray
+
+    def __post_init__(self):
+        d = np.asarray(self.d, DTYPE)
+        if d.ndim == 1:
+            d = d[:, None]
+        if np.any(d <= 0) or not np.all(np.isfinite(d)):
+            raise ValueError("row scales must be positive and finite")
+        self.d = d
+        self.mask = getattr(self.f, "mask", None)
+
+    def value(self, y):
+        return self.f.value(y / self.d)
+
+    def prox_conj(self, p, sigma):
+        return self.f.prox_conj(self.d * p, sigma * self.d * self.d) / self.d
+
+    def row_mask(self, n, m):
+        return self.f.row_mask(n, m)
+
+
+@dataclass
+class Separable(Functional):
+    """Different functionals on consecutive row blocks of one operator's output.
+
+    ``parts`` is a list of ``(n_rows, Functional)``; the row counts must add up to
+    the operator's ``n_out``. Lets one :class:`~chemtomo.projector.base.ChannelMix`
+    pass serve Poisson EDS rows and a least-squares HAADF row block.
+    """
+
+    parts: list
+
+    def __post_init__(self):
+        self._splits = np.cumsum([n for n, _ in self.parts])[:-1]
+
+    def _split(self, y):
+        return np.split(y, self._splits, axis=0)
+
+    def value(self, y):
+        return sum(f.value(part) for (_, f), part in zip(self.parts, self._split(y)))
+
+    def prox_conj(self, p, sigma):
+        sig = self._split(sigma) if np.ndim(sigma) and np.shape(sigma)[0] == p.shape[0] else [sigma] * len(self.parts)
+        return np.concatenate([f.prox_conj(part, s) for (_, f), part, s in zip(self.parts, self._split(p), sig)])
+
+    def row_mask(self, n, m):
+        masks = [f.row_mask(k, m) for k, f in self.parts]
+        if all(mk is None for mk in masks):
+            return None
+        return np.concatenate([np.ones((k, m), DTYPE) if mk is None else mk for (k, _), mk in zip(self.parts, masks)])
+
+
+@dataclass
+class Term:
+    """One block ``F(K x)`` of the objective."""
+
+    op: Operator
+    f: Functional
+    name: str = ""
+
+
+# ----------------------------------------------------------------------------- solver
+
+@dataclass
+class PDState(IterState):
+    """What a callback sees after each PDHG iteration.
+
+    ``residual_norm`` is NaN (a PDHG problem has no single data residual; see
+    ``objective``); ``objective`` is the primal objective per column at the last
+    monitored iteration; ``primal_residual`` and ``dual_residual`` the preconditioned
+    norms of ``r_p`` and ``r_d`` (see the module docstring) at this iteration.
+    """
+
+    objective: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    primal_residual: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    dual_residual: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+class RowScale(Operator):
+    """``diag(d) K``: rows of ``K`` scaled by ``d`` (``(n_out,)``, ``(n_out, 1)`` or ``(n_out, m)``).
+
+    With a per-column ``d`` the operator only accepts ``m`` columns.
+    """
+
+    def __init__(self, op: Operator, d):
+        d = np.asarray(d, DTYPE)
+        if d.ndim == 1:
+            d = d[:, None]
+        if d.ndim != 2 or d.shape[0] != op.shape[0]:
+            raise ValueError(f"row scales must be (n_out,) or (n_out, m) with n_out = {op.shape[0]}, got {d.shape}")
+        if np.any(d < 0) or not np.all(np.isfinite(d)):
+            raise ValueError("row scales must be finite and >= 0")
+        self.op, self.d = op, d
+        self.shape = op.shape
+
+    def _forward(self, x):
+        return self.d * self.op._forward(x)
+
+    def _adjoint(self, y):
+        return self.op._adjoint(np.ascontiguousarray(self.d * y))
+
+
+def _abs_row_sums(op: Operator) -> np.ndarray:
+    """``|K| 1`` as ``(n_out, 1)`` or ``(n_out, m)``."""
+    if isinstance(op, Scaled):
+        return abs(op.scale) * _abs_row_sums(op.op)
+    if isinstance(op, RowScale):
+        return op.d * _abs_row_sums(op.op)
+    if hasattr(op, "abs_row_sums"):
+        return op.abs_row_sums()[:, None]
+    if isinstance(op, ChannelMix) and np.any(op.mix < 0):
+        return ChannelMix(op.op, np.abs(op.mix)).row_sums()[:, None]  # |M (x) W| = |M| (x) W for W >= 0
+    return op.row_sums()[:, None]  # non-negative operators (projectors, ChannelMix with mix >= 0)
+
+
+def _abs_col_sums(op: Operator, mask: np.ndarray | None) -> np.ndarray:
+    """``|K|^T mask`` as ``(n_in, 1)`` or ``(n_in, m)``; ``mask`` None means all rows."""
+    if isinstance(op, Scaled):
+        return abs(op.scale) * _abs_col_sums(op.op, mask)
+    if isinstance(op, RowScale):
+        return _abs_col_sums(op.op, op.d if mask is None else op.d * mask)
+    if hasattr(op, "abs_col_sums"):
+        if mask is not None:
+            raise ValueError("row masks are supported on non-negative operators only")
+        return op.abs_col_sums()[:, None]
+    if isinstance(op, ChannelMix) and np.any(op.mix < 0):
+        op = ChannelMix(op.op, np.abs(op.mix))
+    if mask is None:
+        return op.col_sums()[:, None]
+    return op.adjoint(np.ascontiguousarray(mask, DTYPE))
+
+
+def _check_nonneg_op(op: Operator, name: str):
+    """Operators without explicit ``|K|`` sums must be elementwise non-negative (checked where cheap)."""
+    if isinstance(op, (Scaled, RowScale)):
+        return _check_nonneg_op(op.op, name)
+    if isinstance(op, ChannelMix):
+        return _check_nonneg_op(op.op, name)
+    if isinstance(op, MatrixOperator):
+        data = op.A if isinstance(op.A, np.ndarray) else op.A.data
+        if np.any(data < 0):
+            raise ValueError(f"term {name!r}: the operator has negative entries; give it abs_row_sums/abs_col_sums")
+
+
+def pdhg(
+    terms: list[Term],
+    n_iter: int,
+    *,
+    x0: np.ndarray | None = None,
+    n_cols: int | None = None,
+    nonneg: bool = True,
+    theta: float = 1.0,
+    tol: float = 0.0,
+    min_iter: int = 20,
+    window: int = 10,
+    snapshots: Iterable[int] = (),
+    callback: Callable[[PDState], bool | None] | None = None,
+    monitor_every: int = 1,
+) -> SolverResult:
+    """Minimise ``sum_t F_t(K_t x)`` over ``x >= 0`` for every column at once.
+
+    Parameters
+    ----------
+    terms : list of Term
+        All operators share ``n_in``; every functional acts on ``(n_out_t, m)``.
+    n_iter : int
+        Maximum iterations.
+    x0 : ndarray (n_in, m), optional
+        Start (default zeros; ``n_cols`` then gives ``m``, default 1).
+    nonneg : bool
+        Constrain ``x >= 0`` (else unconstrained).
+    theta : float
+        Primal / dual step balance (> 0): ``T = theta T_0``, ``S = S_0 / theta``.
+    tol, min_iter, window :
+        The stopping rule (``tol = 0``: run ``n_iter`` iterations).
+    snapshots : iterable of int
+        Iterations after which to keep a copy of ``x``.
+    callback : callable, optional
+        Called with a :class:`PDState` after every iteration; returning True stops.
+    monitor_every : int
+        Evaluate the objective (and store the history, test the stopping rule)
+        every this many iterations.
+    Returns
+    -------
+    SolverResult
+        ``info`` holds ``objective`` (n_hist, m), ``primal_residual``, ``dual_residual``,
+        ``iterations`` (the iteration numbers of the history rows), ``converged``.
+    """
+    n_iter = check_iterations(n_iter)
+    if not terms:
+        raise ValueError("pdhg needs at least one term")
+    n_in = {t.op.shape[1] for t in terms}
+    if len(n_in) != 1:
+        raise ValueError(f"all terms must share n_in, got {[t.op.shape for t in terms]}")
+    n_in = n_in.pop()
+    if not (np.isfinite(theta) and theta > 0):
+        raise ValueError(f"theta must be a positive number, got {theta}")
+    if x0 is None:
+        x = np.zeros((n_in, int(n_cols or 1)), DTYPE)
+    else:
+        x = as_columns(x0, n_in, "x0")[0].copy()
+    m = x.shape[1]
+    wanted = {int(s) for s in snapshots}
+    bad = [s for s in wanted if not 1 <= s <= n_iter]
+    if bad:
+        raise ValueError(f"snapshots must lie in [1, n_iter={n_iter}], got {sorted(bad)}")
+
+    # diagonal preconditioners (Pock & Chambolle 2011, alpha = 1), balanced by theta
+    col = np.zeros((n_in, m), DTYPE)
+    sig0 = []
+    for t in terms:
+        _check_nonneg_op(t.op, t.name)
+        mask = t.f.row_mask(t.op.shape[0], m)
+        col += _abs_col_sums(t.op, mask)
+        rs = _abs_row_sums(t.op).astype(np.float64)
+        sig0.append(np.where(rs > 0, 1.0 / np.where(rs > 0, rs, 1.0), 0.0).astype(DTYPE))
+    tau0 = np.where(col > 0, 1.0 / np.where(col > 0, col, 1), 0).astype(DTYPE)
+    tau = tau0 * DTYPE(theta)
+    sig = [s0 / DTYPE(theta) for s0 in sig0]
+
+    # reciprocals of the steps for the residual norms (0 where a step is 0), once
+    tau_inv = np.where(tau > 0, 1 / np.where(tau > 0, tau, 1), 0).astype(DTYPE)
+    sig_inv = [np.where(s > 0, 1 / np.where(s > 0, s, 1), 0).astype(DTYPE) for s in sig]
+
+    Kx = [t.op._forward(x) for t in terms]
+    Kxbar = [k.copy() for k in Kx]
+    y = [np.zeros((t.op.shape[0], m), DTYPE) for t in terms]
+    obj = sum(t.f.value(k) for t, k in zip(terms, Kx))
+    hist_obj, hist_p, hist_d, hist_it = [], [], [], []
+    snaps: dict[int, np.ndarray] = {}
+    recent = [obj]
+    converged = False
+    done = 0
+    p_res = d_res = np.full(m, np.nan)
+    for it in range(1, n_iter + 1):
+        monitor = it % monitor_every == 0 or it == n_iter
+        # the residuals cost as much as a prox: computed when monitored or watched only
+        measure = monitor or callback is not None
+        dys = []
+        for i, t in enumerate(terms):
+            # K xbar is needed again by the residual when measured; otherwise its buffer is reused
+            p = sig[i] * Kxbar[i] if measure else np.multiply(Kxbar[i], sig[i], out=Kxbar[i])
+            p += y[i]
+            y_new = t.f.prox_conj(p, sig[i])
+            if measure:
+                dys.append(y[i] - y_new)
+            y[i] = y_new
+        KTy = terms[0].op._adjoint(y[0])
+        for i in range(1, len(terms)):
+            KTy += terms[i].op._adjoint(y[i])
+        KTy *= tau
+        x_new = np.subtract(x, KTy, out=KTy)
+        if nonneg:
+            np.maximum(x_new, 0, out=x_new)
+        Kx_new = [t.op._forward(x_new) for t in terms]
+        dx = x - x_new
+        if measure:
+            # residuals in the preconditioned norms: ||r_p||_T^2 = sum dx^2 / T,
+            # ||r_d||_S^2 = sum S (S^-1 dy + K (xbar - x_new))^2
+            p_res = np.sqrt(np.einsum("ij,ij->j", dx, dx * tau_inv, dtype=np.float64))
+            d2 = np.zeros(m)
+            for i in range(len(terms)):
+                e = dys[i] * sig_inv[i]
+                e += Kxbar[i]
+                e -= Kx_new[i]
+                d2 += np.einsum("ij,ij->j", e * sig[i], e, dtype=np.float64)
+            d_res = np.sqrt(d2)
+        # K xbar = K (2 x_new - x) = 2 K x_new - K x
+        Kxbar = [2 * kn - k for kn, k in zip(Kx_new, Kx)]
+        Kx = Kx_new
+        x = x_new
+        if monitor:
+            obj = sum(t.f.value(k) for t, k in zip(terms, Kx))
+            hist_obj.append(obj)
+            hist_p.append(p_res)
+            hist_d.append(d_res)
+            hist_it.append(it)
+            recent.append(obj)
+            if len(recent) > window + 1:
+                recent.pop(0)
+        done = it
+        if it in wanted:
+            snaps[it] = x.copy()
+        if callback is not None and callback(PDState(it, x, np.full(m, np.nan), obj, p_res, d_res)):
+            break
+        if tol > 0 and monitor and it >= min_iter and len(recent) == window + 1:
+            rel_obj = np.abs(recent[0] - recent[-1]) / np.maximum(np.abs(recent[-1]), _TINY)
+            rel_dx = np.sqrt(np.einsum("ij,ij->j", dx, dx, dtype=np.float64)) / np.maximum(
+                np.sqrt(np.einsum("ij,ij->j", x, x, dtype=np.float64)), _TINY)
+            if np.all(rel_obj < tol) and np.all(rel_dx < tol):
+                converged = True
+                break
+    return SolverResult(
+        x=x, n_iter=done, snapshots=snaps, residual_norms=np.zeros((0, m)),
+        info={"method": "pdhg", "theta": theta, "objective": np.array(hist_obj),
+              "primal_residual": np.array(hist_p), "dual_residual": np.array(hist_d),
+              "iterations": np.array(hist_it), "converged": converged, "dual": y},
+    )

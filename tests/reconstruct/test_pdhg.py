@@ -1,0 +1,142 @@
+"""The primal-dual solver and its functionals: proximal maps, known minimisers, monitoring, stopping."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.optimize import minimize_scalar, nnls
+
+from chemtomo.projector import ChannelMix, MatrixOperator, dottest, make_operator
+from chemtomo.reconstruct.pdhg import (
+    GroupL21, KullbackLeibler, RowScale, RowScaled, Separable, Term, WeightedL2, pdhg,
+)
+
+
+def _conj_prox_by_moreau(f_value_1d, p, sigma, lower=-1e4):
+    """``prox_{sigma F*}(p) = p - sigma prox_{F/sigma}(p / sigma)``, the inner prox found numerically on
+    the domain of ``F`` (``y > lower``)."""
+    v = p / sigma
+    y = minimize_scalar(lambda t: f_value_1d(t) / sigma + 0.5 * (t - v) ** 2,
+                        bounds=(lower + 1e-9, 1e4), method="bounded", options={"xatol": 1e-10}).x
+    return p - sigma * y
+
+
+@pytest.mark.parametrize("b, g, p, sigma", [(3.0, 0.0, 0.4, 0.7), (10.0, 0.5, -2.0, 2.5), (0.0, 0.2, 0.3, 1.0)])
+def test_kullback_leibler_conjugate_prox(b, g, p, sigma):
+    kl = KullbackLeibler(np.array([b]), background=g)
+
+    def value(t):  # F(y) = (y + g) - b log(y + g) + const, defined for y + g >= 0
+        return (t + g) - (b * np.log(t + g) if b > 0 else 0.0)
+
+    got = float(kl.prox_conj(np.array([[p]], np.float32), np.float32(sigma))[0, 0])
+    assert got == pytest.approx(_conj_prox_by_moreau(value, p, sigma, lower=-g), abs=1e-5)
+
+
+def test_kullback_leibler_value_is_zero_at_the_counts_and_positive_elsewhere():
+    b = np.array([[0.0], [2.0], [7.0]], np.float32)
+    kl = KullbackLeibler(b)
+    assert kl.value(b)[0] == pytest.approx(0.0, abs=1e-9)
+    assert kl.value(b + 0.5)[0] > 0 and kl.value(np.maximum(b - 0.5, 0.1))[0] > 0
+
+
+def test_weighted_l2_conjugate_prox():
+    w, b, p, sigma = 2.5, 1.5, 0.8, 0.6
+    f = WeightedL2(np.array([b]), w)
+    got = float(f.prox_conj(np.array([[p]], np.float32), np.float32(sigma))[0, 0])
+    want = _conj_prox_by_moreau(lambda t: 0.5 * w * (t - b) ** 2, p, sigma)
+    assert got == pytest.approx(want, abs=1e-5)
+
+
+def test_row_scaled_functional_is_the_same_term():
+    """``F_d(d y) = F(y)``: the value, and the prox through the scaling rule."""
+    rng = np.random.default_rng(0)
+    b = rng.integers(0, 9, (6, 2)).astype(np.float32)
+    d = (rng.random((6, 1)) + 0.5).astype(np.float32)
+    y = (rng.random((6, 2)) * 5 + 0.5).astype(np.float32)
+    kl = KullbackLeibler(b)
+    np.testing.assert_allclose(RowScaled(kl, d).value(d * y), kl.value(y), rtol=1e-5)
+
+
+def test_separable_splits_rows():
+    a = WeightedL2(np.zeros((3, 1)), 1.0)
+    c = KullbackLeibler(np.ones((2, 1)))
+    f = Separable([(3, a), (2, c)])
+    y = np.arange(1, 6, dtype=np.float32)[:, None]
+    assert f.value(y)[0] == pytest.approx(a.value(y[:3])[0] + c.value(y[3:])[0])
+
+
+def test_row_scale_and_channel_mix_adjoints(small_geom):
+    W = make_operator(small_geom)
+    rng = np.random.default_rng(1)
+    d = rng.random(2 * W.shape[0]).astype(np.float32) + 0.1
+    op = RowScale(ChannelMix(W, [[1.0, 0.0], [0.5, 2.0]]), d)
+    lhs, rhs = dottest(op, k=2, rng=2)
+    assert lhs == pytest.approx(rhs, rel=1e-4)
+
+
+def test_pdhg_least_squares_converges_to_nnls():
+    """Known minimiser: non-negative least squares (scipy's NNLS), to 1e-3 relative."""
+    rng = np.random.default_rng(5)
+    A = sp.random(60, 25, density=0.3, random_state=6, format="csr")
+    A.data = np.abs(A.data)
+    x_true = np.maximum(rng.standard_normal(25), 0)
+    b = A @ x_true + 0.05 * rng.standard_normal(60)
+    ref, _ = nnls(A.toarray(), b)
+    res = pdhg([Term(MatrixOperator(A), WeightedL2(b.astype(np.float32)), "ls")], 20000, n_cols=1, tol=1e-9)
+    x = res.x[:, 0]
+    assert np.linalg.norm(x - ref) <= 1e-3 * np.linalg.norm(ref)
+    assert np.all(x >= 0)
+
+
+def test_pdhg_monitoring_objective_falls_and_residuals_vanish():
+    rng = np.random.default_rng(7)
+    A = np.abs(rng.standard_normal((40, 20)))
+    b = A @ np.abs(rng.standard_normal(20))
+    res = pdhg([Term(MatrixOperator(A), WeightedL2(b.astype(np.float32)))], 3000, n_cols=1, monitor_every=10)
+    obj = res.info["objective"][:, 0]
+    assert res.info["iterations"][0] == 10 and res.info["iterations"][-1] == 3000
+    assert obj[-1] < 1e-6 * obj[0]  # b is in the range: the optimum is 0
+    assert np.all(np.diff(obj[::10]) <= 1e-12 * obj[0])  # falls (PDHG need not fall at every step)
+    assert res.info["primal_residual"][-1, 0] < 1e-3 * res.info["primal_residual"][0, 0]
+    assert res.info["dual_residual"][-1, 0] < 1e-3 * res.info["dual_residual"][0, 0]
+
+
+def test_pdhg_stopping_rule_and_callback():
+    rng = np.random.default_rng(8)
+    A = np.abs(rng.standard_normal((30, 10)))
+    b = (A @ np.abs(rng.standard_normal(10))).astype(np.float32)
+    terms = [Term(MatrixOperator(A), WeightedL2(b))]
+    res = pdhg(terms, 100000, n_cols=1, tol=1e-6, monitor_every=5)
+    assert res.info["converged"] and res.n_iter < 100000
+    seen = []
+    res2 = pdhg(terms, 50, n_cols=1, callback=lambda st: seen.append(st.iteration) or st.iteration == 7)
+    assert res2.n_iter == 7 and seen == list(range(1, 8))
+
+
+def test_pdhg_group_l21_alone_is_tv_denoising_dual():
+    """min_{x>=0} 1/2||x - f||^2 + lam TV(x) as two PDHG terms equals tv_prox (FGP) to 1e-3."""
+    from chemtomo.reconstruct.tv import Gradient2D, tv_prox
+
+    rng = np.random.default_rng(9)
+    f = np.zeros((12, 12), np.float32)
+    f[3:9, 4:10] = 1
+    f += (0.15 * rng.standard_normal(f.shape)).astype(np.float32)
+    lam = 0.1
+    eye = MatrixOperator(sp.identity(144, format="csr"))
+    terms = [Term(eye, WeightedL2(f.ravel())), Term(Gradient2D((12, 12)), GroupL21(lam, 1, (12, 12)))]
+    x = pdhg(terms, 4000, n_cols=1).x[:, 0]
+    ref = tv_prox(f.ravel(), lam, (12, 12), nonneg=True, n_iter=3000)
+    assert np.max(np.abs(x - ref)) < 1e-3
+
+
+def test_pdhg_input_errors():
+    A = MatrixOperator(np.ones((3, 2)))
+    with pytest.raises(ValueError, match="at least one term"):
+        pdhg([], 10)
+    with pytest.raises(ValueError, match="theta"):
+        pdhg([Term(A, WeightedL2(np.ones(3)))], 10, theta=0)
+    with pytest.raises(ValueError, match="share n_in"):
+        pdhg([Term(A, WeightedL2(np.ones(3))), Term(MatrixOperator(np.ones((3, 4))), WeightedL2(np.ones(3)))], 10)
+    with pytest.raises(ValueError, match="negative entries"):
+        pdhg([Term(MatrixOperator(-np.ones((3, 2))), WeightedL2(np.ones(3)))], 10)
+    with pytest.raises(ValueError, match="counts must be finite"):
+        KullbackLeibler(np.array([1.0, -1.0]))
