@@ -216,7 +216,8 @@ def test_array_sha256_sees_shape_dtype_and_bytes():
 @pytest.mark.parametrize("backend", ["sparse", "batched"])
 @pytest.mark.parametrize("method, n_tilts, n_pixels, k, s", [
     ("hebt_sirt", 31, 48, 5, 10), ("eds_sirt", 11, 64, 2, 10), ("hebt_sirt", 61, 32, 2, 10),
-    ("eds_sirt", 61, 64, 2, 12), ("hebt_sirt", 31, 40, 3, 1), ("eds_sirt", 31, 40, 3, 11)])
+    ("eds_sirt", 61, 64, 2, 12), ("hebt_sirt", 31, 40, 3, 1), ("eds_sirt", 31, 40, 3, 11),
+    ("ls_tv", 31, 40, 2, 6), ("poisson_tv", 61, 32, 3, 4), ("fused_tv", 31, 48, 2, 5), ("fused_tv", 15, 40, 5, 1)])
 def test_chunk_bytes_bounds_the_measured_peak(backend, method, n_tilts, n_pixels, k, s):
     rng = np.random.default_rng(1)
     g = TiltGeometry(np.linspace(-75, 75, n_tilts), n_pixels, 1.0)

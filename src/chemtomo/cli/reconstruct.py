@@ -37,9 +37,18 @@ def add_parser(sub):
                    help="raw input: where tilt angles come from (default auto: metadata, else file names)")
     p.add_argument("--pixel-nm", type=float, help="pixel size (nm), overriding the files'")
     p.add_argument("--method", nargs="+", metavar="METHOD",
-                   help="eds_sirt | hebt_sirt | ... (default hebt_sirt; raw input: eds_sirt hebt_sirt)")
-    p.add_argument("--iterations", "-n", type=int, default=100, help="iterations (default 100)")
+                   help="eds_sirt | hebt_sirt | ls_tv | poisson_tv | fused_tv (hyphens work too: fused-tv; "
+                        "default hebt_sirt; raw input: eds_sirt hebt_sirt)")
+    p.add_argument("--iterations", "-n", nargs="+", default=["100"], metavar="N|METHOD=N",
+                   help="iterations, for every method or per method, e.g. -n 100 fused_tv=300 (default 100; "
+                        "the regularised solvers want 200-300)")
     p.add_argument("--alpha", type=float, default=0.8, help="HAADF weight in [0, 1) for HEBT (default 0.8)")
+    p.add_argument("--mu", type=float,
+                   help="dimensionless TV weight of the regularised solvers (default: their middle value; see --auto)")
+    p.add_argument("--auto", action="store_true",
+                   help="choose the parameters from the data (EDS-SIRT n by the discrepancy principle, HEBT alpha "
+                        "and n and the TV weight by cross-validation on held-out rays) on the slices with the most "
+                        "counts; the choice is recorded in the result")
     p.add_argument("--filter-sigma", type=float, default=0.8, help="Gaussian filter of EDS images, px (0: none)")
     p.add_argument("--mask", choices=("esf", "otsu"), default="esf", help="particle mask method (default esf)")
     p.add_argument("--threshold", type=float, help="fixed mask threshold instead of --mask")
@@ -122,6 +131,32 @@ def parse_angle_range(text: str):
     return [float(x) for x in t.replace(",", " ").split()]
 
 
+def parse_iterations(items: list[str]) -> dict:
+    """``["100", "fused_tv=300"]`` -> ``{"default": 100, "fused_tv": 300}``."""
+    out: dict = {}
+    for it in items:
+        key, _, val = it.rpartition("=")
+        key = key.replace("-", "_") or "default"
+        try:
+            n = int(val)
+        except ValueError:
+            raise ValueError(f"--iterations takes N or METHOD=N (e.g. 100 or fused_tv=300), got {it!r}") from None
+        if n < 1:
+            raise ValueError(f"the number of iterations must be a positive integer, got {it!r}")
+        out[key] = n
+    out.setdefault("default", 100)
+    return out
+
+
+def method_options(args, methods) -> dict:
+    """Per-method extra options from the command line (``--mu`` for the regularised solvers)."""
+    from chemtomo.reconstruct import RAW_COUNTS
+
+    if args.mu is None:
+        return {}
+    return {m: {"mu": float(args.mu)} for m in methods if m in RAW_COUNTS}
+
+
 def parse_eds(items: list[str]) -> dict[str, str]:
     out = {}
     for it in items:
@@ -180,10 +215,11 @@ def run_raw(args) -> int:
     if args.resume:
         engine["resume"] = True
     inputs = args.inputs[0] if len(args.inputs) == 1 else args.inputs
+    methods = [m.replace("-", "_") for m in (args.method or DEFAULT_METHODS)]
     exp = run_experimental(
         inputs, args.lines, args.out, angles_deg=args.angles, angle_source=args.angles_from,
         pixel_nm=args.pixel_nm, beam_kev=args.beam_kev, factors=args.factors, efficiency=args.efficiency,
-        methods=args.method or DEFAULT_METHODS, n_iter=args.iterations, alpha=args.alpha,
+        methods=methods, n_iter=parse_iterations(args.iterations), alpha=args.alpha,
         filter_sigma=args.filter_sigma or None, bin_factor=args.bin, register=args.register,
         reference_line=args.reference_line, align=args.align, rotation=not args.no_rotation,
         offset=not args.no_axis_offset, shadowing=None if args.shadowing == "none" else args.shadowing,
@@ -193,7 +229,8 @@ def run_raw(args) -> int:
         figures=not args.no_figures, compare_tomviz=args.compare_tomviz,
         tomviz_angles_deg=parse_angle_range(args.tomviz_angles) if args.tomviz_angles else None,
         line_method=args.line_method, integration_width=args.integration_width, elements=args.elements,
-        engine_options=engine or None, progress=not args.quiet,
+        engine_options=engine or None, progress=not args.quiet, auto=args.auto,
+        method_options=method_options(args, methods),
     )
     err = sys.stderr
     pre = exp.pre
@@ -215,6 +252,8 @@ def run_raw(args) -> int:
     for m, res in exp.results.items():
         th = res.composition.threshold
         line = f"{m}: mask {th.method} threshold {th.value:.4g}, volume fraction {th.volume_fraction:.3f}"
+        if "auto" in res.parameters:
+            line += f"; chosen {res.parameters['auto']['params']}"
         if res.response_ratios is not None:
             rr = res.response_ratios
             line += "; r_A " + ", ".join(f"{ln} {r:.4g}" for ln, r in zip(rr.lines, rr.r)) + f" (R^2 {rr.r2:.4f})"
@@ -242,16 +281,19 @@ def run_stacks(args) -> int:
     methods = args.method or ["hebt_sirt"]
     if len(methods) != 1:
         raise ValueError("with --eds stacks give one --method (raw input reconstructs several)")
-    args.method = methods[0]
+    method = methods[0].replace("-", "_")
+    from chemtomo.pipeline.experimental import iterations_for
+
+    n_iter = iterations_for(parse_iterations(args.iterations), method)
     series = read_tilt_series(eds, args.haadf, args.angles, args.pixel_nm)
     beam = args.beam_kev if args.beam_kev is not None else series.metadata.get("beam_kev")
     factors = resolve_factors(args.factors, series.lines, beam, args.efficiency)
-    method = args.method.replace("-", "_")
     result = reconstruct_series(
-        series, factors, method=method, n_iter=args.iterations, alpha=args.alpha,
+        series, factors, method=method, n_iter=n_iter, alpha=args.alpha,
         filter_sigma=args.filter_sigma, mask_method=args.mask, threshold=args.threshold,
         chunk_slices=args.chunk_slices, progress=not args.quiet,
         scheduler=args.scheduler, store=args.store, resume=args.resume,
+        method_options=method_options(args, [method]).get(method), auto=args.auto,
     )
     inputs = list(eds.values()) + ([args.haadf] if args.haadf else [])
     path = write_result(out_path(args.out), result, provenance(inputs, factors_spec=args.factors))
@@ -259,6 +301,10 @@ def run_stacks(args) -> int:
         rr = result.response_ratios
         print("response ratios: " + ", ".join(f"{ln} {r:.4g}" for ln, r in zip(rr.lines, rr.r))
               + f" (R^2 {rr.r2:.4f})", file=sys.stderr)
+    if "auto" in result.parameters:
+        a = result.parameters["auto"]
+        print(f"chosen from the data: {a['params']} ({a['rule']}; slices {a['slices'][0]}:{a['slices'][1]})",
+              file=sys.stderr)
     th = result.composition.threshold
     print(f"mask: {th.method} threshold {th.value:.4g}, volume fraction {th.volume_fraction:.3f}, "
           f"stability {th.stability:.3f}", file=sys.stderr)

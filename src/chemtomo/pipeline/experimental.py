@@ -59,8 +59,9 @@ from ..preprocess._signals import is_signal, unwrap
 from ..preprocess.align import Alignment, align_tilt_series, apply_alignment, compare_shifts, tomviz_shifts
 from ..preprocess.linemaps import clip_negative, line_energy_kev, line_intensities, rebin, split_line
 from ..preprocess.register import normalise_shadowing, register_haadf_to_eds
+from ..reconstruct import NEEDS_HAADF, RAW_COUNTS, estimate_response_ratios
 from ..tiltseries import TiltSeries
-from .volume import VolumeResult, reconstruct_series
+from .volume import VolumeResult, prepare_series, reconstruct_series
 
 DEFAULT_METHODS = ("eds_sirt", "hebt_sirt")
 ALIGN_METHODS = ("xcorr", "xcorr-stretch", "com", "none")
@@ -209,6 +210,9 @@ class Preprocessed:
         HAADF-to-EDS shifts (raw pixels).
     shadowing_factors : dict line -> ndarray (n_tilts,)
     clipped : dict line -> dict
+    unfiltered : TiltSeries or None
+        The same series without the Gaussian filter (for methods that model the
+        counts' noise: ``chemtomo.reconstruct.RAW_COUNTS``); None when no filter was applied.
     bin_factor : int
     pixel_nm_raw : float
     windows_kev : dict
@@ -226,6 +230,7 @@ class Preprocessed:
     notes: list = field(default_factory=list)
     timings_s: dict = field(default_factory=dict)
     pad_px: int = 0
+    unfiltered: TiltSeries | None = None
 
     @property
     def field_series(self) -> TiltSeries:
@@ -381,9 +386,11 @@ def preprocess_tilt_series(eds: dict, haadf=None, angles_deg=None, pixel_nm: flo
     factors = {ln: np.ones(n) for ln in maps}
     if shadowing:
         maps, factors = normalise_shadowing(maps, shadowing, ang)
+    raw_maps = None
     if filter_sigma:
         from ..preprocess.filters import gaussian_filter_stack
 
+        raw_maps = {ln: clip_negative(m)[0] for ln, m in maps.items()}
         maps = {ln: gaussian_filter_stack(m, float(filter_sigma), "image") for ln, m in maps.items()}
     clipped = {}
     for ln in list(maps):
@@ -397,15 +404,18 @@ def preprocess_tilt_series(eds: dict, haadf=None, angles_deg=None, pixel_nm: flo
     if pad_px:
         widths = ((0, 0), (0, 0), (pad_px, pad_px))
         maps = {ln: np.pad(m, widths, mode="edge") for ln, m in maps.items()}
+        if raw_maps is not None:
+            raw_maps = {ln: np.pad(m, widths, mode="edge") for ln, m in raw_maps.items()}
         if h is not None:
             h = np.pad(h, widths, mode="edge")
         notes.append(f"images padded by {pad_px} px (binned) on both sides across the tilt axis by repeating the "
                      "edge columns; volumes cropped back to the field of view")
     md = dict(metadata or {})
     series = TiltSeries(ang, float(pixel_nm) * b, maps, h, md)
+    unfiltered = None if raw_maps is None else TiltSeries(ang, float(pixel_nm) * b, raw_maps, h, dict(md))
     timings["total"] = time.perf_counter() - t0
     return Preprocessed(series, alignment, reg, factors, clipped, b, float(pixel_nm), {}, notes, timings,
-                        pad_px)
+                        pad_px, unfiltered)
 
 
 def auto_pad(stack: np.ndarray, angles_deg) -> int:
@@ -452,12 +462,21 @@ def resolve_factors(factors, lines: Sequence[str], beam_kev: float | None, effic
 
 
 def reconstruct_experimental(series: TiltSeries, factors, *, methods: Iterable[str] = DEFAULT_METHODS,
-                             n_iter: int = 100, alpha: float = 0.8, filter_sigma: float | None = 0.8,
+                             n_iter: int | dict = 100, alpha: float = 0.8, filter_sigma: float | None = 0.8,
                              chunk_slices: int | None = 32, backend: str | None = None,
                              quantify_lines: Sequence[str] | None = None, mask_method: str = "esf",
                              threshold: float | None = None, engine_options: dict | None = None,
-                             crop_px: int = 0, progress: bool = True) -> dict[str, VolumeResult]:
-    """Every slice of ``series`` by each method (EDS-only SIRT, HEBT), quantified.
+                             crop_px: int = 0, progress: bool = True, unfiltered: TiltSeries | None = None,
+                             auto: bool = False, method_options: dict | None = None) -> dict[str, VolumeResult]:
+    """Every slice of ``series`` by each method (EDS-only SIRT, HEBT, the regularised solvers), quantified.
+
+    Methods that model the counts' noise (``chemtomo.reconstruct.RAW_COUNTS``) get
+    ``unfiltered`` (the series before its Gaussian filter) when given; the
+    response ratios are fitted once, on ``series``, for every bimodal method.
+    ``auto`` chooses each method's parameters from the data
+    (``reconstruct_series(auto=True)``); ``method_options`` maps a method to its
+    extra options (e.g. ``{"fused_tv": {"mu": 0.2}}``). ``n_iter`` is one count for
+    every method or a dict method -> count (key ``"default"`` for the rest).
 
     ``quantify_lines`` (default all) restricts the weight and atomic fractions
     to some lines, as the paper left C and N out of its quantification while
@@ -472,6 +491,10 @@ def reconstruct_experimental(series: TiltSeries, factors, *, methods: Iterable[s
     if not methods:
         raise ValueError("give at least one method (eds_sirt, hebt_sirt)")
     out = {}
+    rr = None
+    if series.haadf is not None and any(m in NEEDS_HAADF for m in methods):
+        prepared = prepare_series(series, filter_sigma, "image")
+        rr = estimate_response_ratios(prepared.haadf, {ln: prepared.eds[ln] for ln in series.lines})
     for m in methods:
         kw = dict(engine_options or {})
         if backend is not None:
@@ -479,15 +502,24 @@ def reconstruct_experimental(series: TiltSeries, factors, *, methods: Iterable[s
         if kw.get("store") and len(methods) > 1:  # one resumable store per method
             st = Path(kw["store"])
             kw["store"] = st.with_name(f"{st.stem}-{m}{st.suffix}")
-        res = reconstruct_series(series, factors, method=m, n_iter=n_iter, alpha=alpha, filter_sigma=filter_sigma,
+        src = unfiltered if (m in RAW_COUNTS and unfiltered is not None) else series
+        res = reconstruct_series(src, factors, method=m, n_iter=iterations_for(n_iter, m), alpha=alpha, filter_sigma=filter_sigma,
                                  mask_method=mask_method, threshold=threshold, chunk_slices=chunk_slices,
-                                 progress=progress, **kw)
+                                 progress=progress, auto=auto, method_options=(method_options or {}).get(m),
+                                 response_ratios=rr if m in NEEDS_HAADF else None, **kw)
         if crop_px:
             res = crop_result(res, crop_px)
         if crop_px or (quantify_lines is not None and list(quantify_lines) != list(res.lines)):
             res = requantify(res, factors, quantify_lines or res.lines, mask_method, threshold)
         out[m] = res
     return out
+
+
+def iterations_for(n_iter: int | dict, method: str) -> int:
+    """The iteration count of ``method``: ``n_iter`` itself, or its entry (else ``"default"``, else 100)."""
+    if isinstance(n_iter, dict):
+        return int(n_iter.get(method, n_iter.get("default", 100)))
+    return int(n_iter)
 
 
 def crop_result(res: VolumeResult, crop_px: int) -> VolumeResult:
@@ -760,7 +792,7 @@ def write_outputs(out, exp: ExperimentalResult, *, export: Iterable[str] = ("tif
 def run_experimental(inputs, lines: Sequence[str], out=None, *, angles_deg=None,
                      angle_source: AngleSource = "auto", haadf_title: str | None = None,
                      pixel_nm: float | None = None, beam_kev: float | None = None, factors="physics",
-                     efficiency: float = 0.96, methods: Iterable[str] = DEFAULT_METHODS, n_iter: int = 100,
+                     efficiency: float = 0.96, methods: Iterable[str] = DEFAULT_METHODS, n_iter: int | dict = 100,
                      alpha: float = 0.8, filter_sigma: float | None = 0.8, bin_factor: int = 2,
                      register: str = "xcorr", reference_line: str | None = None, align: str = "xcorr",
                      rotation: bool = True, offset: bool = True, shadowing: str | None = "mean",
@@ -770,7 +802,8 @@ def run_experimental(inputs, lines: Sequence[str], out=None, *, angles_deg=None,
                      export_kinds: Iterable[str] = ("maps", "weight"), figures: bool = True,
                      compare_tomviz=None, tomviz_angles_deg=None, line_method: str = "windows",
                      integration_width: float = 2.0, elements: Sequence[str] | None = None,
-                     engine_options: dict | None = None, progress: bool = True) -> ExperimentalResult:
+                     engine_options: dict | None = None, progress: bool = True, auto: bool = False,
+                     method_options: dict | None = None) -> ExperimentalResult:
     """Raw tilt files -> line maps -> registration -> alignment -> EDS-SIRT and HEBT -> quantified outputs.
 
     Parameters
@@ -814,10 +847,13 @@ def run_experimental(inputs, lines: Sequence[str], out=None, *, angles_deg=None,
     engine_options : dict, optional
         Passed to :func:`reconstruct_series` (``scheduler``, ``memory_budget_gb``, ...).
     progress : bool
+    auto : bool
+        Choose every method's parameters from the data (see :func:`reconstruct_series`).
+    method_options : dict, optional
+        Method -> extra options (e.g. ``{"fused_tv": {"mu": 0.2}}``).
     """
     timings = {}
     t0 = time.perf_counter()
-    from ..reconstruct import NEEDS_HAADF
 
     methods = [m.replace("-", "_") for m in methods]
     check_lines(lines)
@@ -848,7 +884,8 @@ def run_experimental(inputs, lines: Sequence[str], out=None, *, angles_deg=None,
                                        filter_sigma=None, chunk_slices=chunk_slices, backend=backend,
                                        quantify_lines=quantify_lines, mask_method=mask_method,
                                        threshold=threshold, engine_options=engine_options, crop_px=pre.pad_px,
-                                       progress=progress)
+                                       progress=progress, unfiltered=pre.unfiltered, auto=auto,
+                                       method_options=method_options)
     timings["reconstruct"] = time.perf_counter() - t1
     bimodal = [m for m in methods if m in NEEDS_HAADF]
     primary = bimodal[-1] if bimodal else methods[-1]

@@ -21,11 +21,13 @@ from ..geometry import TiltGeometry, sinogram_to_columns
 from ..physics import Factors
 from ..preprocess import gaussian_filter_stack
 from ..quantify import Composition, quantify
-from ..reconstruct import NEEDS_HAADF, ChannelData, ResponseRatios, estimate_response_ratios, get_method
+from ..reconstruct import (
+    NEEDS_HAADF, RAW_COUNTS, SETUP, ChannelData, ResponseRatios, estimate_response_ratios, get_method,
+)
 from ..reconstruct.hebt import check_alpha
 from ..reconstruct.sirt import check_iterations
 from ..tiltseries import TiltSeries
-from .distributed import ChunkSpec, Runner, plan_chunk_slices
+from .distributed import ChunkSpec, Runner, chunk_operator, plan_chunk_slices
 from .store import Fingerprint, StoreArray, VolumeStore, array_sha256, quantify_store
 
 log = logging.getLogger("chemtomo.pipeline")
@@ -105,6 +107,9 @@ def reconstruct_series(
     scheduler=None,
     resume: bool = False,
     memory_budget_gb: float | None = None,
+    auto: bool = False,
+    auto_slices: int = 8,
+    response_ratios: ResponseRatios | None = None,
 ) -> VolumeResult:
     """EDS-only or bimodal reconstruction of every slice, then quantification.
 
@@ -149,6 +154,16 @@ def reconstruct_series(
         Memory (GiB) the chunks may use on this machine (default: half of what
         is available). Sizes the chunks; on a LocalCluster it is shared by the
         workers and enforced as their memory limit.
+    auto : bool
+        Choose the method's parameters from the data (``n``; ``alpha, n``; or the TV
+        weight ``mu``) by :func:`chemtomo.reconstruct.choose_parameters`, on a block of
+        ``auto_slices`` contiguous slices around the one with the most EDS counts,
+        then reconstruct every slice with them. The choice is in ``parameters["auto"]``.
+    auto_slices : int
+        Slices the automatic choice is made on.
+    response_ratios : ResponseRatios, optional
+        ``r_A`` fitted elsewhere (e.g. on a filtered copy of the series) instead of
+        from the (filtered) ``series`` here; the lines must match.
 
     Notes
     -----
@@ -175,10 +190,19 @@ def reconstruct_series(
         raise ValueError(f"memory_budget_gb must be a positive number, got {memory_budget_gb!r}")
     if resume and store is None:
         raise ValueError("resume=True needs a store to resume from (store=PATH, --store)")
+    if auto and (isinstance(auto_slices, bool) or int(auto_slices) < 1):
+        raise ValueError(f"auto_slices must be a positive integer, got {auto_slices!r}")
     prepared = prepare_series(series, filter_sigma, filter_axes)
+    # methods that model the counts' noise see them unfiltered; r_A is fitted on the filtered series
+    solve_series = series if method in RAW_COUNTS else prepared
     rr = theory = None
     if needs_haadf:
-        rr = estimate_response_ratios(prepared.haadf, {ln: prepared.eds[ln] for ln in lines})
+        if response_ratios is not None:
+            if list(response_ratios.lines) != list(lines):
+                raise ValueError(f"response ratios are for lines {list(response_ratios.lines)}, the series has {lines}")
+            rr = response_ratios
+        else:
+            rr = estimate_response_ratios(prepared.haadf, {ln: prepared.eds[ln] for ln in lines})
         md = series.metadata
         if all(k in md for k in ("haadf_dose", "eds_dose", "solid_angle_sr")):
             theory = factors.response_ratios(haadf_dose=md["haadf_dose"], eds_dose=md["eds_dose"],
@@ -186,11 +210,24 @@ def reconstruct_series(
     geom = series.geometry()
     k, n_slices = len(lines), series.n_slices
     opts = dict(method_options or {})
-    spec = ChunkSpec(geom.key(), backend, method, n_iter, alpha, opts)
     r = None if rr is None else rr.r
+    choice = None
+    if method in SETUP or auto:
+        W = chunk_operator(geom.key(), backend)
+        if method in SETUP and "constants" not in opts:
+            opts.update(SETUP[method](W, series_to_channel_data(solve_series, lines, r=r)))
+        if auto:
+            choice = choose_series_parameters(method, W, series, prepared, lines, r, geom, filter_sigma,
+                                              filter_axes, n_iter, int(auto_slices), opts.get("constants"))
+            n_iter = int(choice.params.get("n", n_iter))
+            alpha = float(choice.params.get("alpha", alpha))
+            if "mu" in choice.params:
+                opts["mu"] = float(choice.params["mu"])
+            log.info("automatic parameters for %s: %s (%s)", method, choice.params, choice.rule)
+    spec = ChunkSpec(geom.key(), backend, method, n_iter, alpha, opts)
 
     def make_data(a: int, b: int) -> ChannelData:
-        return series_to_channel_data(prepared, lines, a, b, r)
+        return series_to_channel_data(solve_series, lines, a, b, r)
 
     budget = None if memory_budget_gb is None else float(memory_budget_gb) * 2**30
     bar = None
@@ -269,11 +306,39 @@ def reconstruct_series(
             "lines": lines, "factor": factor_kind, "geometry": geom.key(),
             "factors": factors.subset(lines).as_dict(), "scheduler": where, **opts,
         }
+        if choice is not None:
+            params["auto"] = {**choice.as_dict(), "slices": choice.info.get("slices")}
         if store is not None:
             params["store"] = str(store)
             vs.mark_complete({"parameters": params, "elements": elements,
                               "response_ratios": None if rr is None else rr.as_dict()})
     return VolumeResult(lines, elements, maps, factor_kind, comp, rr, theory, geom, params)
+
+
+def auto_slice_block(series: TiltSeries, lines: list[str], n: int) -> tuple[int, int]:
+    """``n`` contiguous slices centred on the slice with the most EDS counts (all lines and tilts)."""
+    total = sum(np.asarray(series.eds[ln], np.float64).sum(axis=(0, 2)) for ln in lines)
+    n = min(int(n), series.n_slices)
+    centre = int(np.argmax(total))
+    a = min(max(centre - n // 2, 0), series.n_slices - n)
+    return a, a + n
+
+
+def choose_series_parameters(method: str, W, series: TiltSeries, prepared: TiltSeries, lines: list[str], r,
+                             geom: TiltGeometry, filter_sigma, filter_axes: str, n_iter: int, n_slices: int,
+                             constants=None):
+    """The method's parameters chosen on a block of slices of the series (see ``reconstruct_series(auto=True)``)."""
+    from ..reconstruct import choose_parameters
+
+    a, b = auto_slice_block(series, lines, n_slices)
+    raw = series_to_channel_data(series, lines, a, b, r)
+    data = series_to_channel_data(prepared, lines, a, b, r)
+    choice = choose_parameters(
+        method, W, raw.eds, data=data.eds, haadf=raw.haadf, r=r, n_tilts=geom.n_tilts,
+        n_pixels=geom.n_pixels, filter_sigma=float(filter_sigma or 0.0), filter_axes=filter_axes,
+        n_iter=n_iter, constants=constants)
+    choice.info["slices"] = [a, b]
+    return choice
 
 
 def _report(bar, i: int, a: int, b: int, out, n_chunks: int) -> None:

@@ -538,7 +538,7 @@ def choose_parameters(
     method: str, W: Operator, counts: np.ndarray, *, data: np.ndarray | None = None,
     haadf: np.ndarray | None = None, r=None, n_tilts: int | None = None, n_pixels: int | None = None,
     filter_sigma: float = 0.0, filter_axes: str = "sinogram", grid: dict | None = None,
-    n_iter: int = 300, noise_factor: float = 1.0,
+    n_iter: int = 300, noise_factor: float = 1.0, constants=None,
 ) -> CVResult:
     """The parameters of ``method`` chosen from the data alone, by that method's rule.
 
@@ -568,6 +568,9 @@ def choose_parameters(
         Iterations of the regularised solves.
     noise_factor : float
         Variance over mean of the counts (discrepancy rule).
+    constants : TVConstants or dict, optional
+        The regularised solvers' constants of the whole volume, when the choice is
+        made on some of its slices.
 
     Returns
     -------
@@ -586,4 +589,5 @@ def choose_parameters(
             raise ValueError("hebt_sirt's rule needs n_tilts and n_pixels (sinogram layout)")
         return cv_hebt(W, counts, haadf, r, g["alpha"], g["n"], n_tilts=n_tilts, n_pixels=n_pixels,
                        filter_sigma=filter_sigma, filter_axes=filter_axes)
-    return cv_tv_weight(W, counts, TV_MODELS[method], g["mu"], haadf=haadf, r=r, n_iter=n_iter)
+    return cv_tv_weight(W, counts, TV_MODELS[method], g["mu"], haadf=haadf, r=r, n_iter=n_iter,
+                        constants=constants)

@@ -143,7 +143,7 @@ class TVConstants:
         Typical size of one unknown relative to ``X_A``: 1, or (fused) the
         count-weighted mean ``r_A``.
     hbar : float
-        Mean positive HAADF signal (fused; NaN otherwise).
+        Mean positive HAADF signal (fused; 0 otherwise).
     scale : float
         Typical unknown (``bbar / wbar``, fused: HAADF per unit path length).
     tv_operator_scale : float
@@ -211,7 +211,7 @@ def tv_constants(
         dbar = np.vstack([dbar, dH.mean(axis=1, keepdims=True)]).astype(DTYPE)
         mix = np.vstack([np.diag(1.0 / r), np.ones((1, k))])
     else:
-        hbar, unit, scale = float("nan"), 1.0, bbar / wbar
+        hbar, unit, scale = 0.0, 1.0, bbar / wbar
         mix = np.eye(k)
     col = ChannelMix(W, mix).adjoint(dbar)
     c = tv_scale * float(np.mean(col)) / 4.0
@@ -472,7 +472,7 @@ def _method(model: Model):
     def run(W: Operator, data: ChannelData, *, n_iter: int = 300, mu: float | None = None,
             lam: float | None = None, coupled: bool = True, counts=None, snapshots=(), callback=None,
             tol: float = 0.0, haadf_model_error: float = 0.01, haadf_gain: float = 0.0,
-            theta: float | None = None, **_) -> MethodResult:
+            theta: float | None = None, constants: dict | None = None, **_) -> MethodResult:
         if model == "fused":
             if data.haadf is None:
                 raise ValueError("fused_tv needs HAADF data; use poisson_tv for EDS-only series")
@@ -484,7 +484,7 @@ def _method(model: Model):
         res = tv_solve(W, eds, model=model, mu=mu, lam=lam, coupled=coupled,
                        haadf=data.haadf, r=data.response_ratios, n_iter=n_iter, tol=tol,
                        haadf_model_error=haadf_model_error, haadf_gain=haadf_gain, theta=theta,
-                       snapshots=snapshots, callback=callback)
+                       constants=constants, snapshots=snapshots, callback=callback)
         info = {"n_iter": res.n_iter, "mu": mu, "lam": float(res.lam[0]), "coupled": coupled,
                 **{k: v for k, v in res.info.items()}}
         return MethodResult(res.maps, res.factor, res.snapshots, info)
@@ -497,6 +497,15 @@ def _method(model: Model):
 # Defaults for ``mu`` when none is given (the middle of the study's grid; use --auto to choose).
 DEFAULT_MU = {"ls": 0.17, "poisson": 0.17, "fused": 0.34}
 
-ls_tv = register("ls_tv")(_method("ls"))
-poisson_tv = register("poisson_tv")(_method("poisson"))
-fused_tv = register("fused_tv", needs_haadf=True)(_method("fused"))
+def _setup(model: Model):
+    def setup(W: Operator, data: ChannelData) -> dict:
+        """The volume's :class:`TVConstants` (all slices), for every chunk."""
+        return {"constants": tv_constants(W, _eds_counts(data, None), model, haadf=data.haadf,
+                                          r=data.response_ratios).as_dict()}
+
+    return setup
+
+
+ls_tv = register("ls_tv", raw_counts=True, setup=_setup("ls"))(_method("ls"))
+poisson_tv = register("poisson_tv", raw_counts=True, setup=_setup("poisson"))(_method("poisson"))
+fused_tv = register("fused_tv", needs_haadf=True, raw_counts=True, setup=_setup("fused"))(_method("fused"))

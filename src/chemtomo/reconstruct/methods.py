@@ -57,15 +57,37 @@ class MethodResult:
 Method = Callable[..., MethodResult]
 METHODS: dict[str, Method] = {}
 NEEDS_HAADF: set[str] = set()
+# methods whose data term is the counts' own likelihood: they get the unfiltered EDS data
+RAW_COUNTS: set[str] = set()
+# per method, options computed once from all of a volume's data (W, ChannelData) -> dict,
+# handed to every chunk so that a slice does not depend on its chunk
+SETUP: dict[str, Callable[[Operator, ChannelData], dict]] = {}
 
 
-def register(name: str, needs_haadf: bool = False):
-    """Decorator: make a method available to the pipeline, the CLI and the studies."""
+def register(name: str, needs_haadf: bool = False, raw_counts: bool = False,
+             setup: Callable[[Operator, ChannelData], dict] | None = None):
+    """Decorator: make a method available to the pipeline, the CLI and the studies.
+
+    Parameters
+    ----------
+    name : str
+    needs_haadf : bool
+        The method needs HAADF data (and response ratios).
+    raw_counts : bool
+        The method models the counts' noise: the pipeline gives it the unfiltered EDS data.
+    setup : callable, optional
+        ``setup(W, data) -> options``: volume-level options from all the data (the
+        pipeline calls it once and passes the options to every chunk).
+    """
 
     def deco(fn: Method) -> Method:
         METHODS[name] = fn
         if needs_haadf:
             NEEDS_HAADF.add(name)
+        if raw_counts:
+            RAW_COUNTS.add(name)
+        if setup is not None:
+            SETUP[name] = setup
         return fn
 
     return deco
