@@ -181,6 +181,8 @@ def test_changed_parameter_or_input_is_refused(tmp_path, series, factors):
         reconstruct_series(changed, factors, n_iter=3, store=path, resume=True)
     with pytest.raises(StoreMismatchError, match="chunks of 8 slices, not 4"):
         reconstruct_series(series, factors, n_iter=3, store=path, resume=True, chunk_slices=4)
+    with pytest.raises(StoreMismatchError, match=r"parameter filter_sigma: 0.8 -> 0.5"):
+        reconstruct_series(series, factors, n_iter=3, store=path, resume=True, filter_sigma=0.5)
 
 
 def test_damaged_chunk_is_found_and_recomputed(tmp_path, series, factors, reference, caplog):

@@ -45,10 +45,10 @@ def add_parser(sub):
     p.add_argument("--alpha", type=float, default=0.8, help="HAADF weight in [0, 1) for HEBT (default 0.8)")
     p.add_argument("--mu", type=float,
                    help="dimensionless TV weight of the regularised solvers (default: their middle value; see --auto)")
-    p.add_argument("--auto", action="store_true",
+    p.add_argument("--auto", nargs="*", metavar="METHOD",
                    help="choose the parameters from the data (EDS-SIRT n by the discrepancy principle, HEBT alpha "
                         "and n and the TV weight by cross-validation on held-out rays) on the slices with the most "
-                        "counts; the choice is recorded in the result")
+                        "counts, for every method or for the METHODs named; the choice is recorded in the result")
     p.add_argument("--filter-sigma", type=float, default=0.8, help="Gaussian filter of EDS images, px (0: none)")
     p.add_argument("--mask", choices=("esf", "otsu"), default="esf", help="particle mask method (default esf)")
     p.add_argument("--threshold", type=float, help="fixed mask threshold instead of --mask")
@@ -148,6 +148,17 @@ def parse_iterations(items: list[str]) -> dict:
     return out
 
 
+def auto_methods(args, methods) -> list[str]:
+    """The methods whose parameters ``--auto`` chooses: all with a bare ``--auto``, else those named."""
+    if args.auto is None:
+        return []
+    named = [m.replace("-", "_") for m in args.auto]
+    unknown = [m for m in named if m not in methods]
+    if unknown:
+        raise ValueError(f"--auto names {unknown}, which are not among the methods run ({methods})")
+    return named or list(methods)
+
+
 def method_options(args, methods) -> dict:
     """Per-method extra options from the command line (``--mu`` for the regularised solvers)."""
     from chemtomo.reconstruct import RAW_COUNTS
@@ -229,7 +240,7 @@ def run_raw(args) -> int:
         figures=not args.no_figures, compare_tomviz=args.compare_tomviz,
         tomviz_angles_deg=parse_angle_range(args.tomviz_angles) if args.tomviz_angles else None,
         line_method=args.line_method, integration_width=args.integration_width, elements=args.elements,
-        engine_options=engine or None, progress=not args.quiet, auto=args.auto,
+        engine_options=engine or None, progress=not args.quiet, auto=auto_methods(args, methods),
         method_options=method_options(args, methods),
     )
     err = sys.stderr
@@ -293,7 +304,7 @@ def run_stacks(args) -> int:
         filter_sigma=args.filter_sigma, mask_method=args.mask, threshold=args.threshold,
         chunk_slices=args.chunk_slices, progress=not args.quiet,
         scheduler=args.scheduler, store=args.store, resume=args.resume,
-        method_options=method_options(args, [method]).get(method), auto=args.auto,
+        method_options=method_options(args, [method]).get(method), auto=method in auto_methods(args, [method]),
     )
     inputs = list(eds.values()) + ([args.haadf] if args.haadf else [])
     path = write_result(out_path(args.out), result, provenance(inputs, factors_spec=args.factors))

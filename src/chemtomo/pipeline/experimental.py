@@ -59,7 +59,7 @@ from ..preprocess._signals import is_signal, unwrap
 from ..preprocess.align import Alignment, align_tilt_series, apply_alignment, compare_shifts, tomviz_shifts
 from ..preprocess.linemaps import clip_negative, line_energy_kev, line_intensities, rebin, split_line
 from ..preprocess.register import normalise_shadowing, register_haadf_to_eds
-from ..reconstruct import NEEDS_HAADF, RAW_COUNTS, estimate_response_ratios
+from ..reconstruct import NEEDS_HAADF, estimate_response_ratios
 from ..tiltseries import TiltSeries
 from .volume import VolumeResult, prepare_series, reconstruct_series
 
@@ -467,13 +467,16 @@ def reconstruct_experimental(series: TiltSeries, factors, *, methods: Iterable[s
                              quantify_lines: Sequence[str] | None = None, mask_method: str = "esf",
                              threshold: float | None = None, engine_options: dict | None = None,
                              crop_px: int = 0, progress: bool = True, unfiltered: TiltSeries | None = None,
-                             auto: bool = False, method_options: dict | None = None) -> dict[str, VolumeResult]:
+                             auto: bool | Sequence[str] = False, method_options: dict | None = None
+                             ) -> dict[str, VolumeResult]:
     """Every slice of ``series`` by each method (EDS-only SIRT, HEBT, the regularised solvers), quantified.
 
     Methods that model the counts' noise (``chemtomo.reconstruct.RAW_COUNTS``) get
-    ``unfiltered`` (the series before its Gaussian filter) when given; the
-    response ratios are fitted once, on ``series``, for every bimodal method.
-    ``auto`` chooses each method's parameters from the data
+    ``unfiltered`` (the series before its Gaussian filter) when given, and the
+    automatic rules score it, with its variance-to-mean factor estimated (line maps
+    are background-subtracted and normalised, not raw counts); the response ratios
+    are fitted once, on ``series``, for every bimodal method.
+    ``auto`` (True, or the methods to apply it to) chooses parameters from the data
     (``reconstruct_series(auto=True)``); ``method_options`` maps a method to its
     extra options (e.g. ``{"fused_tv": {"mu": 0.2}}``). ``n_iter`` is one count for
     every method or a dict method -> count (key ``"default"`` for the rest).
@@ -502,11 +505,12 @@ def reconstruct_experimental(series: TiltSeries, factors, *, methods: Iterable[s
         if kw.get("store") and len(methods) > 1:  # one resumable store per method
             st = Path(kw["store"])
             kw["store"] = st.with_name(f"{st.stem}-{m}{st.suffix}")
-        src = unfiltered if (m in RAW_COUNTS and unfiltered is not None) else series
-        res = reconstruct_series(src, factors, method=m, n_iter=iterations_for(n_iter, m), alpha=alpha, filter_sigma=filter_sigma,
+        res = reconstruct_series(series, factors, method=m, n_iter=iterations_for(n_iter, m), alpha=alpha, filter_sigma=filter_sigma,
                                  mask_method=mask_method, threshold=threshold, chunk_slices=chunk_slices,
-                                 progress=progress, auto=auto, method_options=(method_options or {}).get(m),
-                                 response_ratios=rr if m in NEEDS_HAADF else None, **kw)
+                                 progress=progress, auto=auto is True or (not isinstance(auto, bool) and m in auto),
+                                 method_options=(method_options or {}).get(m),
+                                 response_ratios=rr if m in NEEDS_HAADF else None, counts=unfiltered,
+                                 noise_factor="estimate", **kw)
         if crop_px:
             res = crop_result(res, crop_px)
         if crop_px or (quantify_lines is not None and list(quantify_lines) != list(res.lines)):
@@ -802,8 +806,8 @@ def run_experimental(inputs, lines: Sequence[str], out=None, *, angles_deg=None,
                      export_kinds: Iterable[str] = ("maps", "weight"), figures: bool = True,
                      compare_tomviz=None, tomviz_angles_deg=None, line_method: str = "windows",
                      integration_width: float = 2.0, elements: Sequence[str] | None = None,
-                     engine_options: dict | None = None, progress: bool = True, auto: bool = False,
-                     method_options: dict | None = None) -> ExperimentalResult:
+                     engine_options: dict | None = None, progress: bool = True,
+                     auto: bool | Sequence[str] = False, method_options: dict | None = None) -> ExperimentalResult:
     """Raw tilt files -> line maps -> registration -> alignment -> EDS-SIRT and HEBT -> quantified outputs.
 
     Parameters
@@ -847,8 +851,9 @@ def run_experimental(inputs, lines: Sequence[str], out=None, *, angles_deg=None,
     engine_options : dict, optional
         Passed to :func:`reconstruct_series` (``scheduler``, ``memory_budget_gb``, ...).
     progress : bool
-    auto : bool
-        Choose every method's parameters from the data (see :func:`reconstruct_series`).
+    auto : bool or sequence of str
+        Choose the parameters of every method (True) or of the methods named from the
+        data (see :func:`reconstruct_series`).
     method_options : dict, optional
         Method -> extra options (e.g. ``{"fused_tv": {"mu": 0.2}}``).
     """

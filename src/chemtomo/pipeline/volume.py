@@ -110,6 +110,8 @@ def reconstruct_series(
     auto: bool = False,
     auto_slices: int = 8,
     response_ratios: ResponseRatios | None = None,
+    counts: TiltSeries | None = None,
+    noise_factor: float | str = 1.0,
 ) -> VolumeResult:
     """EDS-only or bimodal reconstruction of every slice, then quantification.
 
@@ -164,6 +166,16 @@ def reconstruct_series(
     response_ratios : ResponseRatios, optional
         ``r_A`` fitted elsewhere (e.g. on a filtered copy of the series) instead of
         from the (filtered) ``series`` here; the lines must match.
+    counts : TiltSeries, optional
+        The unfiltered counts when ``series`` was filtered upstream (as the
+        experimental path does): what the methods of
+        :data:`~chemtomo.reconstruct.RAW_COUNTS` reconstruct and what the automatic
+        rules score. Default: ``series`` itself.
+    noise_factor : float or "estimate"
+        Variance over mean of ``counts`` for the discrepancy rule (``auto``): 1 for
+        raw Poisson counts; ``"estimate"`` measures it on the counts
+        (:func:`~chemtomo.reconstruct.autoparam.estimate_noise_factor`), for
+        background-subtracted or normalised line maps.
 
     Notes
     -----
@@ -193,8 +205,11 @@ def reconstruct_series(
     if auto and (isinstance(auto_slices, bool) or int(auto_slices) < 1):
         raise ValueError(f"auto_slices must be a positive integer, got {auto_slices!r}")
     prepared = prepare_series(series, filter_sigma, filter_axes)
+    raw = series if counts is None else counts
+    if counts is not None and (counts.lines != lines or counts.shape != series.shape):
+        raise ValueError(f"counts {counts.lines} {counts.shape} must match the series {lines} {series.shape}")
     # methods that model the counts' noise see them unfiltered; r_A is fitted on the filtered series
-    solve_series = series if method in RAW_COUNTS else prepared
+    solve_series = raw if method in RAW_COUNTS else prepared
     rr = theory = None
     if needs_haadf:
         if response_ratios is not None:
@@ -217,8 +232,9 @@ def reconstruct_series(
         if method in SETUP and "constants" not in opts:
             opts.update(SETUP[method](W, series_to_channel_data(solve_series, lines, r=r)))
         if auto:
-            choice = choose_series_parameters(method, W, series, prepared, lines, r, geom, filter_sigma,
-                                              filter_axes, n_iter, int(auto_slices), opts.get("constants"))
+            choice = choose_series_parameters(method, W, raw, prepared, lines, r, geom, filter_sigma,
+                                              filter_axes, n_iter, int(auto_slices), opts.get("constants"),
+                                              noise_factor)
             n_iter = int(choice.params.get("n", n_iter))
             alpha = float(choice.params.get("alpha", alpha))
             if "mu" in choice.params:
@@ -261,7 +277,10 @@ def reconstruct_series(
                 elements = [factors[ln].element for ln in lines]
                 comp = quantify(maps, q, factors.atomic_weights(lines), lines, elements, mask_method, threshold)
             else:
-                vs = VolumeStore.open(store, run_fingerprint(series, spec, lines, r), lines=lines,
+                fp = run_fingerprint(solve_series, spec, lines, r, {
+                    "filter_sigma": None if method in RAW_COUNTS else filter_sigma,
+                    "filter_axes": None if method in RAW_COUNTS or not filter_sigma else filter_axes})
+                vs = VolumeStore.open(store, fp, lines=lines,
                                       n_slices=n_slices, n_grid=geom.n_grid, chunk_slices=chunk, resume=resume,
                                       chunk_slices_given=bool(chunk_slices))
                 stack.callback(vs.close)
@@ -326,18 +345,27 @@ def auto_slice_block(series: TiltSeries, lines: list[str], n: int) -> tuple[int,
 
 def choose_series_parameters(method: str, W, series: TiltSeries, prepared: TiltSeries, lines: list[str], r,
                              geom: TiltGeometry, filter_sigma, filter_axes: str, n_iter: int, n_slices: int,
-                             constants=None):
-    """The method's parameters chosen on a block of slices of the series (see ``reconstruct_series(auto=True)``)."""
+                             constants=None, noise_factor: float | str = 1.0):
+    """The method's parameters chosen on a block of slices (see ``reconstruct_series(auto=True)``).
+
+    ``series`` holds the counts the rules score, ``prepared`` what the method reconstructs.
+    """
     from ..reconstruct import choose_parameters
+    from ..reconstruct.autoparam import estimate_noise_factor
 
     a, b = auto_slice_block(series, lines, n_slices)
     raw = series_to_channel_data(series, lines, a, b, r)
     data = series_to_channel_data(prepared, lines, a, b, r)
+    if noise_factor == "estimate":
+        noise_factor = estimate_noise_factor([series.eds[ln] for ln in lines])
+    elif isinstance(noise_factor, str):
+        raise ValueError(f"noise_factor is a number or 'estimate', got {noise_factor!r}")
     choice = choose_parameters(
         method, W, raw.eds, data=data.eds, haadf=raw.haadf, r=r, n_tilts=geom.n_tilts,
         n_pixels=geom.n_pixels, filter_sigma=float(filter_sigma or 0.0), filter_axes=filter_axes,
-        n_iter=n_iter, constants=constants)
+        n_iter=n_iter, constants=constants, noise_factor=float(noise_factor))
     choice.info["slices"] = [a, b]
+    choice.info["noise_factor"] = float(noise_factor)
     return choice
 
 
@@ -349,8 +377,10 @@ def _report(bar, i: int, a: int, b: int, out, n_chunks: int) -> None:
         bar.set_postfix_str(f"chunk {i + 1}/{n_chunks} {out.seconds:.1f} s")
 
 
-def run_fingerprint(series: TiltSeries, spec: ChunkSpec, lines: list[str], r) -> Fingerprint:
-    """What a volume's maps are a function of: the raw input arrays and the parameters of the solve."""
+def run_fingerprint(series: TiltSeries, spec: ChunkSpec, lines: list[str], r, filter_params: dict | None = None
+                    ) -> Fingerprint:
+    """What a volume's maps are a function of: the arrays the chunks reconstruct (after any
+    filter) and the parameters of the solve (``filter_params`` named for a readable refusal)."""
     from .. import __version__
 
     params = {
@@ -358,6 +388,7 @@ def run_fingerprint(series: TiltSeries, spec: ChunkSpec, lines: list[str], r) ->
         "alpha": spec.alpha if spec.method in NEEDS_HAADF else None,
         "backend": spec.backend, "geometry": spec.geometry, "lines": list(lines),
         "method_options": spec.options, "response_ratios": None if r is None else [float(v) for v in r],
+        **(filter_params or {}),
     }
     inputs = {f"eds {ln}": array_sha256(series.eds[ln]) for ln in lines}
     if series.haadf is not None and spec.method in NEEDS_HAADF:

@@ -58,6 +58,57 @@ def pack_plain(src, row_map, out):
 
 
 @njit(parallel=True, **_JIT)
+def pack_channels(src, row_map, out):
+    """:func:`pack_plain` of the ``(n_rows, k * S)`` matrix whose column ``c * S + j`` is ``src[c, :, j]``.
+
+    ``src`` is ``(k, n_rows, S)``: channel blocks stacked as an operator input, read in
+    place of their transposed copy (the same lanes, so the same bits).
+    """
+    nblk, nslot, kb = out.shape
+    S = src.shape[2]
+    ncol = src.shape[0] * S
+    for b in prange(nblk):
+        c0 = b * kb
+        w = min(kb, ncol - c0)
+        ch = np.empty(kb, np.int64)
+        jj = np.empty(kb, np.int64)
+        for l in range(w):
+            ch[l] = (c0 + l) // S
+            jj[l] = (c0 + l) % S
+        for s in range(nslot):
+            r = row_map[s]
+            if r < 0:
+                for l in range(kb):
+                    out[b, s, l] = 0.0
+            else:
+                for l in range(w):
+                    out[b, s, l] = src[ch[l], r, jj[l]]
+                for l in range(w, kb):
+                    out[b, s, l] = 0.0
+
+
+@njit(parallel=True, **_JIT)
+def unpack_channels(xi, row_map, out):
+    """Inverse of :func:`pack_channels` into ``out`` ``(k, n_rows, S)``."""
+    nblk, nslot, kb = xi.shape
+    S = out.shape[2]
+    ncol = out.shape[0] * S
+    for b in prange(nblk):
+        c0 = b * kb
+        w = min(kb, ncol - c0)
+        ch = np.empty(kb, np.int64)
+        jj = np.empty(kb, np.int64)
+        for l in range(w):
+            ch[l] = (c0 + l) // S
+            jj[l] = (c0 + l) % S
+        for s in range(nslot):
+            r = row_map[s]
+            if r >= 0:
+                for l in range(w):
+                    out[ch[l], r, jj[l]] = xi[b, s, l]
+
+
+@njit(parallel=True, **_JIT)
 def unpack_plain(xi, row_map, out):
     """Inverse of :func:`pack_plain` into ``out`` ``(n_rows, n_cols)``."""
     nblk, nslot, kb = xi.shape

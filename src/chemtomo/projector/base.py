@@ -65,6 +65,22 @@ class Operator:
     def __rmul__(self, scale: float) -> "Operator":
         return Scaled(self, float(scale))
 
+    def forward_channels(self, x3: np.ndarray) -> np.ndarray:
+        """``A`` on every channel block of ``x3`` ``(k, n_in, S)`` -> ``(k, n_out, S)``.
+
+        The same as ``_forward`` of the ``(n_in, k S)`` matrix whose column ``c S + j``
+        is ``x3[c, :, j]`` (the batched engine reads that layout in place).
+        """
+        k, n, S = x3.shape
+        y = self._forward(np.ascontiguousarray(x3.transpose(1, 0, 2).reshape(n, k * S), DTYPE))
+        return np.ascontiguousarray(y.reshape(self.shape[0], k, S).transpose(1, 0, 2))
+
+    def adjoint_channels(self, y3: np.ndarray) -> np.ndarray:
+        """``A^T`` on every channel block of ``y3`` ``(k, n_out, S)`` -> ``(k, n_in, S)``."""
+        k, n, S = y3.shape
+        x = self._adjoint(np.ascontiguousarray(y3.transpose(1, 0, 2).reshape(n, k * S), DTYPE))
+        return np.ascontiguousarray(x.reshape(self.shape[1], k, S).transpose(1, 0, 2))
+
     def row_sums(self) -> np.ndarray:
         """``A 1`` (n_out,): the ray sums SIRT weights by."""
         return self.forward(np.ones(self.shape[1], DTYPE))
@@ -127,10 +143,14 @@ class Scaled(Operator):
         self.shape = op.shape
 
     def _forward(self, x):
-        return self.scale * self.op._forward(x)
+        y = self.op._forward(x)
+        y *= DTYPE(self.scale)  # in place: a fresh array would cost a page-faulting allocation
+        return y
 
     def _adjoint(self, y):
-        return self.scale * self.op._adjoint(y)
+        x = self.op._adjoint(y)
+        x *= DTYPE(self.scale)
+        return x
 
 
 class VStack(Operator):
@@ -221,33 +241,24 @@ class ChannelMix(Operator):
         self.op, self.mix = op, mix
         m, k = mix.shape
         self.shape = (m * op.shape[0], k * op.shape[1])
+        self._identity = m == k and np.array_equal(mix, np.eye(k, dtype=DTYPE))
 
-    def _channels_as_columns(self, x, n):
-        # (c * n, s) -> (n, c * s): every channel of every slice is a column of W's batch
-        c = x.shape[0] // n
-        return np.ascontiguousarray(x.reshape(c, n, -1).transpose(1, 0, 2).reshape(n, -1)), c
-
-    def _mix(self, y, n, mix):
-        # y: (n, c * s) -> apply mix over c -> (m * n, s)
-        c = mix.shape[1]
-        y3 = y.reshape(n, c, -1)
-        out = np.einsum("mc,ncs->mns", mix, y3, optimize=True)
-        return np.ascontiguousarray(out.reshape(mix.shape[0] * n, -1), dtype=DTYPE)
+    @staticmethod
+    def _mix(y3, mix):
+        # (c, n, s) -> (m, n, s): out[i] = sum_c mix[i, c] y3[c]
+        return np.einsum("mc,cns->mns", mix, y3, optimize=True).astype(DTYPE, copy=False)
 
     def _forward(self, x):
-        n_in, n_out = self.op.shape[1], self.op.shape[0]
-        cols, _ = self._channels_as_columns(x, n_in)
-        return self._mix(self.op._forward(cols), n_out, self.mix)
+        k = self.mix.shape[1]
+        y3 = self.op.forward_channels(x.reshape(k, self.op.shape[1], -1))  # one pass of W, every channel
+        out = y3 if self._identity else self._mix(y3, self.mix)
+        return np.ascontiguousarray(out.reshape(self.shape[0], -1))
 
     def _adjoint(self, y):
-        n_in, n_out = self.op.shape[1], self.op.shape[0]
-        # mix^T first (cheap), then one adjoint pass over k channels
-        cols, _ = self._channels_as_columns(y, n_out)
-        mixed = self._mix(cols, n_out, self.mix.T)  # (k * n_out, s)
-        cols2, _ = self._channels_as_columns(mixed, n_out)
-        back = self.op._adjoint(cols2)  # (n_in, k * s)
-        k = self.mix.shape[1]
-        return np.ascontiguousarray(back.reshape(n_in, k, -1).transpose(1, 0, 2).reshape(k * n_in, -1))
+        # mix^T first (cheap), then one adjoint pass over the k channels
+        y3 = y.reshape(self.mix.shape[0], self.op.shape[0], -1)
+        mixed = y3 if self._identity else self._mix(y3, self.mix.T)
+        return np.ascontiguousarray(self.op.adjoint_channels(mixed).reshape(self.shape[1], -1))
 
 
 def dottest(op: Operator, k: int = 3, rng=None) -> tuple[float, float]:

@@ -520,6 +520,43 @@ def discrepancy_sirt_iterations(
                     {"noise_factor": float(noise_factor), "reached": reached})
 
 
+def estimate_noise_factor(stacks, min_counts: float = 30.0) -> float:
+    """Variance over mean of count images, from their second differences along the last axis.
+
+    For ``r = b[i-1] - 2 b[i] + b[i+1]`` of independent counts with variance ``f`` times
+    their mean, ``E[r^2] = f (mu[i-1] + 4 mu[i] + mu[i+1])`` plus the signal's own
+    curvature; the median of ``r^2 / (b[i-1] + 4 b[i] + b[i+1])`` over pixels where that
+    sum is at least ``min_counts`` (Gaussian regime), divided by the median of a
+    chi-square with one degree of freedom (0.4549), estimates ``f`` while ignoring the
+    edges, where the curvature dominates. Measured on the phantom's Poisson sinograms
+    (``f = 1``): 1.17-1.21 at the paper's dose (the signal's curvature), 1.02-1.07 at
+    10x less, 0.88-0.90 at 100x less.
+
+    Parameters
+    ----------
+    stacks : array or list of arrays
+        Unfiltered count images (any shape; differences along the last axis).
+    min_counts : float
+
+    Returns
+    -------
+    float
+    """
+    num, den = [], []
+    for s in (stacks if isinstance(stacks, (list, tuple)) else [stacks]):
+        b = np.asarray(s, np.float64)
+        r = b[..., :-2] - 2 * b[..., 1:-1] + b[..., 2:]
+        d = b[..., :-2] + 4 * b[..., 1:-1] + b[..., 2:]
+        ok = d >= min_counts
+        num.append(r[ok] ** 2)
+        den.append(d[ok])
+    num, den = np.concatenate(num), np.concatenate(den)
+    if num.size < 100:
+        raise ValueError(f"too few pixels with {min_counts:g} or more counts to estimate the noise level "
+                         f"({num.size}); give the noise factor")
+    return float(np.median(num / den) / 0.45493642311957283)
+
+
 # ----------------------------------------------------------------------------- one entry point
 
 # Candidate grids of every rule (the phantom study's sweeps use the same values).

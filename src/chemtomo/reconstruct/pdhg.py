@@ -45,7 +45,7 @@ import numpy as np
 
 from ..projector.base import DTYPE, ChannelMix, MatrixOperator, Operator, Scaled, as_columns
 from .sirt import IterState, SolverResult, check_iterations
-from .tv import Gradient2D, _group_norm, project_l2_balls
+from .tv import Gradient2D, group_norm_sum, project_l2_balls
 
 _TINY = 1e-30
 
@@ -192,8 +192,8 @@ class GroupL21(Functional):
         self.lam = lam
 
     def value(self, g):
-        nrm = _group_norm(g, self.n_channels, self.image_shape, self.coupled)
-        return np.broadcast_to(self.lam, (g.shape[1],)) * nrm.reshape(-1, g.shape[1]).sum(axis=0)
+        nrm = group_norm_sum(g, self.n_channels, self.image_shape, self.coupled)
+        return np.broadcast_to(self.lam, (g.shape[1],)) * nrm
 
     def prox_conj(self, p, sigma):
         return project_l2_balls(p, self.lam, self.n_channels, self.image_shape, self.coupled)
@@ -465,7 +465,7 @@ def pdhg(
         if nonneg:
             np.maximum(x_new, 0, out=x_new)
         Kx_new = [t.op._forward(x_new) for t in terms]
-        dx = x - x_new
+        dx = x - x_new if (measure or tol > 0) else None
         if measure:
             # residuals in the preconditioned norms: ||r_p||_T^2 = sum dx^2 / T,
             # ||r_d||_S^2 = sum S (S^-1 dy + K (xbar - x_new))^2
@@ -477,8 +477,12 @@ def pdhg(
                 e -= Kx_new[i]
                 d2 += np.einsum("ij,ij->j", e * sig[i], e, dtype=np.float64)
             d_res = np.sqrt(d2)
-        # K xbar = K (2 x_new - x) = 2 K x_new - K x
-        Kxbar = [2 * kn - k for kn, k in zip(Kx_new, Kx)]
+        # K xbar = K (2 x_new - x) = 2 K x_new - K x, written over the old K x (no allocation)
+        for kn, ko in zip(Kx_new, Kx):
+            ko -= kn
+            ko -= kn
+            np.negative(ko, out=ko)
+        Kxbar = Kx
         Kx = Kx_new
         x = x_new
         if monitor:

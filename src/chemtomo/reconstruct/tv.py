@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..projector.base import DTYPE, Operator, as_columns
+from . import _tv_kernels as _k
 
 
 class Gradient2D(Operator):
@@ -52,21 +53,15 @@ class Gradient2D(Operator):
     def _forward(self, x):
         ny, nx = self.image_shape
         m = x.shape[1]
-        u = x.reshape(self.k, ny, nx, m)
-        g = np.zeros((self.k, 2, ny, nx, m), DTYPE)
-        np.subtract(u[:, 1:], u[:, :-1], out=g[:, 0, :-1])
-        np.subtract(u[:, :, 1:], u[:, :, :-1], out=g[:, 1, :, :-1])
+        g = np.empty((self.k, 2, ny, nx, m), DTYPE)
+        _k.gradient(x.reshape(self.k, ny, nx, m), g)
         return g.reshape(-1, m)
 
     def _adjoint(self, y):
         ny, nx = self.image_shape
         m = y.shape[1]
-        g = y.reshape(self.k, 2, ny, nx, m)
-        out = np.zeros((self.k, ny, nx, m), DTYPE)
-        out[:, :-1] -= g[:, 0, :-1]
-        out[:, 1:] += g[:, 0, :-1]
-        out[:, :, :-1] -= g[:, 1, :, :-1]
-        out[:, :, 1:] += g[:, 1, :, :-1]
+        out = np.empty((self.k, ny, nx, m), DTYPE)
+        _k.gradient_adjoint(np.ascontiguousarray(y).reshape(self.k, 2, ny, nx, m), out)
         return out.reshape(-1, m)
 
     def abs_row_sums(self) -> np.ndarray:
@@ -88,16 +83,11 @@ class Gradient2D(Operator):
         return c.ravel()
 
 
-def _group_norm(g: np.ndarray, k: int, image_shape, coupled: bool, dtype=np.float64) -> np.ndarray:
-    """Pointwise norms of a gradient field ``(2 k ny nx, m)``: ``(k or 1, 1, ny, nx, m)``.
-
-    ``dtype`` of the sums: float64 for objective values, float32 inside the
-    proximal map (a sum of ``2 k`` squares loses nothing there).
-    """
+def group_norm_sum(g: np.ndarray, k: int, image_shape, coupled: bool) -> np.ndarray:
+    """``(m,)`` float64: the sum over pixels of the pointwise norms of a gradient field ``(2 k ny nx, m)``."""
     ny, nx = image_shape
-    g5 = g.reshape(k, 2, ny, nx, -1).astype(dtype, copy=False)
-    axes = (0, 1) if coupled else (1,)
-    return np.sqrt(np.sum(g5 * g5, axis=axes, keepdims=True))
+    g5 = np.ascontiguousarray(g, DTYPE).reshape(k, 2, ny, nx, -1)
+    return _k.norm_sums(g5, bool(coupled)).sum(axis=0)
 
 
 def tv_norm(x: np.ndarray, image_shape: tuple[int, int], n_channels: int = 1,
@@ -108,8 +98,7 @@ def tv_norm(x: np.ndarray, image_shape: tuple[int, int], n_channels: int = 1,
     """
     D = Gradient2D(image_shape, n_channels)
     x2, vec = as_columns(x, D.shape[1], "x")
-    nrm = _group_norm(D._forward(x2), D.k, image_shape, coupled)
-    out = nrm.reshape(-1, x2.shape[1]).sum(axis=0)
+    out = group_norm_sum(D._forward(x2), D.k, image_shape, coupled)
     return out[0] if vec else out
 
 
@@ -119,12 +108,11 @@ def project_l2_balls(p: np.ndarray, radius, k: int, image_shape, coupled: bool) 
     ``radius`` is a scalar or ``(m,)`` (one per column). This is the proximal map of
     the conjugate of ``radius * ||.||_{2,1}`` (any step size).
     """
-    nrm = _group_norm(p, k, image_shape, coupled, DTYPE)
-    r = np.broadcast_to(np.asarray(radius, DTYPE), (p.shape[1],))
-    scale = np.minimum(DTYPE(1), r / np.maximum(nrm, DTYPE(1e-30)))
+    r = np.ascontiguousarray(np.broadcast_to(np.asarray(radius, DTYPE), (p.shape[1],)))
     ny, nx = image_shape
-    p5 = p.reshape(k, 2, ny, nx, -1)
-    p5 *= scale
+    if not p.flags.c_contiguous:
+        raise ValueError("project_l2_balls works in place on a C-contiguous field")
+    _k.project_balls(p.reshape(k, 2, ny, nx, -1), r, bool(coupled))
     return p
 
 
