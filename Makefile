@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= results/demo
 
-.PHONY: demo demo-quick test test-fast real-example bench clean venv
+.PHONY: demo demo-quick test test-fast real-example real-example-tv bench clean venv
 
 venv: $(STAMP)
 
@@ -28,6 +28,10 @@ test-fast: $(STAMP)
 
 real-example: $(STAMP)
 	$(VENV)/bin/chemtomo reconstruct ../shared/data/ncem-idp-eds-tilt-series --lines O_Ka Mg_Ka Si_Ka Fe_Ka Pt_La --line-method fit --elements O Mg Si Fe Pt Ga Al Na S C Cu N --mask otsu --compare-tomviz ../shared/data/ncem-idp-eds-tilt-series/TomVizAlignments.json --tomviz-angles=-50:50:5 --out results/ncem-idp
+
+# the regularised fused solver beside EDS-SIRT and HEBT on the same data, its TV weight chosen by cross-validation
+real-example-tv: $(STAMP)
+	$(VENV)/bin/chemtomo reconstruct ../shared/data/ncem-idp-eds-tilt-series --lines O_Ka Mg_Ka Si_Ka Fe_Ka Pt_La --line-method fit --elements O Mg Si Fe Pt Ga Al Na S C Cu N --mask otsu --method eds_sirt hebt_sirt fused_tv -n 100 fused_tv=200 --auto fused_tv --auto-grid mu=0.015,0.03,0.06,0.12,0.24 --out results/ncem-idp-tv
 
 bench: $(STAMP)
 	$(PY) bench/speed.py --workload A --json

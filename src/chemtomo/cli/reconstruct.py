@@ -49,6 +49,9 @@ def add_parser(sub):
                    help="choose the parameters from the data (EDS-SIRT n by the discrepancy principle, HEBT alpha "
                         "and n and the TV weight by cross-validation on held-out rays) on the slices with the most "
                         "counts, for every method or for the METHODs named; the choice is recorded in the result")
+    p.add_argument("--auto-grid", action="append", default=[], metavar="NAME=V1,V2,...",
+                   help="candidates of the automatic rules, e.g. --auto-grid mu=0.02,0.04,0.08 (n, alpha, mu; "
+                        "repeatable)")
     p.add_argument("--filter-sigma", type=float, default=0.8, help="Gaussian filter of EDS images, px (0: none)")
     p.add_argument("--mask", choices=("esf", "otsu"), default="esf", help="particle mask method (default esf)")
     p.add_argument("--threshold", type=float, help="fixed mask threshold instead of --mask")
@@ -159,6 +162,20 @@ def auto_methods(args, methods) -> list[str]:
     return named or list(methods)
 
 
+def parse_auto_grid(items: list[str]) -> dict:
+    """``["mu=0.02,0.04"]`` -> ``{"mu": (0.02, 0.04)}`` (``n`` as integers)."""
+    out = {}
+    for it in items:
+        name, _, vals = it.partition("=")
+        if name not in ("n", "alpha", "mu") or not vals:
+            raise ValueError(f"--auto-grid takes n=..., alpha=... or mu=... with comma-separated values, got {it!r}")
+        try:
+            out[name] = tuple((int if name == "n" else float)(v) for v in vals.split(","))
+        except ValueError:
+            raise ValueError(f"--auto-grid {it!r}: the values must be numbers") from None
+    return out
+
+
 def method_options(args, methods) -> dict:
     """Per-method extra options from the command line (``--mu`` for the regularised solvers)."""
     from chemtomo.reconstruct import RAW_COUNTS
@@ -242,6 +259,7 @@ def run_raw(args) -> int:
         line_method=args.line_method, integration_width=args.integration_width, elements=args.elements,
         engine_options=engine or None, progress=not args.quiet, auto=auto_methods(args, methods),
         method_options=method_options(args, methods),
+        auto_grid={m: parse_auto_grid(args.auto_grid) for m in methods} if args.auto_grid else None,
     )
     err = sys.stderr
     pre = exp.pre
@@ -305,6 +323,7 @@ def run_stacks(args) -> int:
         chunk_slices=args.chunk_slices, progress=not args.quiet,
         scheduler=args.scheduler, store=args.store, resume=args.resume,
         method_options=method_options(args, [method]).get(method), auto=method in auto_methods(args, [method]),
+        auto_grid=parse_auto_grid(args.auto_grid) or None,
     )
     inputs = list(eds.values()) + ([args.haadf] if args.haadf else [])
     path = write_result(out_path(args.out), result, provenance(inputs, factors_spec=args.factors))

@@ -467,8 +467,8 @@ def reconstruct_experimental(series: TiltSeries, factors, *, methods: Iterable[s
                              quantify_lines: Sequence[str] | None = None, mask_method: str = "esf",
                              threshold: float | None = None, engine_options: dict | None = None,
                              crop_px: int = 0, progress: bool = True, unfiltered: TiltSeries | None = None,
-                             auto: bool | Sequence[str] = False, method_options: dict | None = None
-                             ) -> dict[str, VolumeResult]:
+                             auto: bool | Sequence[str] = False, method_options: dict | None = None,
+                             auto_grid: dict | None = None) -> dict[str, VolumeResult]:
     """Every slice of ``series`` by each method (EDS-only SIRT, HEBT, the regularised solvers), quantified.
 
     Methods that model the counts' noise (``chemtomo.reconstruct.RAW_COUNTS``) get
@@ -478,7 +478,8 @@ def reconstruct_experimental(series: TiltSeries, factors, *, methods: Iterable[s
     are fitted once, on ``series``, for every bimodal method.
     ``auto`` (True, or the methods to apply it to) chooses parameters from the data
     (``reconstruct_series(auto=True)``); ``method_options`` maps a method to its
-    extra options (e.g. ``{"fused_tv": {"mu": 0.2}}``). ``n_iter`` is one count for
+    extra options (e.g. ``{"fused_tv": {"mu": 0.2}}``) and ``auto_grid`` to the candidates of
+    its rule (e.g. ``{"fused_tv": {"mu": [0.02, 0.04]}}``). ``n_iter`` is one count for
     every method or a dict method -> count (key ``"default"`` for the rest).
 
     ``quantify_lines`` (default all) restricts the weight and atomic fractions
@@ -510,7 +511,7 @@ def reconstruct_experimental(series: TiltSeries, factors, *, methods: Iterable[s
                                  progress=progress, auto=auto is True or (not isinstance(auto, bool) and m in auto),
                                  method_options=(method_options or {}).get(m),
                                  response_ratios=rr if m in NEEDS_HAADF else None, counts=unfiltered,
-                                 noise_factor="estimate", **kw)
+                                 noise_factor="estimate", auto_grid=(auto_grid or {}).get(m), **kw)
         if crop_px:
             res = crop_result(res, crop_px)
         if crop_px or (quantify_lines is not None and list(quantify_lines) != list(res.lines)):
@@ -693,7 +694,8 @@ def read_experimental(path) -> dict:
         ts = f.attrs.get("timings_s")
         out["timings_s"] = json.loads(ts) if ts is not None else {}
         if "methods" in f:
-            for m in f["methods"]:
+            order = json.loads(f.attrs["methods"]) if "methods" in f.attrs else []
+            for m in [m for m in order if m in f["methods"]] + [m for m in f["methods"] if m not in order]:
                 g = f["methods"][m]
                 d = {"maps": {k: g["maps"][k][()] for k in g["maps"]},
                      "weight": {k: g["fractions/weight"][k][()] for k in g["fractions/weight"]},
@@ -807,7 +809,8 @@ def run_experimental(inputs, lines: Sequence[str], out=None, *, angles_deg=None,
                      compare_tomviz=None, tomviz_angles_deg=None, line_method: str = "windows",
                      integration_width: float = 2.0, elements: Sequence[str] | None = None,
                      engine_options: dict | None = None, progress: bool = True,
-                     auto: bool | Sequence[str] = False, method_options: dict | None = None) -> ExperimentalResult:
+                     auto: bool | Sequence[str] = False, method_options: dict | None = None,
+                     auto_grid: dict | None = None) -> ExperimentalResult:
     """Raw tilt files -> line maps -> registration -> alignment -> EDS-SIRT and HEBT -> quantified outputs.
 
     Parameters
@@ -856,6 +859,8 @@ def run_experimental(inputs, lines: Sequence[str], out=None, *, angles_deg=None,
         data (see :func:`reconstruct_series`).
     method_options : dict, optional
         Method -> extra options (e.g. ``{"fused_tv": {"mu": 0.2}}``).
+    auto_grid : dict, optional
+        Method -> candidates of its automatic rule (e.g. ``{"fused_tv": {"mu": [0.02, 0.04]}}``).
     """
     timings = {}
     t0 = time.perf_counter()
@@ -890,7 +895,7 @@ def run_experimental(inputs, lines: Sequence[str], out=None, *, angles_deg=None,
                                        quantify_lines=quantify_lines, mask_method=mask_method,
                                        threshold=threshold, engine_options=engine_options, crop_px=pre.pad_px,
                                        progress=progress, unfiltered=pre.unfiltered, auto=auto,
-                                       method_options=method_options)
+                                       method_options=method_options, auto_grid=auto_grid)
     timings["reconstruct"] = time.perf_counter() - t1
     bimodal = [m for m in methods if m in NEEDS_HAADF]
     primary = bimodal[-1] if bimodal else methods[-1]

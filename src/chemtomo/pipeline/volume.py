@@ -109,6 +109,7 @@ def reconstruct_series(
     memory_budget_gb: float | None = None,
     auto: bool = False,
     auto_slices: int = 8,
+    auto_grid: dict | None = None,
     response_ratios: ResponseRatios | None = None,
     counts: TiltSeries | None = None,
     noise_factor: float | str = 1.0,
@@ -163,6 +164,9 @@ def reconstruct_series(
         then reconstruct every slice with them. The choice is in ``parameters["auto"]``.
     auto_slices : int
         Slices the automatic choice is made on.
+    auto_grid : dict, optional
+        Candidates of the automatic rule, e.g. ``{"mu": (0.02, 0.04, 0.08)}`` (default:
+        :data:`chemtomo.reconstruct.autoparam.DEFAULT_GRIDS`).
     response_ratios : ResponseRatios, optional
         ``r_A`` fitted elsewhere (e.g. on a filtered copy of the series) instead of
         from the (filtered) ``series`` here; the lines must match.
@@ -234,12 +238,15 @@ def reconstruct_series(
         if auto:
             choice = choose_series_parameters(method, W, raw, prepared, lines, r, geom, filter_sigma,
                                               filter_axes, n_iter, int(auto_slices), opts.get("constants"),
-                                              noise_factor)
+                                              noise_factor, auto_grid)
             n_iter = int(choice.params.get("n", n_iter))
             alpha = float(choice.params.get("alpha", alpha))
             if "mu" in choice.params:
                 opts["mu"] = float(choice.params["mu"])
             log.info("automatic parameters for %s: %s (%s)", method, choice.params, choice.rule)
+            if choice.info.get("at_grid_edge"):
+                log.warning("automatic %s parameters %s lie at the %s end of the candidate grid", method,
+                            choice.params, choice.info["at_grid_edge"])
     spec = ChunkSpec(geom.key(), backend, method, n_iter, alpha, opts)
 
     def make_data(a: int, b: int) -> ChannelData:
@@ -345,7 +352,7 @@ def auto_slice_block(series: TiltSeries, lines: list[str], n: int) -> tuple[int,
 
 def choose_series_parameters(method: str, W, series: TiltSeries, prepared: TiltSeries, lines: list[str], r,
                              geom: TiltGeometry, filter_sigma, filter_axes: str, n_iter: int, n_slices: int,
-                             constants=None, noise_factor: float | str = 1.0):
+                             constants=None, noise_factor: float | str = 1.0, grid: dict | None = None):
     """The method's parameters chosen on a block of slices (see ``reconstruct_series(auto=True)``).
 
     ``series`` holds the counts the rules score, ``prepared`` what the method reconstructs.
@@ -363,7 +370,7 @@ def choose_series_parameters(method: str, W, series: TiltSeries, prepared: TiltS
     choice = choose_parameters(
         method, W, raw.eds, data=data.eds, haadf=raw.haadf, r=r, n_tilts=geom.n_tilts,
         n_pixels=geom.n_pixels, filter_sigma=float(filter_sigma or 0.0), filter_axes=filter_axes,
-        n_iter=n_iter, constants=constants, noise_factor=float(noise_factor))
+        n_iter=n_iter, constants=constants, noise_factor=float(noise_factor), grid=grid)
     choice.info["slices"] = [a, b]
     choice.info["noise_factor"] = float(noise_factor)
     return choice

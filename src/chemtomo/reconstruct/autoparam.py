@@ -456,11 +456,14 @@ def cv_tv_weight(
     scores = heldout_deviance(b, pred, 1.0 - col_mask).reshape(K, L, s).sum(axis=(0, 2))
     mu_cv = _log_parabola_min(mus, scores)
     mu = mu_cv * K / (K - 1)
+    i = int(np.argmin(scores))
+    edge = "lower" if i == 0 else "upper" if i == L - 1 else ""
     return CVResult(
         {"mu": float(mu)}, [{"mu": float(v)} for v in mus], scores,
         f"{K}-fold CV on held-out rays, composition deviance of raw counts; log-parabolic argmin "
-        f"mu_cv = {mu_cv:.4g}, times K/(K-1) = {K / (K - 1):.3g} for the full data",
-        {"n_folds": K, "seed": seed, "mu_cv": float(mu_cv), "n_iter": n_iter},
+        f"mu_cv = {mu_cv:.4g}, times K/(K-1) = {K / (K - 1):.3g} for the full data"
+        + (f" (the best score is at the grid's {edge} end: widen the grid to see past it)" if edge else ""),
+        {"n_folds": K, "seed": seed, "mu_cv": float(mu_cv), "n_iter": n_iter, "at_grid_edge": edge},
     )
 
 

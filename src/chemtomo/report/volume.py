@@ -44,7 +44,7 @@ def _grid(rows: list[list[np.ndarray]], row_titles, col_titles, path, suptitle, 
     nr, nc = len(rows), max(len(r) for r in rows)
     widths = [r.shape[1] for r in rows[0]]
     fig, axes = p.subplots(nr, nc, figsize=(2.3 * nc + 1.2, 2.0 * nr + 0.6), squeeze=False,
-                           gridspec_kw={"width_ratios": widths})
+                           gridspec_kw={"width_ratios": widths}, layout="constrained")
     for i, r in enumerate(rows):
         vals = np.concatenate([np.ravel(im) for im in r])
         lo = vmin if vmin is not None else float(np.min(vals))
@@ -71,7 +71,7 @@ def _grid(rows: list[list[np.ndarray]], row_titles, col_titles, path, suptitle, 
             cb = fig.colorbar(im, ax=list(axes[i, : len(r)]), shrink=0.85, pad=0.01)
             cb.ax.tick_params(labelsize=7)
     if not shared_row:
-        cb = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, pad=0.01)
+        cb = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=min(0.6, 6.0 / nr), pad=0.01, aspect=30)
         cb.ax.tick_params(labelsize=7)
         if cbar_label:
             cb.set_label(cbar_label, fontsize=8)
