@@ -76,6 +76,9 @@ class ChunkSpec:
         Threads the operator may use in a task (None: its default). Set for
         LocalCluster workers so that N single-threaded workers do not
         oversubscribe the cores.
+    group : int or None
+        Pixel grouping of the batched engine, fixed by the driver so that every
+        worker, whatever its CPU, sums in the same order (None: the worker's default).
     """
 
     geometry: dict
@@ -85,10 +88,11 @@ class ChunkSpec:
     alpha: float
     options: dict = field(default_factory=dict)
     threads: int | None = None
+    group: int | None = None
 
     def with_threads(self, threads: int | None) -> "ChunkSpec":
         return ChunkSpec(self.geometry, self.backend, self.method, self.n_iter, self.alpha, dict(self.options),
-                         threads)
+                         threads, self.group)
 
 
 @dataclass
@@ -107,7 +111,7 @@ _OP_LOCK = threading.Lock()
 _OP_CACHE: dict[str, object] = {}
 
 
-def chunk_operator(geometry: dict, backend: str):
+def chunk_operator(geometry: dict, backend: str, group: int | None = None):
     """The projector of ``geometry`` (a ``TiltGeometry.key()``), built once per process.
 
     One entry is kept: a worker serves one run at a time, and a projector of a
@@ -115,14 +119,15 @@ def chunk_operator(geometry: dict, backend: str):
     """
     from ..projector import make_operator
 
-    key = json.dumps([geometry, backend], sort_keys=True)
+    key = json.dumps([geometry, backend, group], sort_keys=True)
     with _OP_LOCK:
         op = _OP_CACHE.get(key)
         if op is None:
             _OP_CACHE.clear()
             g = TiltGeometry(np.asarray(geometry["angles_deg"]), geometry["n_pixels"], geometry["pixel_nm"],
                              geometry["n_grid"], geometry["grid_pixel_nm"])
-            op = _OP_CACHE[key] = make_operator(g, backend)
+            opts = {"group": group} if (backend == "batched" and group is not None) else {}
+            op = _OP_CACHE[key] = make_operator(g, backend, **opts)
         return op
 
 
@@ -176,7 +181,7 @@ def reconstruct_chunk(spec: ChunkSpec, data: ChannelData) -> ChunkOutput:
         ``maps`` is ``(k, s, n_grid, n_grid)`` float32.
     """
     t0 = time.perf_counter()
-    W = chunk_operator(spec.geometry, spec.backend)
+    W = chunk_operator(spec.geometry, spec.backend, spec.group)
     fn = get_method(spec.method)
     with _thread_limit(spec.threads):
         res = fn(W, data, n_iter=spec.n_iter, alpha=spec.alpha, **spec.options)

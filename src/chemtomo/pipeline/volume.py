@@ -27,6 +27,7 @@ from ..reconstruct import (
 from ..reconstruct.hebt import check_alpha
 from ..reconstruct.sirt import check_iterations
 from ..tiltseries import TiltSeries
+from ..projector.batched import default_group
 from .distributed import ChunkSpec, Runner, chunk_operator, plan_chunk_slices
 from .store import Fingerprint, StoreArray, VolumeStore, array_sha256, quantify_store
 
@@ -231,8 +232,9 @@ def reconstruct_series(
     opts = dict(method_options or {})
     r = None if rr is None else rr.r
     choice = None
+    group = default_group() if backend == "batched" else None  # one summation order for every worker
     if method in SETUP or auto:
-        W = chunk_operator(geom.key(), backend)
+        W = chunk_operator(geom.key(), backend, group)
         if method in SETUP and "constants" not in opts:
             opts.update(SETUP[method](W, series_to_channel_data(solve_series, lines, r=r)))
         if auto:
@@ -247,7 +249,7 @@ def reconstruct_series(
             if choice.info.get("at_grid_edge"):
                 log.warning("automatic %s parameters %s lie at the %s end of the candidate grid", method,
                             choice.params, choice.info["at_grid_edge"])
-    spec = ChunkSpec(geom.key(), backend, method, n_iter, alpha, opts)
+    spec = ChunkSpec(geom.key(), backend, method, n_iter, alpha, opts, group=group)
 
     def make_data(a: int, b: int) -> ChannelData:
         return series_to_channel_data(solve_series, lines, a, b, r)
@@ -393,7 +395,7 @@ def run_fingerprint(series: TiltSeries, spec: ChunkSpec, lines: list[str], r, fi
     params = {
         "chemtomo": __version__, "method": spec.method, "n_iter": spec.n_iter,
         "alpha": spec.alpha if spec.method in NEEDS_HAADF else None,
-        "backend": spec.backend, "geometry": spec.geometry, "lines": list(lines),
+        "backend": spec.backend, "group": spec.group, "geometry": spec.geometry, "lines": list(lines),
         "method_options": spec.options, "response_ratios": None if r is None else [float(v) for v in r],
         **(filter_params or {}),
     }
