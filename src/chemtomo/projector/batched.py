@@ -48,9 +48,24 @@ from .base import DTYPE, ChannelMix, Operator, Scaled
 
 BLOCK_WIDTHS = (8, 16, 32, 64)
 GROUPS = (1, 2, 4)
-# relative cost per column of a block width (measured, strip model, 2 cores):
-# narrower blocks spend more time on index loads and loop overhead per flop.
-_BLOCK_COST = {8: 2.6, 16: 1.5, 32: 1.08, 64: 1.0}
+# relative cost per column of a block width (measured, strip model, 2 cores), per SIMD width:
+# narrower blocks spend more time on index loads and loop overhead per flop; with AVX2 a
+# 64-lane block's accumulators spill its 16 registers (workload B's geometry, 1300 columns,
+# 10 SIRT iterations, AMD EPYC, pairs of pixels: 2.44 s at 32 lanes, 3.84 s at 64, 4.08 s at 16).
+_BLOCK_COST_AVX512 = {8: 2.6, 16: 1.5, 32: 1.08, 64: 1.0}
+_BLOCK_COST_AVX2 = {8: 2.6, 16: 1.67, 32: 1.0, 64: 1.57}
+
+
+def _has_avx512() -> bool:
+    try:
+        from llvmlite import binding
+
+        return bool(binding.get_host_cpu_features().get("avx512f", False))
+    except Exception:  # pragma: no cover - feature query unavailable
+        return True
+
+
+_BLOCK_COST = _BLOCK_COST_AVX512 if _has_avx512() else _BLOCK_COST_AVX2
 
 
 def default_group() -> int:
@@ -60,17 +75,13 @@ def default_group() -> int:
     32 registers of AVX-512, but 32 ymm registers with AVX2, which has 16, so they
     spill. Measured on workload B's geometry (256^2, 15 tilts, 256 columns, 20 SIRT
     iterations, 2 cores): AVX-512 (profile of bench/profile_engine.py) 2 x 2 fastest;
-    AVX2 (AMD EPYC) 1.00 s for pairs against 1.34 s for 2 x 2 and 1.19 s for single pixels.
+    AVX2 (AMD EPYC) 1.00 s for pairs against 1.34 s for 2 x 2 and 1.19 s for single pixels
+    (and, over 1300 columns, 2.44 s for pairs in 32-lane blocks against 3.69 s for 2 x 2 in
+    64-lane blocks: :data:`_BLOCK_COST`).
     The grouping changes the summation order, hence the last bits of a result: a run's
     driver fixes it for all its chunks (``pipeline.distributed.ChunkSpec.group``).
     """
-    try:
-        from llvmlite import binding
-
-        features = binding.get_host_cpu_features()
-        return 4 if features.get("avx512f", False) else 2
-    except Exception:  # pragma: no cover - feature query unavailable
-        return 4
+    return 4 if _has_avx512() else 2
 
 
 def _check_group(group: int) -> int:
