@@ -195,3 +195,30 @@ def test_accepts_any_scipy_matrix(rng):
     op = BatchedOperator(A, group=2)
     x = rng.random((30, 3)).astype(np.float32)
     assert _rel(op.forward(x), A.toarray() @ x) < 1e-5
+
+
+@pytest.mark.parametrize("group", [1, 2, 4])
+def test_channel_blocks_read_in_place_equal_the_transposed_columns(group, rng):
+    """``forward_channels`` / ``adjoint_channels`` (k, n, S) blocks: bit for bit the operator on the
+    (n, k S) matrix of columns c S + j, for block widths that cut through the channels."""
+    W = make_operator(ODD, group=group, block_width=8)
+    k, S = 3, 5  # 15 columns: blocks of 8 lanes straddle the channel boundaries
+    x3 = rng.standard_normal((k, W.shape[1], S)).astype(np.float32)
+    y3 = rng.standard_normal((k, W.shape[0], S)).astype(np.float32)
+    cols = lambda a: np.ascontiguousarray(a.transpose(1, 0, 2).reshape(a.shape[1], -1))  # noqa: E731
+    fwd = W.forward(cols(x3)).reshape(W.shape[0], k, S).transpose(1, 0, 2)
+    adj = W.adjoint(cols(y3)).reshape(W.shape[1], k, S).transpose(1, 0, 2)
+    assert np.array_equal(W.forward_channels(x3), fwd)
+    assert np.array_equal(W.adjoint_channels(y3), adj)
+
+
+def test_default_grouping_follows_the_vector_width():
+    """Pairs of pixels with AVX2 (2 x 2 groups spill its 16 vector registers), 2 x 2 with AVX-512."""
+    from llvmlite import binding
+
+    from chemtomo.projector.batched import default_group
+
+    avx512 = bool(binding.get_host_cpu_features().get("avx512f", False))
+    assert default_group() == (4 if avx512 else 2)
+    assert make_operator(ODD).group == default_group()
+    assert choose_block_width(1300, 2) == (64 if avx512 else 32)
