@@ -39,7 +39,7 @@ def main() -> int:
     print("|---|---|---|---|---|")
     for dose in cfg.doses:
         for seed in range(args.seeds):
-            pr = pp.make_problem(cfg, dose, factors, None, seed)
+            pr = pp.make_problem(cfg, dose, factors, seed)
             res = get_method("eds_sirt")(pr.W, pr.data, n_iter=max(GRID), snapshots=GRID)
             mse = {n: pp.evaluate(pr, pp._volume(res.snapshots[n], cfg.n_pixels), "f")[0]["mse_fraction_inside"]
                    for n in GRID}

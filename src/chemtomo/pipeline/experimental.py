@@ -495,6 +495,7 @@ def reconstruct_experimental(series: TiltSeries, factors, *, methods: Iterable[s
     if not methods:
         raise ValueError("give at least one method (eds_sirt, hebt_sirt)")
     out = {}
+    auto_for = set(methods) if auto is True else set(auto or ())
     rr = None
     if series.haadf is not None and any(m in NEEDS_HAADF for m in methods):
         prepared = prepare_series(series, filter_sigma, "image")
@@ -506,9 +507,9 @@ def reconstruct_experimental(series: TiltSeries, factors, *, methods: Iterable[s
         if kw.get("store") and len(methods) > 1:  # one resumable store per method
             st = Path(kw["store"])
             kw["store"] = st.with_name(f"{st.stem}-{m}{st.suffix}")
-        res = reconstruct_series(series, factors, method=m, n_iter=iterations_for(n_iter, m), alpha=alpha, filter_sigma=filter_sigma,
-                                 mask_method=mask_method, threshold=threshold, chunk_slices=chunk_slices,
-                                 progress=progress, auto=auto is True or (not isinstance(auto, bool) and m in auto),
+        res = reconstruct_series(series, factors, method=m, n_iter=iterations_for(n_iter, m), alpha=alpha,
+                                 filter_sigma=filter_sigma, mask_method=mask_method, threshold=threshold,
+                                 chunk_slices=chunk_slices, progress=progress, auto=m in auto_for,
                                  method_options=(method_options or {}).get(m),
                                  response_ratios=rr if m in NEEDS_HAADF else None, counts=unfiltered,
                                  noise_factor="estimate", auto_grid=(auto_grid or {}).get(m), **kw)

@@ -35,6 +35,7 @@ within a budget, with the same result.
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -56,7 +57,9 @@ _BLOCK_COST_AVX512 = {8: 2.6, 16: 1.5, 32: 1.08, 64: 1.0}
 _BLOCK_COST_AVX2 = {8: 2.6, 16: 1.67, 32: 1.0, 64: 1.57}
 
 
+@functools.lru_cache(maxsize=1)
 def _has_avx512() -> bool:
+    """Whether this CPU has AVX-512 (asked of LLVM once per process)."""
     try:
         from llvmlite import binding
 

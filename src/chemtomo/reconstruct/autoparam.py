@@ -117,12 +117,17 @@ def expected_deviance(mean) -> np.ndarray:
     return out
 
 
-def discrepancy_ratio(counts, mean) -> np.ndarray:
-    """Deviance over its expectation, per column of ``(k, n_rays, m)`` data (diagnostic)."""
+def discrepancy_ratio(counts, mean, noise_factor: float = 1.0, per_column: bool = True):
+    """Poisson deviance over ``noise_factor`` times its expectation.
+
+    Per column of ``(k, n_rays, m)`` data (an ``(m,)`` array), or over all of it
+    (a float) with ``per_column=False``: the discrepancy principle's statistic.
+    """
     b = np.asarray(counts, np.float64)
     mu = np.asarray(mean, np.float64)
-    axes = tuple(range(b.ndim - 1))
-    return poisson_deviance(b, mu).sum(axis=axes) / expected_deviance(mu).sum(axis=axes)
+    axes = tuple(range(b.ndim - 1)) if per_column else None
+    out = poisson_deviance(b, mu).sum(axis=axes) / (noise_factor * expected_deviance(mu).sum(axis=axes))
+    return out if per_column else float(out)
 
 
 # ----------------------------------------------------------------------------- folds
@@ -511,8 +516,7 @@ def discrepancy_sirt_iterations(
     for n in n_grid:
         x = run.snapshots[n] if n in run.snapshots else run.x
         pred = W.forward(x).reshape(n_rays, k, s).transpose(1, 0, 2)
-        ratios.append(float(poisson_deviance(counts, pred).sum()
-                            / (noise_factor * expected_deviance(pred).sum())))
+        ratios.append(discrepancy_ratio(counts, pred, noise_factor, per_column=False))
     ratios = np.array(ratios)
     below = np.flatnonzero(ratios <= 1.0)
     n = n_grid[int(below[0])] if below.size else n_grid[-1]

@@ -99,7 +99,7 @@ class Problem:
     response_ratios: dict
 
 
-def make_problem(cfg: StudyConfig, dose: float, factors: Factors, W=None, seed: int = 0) -> Problem:
+def make_problem(cfg: StudyConfig, dose: float, factors: Factors, seed: int = 0) -> Problem:
     geom = TiltGeometry(np.asarray(cfg.angles_deg), cfg.n_pixels, cfg.pixel_nm)
     fine = core_shell_phantom(cfg.n_pixels * cfg.refine, cfg.pixel_nm / cfg.refine)
     acq = Acquisition(**{**asdict(cfg.acquisition), "eds_dose_scale": dose})
@@ -130,7 +130,7 @@ def make_problem(cfg: StudyConfig, dose: float, factors: Factors, W=None, seed: 
     }
     rdict["r2"] = float(rr.r2)
     rdict["r2_unfiltered"] = float(rr_raw.r2)
-    return Problem(dose, sim, factors, geom, W if W is not None else make_operator(geom), data, ref,
+    return Problem(dose, sim, factors, geom, make_operator(geom), data, ref,
                    regions, rdict)
 
 
@@ -266,7 +266,7 @@ def run_problem(cfg: StudyConfig, dose: float, seed: int, keep_arrays: bool = Fa
     """
     _register_methods(cfg)
     t0 = time.perf_counter()
-    problem = make_problem(cfg, dose, study_factors(cfg), None, seed)
+    problem = make_problem(cfg, dose, study_factors(cfg), seed)
     store: dict = {}
 
     def keep(method, params, arrays):
