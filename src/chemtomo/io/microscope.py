@@ -29,43 +29,46 @@ by angle.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import Iterator
 
 import numpy as np
 
-SUPPORTED_SUFFIXES = (".bcf", ".emd", ".hspy", ".zspy")
-HAADF_COMPANION = "_haadf"
-AngleSource = Literal["auto", "user", "metadata", "filename"]
-ANGLE_SOURCES = ("auto", "user", "metadata", "filename")
-ANGLE_TOLERANCE_DEG = 0.05
+from .angles import (  # noqa: F401  (re-exported: callers import them from here)
+    ANGLE_SOURCES,
+    ANGLE_TOLERANCE_DEG,
+    HAADF_COMPANION,
+    AngleSource,
+    _natural_key,
+    angle_from_filename,
+    resolve_angles,
+)
+from .metadata import (  # noqa: F401
+    MIN_TILTS,
+    axis_pixel_nm,
+    beam_energy_kev,
+    check_enough_tilts,
+    image_role,
+)
+from .vendor import (  # noqa: F401  (quiet_hyperspy and _hs are imported from here by callers and tests)
+    _companion,
+    _describe,
+    _haadf_on_grid,
+    _hs,
+    _image_list,
+    _load,
+    _metadata_angle,
+    _one_name,
+    _pick_haadf,
+    _pick_spectrum_image,
+    _pixel_nm,
+    quiet_hyperspy,
+)
 
-_LENGTH_TO_NM = {"nm": 1.0, "µm": 1e3, "μm": 1e3, "um": 1e3, "micron": 1e3, "å": 0.1, "a": 0.1,
-                 "angstrom": 0.1, "pm": 1e-3, "mm": 1e6, "m": 1e9}
+SUPPORTED_SUFFIXES = (".bcf", ".emd", ".hspy", ".zspy", ".asw", ".pts")
 
-
-@contextlib.contextmanager
-def quiet_hyperspy():
-    """Silence HyperSpy's and exSpy's own deprecation chatter about their internals (not ours to fix), locally."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*Import it from `hyperspy\.signals` instead.*")
-        warnings.filterwarnings("ignore", message=r".*use `exspy\.material` instead.*")
-        yield
-
-
-def _hs():
-    try:
-        with quiet_hyperspy():
-            import hyperspy.api as hs
-            import exspy  # noqa: F401  (registers the EDS signal types)
-    except ImportError as exc:  # pragma: no cover - declared extra
-        raise ImportError("reading microscope files needs HyperSpy and exSpy: pip install 'chemtomo[io]'") from exc
-    return hs
 
 
 # --------------------------------------------------------------------------- files and angles
@@ -111,111 +114,6 @@ def _is_companion(p: Path) -> bool:
     return p.stem.lower().endswith(HAADF_COMPANION)
 
 
-def _natural_key(p: Path):
-    parts = re.split(r"([+-]?\d+(?:\.\d+)?)", p.stem)
-    return [(0, float(t), "") if re.fullmatch(r"[+-]?\d+(?:\.\d+)?", t) else (1, 0.0, t.lower())
-            for t in parts if t]
-
-
-_NUM = r"[+-]?\d+(?:\.\d+)?"
-
-
-def angle_from_filename(path) -> float | None:
-    """The tilt angle (degrees) a file name states, or None.
-
-    Accepted: a stem that is a number (``-10``, ``+35.5``); a number followed by
-    ``deg``/``degree(s)``/``°`` (``map_-40deg``); a number after ``tilt``,
-    ``angle`` or ``alpha`` with an optional ``_``, ``=`` or space
-    (``tilt_+35``, ``TS alpha=-12.5``). Anything else (``map_012``) is not
-    taken for an angle.
-
-    >>> angle_from_filename("data/-10.bcf"), angle_from_filename("tilt_+35.5.emd"), angle_from_filename("scan_3.bcf")
-    (-10.0, 35.5, None)
-    """
-    stem = Path(path).stem
-    if stem.lower().endswith(HAADF_COMPANION):
-        stem = stem[: -len(HAADF_COMPANION)]
-    if re.fullmatch(_NUM, stem.strip()):
-        return float(stem)
-    m = re.search(rf"({_NUM})\s*(?:deg(?:rees?)?|°)(?![a-z])", stem, flags=re.IGNORECASE)
-    if m:
-        return float(m.group(1))
-    m = re.search(rf"(?:tilt|angle|alpha)[\s_=]*({_NUM})", stem, flags=re.IGNORECASE)
-    if m:
-        return float(m.group(1))
-    return None
-
-
-def resolve_angles(paths: Sequence[Path], metadata_angles: Sequence[float | None],
-                   angles_deg=None, angle_source: AngleSource = "auto") -> tuple[np.ndarray, str]:
-    """Tilt angles of ``paths`` and where they came from (``user``, ``metadata``, ``filename``).
-
-    Raises ValueError when no source gives an angle for every file, when the
-    sources disagree, when the user's list has the wrong length, or when an
-    angle repeats.
-    """
-    if angle_source not in ANGLE_SOURCES:
-        raise ValueError(f"angle_source must be one of {ANGLE_SOURCES}, got {angle_source!r}")
-    n = len(paths)
-    names = [Path(p).name for p in paths]
-    from_names = [angle_from_filename(p) for p in paths]
-    md = [None if a is None else float(a) for a in metadata_angles]
-    md_ok = all(a is not None for a in md) and (n == 1 or len({round(a, 6) for a in md}) > 1)
-    names_ok = all(a is not None for a in from_names)
-    if angles_deg is not None:
-        if angle_source not in ("auto", "user"):
-            raise ValueError(f"angles were given, so angle_source must be 'auto' or 'user', not {angle_source!r}")
-        angles = np.asarray(angles_deg, dtype=float).ravel()
-        if angles.size != n:
-            raise ValueError(
-                f"{angles.size} tilt angles given for {n} files ({names}); give one angle per file, "
-                "in the order of the files"
-            )
-        source = "user"
-    elif angle_source == "user":
-        raise ValueError("angle_source='user' but no angles were given (angles_deg= or --angles)")
-    elif angle_source == "metadata" or (angle_source == "auto" and md_ok):
-        if not md_ok:
-            missing = [nm for nm, a in zip(names, md) if a is None]
-            why = (f"no tilt angle in the metadata of {missing}" if missing
-                   else f"every file's metadata says {md[0]:g} degrees")
-            raise ValueError(f"angle_source='metadata' but {why}; use the file names or give the angles")
-        angles = np.array(md, dtype=float)
-        source = "metadata"
-        if angle_source == "auto" and names_ok and not np.allclose(angles, from_names, atol=ANGLE_TOLERANCE_DEG):
-            bad = [f"{nm}: metadata {a:g}, name {b:g}" for nm, a, b in zip(names, angles, from_names)
-                   if abs(a - b) > ANGLE_TOLERANCE_DEG]
-            raise ValueError(
-                "the tilt angles in the metadata do not match those in the file names ("
-                + "; ".join(bad[:4]) + (" ..." if len(bad) > 4 else "")
-                + "); choose one with angle_source='metadata' or 'filename' (--angles-from), or give the angles"
-            )
-    elif angle_source == "filename" or (angle_source == "auto" and names_ok):
-        if not names_ok:
-            bad = [nm for nm, a in zip(names, from_names) if a is None]
-            raise ValueError(f"no tilt angle in the file name(s) {bad[:4]}; name files like '-10.bcf' "
-                             "or 'tilt_-10.emd', or give the angles")
-        angles = np.array(from_names, dtype=float)
-        source = "filename"
-    else:
-        why = ("the files' metadata hold no tilt angle" if any(a is None for a in md)
-               else f"the files' metadata say {md[0]:g} degrees for every tilt")
-        raise ValueError(
-            f"no tilt angles found: {why} and the file names carry none ({names[:3]}...); "
-            "give them with angles_deg=[...] (CLI: --angles -40 -35 ...) in the order of the files"
-        )
-    if not np.all(np.isfinite(angles)) or np.any(np.abs(angles) > 90):
-        raise ValueError(f"tilt angles must be finite and within [-90, 90] degrees, got {angles.tolist()}")
-    r = np.round(angles, 6)
-    for a in np.unique(r):
-        idx = np.flatnonzero(r == a)
-        if idx.size > 1:
-            raise ValueError(
-                f"tilt angle {a:g} degrees ({source}) is duplicated: {[names[i] for i in idx]}; "
-                "each tilt must appear once (remove the repeat or correct its angle)"
-            )
-    return angles, source
-
 
 # --------------------------------------------------------------------------- one file
 
@@ -251,130 +149,24 @@ class TiltFileInfo:
     metadata_angle_deg: float | None
     haadf: str | None  # where the HAADF comes from ("in file" / companion path), None if absent
     xray_lines: tuple[str, ...] = ()
-
-
-def _check_bcf_whole(path: Path) -> None:
-    """A truncated .bcf makes the Bruker reader crash the process (SIGBUS); check its size first."""
-    try:
-        from rsciio.bruker._api import SFS_reader
-
-        sfs = SFS_reader(str(path))
-    except Exception as exc:  # noqa: BLE001 - any failure here means unreadable
-        raise ValueError(f"{path}: not a readable Bruker .bcf file ({type(exc).__name__}: {exc}); "
-                         "is it truncated or corrupt?") from None
-    expected = 0x118 + sfs.sfs_n_of_chunks * sfs.chunksize
-    size = path.stat().st_size
-    if size < expected:
-        raise ValueError(f"{path}: truncated .bcf file ({size} bytes, the container declares {expected}); "
-                         "copy it again from the microscope")
-
-
-def _load(path: Path, lazy: bool):
-    hs = _hs()
-    if path.suffix.lower() == ".bcf":
-        _check_bcf_whole(path)
-    try:
-        with quiet_hyperspy():
-            out = hs.load(path, lazy=lazy)
-    except Exception as exc:  # noqa: BLE001 - readers raise anything on a bad file
-        raise ValueError(f"{path}: cannot be read ({type(exc).__name__}: {exc}); is it truncated, corrupt "
-                         "or not a microscope file?") from None
-    return out if isinstance(out, list) else [out]
-
-
-def _describe(sig) -> str:
-    return f"{type(sig).__name__} {sig.metadata.General.title!r} {sig.axes_manager._get_dimension_str()}"
-
-
-def _is_spectrum_image(sig) -> bool:
-    st = str(sig.metadata.get_item("Signal.signal_type", "") or "")
-    am = sig.axes_manager
-    return st.upper().startswith("EDS") and am.signal_dimension == 1 and am.navigation_dimension == 2
-
-
-def _pick_spectrum_image(path: Path, signals):
-    sis = [s for s in signals if _is_spectrum_image(s)]
-    if not sis:
-        found = "; ".join(_describe(s) for s in signals) or "nothing"
-        raise ValueError(
-            f"{path} holds no EDS spectrum image (found: {found}); every tilt file needs one, with "
-            "signal_type 'EDS_TEM' and two navigation axes (y, x) over one energy axis"
-        )
-    if len(sis) > 1:
-        raise ValueError(
-            f"{path} holds {len(sis)} EDS spectrum images ({'; '.join(_describe(s) for s in sis)}); "
-            "sum the detectors when exporting (Velox: one spectrum image per tilt)"
-        )
-    return sis[0]
-
-
-def _pick_haadf(signals, haadf_title: str | None):
-    imgs = [s for s in signals if s.axes_manager.signal_dimension == 2 and s.axes_manager.navigation_dimension <= 1]
-    if not imgs:
-        return None
-    titles = [str(s.metadata.General.title) for s in imgs]
-    if haadf_title is not None:
-        hits = [s for s, t in zip(imgs, titles) if t.lower() == haadf_title.lower()]
-        return hits[0] if hits else None
-    for pattern in (r"haadf", r"adf|^df"):
-        hits = [s for s, t in zip(imgs, titles) if re.search(pattern, t, flags=re.IGNORECASE)]
-        if hits:
-            return hits[0]
-    if len(imgs) == 1 and not re.match(r"^a?bf", titles[0], flags=re.IGNORECASE):
-        return imgs[0]
-    return None
-
-
-def _companion(path: Path) -> Path | None:
-    for suf in (path.suffix, ".hspy", ".zspy", ".tif", ".tiff"):
-        for tag in (HAADF_COMPANION, HAADF_COMPANION.upper(), "_HAADF"):
-            c = path.with_name(path.stem + tag + suf)
-            if c.is_file():
-                return c
-    return None
-
-
-def _pixel_nm(ax) -> float | None:
-    units = str(ax.units or "").strip().lower()
-    if units in ("", "<undefined>", "px", "pixel", "pixels"):
-        return None
-    f = _LENGTH_TO_NM.get(units)
-    return None if f is None else float(ax.scale) * f
-
-
-def _metadata_angle(*signals) -> float | None:
-    for s in signals:
-        if s is None:
-            continue
-        for key in ("Acquisition_instrument.TEM.Stage.tilt_alpha", "Acquisition_instrument.SEM.Stage.tilt_alpha"):
-            v = s.metadata.get_item(key)
-            if v is not None:
-                try:
-                    return float(v)
-                except (TypeError, ValueError):
-                    pass
-    return None
-
-
-def _haadf_on_grid(path: Path, haadf, shape: tuple[int, int]):
-    """The HAADF as a 2-D float image on the spectrum image's (ny, nx) grid (sum-binned if finer)."""
-    data = np.asarray(haadf.data, dtype=np.float64)
-    if data.ndim == 3:  # a frame series: sum the frames
-        data = data.sum(axis=0)
-    if data.shape == tuple(shape):
-        return data
-    ry, rx = data.shape[0] / shape[0], data.shape[1] / shape[1]
-    if ry == rx and ry == int(ry) and ry > 1:
-        f = int(ry)
-        return data.reshape(shape[0], f, shape[1], f).sum(axis=(1, 3))
-    raise ValueError(
-        f"{path}: the HAADF image is {data.shape[0]}x{data.shape[1]} but the spectrum image "
-        f"{shape[0]}x{shape[1]}; they must cover the same scan (equal, or an integer multiple)"
-    )
+    images: tuple[tuple[str, str], ...] = ()  # (title, role) of every image in the file
+    pixel_problem: str | None = None  # why pixel_nm is None
 
 
 def scan_tilt_file(path, haadf_title: str | None = None) -> TiltFileInfo:
-    """Read one tilt file's header (data stays on disk) and check it holds a spectrum image."""
+    """Read one tilt file's header (data stays on disk) and check it holds a spectrum image.
+
+    Parameters
+    ----------
+    path : path
+    haadf_title : str, optional
+        Title or detector name of the image to use as HAADF (``--haadf-signal``);
+        by default only an image recognised as HAADF is used.
+
+    Returns
+    -------
+    TiltFileInfo
+    """
     path = Path(path)
     signals = _load(path, lazy=True)
     si = _pick_spectrum_image(path, signals)
@@ -385,30 +177,49 @@ def scan_tilt_file(path, haadf_title: str | None = None) -> TiltFileInfo:
     scale = {"kev": 1.0, "ev": 1e-3}.get(units)
     if scale is None:
         raise ValueError(f"{path}: the spectrum's energy axis is in {en.units!r}; expected keV or eV")
-    haadf = _pick_haadf(signals, haadf_title)
+    haadf = _pick_haadf(signals, haadf_title, path, shape)
     where = "in file" if haadf is not None else None
     if haadf is None:
         c = _companion(path)
         if c is not None:
             where = str(c)
-    beam = si.metadata.get_item("Acquisition_instrument.TEM.beam_energy")
+    beam = beam_energy_kev(si.metadata)
+    if beam is None and haadf is not None:
+        beam = beam_energy_kev(haadf.metadata)
     lines = si.metadata.get_item("Sample.xray_lines") or []
+    px, why = _pixel_nm(nav[:2], path)
     return TiltFileInfo(
-        path=path, image_shape=shape, pixel_nm=_pixel_nm(nav[0]),
-        beam_kev=None if beam is None else float(beam),
+        path=path, image_shape=shape, pixel_nm=px, beam_kev=beam,
         energy_axis=(float(en.offset) * scale, float(en.scale) * scale, int(en.size)),
         metadata_angle_deg=_metadata_angle(si, haadf), haadf=where, xray_lines=tuple(lines),
+        images=tuple(_image_list(signals)), pixel_problem=why,
     )
 
 
-def read_tilt(path, angle_deg: float = float("nan"), haadf_title: str | None = None) -> RawTilt:
-    """Load one tilt file fully: its EDS spectrum image and HAADF image (on the same grid)."""
+def read_tilt(path, angle_deg: float = float("nan"), haadf_title: str | None = None, *,
+              haadf_signal: str | None = None) -> RawTilt:
+    """Load one tilt file fully: its EDS spectrum image and HAADF image (on the same grid).
+
+    Parameters
+    ----------
+    path : path
+    angle_deg : float
+    haadf_title, haadf_signal : str, optional
+        Title or detector name of the image to use as HAADF (the two are the
+        same option; ``haadf_signal`` is the CLI's ``--haadf-signal``).
+
+    Returns
+    -------
+    RawTilt
+    """
     path = Path(path)
+    haadf_title = _one_name(haadf_title, haadf_signal)
     signals = _load(path, lazy=False)
     si = _pick_spectrum_image(path, signals)
     if si._lazy:  # pragma: no cover - formats that always load lazily
         si.compute()
-    haadf = _pick_haadf(signals, haadf_title)
+    nav = si.axes_manager.navigation_axes
+    haadf = _pick_haadf(signals, haadf_title, path, (int(nav[1].size), int(nav[0].size)))
     if haadf is None:
         c = _companion(path)
         if c is not None:
@@ -486,6 +297,24 @@ class RawTiltSeries:
                 out.append(Path(f.haadf))
         return out
 
+    def require_pixel_nm(self, pixel_nm: float | None = None) -> float:
+        """The pixel size (nm): ``pixel_nm`` if given (the user's override), else the files'.
+
+        Raises
+        ------
+        ValueError
+            Neither is known: names the file, why (no unit, a unit that is not a
+            length) and ``--pixel-nm``.
+        """
+        if pixel_nm is not None:
+            if not np.isfinite(pixel_nm) or pixel_nm <= 0:
+                raise ValueError(f"pixel_nm (--pixel-nm) must be a positive number of nm, got {pixel_nm!r}")
+            return float(pixel_nm)
+        if self.pixel_nm is None:
+            why = self.files[0].pixel_problem or f"{self.files[0].path}: no pixel size"
+            raise ValueError(f"{why} (pixel_nm= in the API)")
+        return float(self.pixel_nm)
+
     def read(self, i: int) -> RawTilt:
         """Tilt ``i`` (in angle order), fully loaded."""
         f = self.files[i]
@@ -504,17 +333,20 @@ class RawTiltSeries:
             "pixel_nm": self.pixel_nm, "beam_kev": self.beam_kev,
             "energy_axis_kev": {"offset": off, "scale": sc, "channels": n},
             "haadf": [f.haadf for f in self.files], "notes": list(self.notes),
+            "images": [list(map(list, f.images)) for f in self.files[:1]],
         }
 
 
 def open_tilt_series(inputs, angles_deg=None, angle_source: AngleSource = "auto",
-                     haadf_title: str | None = None, progress: bool = False) -> RawTiltSeries:
+                     haadf_title: str | None = None, progress: bool = False, *,
+                     haadf_signal: str | None = None) -> RawTiltSeries:
     """Scan and check a raw tilt series: a folder, or a list of files (one per tilt).
 
     Parameters
     ----------
     inputs : path or list of paths
-        A folder holding the tilt files, or the files themselves.
+        A folder holding the tilt files, or the files themselves (Bruker
+        ``.bcf``, Velox ``.emd``, JEOL ``.ASW``/``.pts``, HyperSpy ``.hspy``/``.zspy``).
     angles_deg : array_like, optional
         One tilt angle (degrees) per file, in the order of ``inputs`` (a
         folder's files are in natural name order, see :func:`find_tilt_files`).
@@ -524,6 +356,11 @@ def open_tilt_series(inputs, angles_deg=None, angle_source: AngleSource = "auto"
         Title of the image to use as HAADF when a file holds several images.
     progress : bool
         A progress bar over the files (stderr).
+    haadf_signal : str, optional
+        Title or detector name of the image to use as HAADF (``"DF-S"``,
+        ``"Ch 1"``; the CLI's ``--haadf-signal``; same as ``haadf_title``). By
+        default only an image recognised as HAADF (detector or channel name) is
+        used; DF, BF, BSE, SE images and elemental maps never are.
 
     Returns
     -------
@@ -533,12 +370,15 @@ def open_tilt_series(inputs, angles_deg=None, angle_source: AngleSource = "auto"
     Raises
     ------
     ValueError
-        A file that cannot be read (truncated, corrupt), holds no EDS spectrum
-        image, or differs from the others in image size, energy axis or pixel
-        size; tilt angles missing, contradictory or duplicated.
+        Fewer than :data:`MIN_TILTS` files (a single acquisition is not a tilt
+        series); a file that cannot be read (truncated, corrupt), holds no EDS
+        spectrum image, or differs from the others in image size, energy axis
+        or pixel size; a ``haadf_signal`` no image has; tilt angles missing,
+        contradictory, duplicated or in radians.
     FileNotFoundError
         A named file does not exist.
     """
+    haadf_title = _one_name(haadf_title, haadf_signal)
     paths = find_tilt_files(inputs)
     it = paths
     if progress:
@@ -546,6 +386,11 @@ def open_tilt_series(inputs, angles_deg=None, angle_source: AngleSource = "auto"
 
         it = tqdm(paths, desc="scanning tilt files", unit="file")
     infos = [scan_tilt_file(p, haadf_title) for p in it]
+    if len(paths) < MIN_TILTS:  # after the scan: a broken file is reported as broken
+        one = infos[0]
+        where = (f"{paths[0]} (one spectrum image {one.image_shape[0]}x{one.image_shape[1]})" if len(paths) == 1
+                 else f"{[p.name for p in paths]}")
+        check_enough_tilts(len(paths), where)
     ref = infos[0]
     for f in infos[1:]:
         if f.image_shape != ref.image_shape:
@@ -567,6 +412,13 @@ def open_tilt_series(inputs, angles_deg=None, angle_source: AngleSource = "auto"
         missing = [f.path.name for f in infos if f.haadf is None]
         raise ValueError(f"HAADF image missing for {missing[:4]} but present for other tilts; give every "
                          f"tilt a HAADF image (companion '<stem>{HAADF_COMPANION}.hspy') or none")
+    if ref.haadf is None:
+        others = [f"{t} [{r}]" for t, r in ref.images if r != "EDS map"]
+        if others:
+            notes.append(f"no HAADF image: the files hold {', '.join(others)}; none is used as HAADF unless "
+                         "chosen with haadf_signal= (--haadf-signal)")
+    if ref.pixel_problem:
+        notes.append(ref.pixel_problem)
     md = [f.metadata_angle_deg for f in infos]
     angles, source = resolve_angles(paths, md, angles_deg, angle_source)
     if source != "metadata" and all(a is not None for a in md) and len({round(a, 6) for a in md}) == 1 \
