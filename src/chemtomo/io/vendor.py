@@ -81,8 +81,13 @@ def _pick_spectrum_image(path: Path, signals):
     sis = [s for s in signals if _is_spectrum_image(s)]
     if not sis:
         found = "; ".join(_describe(s) for s in signals) or "nothing"
+        hint = ""
+        if Path(path).suffix.lower() == ".emd" and any(
+                str(s.metadata.get_item("Signal.signal_type", "")).upper().startswith("EDS") for s in signals):
+            hint = (" (a Velox file saved without its spectrum stream, e.g. 'reduced data' or pruned: only "
+                    "summed spectra and maps are left; export the full .emd from Velox)")
         raise ValueError(
-            f"{path} holds no EDS spectrum image (found: {found}); every tilt file needs one, with "
+            f"{path} holds no EDS spectrum image{hint} (found: {found}); every tilt file needs one, with "
             "signal_type 'EDS_TEM' and two navigation axes (y, x) over one energy axis"
         )
     if len(sis) > 1:
