@@ -212,3 +212,95 @@ def test_truncated_bcf_is_refused_not_crashed(tmp_path):
         open_tilt_series(tmp_path)
     with pytest.raises(ValueError, match="truncated"):
         read_tilt(tmp_path / "5.bcf")
+
+
+# ----------------------------------------------------------------------------- units, roles, tilts (issue 11/12)
+
+@pytest.mark.parametrize("units, scale, nm", [("µm", 0.002, 2.0), ("Å", 20.0, 2.0), ("nm", 2.0, 2.0)])
+def test_spectrum_image_pixel_size_in_any_unit(tmp_path, units, scale, nm):
+    for a in (-10, 0, 10):
+        write_si(tmp_path / f"tilt_{a:+d}.hspy", pixel_nm=scale, haadf=False)
+        from chemtomo.io.microscope import _hs
+
+        s = _hs().load(tmp_path / f"tilt_{a:+d}.hspy")
+        for ax in s.axes_manager.navigation_axes:
+            ax.units = units
+        s.save(tmp_path / f"tilt_{a:+d}.hspy", overwrite=True)
+    raw = open_tilt_series(tmp_path)
+    assert raw.pixel_nm == pytest.approx(nm)
+    assert raw.require_pixel_nm() == pytest.approx(nm) and raw.require_pixel_nm(3.0) == 3.0
+
+
+def test_spectrum_image_without_pixel_unit_needs_pixel_nm(tmp_path):
+    from chemtomo.io.microscope import _hs
+
+    for a in (-10, 0, 10):
+        p = write_si(tmp_path / f"tilt_{a:+d}.hspy", haadf=False)
+        s = _hs().load(p)
+        for ax in s.axes_manager.navigation_axes:
+            ax.units = "px"
+        s.save(p, overwrite=True)
+    raw = open_tilt_series(tmp_path)
+    assert raw.pixel_nm is None  # never a silent 1 nm
+    with pytest.raises(ValueError, match=r"tilt_-10.hspy.*no length unit.*--pixel-nm"):
+        raw.require_pixel_nm()
+    assert raw.require_pixel_nm(1.2) == 1.2
+
+
+def test_sem_beam_energy_on_raw_route(tmp_path):
+    from chemtomo.io.microscope import _hs
+
+    for a in (-10, 0, 10):
+        p = write_si(tmp_path / f"tilt_{a:+d}.hspy", haadf=False)
+        s = _hs().load(p)
+        s.metadata.Acquisition_instrument.TEM.beam_energy = None
+        del s.metadata.Acquisition_instrument.TEM
+        s.metadata.set_item("Acquisition_instrument.SEM.beam_energy", 30.0)
+        s.save(p, overwrite=True)
+    assert open_tilt_series(tmp_path).beam_kev == 30.0
+
+
+def test_single_or_two_tilts_refused(folder):
+    files = find_tilt_files(folder)
+    with pytest.raises(ValueError, match=r"tilt_-20.hspy \(one spectrum image 8x10\) is a single acquisition"
+                                         r".*at least 3 tilts"):
+        open_tilt_series(files[0])
+    with pytest.raises(ValueError, match="is 2 tilts, not a tilt series: .*at least 3"):
+        open_tilt_series(files[:2])
+
+
+def test_radian_angles_refused_on_raw_route(folder):
+    files = find_tilt_files(folder)
+    with pytest.raises(ValueError, match=r"\(user\) .*look like radians"):
+        open_tilt_series(files, angles_deg=np.radians([-20, -10, 0, 10, 20]))
+
+
+def test_haadf_signal_names_an_image(folder):
+    raw = open_tilt_series(folder, haadf_signal="HAADF")
+    assert raw.has_haadf
+    with pytest.raises(ValueError, match="disagree"):
+        open_tilt_series(folder, haadf_title="HAADF", haadf_signal="DF-S")
+
+
+@pytest.mark.parametrize("name, role", [
+    ("HAADF", "HAADF"), ("DF-S", "DF"), ("DF4", "DF"), ("DF2", "DF"), ("DF", "DF"), ("BF", "BF"), ("ABF", "ABF"),
+    ("ADF", "ADF"), ("MAADF", "ADF"), ("BSE", "BSE"), ("SE", "SE"), ("SE2", "SE"), ("InLens", "SE"), ("ETD", "SE"),
+    ("Ch 1", "unknown"), ("IMG1", "unknown"),
+])
+def test_role_from_detector_name(name, role):
+    from chemtomo.io.metadata import role_from_name
+
+    assert role_from_name(name) == role
+
+
+def test_length_units_converted_or_refused():
+    from chemtomo.io.metadata import length_nm
+
+    assert length_nm(0.018, "µm", "f") == pytest.approx(18.0)
+    assert length_nm(3.6e-9, "m", "f") == pytest.approx(3.6)
+    assert length_nm(15, "A", "f") == pytest.approx(1.5)  # Å, not ampere
+    for bad in ("", None, "px", "pixels", "<undefined>", "foo", "keV", "1/nm"):
+        with pytest.raises(ValueError, match="f: .*--pixel-nm"):
+            length_nm(1.0, bad, "f")
+    with pytest.raises(ValueError, match="--pixel-nm"):
+        length_nm(0.0, "nm", "f")

@@ -120,10 +120,10 @@ def _load_signal(path: Path):
     reader = {".hspy": "HSPY", ".h5": "HSPY", ".hdf5": "HSPY", ".zspy": "ZSPY"}.get(suffix)
     kind = "a HyperSpy file" if reader else "a DigitalMicrograph file"
     try:
-        from .microscope import quiet_hyperspy
+        from .vendor import quiet_hyperspy, quiet_load_errors
 
-        with quiet_hyperspy():
-            s = hs.load(path, reader=reader) if reader else hs.load(path)
+        with quiet_hyperspy(), quiet_load_errors():
+            s = hs.load(path, file_format=reader) if reader else hs.load(path)
     except Exception as exc:  # noqa: BLE001 - readers raise anything on a foreign or damaged file
         msg = str(exc).splitlines()[0][:200] if str(exc) else ""
         raise ValueError(f"{path}: cannot be read as {kind} ({type(exc).__name__}: {msg}); expected a tilt-series "

@@ -129,7 +129,7 @@ IMAGE_ROLES = ("HAADF", "ADF", "DF", "ABF", "BF", "BSE", "SE", "EDS map", "unkno
 
 _ROLE_PATTERNS = (
     ("HAADF", r"^haadf"),
-    ("ADF", r"^(?:[lm]?adf|adf)"),
+    ("ADF", r"^[lm]?a?adf"),
     ("DF", r"^df"),  # Velox DF-S, DF-I, DF-O, DF2, DF4; Bruker DF, DF4
     ("ABF", r"^abf"),
     ("BF", r"^bf"),

@@ -183,6 +183,9 @@ def scan_tilt_file(path, haadf_title: str | None = None) -> TiltFileInfo:
         c = _companion(path)
         if c is not None:
             where = str(c)
+        elif haadf_title is not None:
+            raise ValueError(f"{path}: no image named {haadf_title!r} to use as HAADF: the file holds no image and "
+                             f"has no companion '{path.stem}{HAADF_COMPANION}' file")
     beam = beam_energy_kev(si.metadata)
     if beam is None and haadf is not None:
         beam = beam_energy_kev(haadf.metadata)

@@ -10,6 +10,7 @@ a DF, BF, BSE or SE image or an elemental map is never taken for HAADF.
 from __future__ import annotations
 
 import contextlib
+import logging
 import warnings
 from pathlib import Path
 
@@ -26,6 +27,21 @@ def quiet_hyperspy():
         warnings.filterwarnings("ignore", message=r".*Import it from `hyperspy\.signals` instead.*")
         warnings.filterwarnings("ignore", message=r".*use `exspy\.material` instead.*")
         yield
+
+
+@contextlib.contextmanager
+def quiet_load_errors():
+    """Mute HyperSpy's logged "please report this error" while a file that may be foreign is tried.
+
+    The failure itself is raised to the caller as a ValueError naming the file.
+    """
+    log = logging.getLogger("hyperspy.io")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def _hs():
@@ -59,7 +75,7 @@ def _load(path: Path, lazy: bool):
     if path.suffix.lower() == ".bcf":
         _check_bcf_whole(path)
     try:
-        with quiet_hyperspy():
+        with quiet_hyperspy(), quiet_load_errors():
             out = hs.load(path, lazy=lazy)
     except Exception as exc:  # noqa: BLE001 - readers raise anything on a bad file
         raise ValueError(f"{path}: cannot be read ({type(exc).__name__}: {exc}); is it truncated, corrupt "
@@ -135,10 +151,12 @@ def _pick_haadf(signals, haadf_title: str | None, path=None, shape=None):
     """The image to use as HAADF: the one named ``haadf_title`` (title or detector), else a HAADF image.
 
     Never an image of another role (DF-S, BF, BSE, SE, an elemental map, an
-    unnamed channel) unless it is named; a name that matches no image is an error.
+    unnamed channel) unless it is named; a name that matches none of the
+    file's images is an error (a file without images: None, its companion
+    ``<stem>_haadf`` file is looked for).
     """
     imgs = _images(signals)
-    if haadf_title is not None:
+    if haadf_title is not None and imgs:
         want = str(haadf_title).strip().lower()
         hits = [s for s in imgs if want in (str(s.metadata.General.title).strip().lower(),
                                             str(image_role(s)[1]).strip().lower())]
