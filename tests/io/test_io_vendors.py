@@ -71,8 +71,8 @@ def test_velox_df_image_never_taken_as_haadf(tmp_path):
     hs = _hs()
     with quiet_hyperspy():
         sigs = hs.load(VELOX)
-    si = [s for s in sigs if s.axes_manager.navigation_dimension == 2][0]
-    img = [s for s in sigs if str(s.metadata.General.title) == "HAADF"][0]
+    si = next(s for s in sigs if s.axes_manager.navigation_dimension == 2)
+    img = next(s for s in sigs if str(s.metadata.General.title) == "HAADF")
     img.metadata.General.title = "DF-S"
     img.original_metadata.set_item("BinaryResult.Detector", "DF-S")
     files = []

@@ -102,7 +102,11 @@ def find_tilt_files(inputs) -> list[Path]:
         if not p.is_file():
             raise FileNotFoundError(f"no such file: {p}")
         if p.suffix.lower() not in SUPPORTED_SUFFIXES:
-            raise ValueError(f"{p}: unsupported file type {p.suffix!r}; tilt files are {SUPPORTED_SUFFIXES}")
+            stack = p.suffix.lower() in (".mrc", ".ali", ".st", ".mrcs", ".tif", ".tiff", ".dm3", ".dm4")
+            hint = ("; a stack of images (all tilts in one file) is read with --haadf PATH or --eds LINE=PATH "
+                    "(chemtomo.io.hspy.read_tilt_series)") if stack else ""
+            raise ValueError(f"{p}: unsupported file type {p.suffix!r}; tilt files (one spectrum image per tilt) "
+                             f"are {SUPPORTED_SUFFIXES}{hint}")
         out.append(p)
     dup = sorted({str(p) for p in out if out.count(p) > 1})
     if dup:
