@@ -270,8 +270,55 @@ def compare_shifts(ours, theirs, reference_index: int) -> dict:
             "max_px": float(dist.max())}
 
 
+
+def compare_with_tomviz(alignment: Alignment, path, tomviz_angles_deg) -> dict:
+    """Our shifts against a tomviz alignment file, per tilt (pixels), both 0 at the tilt nearest 0 degrees.
+
+    The tomviz file may cover more tilts than the series (``tomviz_angles_deg``
+    names them all); only the tilts of the series are compared.
+
+    Parameters
+    ----------
+    alignment : Alignment
+        Ours (raw pixels).
+    path : path
+        A tomviz alignment JSON (one ``[x, y]`` per tilt, :func:`tomviz_shifts`).
+    tomviz_angles_deg : array_like
+        The angles (degrees) of every entry of the file.
+
+    Returns
+    -------
+    dict
+        ``angles_deg``, ``ours_px``, ``tomviz_px``, ``difference_px``,
+        ``distance_px`` (per tilt), ``rms_px``, ``max_px``, ``file``, ``convention``.
+
+    Raises
+    ------
+    ValueError
+        A tilt of the series that the file's angles do not list.
+    """
+    tv_all = tomviz_shifts(path, tomviz_angles_deg)
+    tva = np.asarray(tomviz_angles_deg, dtype=float).ravel()
+    idx = []
+    for a in alignment.angles_deg:
+        hit = np.flatnonzero(np.isclose(tva, a, atol=1e-3))
+        if hit.size != 1:
+            raise ValueError(f"tilt {a:g} deg is not among the tomviz file's angles {tva.tolist()}")
+        idx.append(int(hit[0]))
+    tv = tv_all[idx]
+    ref = int(np.argmin(np.abs(alignment.angles_deg)))
+    c = compare_shifts(alignment.shifts_px, tv, ref)
+    ours = alignment.shifts_px - alignment.shifts_px[ref]
+    return {"angles_deg": alignment.angles_deg.tolist(), "ours_px": ours.tolist(),
+            "tomviz_px": (tv - tv[ref]).tolist(), "difference_px": c["difference_px"].tolist(),
+            "distance_px": c["distance_px"].tolist(), "rms_px": c["rms_px"], "max_px": c["max_px"],
+            "file": str(path), "convention": "(dy, dx) raw pixels applied to each image, 0 at the reference tilt; "
+                                              "tomviz [x, y] read as (dy, dx) = (-y, x)"}
+
+
 __all__ = [
     "Alignment", "ROTATION_METHODS", "SHIFT_METHODS", "align_tilt_series", "apply_alignment", "compare_shifts",
+    "compare_with_tomviz",
     "estimate_shifts", "estimate_tilt_axis_offset", "estimate_tilt_axis_rotation", "reference_tilt",
     "runs_out_of_field", "tomviz_shifts", "transform_image",
 ]

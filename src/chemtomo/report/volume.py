@@ -243,8 +243,22 @@ def fig_alignment(alignment: dict, preprocess: dict, path) -> Path:
 
 
 def draw_result_figures(result_path, folder, *, slices: Sequence[int] | None = None) -> list[Path]:
-    """Every figure a result file allows, into ``folder``; returns the paths."""
-    from ..pipeline.experimental import read_experimental
+    """Every figure a result file allows, into ``folder``.
+
+    Parameters
+    ----------
+    result_path : path
+        A chemtomo result file (:func:`chemtomo.io.experimental_result.read_experimental`).
+    folder : path
+        Where the PNGs go (created if needed).
+    slices : sequence of int, optional
+        Slices of the orthoslice figures (default: spread over the particle).
+
+    Returns
+    -------
+    list of Path
+    """
+    from ..io.experimental_result import read_experimental
 
     res = read_experimental(result_path)
     folder = Path(folder)
