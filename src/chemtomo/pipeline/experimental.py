@@ -98,7 +98,8 @@ def reconstruct_experimental(series: TiltSeries, factors, options: Reconstructio
     ``store`` and several methods, each method gets its own store.
     """
     o = with_overrides(options, ReconstructionOptions, overrides, "reconstruction options")
-    n_iter, alpha, chunk_slices, backend, engine_options = o.n_iter, o.alpha, o.chunk_slices, o.backend, o.engine_options
+    n_iter, alpha, chunk_slices, backend = o.n_iter, o.alpha, o.chunk_slices, o.backend
+    engine_options = o.engine_options
     quantify_lines, mask_method, threshold, auto = o.quantify_lines, o.mask_method, o.threshold, o.auto
     method_options, auto_grid = o.method_options, o.auto_grid
     methods = [m.replace("-", "_") for m in o.methods]

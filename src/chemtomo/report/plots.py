@@ -131,7 +131,8 @@ def image_grid(rows: list[list[np.ndarray]], row_titles: list[str], col_titles: 
             if pixel_nm:
                 h, w = r[j].shape
                 extent = (0, w * pixel_nm, h * pixel_nm, 0)
-            im = ax.imshow(r[j], cmap=cmap, vmin=lo, vmax=hi, extent=extent, aspect="auto" if r[j].shape[0] != r[j].shape[1] else "equal")
+            im = ax.imshow(r[j], cmap=cmap, vmin=lo, vmax=hi, extent=extent,
+                           aspect="auto" if r[j].shape[0] != r[j].shape[1] else "equal")
             if i == 0 and j < len(col_titles):
                 ax.set_title(col_titles[j], fontsize=9)
             if j == 0 and i < len(row_titles):
