@@ -184,15 +184,49 @@ def draw_figures(metrics: dict, kept: dict, out: Path) -> list[Path]:
     figs.append(fig_metric_vs_alpha(metrics, out, fraction=True))
     figs.append(fig_dose(metrics, out))
     figs.append(fig_esf(kept, metrics, out))
-    try:  # solver comparison, when the beyond-the-paper solvers are present
-        from ..studies import solvers
-
-        path = out / "fig15_solver_comparison.png"
-        if hasattr(solvers, "plot_solver_comparison") and solvers.plot_solver_comparison(metrics, path):
-            figs.append(path)
-    except ImportError:
-        pass
+    figs.append(fig_solver_comparison(metrics, out / "fig15_solver_comparison.png"))
     return [f for f in figs if f is not None]
+
+
+def fig_solver_comparison(metrics: dict, path) -> Path:
+    """Inside-particle fraction MSE versus EDS dose, every method, best (filled) and auto (open).
+
+    Parameters
+    ----------
+    metrics : dict
+        The study's metrics (``dose_sweep``: dose -> ``methods`` -> ``best``
+        and, where chosen from the data, ``auto``, each with ``mse_fraction_inside``).
+    path : path
+        The PNG to write.
+
+    Returns
+    -------
+    Path
+    """
+    try:
+        from ..studies.solvers import LABELS
+    except ImportError:
+        LABELS = {}
+    ds = metrics["dose_sweep"]
+    doses = sorted(ds, key=float)
+    x = [float(d) for d in doses]
+    methods = list(ds[doses[0]]["methods"])
+    fig, ax = subplots(figsize=(6.4, 4.2))
+    for i, name in enumerate(methods):
+        colour = f"C{i}"
+        best = [ds[d]["methods"][name]["best"]["mse_fraction_inside"] for d in doses]
+        ax.plot(x, best, "o-", color=colour, label=f"{LABELS.get(name, name)} best")
+        if all("auto" in ds[d]["methods"][name] for d in doses):
+            auto = [ds[d]["methods"][name]["auto"]["mse_fraction_inside"] for d in doses]
+            ax.plot(x, auto, "s--", color=colour, mfc="none", label=f"{LABELS.get(name, name)} auto")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("EDS dose (x paper)")
+    ax.set_ylabel("weight-fraction MSE inside the particle")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return save(fig, path)
 
 
 # ---------------------------------------------------------------- report.md
