@@ -197,22 +197,6 @@ def parse_eds(items: list[str]) -> dict[str, str]:
     return out
 
 
-def resolve_factors(spec: str, lines: list[str], beam_kev: float | None, efficiency: float):
-    if spec == "paper":
-        from chemtomo.physics import paper_table2
-
-        return paper_table2(lines, detector_efficiency=efficiency)
-    if spec == "physics":
-        from chemtomo.physics import compute_factors
-
-        if beam_kev is None:
-            raise ValueError("the beam energy is not in the files' metadata: give --beam-kev")
-        return compute_factors(lines, beam_kev=beam_kev, detector=efficiency)
-    from chemtomo.io.factors import read_factor_table
-
-    return read_factor_table(spec)
-
-
 def out_path(out: str) -> Path:
     p = Path(out)
     return p if p.suffix.lower() in (".h5", ".hdf5") else p / "result.h5"
@@ -230,7 +214,37 @@ def run(args) -> int:
 
 def run_raw(args) -> int:
     """The experimental path: raw files -> result.h5, export/, figures/ in the --out folder."""
-    from chemtomo.pipeline.experimental import DEFAULT_METHODS, run_experimental
+    from chemtomo.pipeline.experimental import run_experimental
+
+    line_maps, preprocess, reconstruction, output = raw_options(args)
+    exp = run_experimental(args.inputs[0] if len(args.inputs) == 1 else args.inputs, args.lines, args.out,
+                           line_maps=line_maps, preprocess=preprocess, reconstruction=reconstruction, output=output,
+                           progress=not args.quiet)
+    report_raw(exp)
+    return 0
+
+
+def raw_options(args) -> tuple:
+    """The four stages' options of a raw-series run from the command line.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``chemtomo reconstruct`` arguments with raw inputs.
+
+    Returns
+    -------
+    (LineMapOptions, PreprocessOptions, ReconstructionOptions, OutputOptions)
+
+    Raises
+    ------
+    ValueError
+        No ``--lines``, an ``.h5`` output name, ``--compare-tomviz`` without
+        ``--tomviz-angles``, or a value an options class refuses.
+    """
+    from chemtomo.pipeline.options import DEFAULT_METHODS, OutputOptions, ReconstructionOptions
+    from chemtomo.preprocess.raw import LineMapOptions
+    from chemtomo.preprocess.series import PreprocessOptions
 
     if not args.lines:
         raise ValueError("give the X-ray lines to map with --lines (e.g. --lines Fe_Ka Si_Ka O_Ka)")
@@ -242,25 +256,28 @@ def run_raw(args) -> int:
     engine = {k: v for k, v in (("scheduler", args.scheduler), ("store", args.store)) if v}
     if args.resume:
         engine["resume"] = True
-    inputs = args.inputs[0] if len(args.inputs) == 1 else args.inputs
     methods = [m.replace("-", "_") for m in (args.method or DEFAULT_METHODS)]
-    exp = run_experimental(
-        inputs, args.lines, args.out, angles_deg=args.angles, angle_source=args.angles_from,
-        pixel_nm=args.pixel_nm, beam_kev=args.beam_kev, factors=args.factors, efficiency=args.efficiency,
-        methods=methods, n_iter=parse_iterations(args.iterations), alpha=args.alpha,
-        filter_sigma=args.filter_sigma or None, bin_factor=args.bin, register=args.register,
-        reference_line=args.reference_line, align=args.align, rotation=not args.no_rotation,
-        offset=not args.no_axis_offset, shadowing=None if args.shadowing == "none" else args.shadowing,
-        pad=parse_pad(args.pad),
-        quantify_lines=args.quantify_lines, mask_method=args.mask, threshold=args.threshold,
-        chunk_slices=args.chunk_slices or 32, export=exports, export_kinds=args.export_kinds,
-        figures=not args.no_figures, compare_tomviz=args.compare_tomviz,
-        tomviz_angles_deg=parse_angle_range(args.tomviz_angles) if args.tomviz_angles else None,
-        line_method=args.line_method, integration_width=args.integration_width, elements=args.elements,
-        engine_options=engine or None, progress=not args.quiet, auto=auto_methods(args, methods),
-        method_options=method_options(args, methods),
-        auto_grid={m: parse_auto_grid(args.auto_grid) for m in methods} if args.auto_grid else None,
-    )
+    line_maps = LineMapOptions(angles_deg=args.angles, angle_source=args.angles_from, pixel_nm=args.pixel_nm,
+                               line_method=args.line_method, integration_width=args.integration_width,
+                               elements=args.elements)
+    preprocess = PreprocessOptions(register=args.register, reference_line=args.reference_line, align=args.align,
+                                   rotation=not args.no_rotation, offset=not args.no_axis_offset, bin_factor=args.bin,
+                                   shadowing=None if args.shadowing == "none" else args.shadowing,
+                                   pad=parse_pad(args.pad), filter_sigma=args.filter_sigma or None)
+    reconstruction = ReconstructionOptions(
+        factors=args.factors, beam_kev=args.beam_kev, efficiency=args.efficiency, methods=methods,
+        n_iter=parse_iterations(args.iterations), alpha=args.alpha, quantify_lines=args.quantify_lines,
+        mask_method=args.mask, threshold=args.threshold, chunk_slices=args.chunk_slices or 32,
+        engine_options=engine or None, auto=auto_methods(args, methods), method_options=method_options(args, methods),
+        auto_grid={m: parse_auto_grid(args.auto_grid) for m in methods} if args.auto_grid else None)
+    output = OutputOptions(export=exports, export_kinds=args.export_kinds, figures=not args.no_figures,
+                           compare_tomviz=args.compare_tomviz,
+                           tomviz_angles_deg=parse_angle_range(args.tomviz_angles) if args.tomviz_angles else None)
+    return line_maps, preprocess, reconstruction, output
+
+
+def report_raw(exp) -> None:
+    """Print a raw-series run's summary (series, alignment, notes, masks, r_A, fractions, time) to stderr."""
     err = sys.stderr
     pre = exp.pre
     s = pre.series
@@ -296,11 +313,11 @@ def run_raw(args) -> int:
     print("time (s): " + ", ".join(f"{k} {v:.1f}" for k, v in t.items()), file=err)
     print(f"wrote {exp.paths['result']} (+ {len(exp.paths['export'])} stacks, {len(exp.paths['figures'])} figures)",
           file=err)
-    return 0
 
 
 def run_stacks(args) -> int:
     from chemtomo.io import provenance, write_result
+    from chemtomo.io.factors import resolve_factors
     from chemtomo.io.hspy import read_tilt_series
     from chemtomo.pipeline import reconstruct_series
 

@@ -1,10 +1,11 @@
-"""A user's factor table (Table-2 style) from JSON or CSV."""
+"""Factor tables: a user's table (Table-2 style) from JSON or CSV, and the one resolution of a factor specification."""
 
 from __future__ import annotations
 
 import csv
 import json
 from pathlib import Path
+from typing import Sequence
 
 from ..physics import Factors, LineFactors
 
@@ -48,3 +49,58 @@ def read_factor_table(path, beam_kev: float = float("nan")) -> Factors:
             energy_kev=float(r.get("energy_kev", "nan")), sources={"all": f"user table {path.name}"}, **vals,
         ))
     return Factors(out)
+
+
+def resolve_factors(factors, lines: Sequence[str], beam_kev: float | None, efficiency: float = 0.96) -> Factors:
+    """The factors of ``lines`` from ``"physics"``, ``"paper"``, a table file, or a :class:`Factors`.
+
+    The one resolution of a factor specification, for the raw and the stack
+    routes of ``chemtomo reconstruct`` alike: a table (a file or a
+    :class:`Factors`) must hold every line, and only ``lines`` are kept, in
+    their order.
+
+    Parameters
+    ----------
+    factors : {"physics", "paper"}, path, Factors or None
+        ``"physics"`` (or None): computed at ``beam_kev``
+        (:func:`chemtomo.physics.compute_factors`); ``"paper"``: the paper's
+        Table 2 (:func:`chemtomo.physics.paper_table2`); a path: a JSON/CSV
+        table (:func:`read_factor_table`); a :class:`Factors`: used as given.
+    lines : sequence of str
+        The X-ray lines to reconstruct.
+    beam_kev : float or None
+        Beam energy (keV), needed by ``"physics"``.
+    efficiency : float
+        Flat detector efficiency (0..1) for ``"physics"`` and ``"paper"`` (default 0.96).
+
+    Returns
+    -------
+    Factors
+        One entry per line of ``lines``.
+
+    Raises
+    ------
+    KeyError
+        A table without some of ``lines`` (the message lists what it holds).
+    ValueError
+        ``"physics"`` without a beam energy; a malformed table.
+    FileNotFoundError
+        No table at the path.
+    """
+    if isinstance(factors, Factors):
+        missing = [ln for ln in lines if ln not in factors]
+        if missing:
+            raise KeyError(f"the factor table has no line(s) {missing}; it holds {list(factors)}")
+        return factors.subset(lines)
+    if factors in (None, "physics"):
+        from ..physics import compute_factors
+
+        if beam_kev is None:
+            raise ValueError("the beam energy is not in the files' metadata: give beam_kev (CLI --beam-kev)")
+        return compute_factors(list(lines), beam_kev=float(beam_kev), detector=efficiency)
+    if factors == "paper":
+        from ..physics import paper_table2
+
+        return paper_table2(list(lines), detector_efficiency=efficiency)
+    table = read_factor_table(factors)
+    return resolve_factors(table, lines, beam_kev, efficiency)

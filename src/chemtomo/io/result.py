@@ -22,20 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path
+from .provenance import to_json as _json
 
 FORMAT = "chemtomo-result"
 FORMAT_VERSION = "1.0"
-
-
-def _json(obj) -> str:
-    def default(o):
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-        if isinstance(o, (np.floating, np.integer)):
-            return o.item()
-        return str(o)
-
-    return json.dumps(obj, default=default)
 
 
 def write_result(path, result, provenance: dict | None = None) -> Path:

@@ -1,16 +1,25 @@
-"""Preprocessing: spectrum images to line maps, filtering, registration, alignment."""
+"""Preprocessing: spectrum images to line maps, filtering, registration, alignment.
+
+The raw-series stages: :func:`load_line_maps` (:mod:`.raw`, options
+:class:`LineMapOptions`) and :func:`preprocess_tilt_series` (:mod:`.series`,
+options :class:`PreprocessOptions`).
+"""
 
 from .align import (
-    Alignment, align_tilt_series, apply_alignment, compare_shifts, estimate_shifts, estimate_tilt_axis_offset,
-    estimate_tilt_axis_rotation, tomviz_shifts,
+    Alignment, align_tilt_series, apply_alignment, compare_shifts, compare_with_tomviz, estimate_shifts,
+    estimate_tilt_axis_offset, estimate_tilt_axis_rotation, tomviz_shifts,
 )
 from .filters import gaussian_filter_stack
 from .linemaps import clip_negative, line_energy_kev, line_intensities, rebin, synthesize_spectrum_image
+from .raw import LineMapOptions, LineMaps, check_lines, load_line_maps
 from .register import centre_of_mass, estimate_shift, normalise_shadowing, register_haadf_to_eds, shift_stack
+from .series import PreprocessOptions, Preprocessed, auto_pad, preprocess_tilt_series
 
 __all__ = [
-    "Alignment", "align_tilt_series", "apply_alignment", "centre_of_mass", "clip_negative", "compare_shifts",
-    "estimate_shift", "estimate_shifts", "estimate_tilt_axis_offset", "estimate_tilt_axis_rotation",
-    "gaussian_filter_stack", "line_energy_kev", "line_intensities", "normalise_shadowing", "rebin",
-    "register_haadf_to_eds", "shift_stack", "synthesize_spectrum_image", "tomviz_shifts",
+    "Alignment", "LineMapOptions", "LineMaps", "PreprocessOptions", "Preprocessed", "align_tilt_series",
+    "apply_alignment", "auto_pad", "centre_of_mass", "check_lines", "clip_negative", "compare_shifts",
+    "compare_with_tomviz", "estimate_shift", "estimate_shifts", "estimate_tilt_axis_offset",
+    "estimate_tilt_axis_rotation", "gaussian_filter_stack", "line_energy_kev", "line_intensities",
+    "load_line_maps", "normalise_shadowing", "preprocess_tilt_series", "rebin", "register_haadf_to_eds",
+    "shift_stack", "synthesize_spectrum_image", "tomviz_shifts",
 ]

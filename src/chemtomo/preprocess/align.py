@@ -30,12 +30,16 @@ Estimators:
 - :func:`estimate_tilt_axis_offset`: the common shift across the axis that
   best predicts held-out tilts from a SIRT reconstruction of the others
   (cross-validation on a few band-summed slices), refined to sub-pixel.
+
+The module holds the shift estimation, :func:`align_tilt_series` (the whole
+estimate) and the comparison with tomviz; the alignment record and its
+application live in :mod:`chemtomo.preprocess.transform`, the tilt-axis
+estimators in :mod:`chemtomo.preprocess.tilt_axis` (both re-exported here).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -44,166 +48,11 @@ from scipy import ndimage
 
 from ._signals import unwrap
 from .register import centre_of_mass, estimate_shift
+from .tilt_axis import ROTATION_METHODS, RotationMethod, estimate_tilt_axis_offset, estimate_tilt_axis_rotation
+from .transform import Alignment, apply_alignment, transform_image
 
 ShiftMethod = Literal["xcorr", "com"]
 SHIFT_METHODS = ("xcorr", "com")
-
-
-@dataclass
-class Alignment:
-    """One alignment of a tilt series, for every channel.
-
-    Attributes
-    ----------
-    angles_deg : ndarray (n_tilts,)
-    shifts_px : ndarray (n_tilts, 2)
-        ``(dy, dx)`` applied to each image after the rotation (pixels).
-    rotation_deg : float
-        Rotation of the image content (counter-clockwise as displayed) that
-        makes the tilt axis vertical.
-    axis_offset_px : float
-        Shift across the axis (x) common to all tilts that puts the tilt axis
-        on the image's centre column.
-    reference_index : int
-        The tilt the shifts are relative to (shift 0 before the axis offset).
-    image_shape : (ny, nx)
-        Image size the pixels refer to.
-    pixel_nm : float or None
-    method : str
-    diagnostics : dict
-        Costs and search grids of the estimators (JSON-friendly).
-    """
-
-    angles_deg: np.ndarray
-    shifts_px: np.ndarray
-    rotation_deg: float = 0.0
-    axis_offset_px: float = 0.0
-    reference_index: int = 0
-    image_shape: tuple[int, int] = (0, 0)
-    pixel_nm: float | None = None
-    method: str = ""
-    diagnostics: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        self.angles_deg = np.asarray(self.angles_deg, dtype=np.float64).ravel()
-        self.shifts_px = np.asarray(self.shifts_px, dtype=np.float64).reshape(-1, 2)
-        if self.shifts_px.shape[0] != self.angles_deg.size:
-            raise ValueError(f"{self.shifts_px.shape[0]} shifts for {self.angles_deg.size} tilt angles")
-        self.image_shape = tuple(int(v) for v in self.image_shape)
-
-    @classmethod
-    def identity(cls, angles_deg, image_shape, pixel_nm=None) -> "Alignment":
-        a = np.asarray(angles_deg, dtype=float)
-        return cls(a, np.zeros((a.size, 2)), 0.0, 0.0, int(np.argmin(np.abs(a))), image_shape, pixel_nm, "none")
-
-    @property
-    def total_shifts_px(self) -> np.ndarray:
-        """``shifts_px`` with the axis offset added to dx: what is applied to each image."""
-        return self.shifts_px + np.array([0.0, self.axis_offset_px])
-
-    def binned(self, factor: int) -> "Alignment":
-        """The same alignment in pixels of a stack binned by ``factor``."""
-        f = int(factor)
-        ny, nx = self.image_shape
-        return replace(self, shifts_px=self.shifts_px / f, axis_offset_px=self.axis_offset_px / f,
-                       image_shape=(ny // f, nx // f),
-                       pixel_nm=None if self.pixel_nm is None else self.pixel_nm * f)
-
-    def as_dict(self) -> dict:
-        return {
-            "angles_deg": self.angles_deg.tolist(), "shifts_px": self.shifts_px.tolist(),
-            "total_shifts_px": self.total_shifts_px.tolist(), "rotation_deg": float(self.rotation_deg),
-            "axis_offset_px": float(self.axis_offset_px), "reference_index": int(self.reference_index),
-            "image_shape": list(self.image_shape), "pixel_nm": self.pixel_nm, "method": self.method,
-            "convention": "shifts (dy, dx) in pixels applied to the image content after rotating it by "
-                          "rotation_deg (counter-clockwise as displayed) about the image centre; y along the "
-                          "tilt axis (rows), x across it",
-            "diagnostics": self.diagnostics,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Alignment":
-        return cls(d["angles_deg"], d["shifts_px"], d.get("rotation_deg", 0.0), d.get("axis_offset_px", 0.0),
-                   d.get("reference_index", 0), tuple(d.get("image_shape", (0, 0))), d.get("pixel_nm"),
-                   d.get("method", ""), d.get("diagnostics", {}))
-
-    def save(self, path) -> Path:
-        """Write as JSON (atomically)."""
-        from ..io.atomic import atomic_path
-
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(self.as_dict(), indent=1, default=_json_default))
-        return path
-
-    @classmethod
-    def load(cls, path) -> "Alignment":
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-
-def _json_default(o):
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    return str(o)
-
-
-# --------------------------------------------------------------------------- applying
-
-def _affine(shape, rotation_deg: float, shift) -> tuple[np.ndarray, np.ndarray]:
-    """(matrix, offset) for ndimage.affine_transform: rotate content about the centre, then shift."""
-    c = (np.asarray(shape, dtype=float) - 1) / 2
-    t = np.deg2rad(rotation_deg)
-    rinv = np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])  # inverse of a CCW content rotation
-    offset = c - rinv @ (c + np.asarray(shift, dtype=float))
-    return rinv, offset
-
-
-def transform_image(image: np.ndarray, rotation_deg: float = 0.0, shift=(0.0, 0.0), *, order: int = 1,
-                    mode: str = "nearest") -> np.ndarray:
-    """One image rotated by ``rotation_deg`` about its centre, then shifted by ``shift`` (dy, dx)."""
-    im = np.asarray(image, dtype=np.float64)
-    if rotation_deg == 0:
-        if np.allclose(shift, 0):
-            return im.copy()
-        return ndimage.shift(im, shift, order=order, mode=mode)
-    m, off = _affine(im.shape, rotation_deg, shift)
-    return ndimage.affine_transform(im, m, offset=off, order=order, mode=mode)
-
-
-def apply_alignment(stacks, alignment: Alignment, *, order: int = 1, mode: str = "nearest"):
-    """Apply one alignment to a stack or to every stack of a dict (HAADF and each EDS line).
-
-    Parameters
-    ----------
-    stacks : ndarray / Signal2D (n_tilts, ny, nx), or dict name -> such
-    alignment : Alignment
-        In the pixels of ``stacks`` (see :meth:`Alignment.binned`).
-    order : int
-        Interpolation order; 1 (linear) keeps counts non-negative.
-    mode : str
-        Fill beyond the field (``"nearest"`` repeats the edge).
-
-    Returns
-    -------
-    The same kind as ``stacks``.
-    """
-    if isinstance(stacks, dict):
-        return {k: apply_alignment(v, alignment, order=order, mode=mode) for k, v in stacks.items()}
-    data, rewrap = unwrap(stacks, "stack to align")
-    if data.shape[0] != alignment.angles_deg.size:
-        raise ValueError(f"the stack has {data.shape[0]} images, the alignment {alignment.angles_deg.size}")
-    if alignment.image_shape not in ((0, 0), tuple(data.shape[1:])):
-        raise ValueError(
-            f"the alignment is for {alignment.image_shape} images but the stack holds {data.shape[1:]}; "
-            "use Alignment.binned(factor) for binned stacks"
-        )
-    shifts = alignment.total_shifts_px
-    out = np.empty(data.shape, dtype=np.float32)
-    for i in range(data.shape[0]):
-        out[i] = transform_image(data[i], alignment.rotation_deg, shifts[i], order=order, mode=mode)
-    return rewrap(out)
 
 
 # --------------------------------------------------------------------------- shifts
@@ -325,241 +174,6 @@ def _profile_dy(data: np.ndarray, shifts: np.ndarray, ref: int, smooth_px: float
     return out
 
 
-# --------------------------------------------------------------------------- tilt-axis rotation
-
-def _profiles(data: np.ndarray, rotation_deg: float, shifts: np.ndarray, margin: int) -> np.ndarray:
-    rows = []
-    for i in range(data.shape[0]):
-        im = transform_image(data[i], rotation_deg, shifts[i])
-        p = im[margin: im.shape[0] - margin, margin: im.shape[1] - margin].sum(axis=1)
-        rows.append(p / max(p.mean(), 1e-12))
-    return np.array(rows)
-
-
-RotationMethod = Literal["auto", "patches", "profiles"]
-ROTATION_METHODS = ("auto", "patches", "profiles")
-#: Smallest image side (pixels) for which ``method="auto"`` uses patches.
-MIN_SIDE_FOR_PATCHES = 128
-
-
-def _patch_motions(data: np.ndarray, gaps, patch_px: int, smooth_px: float = 1.0) -> np.ndarray:
-    """Local displacements ``(dy, dx, gap)`` of patches between tilts ``i`` and ``i + gap``."""
-    from skimage.registration import phase_cross_correlation
-
-    n, ny, nx = data.shape
-    P = int(patch_px)
-    step = max(P // 2, 1)
-    margin = max(ny, nx) // 16
-    win = np.sqrt(np.hanning(P)[:, None] * np.hanning(P)[None, :])
-    scale = float(np.std(data))
-
-    def prep(p):
-        p = ndimage.gaussian_filter(p, smooth_px) if smooth_px else p
-        return (p - p.mean()) * win
-
-    out = []
-    for gap in gaps:
-        for i in range(n - gap):
-            a_im, b_im = data[i], data[i + gap]
-            for y in range(margin, ny - P - margin + 1, step):
-                for x in range(margin, nx - P - margin + 1, step):
-                    a = np.asarray(a_im[y:y + P, x:x + P], dtype=np.float64)
-                    b = np.asarray(b_im[y:y + P, x:x + P], dtype=np.float64)
-                    if a.std() < 0.05 * scale or b.std() < 0.05 * scale:
-                        continue  # featureless patch (vacuum, saturated)
-                    sh, _, _ = phase_cross_correlation(prep(a), prep(b), upsample_factor=10, normalization=None)
-                    if np.hypot(*sh) < P / 4:
-                        out.append((sh[0], sh[1], gap))
-    return np.array(out).reshape(-1, 3)
-
-
-def _slope_through_origin(dy: np.ndarray, dx: np.ndarray) -> float:
-    """Robust ``t`` of ``dy = t dx``: least squares, then again without > 3-sigma (MAD) outliers."""
-    t = float(np.sum(dy * dx) / max(np.sum(dx * dx), 1e-12))
-    for _ in range(3):
-        r = dy - t * dx
-        s = 1.4826 * np.median(np.abs(r - np.median(r))) + 1e-9
-        ok = np.abs(r) <= 3 * s
-        if ok.sum() < 3:
-            break
-        t = float(np.sum(dy[ok] * dx[ok]) / max(np.sum(dx[ok] ** 2), 1e-12))
-    return t
-
-
-def estimate_tilt_axis_rotation(stack, angles_deg, shifts=None, *, method: RotationMethod = "auto",
-                                search_deg: float = 5.0, step_deg: float = 0.25, patch_px: int | None = None,
-                                gaps=(2, 3, 4)) -> tuple[float, dict]:
-    """The content rotation (degrees) that makes the tilt axis vertical.
-
-    Parameters
-    ----------
-    stack : ndarray or Signal2D (n_tilts, ny, nx)
-    angles_deg : array_like
-    shifts : ndarray (n_tilts, 2), optional
-        Shifts aligning the stack (applied first).
-    method : {"auto", "patches", "profiles"}
-        ``"auto"`` (default): patches for images of at least
-        :data:`MIN_SIDE_FOR_PATCHES` pixels a side, else profiles.
-        ``"patches"``: a specimen turning about the axis moves every
-        feature across the axis only; local displacements of patches between
-        tilts ``gaps`` apart (phase correlation) give the direction of that
-        motion, ``rotation = atan(sum dy dx / sum dx^2)`` (robust fit through
-        the origin). Works when the specimen fills the field of view.
-        ``"profiles"``: every tilt's profile along the axis (the image summed
-        across it) must be the same; the rotation minimising their spread on
-        a grid (``+-search_deg`` by ``step_deg``) wins. Needs the specimen
-        wholly inside the field of view.
-    patch_px : int, optional
-        Patch size (default a quarter of the image).
-    gaps : tuple of int
-        Tilt-index separations of the patch pairs.
-
-    Returns
-    -------
-    rotation_deg : float
-    diagnostics : dict
-    """
-    data, _ = unwrap(stack, "tilt series")
-    n = data.shape[0]
-    shifts = np.zeros((n, 2)) if shifts is None else np.asarray(shifts, dtype=float)
-    if method == "auto":
-        method = "patches" if min(data.shape[1:]) >= MIN_SIDE_FOR_PATCHES else "profiles"
-    if method == "patches":
-        aligned = np.stack([transform_image(data[i], 0.0, shifts[i]) for i in range(n)])
-        P = int(patch_px or max(16, min(data.shape[1:]) // 4))
-        gaps = tuple(g for g in gaps if 0 < g < n) or (1,)
-        v = _patch_motions(aligned, gaps, P)
-        if v.shape[0] < 8:
-            raise ValueError(f"only {v.shape[0]} patches with features to estimate the tilt-axis rotation; "
-                             "give the rotation or use method='profiles'")
-        t = _slope_through_origin(v[:, 0], v[:, 1])
-        per_gap = {int(g): float(np.degrees(np.arctan(_slope_through_origin(v[v[:, 2] == g, 0],
-                                                                          v[v[:, 2] == g, 1]))))
-                   for g in gaps if np.sum(v[:, 2] == g) >= 3}
-        rot = float(np.degrees(np.arctan(t)))
-        if abs(rot) > search_deg:
-            raise ValueError(f"estimated tilt-axis rotation {rot:.1f} deg exceeds the search limit "
-                             f"{search_deg} deg; rotate the images roughly first or raise the limit")
-        return rot, {"method": "patches", "n_patches": int(v.shape[0]), "patch_px": P,
-                     "per_gap_deg": per_gap, "mean_abs_dx_px": float(np.abs(v[:, 1]).mean())}
-    if method != "profiles":
-        raise ValueError(f"method must be one of {ROTATION_METHODS}, got {method!r}")
-    if not (search_deg > 0 and step_deg > 0):
-        raise ValueError("search_deg and step_deg must be positive")
-    margin = int(np.ceil(0.5 * max(data.shape[1:]) * np.sin(np.deg2rad(search_deg)))) + 2
-    margin = max(margin, int(np.max(np.abs(shifts))) + 2)
-    if 2 * margin >= min(data.shape[1:]) - 4:
-        raise ValueError(f"images of {data.shape[1:]} are too small to search +-{search_deg} degrees")
-    grid = np.arange(-search_deg, search_deg + step_deg / 2, step_deg)
-    cost = np.array([_profiles(data, g, shifts, margin).var(axis=0).mean() for g in grid])
-    best = _parabola_min(grid, cost)
-    return best, {"method": "profiles", "grid_deg": grid.tolist(), "cost": cost.tolist()}
-
-
-def _parabola_min(grid: np.ndarray, cost: np.ndarray) -> float:
-    i = int(np.argmin(cost))
-    if 0 < i < len(grid) - 1:
-        y0, y1, y2 = cost[i - 1: i + 2]
-        den = y0 - 2 * y1 + y2
-        if den > 0:
-            return float(grid[i] + 0.5 * (y0 - y2) / den * (grid[1] - grid[0]))
-    return float(grid[i])
-
-
-# --------------------------------------------------------------------------- tilt-axis offset
-
-def _bands(data: np.ndarray, n_bands: int) -> np.ndarray:
-    """Band-summed sinograms ``(n_tilts, n_bands, nx)``: each band's sum is itself a sinogram."""
-    ny = data.shape[1]
-    n_bands = max(1, min(int(n_bands), ny))
-    edges = np.linspace(0, ny, n_bands + 1).astype(int)
-    return np.stack([data[:, a:b].sum(axis=1) for a, b in zip(edges[:-1], edges[1:])], axis=1)
-
-
-def estimate_tilt_axis_offset(stack, angles_deg, *, search_px: float | None = None, step_px: float = 1.0,
-                              n_bands: int = 8, folds: int = 4, n_iter: int = 30, backend: str | None = None,
-                              min_rise: float = 0.1, progress: bool = False) -> tuple[float, dict]:
-    """Shift across the axis (pixels, common to all tilts) that puts the tilt axis on the centre column.
-
-    For each candidate shift, a SIRT reconstruction from the tilts of
-    ``folds - 1`` interleaved folds predicts the held-out fold's images; the
-    candidate with the smallest prediction error (summed over folds, on
-    ``n_bands`` band-summed slices, columns within ``search_px`` of the edges
-    excluded) wins; a parabola through the best three refines it.
-
-    The offset is *identifiable* when the best candidate is inside the
-    search range and the error rises by at least ``min_rise`` (relative) at
-    both ends of it; a flat curve (a specimen wider than the field of view,
-    few tilts) is reported in ``diagnostics["identifiable"]`` and
-    :func:`align_tilt_series` then keeps the offset at 0.
-
-    Parameters
-    ----------
-    stack : ndarray or Signal2D (n_tilts, ny, nx)
-        Shift- and rotation-aligned, tilt axis vertical.
-    angles_deg : array_like
-    search_px : float, optional
-        Half-width of the search (default 10% of nx).
-    step_px : float
-    n_bands, folds, n_iter : int
-    min_rise : float
-        Relative rise of the error at the search edges that makes the offset identifiable.
-    backend : str, optional
-        Operator backend (default: that of :func:`chemtomo.projector.make_operator`).
-    progress : bool
-
-    Returns
-    -------
-    offset_px : float
-    diagnostics : dict
-    """
-    from ..geometry import TiltGeometry, sinogram_to_columns
-    from ..projector import make_operator
-    from ..reconstruct.sirt import sirt, sirt_weights
-
-    data, _ = unwrap(stack, "tilt series")
-    ang = np.asarray(angles_deg, dtype=float).ravel()
-    n, ny, nx = data.shape
-    if n < 4:
-        raise ValueError(f"the tilt-axis offset needs at least 4 tilts, got {n}")
-    folds = int(min(max(2, folds), n))
-    search_px = 0.1 * nx if search_px is None else float(search_px)
-    grid = np.arange(-search_px, search_px + step_px / 2, step_px)
-    sino = _bands(np.asarray(data, dtype=np.float64), n_bands)  # (n, b, nx)
-    keep = slice(int(np.ceil(search_px)) + 1, nx - int(np.ceil(search_px)) - 1)
-    fold_of = np.arange(n) % folds
-    ops = []
-    for f in range(folds):
-        tr, te = np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)
-        kw = {} if backend is None else {"backend": backend}
-        Wtr = make_operator(TiltGeometry(ang[tr], nx, 1.0), **kw)
-        Wte = make_operator(TiltGeometry(ang[te], nx, 1.0), **kw)
-        ops.append((tr, te, Wtr, sirt_weights(Wtr), Wte))
-    it = grid
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(grid, desc="tilt-axis offset", unit="shift")
-    cost = []
-    for c in it:
-        shifted = ndimage.shift(sino, (0, 0, c), order=1, mode="nearest")
-        err = 0.0
-        for tr, te, Wtr, w, Wte in ops:
-            res = sirt(Wtr, sinogram_to_columns(shifted[tr]), n_iter, weights=w)
-            pred = (Wte.forward(res.x)).reshape(te.size, nx, -1).transpose(0, 2, 1)
-            d = pred[..., keep] - shifted[te][..., keep]
-            err += float(np.sum(d * d)) / float(np.sum(shifted[te][..., keep] ** 2) + 1e-12)
-        cost.append(err / folds)
-    cost = np.array(cost)
-    best = _parabola_min(grid, cost)
-    i = int(np.argmin(cost))
-    rise = min(cost[0], cost[-1]) / max(cost[i], 1e-30) - 1.0
-    identifiable = bool(0 < i < len(grid) - 1 and rise >= min_rise)
-    return best, {"grid_px": grid.tolist(), "cost": cost.tolist(), "folds": folds, "n_bands": int(sino.shape[1]),
-                  "n_iter": int(n_iter), "best_px": float(best), "rise": float(rise),
-                  "identifiable": identifiable}
-
-
 # --------------------------------------------------------------------------- the whole estimate
 
 def align_tilt_series(stack, angles_deg, *, method: ShiftMethod = "xcorr", rotation: bool = True,
@@ -656,8 +270,55 @@ def compare_shifts(ours, theirs, reference_index: int) -> dict:
             "max_px": float(dist.max())}
 
 
+
+def compare_with_tomviz(alignment: Alignment, path, tomviz_angles_deg) -> dict:
+    """Our shifts against a tomviz alignment file, per tilt (pixels), both 0 at the tilt nearest 0 degrees.
+
+    The tomviz file may cover more tilts than the series (``tomviz_angles_deg``
+    names them all); only the tilts of the series are compared.
+
+    Parameters
+    ----------
+    alignment : Alignment
+        Ours (raw pixels).
+    path : path
+        A tomviz alignment JSON (one ``[x, y]`` per tilt, :func:`tomviz_shifts`).
+    tomviz_angles_deg : array_like
+        The angles (degrees) of every entry of the file.
+
+    Returns
+    -------
+    dict
+        ``angles_deg``, ``ours_px``, ``tomviz_px``, ``difference_px``,
+        ``distance_px`` (per tilt), ``rms_px``, ``max_px``, ``file``, ``convention``.
+
+    Raises
+    ------
+    ValueError
+        A tilt of the series that the file's angles do not list.
+    """
+    tv_all = tomviz_shifts(path, tomviz_angles_deg)
+    tva = np.asarray(tomviz_angles_deg, dtype=float).ravel()
+    idx = []
+    for a in alignment.angles_deg:
+        hit = np.flatnonzero(np.isclose(tva, a, atol=1e-3))
+        if hit.size != 1:
+            raise ValueError(f"tilt {a:g} deg is not among the tomviz file's angles {tva.tolist()}")
+        idx.append(int(hit[0]))
+    tv = tv_all[idx]
+    ref = int(np.argmin(np.abs(alignment.angles_deg)))
+    c = compare_shifts(alignment.shifts_px, tv, ref)
+    ours = alignment.shifts_px - alignment.shifts_px[ref]
+    return {"angles_deg": alignment.angles_deg.tolist(), "ours_px": ours.tolist(),
+            "tomviz_px": (tv - tv[ref]).tolist(), "difference_px": c["difference_px"].tolist(),
+            "distance_px": c["distance_px"].tolist(), "rms_px": c["rms_px"], "max_px": c["max_px"],
+            "file": str(path), "convention": "(dy, dx) raw pixels applied to each image, 0 at the reference tilt; "
+                                              "tomviz [x, y] read as (dy, dx) = (-y, x)"}
+
+
 __all__ = [
     "Alignment", "ROTATION_METHODS", "SHIFT_METHODS", "align_tilt_series", "apply_alignment", "compare_shifts",
+    "compare_with_tomviz",
     "estimate_shifts", "estimate_tilt_axis_offset", "estimate_tilt_axis_rotation", "reference_tilt",
     "runs_out_of_field", "tomviz_shifts", "transform_image",
 ]

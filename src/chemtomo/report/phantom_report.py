@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..io.atomic import atomic_path
-from .plots import image_grid, plt, save
+from ..io.provenance import json_default
+from .plots import color_cycle, image_grid, save, subplots
 
 ELS = ("Ag", "Au")
 
@@ -55,11 +56,10 @@ def fig_maps(kept_dose, method, param_sets, kind, out_path, title, col_fmt):
 
 
 def fig_metric_vs_n(metrics, out: Path, fraction: bool) -> Path:
-    p = plt()
     rows = _sweep_rows(metrics, "eds_sirt")
     n = [r["params"]["n"] for r in rows]
     ks, km = ("ssim_fraction", "mse_fraction") if fraction else ("ssim", "mse_scaled")
-    fig, ax = p.subplots(1, 2, figsize=(9, 3.4))
+    fig, ax = subplots(1, 2, figsize=(9, 3.4))
     for el, ls in zip(ELS, ("-", "--")):
         ax[0].plot(n, [r["metrics"][ks][el] for r in rows], ls, marker="o", label=el)
         ax[1].plot(n, [r["metrics"][km][el] for r in rows], ls, marker="o", label=el)
@@ -74,13 +74,12 @@ def fig_metric_vs_n(metrics, out: Path, fraction: bool) -> Path:
 
 
 def fig_metric_vs_alpha(metrics, out: Path, fraction: bool) -> Path:
-    p = plt()
     rows = _sweep_rows(metrics, "hebt_sirt")
     eds = _sweep_rows(metrics, "eds_sirt")
     ks, km = ("ssim_fraction", "mse_fraction") if fraction else ("ssim", "mse_scaled")
     ns = sorted({r["params"]["n"] for r in rows})
-    colors = p.rcParams["axes.prop_cycle"].by_key()["color"]
-    fig, ax = p.subplots(1, 2, figsize=(10, 3.6))
+    colors = color_cycle()
+    fig, ax = subplots(1, 2, figsize=(10, 3.6))
     for ci, n in enumerate(ns):
         sel = sorted([r for r in rows if r["params"]["n"] == n], key=lambda r: r["params"]["alpha"])
         a = [r["params"]["alpha"] for r in sel]
@@ -103,12 +102,11 @@ def fig_metric_vs_alpha(metrics, out: Path, fraction: bool) -> Path:
 
 
 def fig_dose(metrics, out: Path) -> Path:
-    p = plt()
     doses = list(metrics["dose_sweep"])
     methods = list(metrics["dose_sweep"][doses[0]]["methods"])
     x = [float(d) for d in doses]
-    fig, ax = p.subplots(1, 2, figsize=(10, 3.6))
-    colors = p.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, ax = subplots(1, 2, figsize=(10, 3.6))
+    colors = color_cycle()
     for i, m in enumerate(methods):
         c = colors[i % len(colors)]
         best = [metrics["dose_sweep"][d]["methods"][m]["best"] for d in doses]
@@ -139,8 +137,7 @@ def fig_esf(kept, metrics, out: Path) -> Path | None:
     if a is None or "volumes" not in a["threshold"].curve:
         return None
     th = a["threshold"]
-    p = plt()
-    fig, ax = p.subplots(figsize=(5, 3.4))
+    fig, ax = subplots(figsize=(5, 3.4))
     c = th.curve
     ax.plot(c["thresholds"], c["volumes"], ".", ms=3, label="particle volume")
     if np.all(np.isfinite(c["fitted"])):
@@ -187,15 +184,49 @@ def draw_figures(metrics: dict, kept: dict, out: Path) -> list[Path]:
     figs.append(fig_metric_vs_alpha(metrics, out, fraction=True))
     figs.append(fig_dose(metrics, out))
     figs.append(fig_esf(kept, metrics, out))
-    try:  # solver comparison, when the beyond-the-paper solvers are present
-        from ..studies import solvers
-
-        path = out / "fig15_solver_comparison.png"
-        if hasattr(solvers, "plot_solver_comparison") and solvers.plot_solver_comparison(metrics, path):
-            figs.append(path)
-    except ImportError:
-        pass
+    figs.append(fig_solver_comparison(metrics, out / "fig15_solver_comparison.png"))
     return [f for f in figs if f is not None]
+
+
+def fig_solver_comparison(metrics: dict, path) -> Path:
+    """Inside-particle fraction MSE versus EDS dose, every method, best (filled) and auto (open).
+
+    Parameters
+    ----------
+    metrics : dict
+        The study's metrics (``dose_sweep``: dose -> ``methods`` -> ``best``
+        and, where chosen from the data, ``auto``, each with ``mse_fraction_inside``).
+    path : path
+        The PNG to write.
+
+    Returns
+    -------
+    Path
+    """
+    try:
+        from ..studies.solvers import LABELS
+    except ImportError:
+        LABELS = {}
+    ds = metrics["dose_sweep"]
+    doses = sorted(ds, key=float)
+    x = [float(d) for d in doses]
+    methods = list(ds[doses[0]]["methods"])
+    fig, ax = subplots(figsize=(6.4, 4.2))
+    for i, name in enumerate(methods):
+        colour = f"C{i}"
+        best = [ds[d]["methods"][name]["best"]["mse_fraction_inside"] for d in doses]
+        ax.plot(x, best, "o-", color=colour, label=f"{LABELS.get(name, name)} best")
+        if all("auto" in ds[d]["methods"][name] for d in doses):
+            auto = [ds[d]["methods"][name]["auto"]["mse_fraction_inside"] for d in doses]
+            ax.plot(x, auto, "s--", color=colour, mfc="none", label=f"{LABELS.get(name, name)} auto")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("EDS dose (x paper)")
+    ax.set_ylabel("weight-fraction MSE inside the particle")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return save(fig, path)
 
 
 # ---------------------------------------------------------------- report.md
@@ -387,13 +418,7 @@ def write_report(metrics: dict, out: Path, figures: list[Path]) -> Path:
 def write_metrics(metrics: dict, out: Path) -> Path:
     path = Path(out) / "metrics.json"
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(metrics, indent=1, default=_json_default))
+        tmp.write_text(json.dumps(metrics, indent=1, default=json_default))
     return path
 
 
-def _json_default(o):
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (np.floating, np.integer, np.bool_)):
-        return o.item()
-    return str(o)

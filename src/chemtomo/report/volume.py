@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .plots import plt, save
+from .plots import figure, save, subplots
 
 #: Colours of elements in the 3-D rendering, in order.
 PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
@@ -40,10 +40,9 @@ def pick_slices(mask_or_volume: np.ndarray, n: int = 3) -> list[int]:
 
 def _grid(rows: list[list[np.ndarray]], row_titles, col_titles, path, suptitle, *, shared_row=True, vmin=None,
           vmax=None, cmap="inferno", pixel_nm=None, cbar_label=""):
-    p = plt()
     nr, nc = len(rows), max(len(r) for r in rows)
     widths = [r.shape[1] for r in rows[0]]
-    fig, axes = p.subplots(nr, nc, figsize=(2.3 * nc + 1.2, 2.0 * nr + 0.6), squeeze=False,
+    fig, axes = subplots(nr, nc, figsize=(2.3 * nc + 1.2, 2.0 * nr + 0.6), squeeze=False,
                            gridspec_kw={"width_ratios": widths}, layout="constrained")
     for i, r in enumerate(rows):
         vals = np.concatenate([np.ravel(im) for im in r])
@@ -170,7 +169,6 @@ def fig_render3d(weight: dict[str, np.ndarray], mask: np.ndarray, path, *, pixel
     """
     from scipy.ndimage import gaussian_filter
 
-    p = plt()
     m = np.asarray(mask, dtype=bool)
     shape = m.shape
     mask_surface = None
@@ -190,12 +188,12 @@ def fig_render3d(weight: dict[str, np.ndarray], mask: np.ndarray, path, *, pixel
         items.append((surf, PALETTE[k % len(PALETTE)], f"{el} > {level:.2f} wt. fr."))
     title = title or "Quantified volume: rich domains of each element"
     if len(items) <= 2:
-        fig = p.figure(figsize=(7.5, 6.5))
+        fig = figure(figsize=(7.5, 6.5))
         _draw_surfaces(fig.add_subplot(111, projection="3d"), items, mask_surface, shape, pixel_nm, title)
     else:
         nc = 3 if len(items) > 4 else 2
         nr = int(np.ceil(len(items) / nc))
-        fig = p.figure(figsize=(4.6 * nc, 4.3 * nr))
+        fig = figure(figsize=(4.6 * nc, 4.3 * nr))
         for i, it in enumerate(items):
             ax = fig.add_subplot(nr, nc, i + 1, projection="3d")
             _draw_surfaces(ax, [it], mask_surface, shape, pixel_nm, it[2])
@@ -205,9 +203,8 @@ def fig_render3d(weight: dict[str, np.ndarray], mask: np.ndarray, path, *, pixel
 
 def fig_alignment(alignment: dict, preprocess: dict, path) -> Path:
     """Shifts per tilt (with a tomviz comparison if present), HAADF registration and shadowing factors."""
-    p = plt()
     ang = np.asarray(alignment["angles_deg"], dtype=float)
-    fig, axes = p.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = subplots(1, 3, figsize=(13, 3.6))
     sh = np.asarray(alignment["shifts_px"], dtype=float)
     ref = int(alignment.get("reference_index", np.argmin(np.abs(ang))))
     sh = sh - sh[ref]
@@ -246,8 +243,22 @@ def fig_alignment(alignment: dict, preprocess: dict, path) -> Path:
 
 
 def draw_result_figures(result_path, folder, *, slices: Sequence[int] | None = None) -> list[Path]:
-    """Every figure a result file allows, into ``folder``; returns the paths."""
-    from ..pipeline.experimental import read_experimental
+    """Every figure a result file allows, into ``folder``.
+
+    Parameters
+    ----------
+    result_path : path
+        A chemtomo result file (:func:`chemtomo.io.experimental_result.read_experimental`).
+    folder : path
+        Where the PNGs go (created if needed).
+    slices : sequence of int, optional
+        Slices of the orthoslice figures (default: spread over the particle).
+
+    Returns
+    -------
+    list of Path
+    """
+    from ..io.experimental_result import read_experimental
 
     res = read_experimental(result_path)
     folder = Path(folder)

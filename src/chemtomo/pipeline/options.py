@@ -1,0 +1,189 @@
+"""The options of the experimental path's reconstruction and output stages, and their routing.
+
+Each stage of :func:`chemtomo.pipeline.experimental.run_experimental` takes
+one frozen options object, validated once when it is made:
+
+- :class:`chemtomo.preprocess.raw.LineMapOptions` - reading the files and the line windows;
+- :class:`chemtomo.preprocess.series.PreprocessOptions` - registration,
+  alignment, binning, shadowing, filter, padding;
+- :class:`ReconstructionOptions` - factors, methods and their parameters,
+  mask, slice chunks, engine;
+- :class:`OutputOptions` - stacks, figures, the tomviz comparison.
+
+The CLI builds these objects; :func:`route_overrides` lets a Python caller
+give any of their fields by name instead (``run_experimental(..., bin_factor=1,
+n_iter=20)``): every field name belongs to exactly one of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from .._options import option_names
+
+#: The methods of a raw-series run when none are named.
+DEFAULT_METHODS = ("eds_sirt", "hebt_sirt")
+MASK_METHODS = ("esf", "otsu")
+
+
+@dataclass(frozen=True)
+class ReconstructionOptions:
+    """What is reconstructed and how: factors, methods, their parameters, mask, chunks, engine.
+
+    Attributes
+    ----------
+    factors : "physics", "paper", path, or Factors
+        The factor specification (:func:`chemtomo.io.factors.resolve_factors`;
+        default ``"physics"``, computed at the beam energy).
+    beam_kev : float, optional
+        Beam energy (keV) for the physics factors (default: the files').
+    efficiency : float
+        Flat detector efficiency (0..1] for the physics and paper factors (default 0.96).
+    methods : sequence of str
+        Reconstruction methods (default eds_sirt, hebt_sirt); the last bimodal
+        one (else the last) is the primary result written at the top level.
+    n_iter : int or dict
+        Iterations, for every method or method -> count (key ``"default"`` for
+        the rest; default 100).
+    alpha : float
+        HAADF weight of HEBT (default 0.8).
+    quantify_lines : sequence of str, optional
+        Lines to quantify (default all; the others are reconstructed, not quantified).
+    mask_method : {"esf", "otsu"}
+        Particle mask (default ``"esf"``).
+    threshold : float, optional
+        A fixed mask threshold instead of ``mask_method``.
+    chunk_slices : int or None
+        Slices per batched solve (bounds memory; default 32).
+    backend : str, optional
+        Projector backend (default: the engine's).
+    engine_options : dict, optional
+        Passed to :func:`chemtomo.pipeline.reconstruct_series` (``scheduler``,
+        ``store``, ``resume``, ``memory_budget_gb``, ...).
+    auto : bool or sequence of str
+        Choose the parameters of every method (True) or of the methods named from the data.
+    method_options : dict, optional
+        Method -> extra options (e.g. ``{"fused_tv": {"mu": 0.2}}``).
+    auto_grid : dict, optional
+        Method -> candidates of its automatic rule (e.g. ``{"fused_tv": {"mu": [0.02, 0.04]}}``).
+
+    Raises
+    ------
+    ValueError
+        On construction: no method, an unknown mask method, an efficiency
+        outside (0, 1], a beam energy or chunk size that is not positive.
+    """
+
+    factors: object = "physics"
+    beam_kev: float | None = None
+    efficiency: float = 0.96
+    methods: Sequence[str] = DEFAULT_METHODS
+    n_iter: int | dict = 100
+    alpha: float = 0.8
+    quantify_lines: Sequence[str] | None = None
+    mask_method: str = "esf"
+    threshold: float | None = None
+    chunk_slices: int | None = 32
+    backend: str | None = None
+    engine_options: dict | None = None
+    auto: bool | Sequence[str] = False
+    method_options: dict | None = None
+    auto_grid: dict | None = None
+
+    def __post_init__(self):
+        if isinstance(self.methods, str):
+            raise ValueError(f"methods is a sequence of method names, got the string {self.methods!r}")
+        if not list(self.methods):
+            raise ValueError("give at least one method (eds_sirt, hebt_sirt)")
+        if self.mask_method not in MASK_METHODS:
+            raise ValueError(f"mask_method must be one of {MASK_METHODS}, got {self.mask_method!r}")
+        if not 0 < float(self.efficiency) <= 1:
+            raise ValueError(f"efficiency must be in (0, 1], got {self.efficiency!r}")
+        if self.beam_kev is not None and not float(self.beam_kev) > 0:
+            raise ValueError(f"beam_kev must be > 0 (keV), got {self.beam_kev!r}")
+        if self.chunk_slices is not None and int(self.chunk_slices) < 1:
+            raise ValueError(f"chunk_slices must be >= 1 or None, got {self.chunk_slices!r}")
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """What a run writes beside ``result.h5``, and the alignment check it reports.
+
+    Attributes
+    ----------
+    export : sequence of {"tiff", "mrc"}
+        Stack formats of the primary method's volumes (default tiff; empty: none).
+    export_kinds : sequence of {"maps", "weight", "atomic", "mask"}
+        Which volumes (default maps and weight fractions).
+    figures : bool
+        Draw the figures (default True).
+    compare_tomviz : path, optional
+        A tomviz alignment JSON to compare the shifts with (written to
+        ``/alignment/tomviz``); needs ``tomviz_angles_deg``.
+    tomviz_angles_deg : sequence of float, optional
+        The angles (degrees) of every entry of the tomviz file.
+
+    Raises
+    ------
+    ValueError
+        On construction: an unknown format or kind; ``compare_tomviz`` without its angles.
+    """
+
+    export: Sequence[str] = ("tiff",)
+    export_kinds: Sequence[str] = ("maps", "weight")
+    figures: bool = True
+    compare_tomviz: object = None
+    tomviz_angles_deg: Sequence[float] | None = None
+
+    def __post_init__(self):
+        from ..io.export import EXPORT_FORMATS, EXPORT_KINDS
+
+        bad = [e for e in self.export if e not in EXPORT_FORMATS]
+        if bad:
+            raise ValueError(f"export formats {bad} are not among {EXPORT_FORMATS}")
+        bad = [k for k in self.export_kinds if k not in EXPORT_KINDS]
+        if bad:
+            raise ValueError(f"export kinds {bad} are not among {EXPORT_KINDS}")
+        if self.compare_tomviz is not None and self.tomviz_angles_deg is None:
+            raise ValueError("compare_tomviz needs tomviz_angles_deg: the angles of every entry of the tomviz file")
+
+
+def route_overrides(overrides: dict, stages: dict) -> dict[str, dict]:
+    """Sort keyword options by the stage whose options class has a field of that name.
+
+    Parameters
+    ----------
+    overrides : dict
+        Field name -> value.
+    stages : dict stage -> options class
+        E.g. ``{"line_maps": LineMapOptions, "preprocess": PreprocessOptions, ...}``;
+        no field name may occur in two classes.
+
+    Returns
+    -------
+    dict stage -> dict
+        The overrides of each stage (empty dicts for stages with none).
+
+    Raises
+    ------
+    ValueError
+        A name that no options class has (the message lists them all).
+    """
+    owner = {}
+    for stage, cls in stages.items():
+        for name in option_names(cls):
+            if name in owner:
+                raise RuntimeError(f"option {name!r} is a field of two stages ({owner[name]}, {stage})")
+            owner[name] = stage
+    unknown = sorted(set(overrides) - set(owner))
+    if unknown:
+        allowed = {stage: option_names(cls) for stage, cls in stages.items()}
+        raise ValueError(f"unknown option(s) {unknown}; the stages take {allowed}")
+    out: dict = {stage: {} for stage in stages}
+    for name, value in overrides.items():
+        out[owner[name]][name] = value
+    return out
+
+
+__all__ = ["DEFAULT_METHODS", "OutputOptions", "ReconstructionOptions", "route_overrides"]
