@@ -195,9 +195,7 @@ def load_line_maps(inputs, lines: Sequence[str], options: LineMapOptions | None 
     raw = inputs if isinstance(inputs, RawTiltSeries) else open_tilt_series(
         inputs, o.angles_deg, o.angle_source, o.haadf_title, progress=progress)
     lines = check_lines(lines, raw.energy_axis)
-    px = o.pixel_nm if o.pixel_nm is not None else raw.pixel_nm
-    if px is None:
-        raise ValueError("the files do not state the pixel size: give pixel_nm (CLI --pixel-nm)")
+    px = raw.require_pixel_nm(o.pixel_nm)
     n = len(raw)
     ny, nx = raw.image_shape
     eds = {ln: np.zeros((n, ny, nx), np.float32) for ln in lines}
