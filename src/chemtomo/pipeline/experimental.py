@@ -59,7 +59,7 @@ from ..preprocess._signals import is_signal, unwrap
 from ..preprocess.align import Alignment, align_tilt_series, apply_alignment, compare_shifts, tomviz_shifts
 from ..preprocess.linemaps import clip_negative, line_energy_kev, line_intensities, rebin, split_line
 from ..preprocess.register import normalise_shadowing, register_haadf_to_eds
-from ..reconstruct import NEEDS_HAADF, estimate_response_ratios
+from ..reconstruct import canonical_name, estimate_response_ratios, get_method
 from ..tiltseries import TiltSeries
 from .volume import VolumeResult, prepare_series, reconstruct_series
 
@@ -212,7 +212,7 @@ class Preprocessed:
     clipped : dict line -> dict
     unfiltered : TiltSeries or None
         The same series without the Gaussian filter (for methods that model the
-        counts' noise: ``chemtomo.reconstruct.RAW_COUNTS``); None when no filter was applied.
+        counts' noise: a method's ``raw_counts``); None when no filter was applied.
     bin_factor : int
     pixel_nm_raw : float
     windows_kev : dict
@@ -462,7 +462,8 @@ def resolve_factors(factors, lines: Sequence[str], beam_kev: float | None, effic
 
 
 def reconstruct_experimental(series: TiltSeries, factors, *, methods: Iterable[str] = DEFAULT_METHODS,
-                             n_iter: int | dict = 100, alpha: float = 0.8, filter_sigma: float | None = 0.8,
+                             n_iter: int | dict | None = None, alpha: float | None = None,
+                             filter_sigma: float | None = 0.8,
                              chunk_slices: int | None = 32, backend: str | None = None,
                              quantify_lines: Sequence[str] | None = None, mask_method: str = "esf",
                              threshold: float | None = None, engine_options: dict | None = None,
@@ -471,16 +472,17 @@ def reconstruct_experimental(series: TiltSeries, factors, *, methods: Iterable[s
                              auto_grid: dict | None = None) -> dict[str, VolumeResult]:
     """Every slice of ``series`` by each method (EDS-only SIRT, HEBT, the regularised solvers), quantified.
 
-    Methods that model the counts' noise (``chemtomo.reconstruct.RAW_COUNTS``) get
+    Methods that model the counts' noise (a registered method's ``raw_counts``) get
     ``unfiltered`` (the series before its Gaussian filter) when given, and the
     automatic rules score it, with its variance-to-mean factor estimated (line maps
     are background-subtracted and normalised, not raw counts); the response ratios
     are fitted once, on ``series``, for every bimodal method.
     ``auto`` (True, or the methods to apply it to) chooses parameters from the data
     (``reconstruct_series(auto=True)``); ``method_options`` maps a method to its
-    extra options (e.g. ``{"fused_tv": {"mu": 0.2}}``) and ``auto_grid`` to the candidates of
-    its rule (e.g. ``{"fused_tv": {"mu": [0.02, 0.04]}}``). ``n_iter`` is one count for
-    every method or a dict method -> count (key ``"default"`` for the rest).
+    parameters (e.g. ``{"fused_tv": {"mu": 0.2}}``, validated by the registry) and ``auto_grid``
+    to the candidates of its rule (e.g. ``{"fused_tv": {"mu": [0.02, 0.04]}}``). ``n_iter`` is one
+    count for every method or a dict method -> count (key ``"default"`` for the rest); ``alpha``
+    goes to the methods that have one; None: the methods' defaults.
 
     ``quantify_lines`` (default all) restricts the weight and atomic fractions
     to some lines, as the paper left C and N out of its quantification while
@@ -491,13 +493,13 @@ def reconstruct_experimental(series: TiltSeries, factors, *, methods: Iterable[s
     field of view, ``(nx - 2 crop_px)`` square in (z, x), before the mask and
     the fractions are computed.
     """
-    methods = [m.replace("-", "_") for m in methods]
+    methods = [canonical_name(m) for m in methods]
     if not methods:
         raise ValueError("give at least one method (eds_sirt, hebt_sirt)")
     out = {}
     auto_for = set(methods) if auto is True else set(auto or ())
     rr = None
-    if series.haadf is not None and any(m in NEEDS_HAADF for m in methods):
+    if series.haadf is not None and any(get_method(m).needs_haadf for m in methods):
         prepared = prepare_series(series, filter_sigma, "image")
         rr = estimate_response_ratios(prepared.haadf, {ln: prepared.eds[ln] for ln in series.lines})
     for m in methods:
@@ -507,11 +509,13 @@ def reconstruct_experimental(series: TiltSeries, factors, *, methods: Iterable[s
         if kw.get("store") and len(methods) > 1:  # one resumable store per method
             st = Path(kw["store"])
             kw["store"] = st.with_name(f"{st.stem}-{m}{st.suffix}")
-        res = reconstruct_series(series, factors, method=m, n_iter=iterations_for(n_iter, m), alpha=alpha,
+        given = {"n_iter": iterations_for(n_iter, m),
+                 "alpha": alpha if "alpha" in get_method(m).Params.names() else None}
+        params = {**{k: v for k, v in given.items() if v is not None}, **(method_options or {}).get(m, {})}
+        res = reconstruct_series(series, factors, m, params,
                                  filter_sigma=filter_sigma, mask_method=mask_method, threshold=threshold,
                                  chunk_slices=chunk_slices, progress=progress, auto=m in auto_for,
-                                 method_options=(method_options or {}).get(m),
-                                 response_ratios=rr if m in NEEDS_HAADF else None, counts=unfiltered,
+                                 response_ratios=rr if get_method(m).needs_haadf else None, counts=unfiltered,
                                  noise_factor="estimate", auto_grid=(auto_grid or {}).get(m), **kw)
         if crop_px:
             res = crop_result(res, crop_px)
@@ -521,11 +525,12 @@ def reconstruct_experimental(series: TiltSeries, factors, *, methods: Iterable[s
     return out
 
 
-def iterations_for(n_iter: int | dict, method: str) -> int:
-    """The iteration count of ``method``: ``n_iter`` itself, or its entry (else ``"default"``, else 100)."""
+def iterations_for(n_iter: int | dict | None, method: str) -> int | None:
+    """The iteration count of ``method``: ``n_iter`` itself, or its entry (else ``"default"``, else None:
+    the method's default)."""
     if isinstance(n_iter, dict):
-        return int(n_iter.get(method, n_iter.get("default", 100)))
-    return int(n_iter)
+        n_iter = n_iter.get(method, n_iter.get("default"))
+    return None if n_iter is None else int(n_iter)
 
 
 def crop_result(res: VolumeResult, crop_px: int) -> VolumeResult:
@@ -799,8 +804,8 @@ def write_outputs(out, exp: ExperimentalResult, *, export: Iterable[str] = ("tif
 def run_experimental(inputs, lines: Sequence[str], out=None, *, angles_deg=None,
                      angle_source: AngleSource = "auto", haadf_title: str | None = None,
                      pixel_nm: float | None = None, beam_kev: float | None = None, factors="physics",
-                     efficiency: float = 0.96, methods: Iterable[str] = DEFAULT_METHODS, n_iter: int | dict = 100,
-                     alpha: float = 0.8, filter_sigma: float | None = 0.8, bin_factor: int = 2,
+                     efficiency: float = 0.96, methods: Iterable[str] = DEFAULT_METHODS,
+                     n_iter: int | dict | None = None, alpha: float | None = None, filter_sigma: float | None = 0.8, bin_factor: int = 2,
                      register: str = "xcorr", reference_line: str | None = None, align: str = "xcorr",
                      rotation: bool = True, offset: bool = True, shadowing: str | None = "mean",
                      pad: int | str = "auto", quantify_lines: Sequence[str] | None = None, mask_method: str = "esf",
@@ -859,14 +864,14 @@ def run_experimental(inputs, lines: Sequence[str], out=None, *, angles_deg=None,
         Choose the parameters of every method (True) or of the methods named from the
         data (see :func:`reconstruct_series`).
     method_options : dict, optional
-        Method -> extra options (e.g. ``{"fused_tv": {"mu": 0.2}}``).
+        Method -> its parameters (e.g. ``{"fused_tv": {"mu": 0.2}}``; validated by the registry).
     auto_grid : dict, optional
         Method -> candidates of its automatic rule (e.g. ``{"fused_tv": {"mu": [0.02, 0.04]}}``).
     """
     timings = {}
     t0 = time.perf_counter()
 
-    methods = [m.replace("-", "_") for m in methods]
+    methods = [canonical_name(m) for m in methods]
     check_lines(lines)
     if compare_tomviz is not None and tomviz_angles_deg is None:
         raise ValueError("compare_tomviz needs tomviz_angles_deg: the angles of every entry of the tomviz file")
@@ -874,8 +879,8 @@ def run_experimental(inputs, lines: Sequence[str], out=None, *, angles_deg=None,
                         line_method=line_method, integration_width=integration_width, elements=elements,
                         pixel_nm=pixel_nm, progress=progress)
     timings["load_line_maps"] = time.perf_counter() - t0
-    if lm.haadf is None and any(m in NEEDS_HAADF for m in methods):
-        raise ValueError(f"methods {[m for m in methods if m in NEEDS_HAADF]} need HAADF images and these files "
+    if lm.haadf is None and any(get_method(m).needs_haadf for m in methods):
+        raise ValueError(f"methods {[m for m in methods if get_method(m).needs_haadf]} need HAADF images and these files "
                          "have none; use --method eds_sirt")
     beam = beam_kev if beam_kev is not None else lm.beam_kev
     fac = resolve_factors(factors, lines, beam, efficiency)  # fail on a missing factor before the heavy work
@@ -898,7 +903,7 @@ def run_experimental(inputs, lines: Sequence[str], out=None, *, angles_deg=None,
                                        progress=progress, unfiltered=pre.unfiltered, auto=auto,
                                        method_options=method_options, auto_grid=auto_grid)
     timings["reconstruct"] = time.perf_counter() - t1
-    bimodal = [m for m in methods if m in NEEDS_HAADF]
+    bimodal = [m for m in methods if get_method(m).needs_haadf]
     primary = bimodal[-1] if bimodal else methods[-1]
     inputs_list = lm.raw.inputs() if lm.raw is not None else []
     exp = ExperimentalResult(pre, results, primary, fac, timings, tv, {}, inputs_list,
