@@ -127,7 +127,8 @@ def test_store_esf_subsample_is_the_same_sample(tmp_path, series, factors, monke
     store = VolumeStore.read(tmp_path / "v.zarr")
     q = factors.z(LINES)
     total = np.tensordot(1.0 / q, np.asarray(res.maps, dtype=np.float64), axes=1)
-    monkeypatch.setattr("chemtomo.pipeline.store._esf_sampling", lambda: (5000, 3))
+    monkeypatch.setattr("chemtomo.quantify.ESF_MAX_VOXELS", 5000)  # the sampling's one home
+    monkeypatch.setattr("chemtomo.quantify.ESF_SEED", 3)
     th = quantify_store(store, q, factors.atomic_weights(LINES), ["Ag", "Au"], "esf")
     want = esf_threshold(total, max_voxels=5000, seed=3)
     assert th.value == want.value

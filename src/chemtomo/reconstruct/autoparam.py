@@ -57,7 +57,7 @@ from scipy.stats import poisson
 
 from ..projector.base import DTYPE, Operator
 from .fused import masked_sirt, tv_constants, tv_solve
-from .registry import RuleInputs, get_method, method_names
+from .registry import RuleInputs, canonical_name, get_method, method_names
 
 DEFAULT_FOLDS = 4
 DEFAULT_SEED = 20240607
@@ -610,8 +610,8 @@ def choose_parameters(
     -------
     CVResult
     """
-    m = get_method(method)
-    if not m.default_grid:
+    m = get_method(method) if canonical_name(method) in method_names() else None
+    if m is None or not m.default_grid:
         raise ValueError(f"no automatic parameter rule for method {method!r}; rules exist for "
                          f"{[n for n in method_names() if get_method(n).default_grid]}")
     unknown = sorted(set(grid or {}) - set(m.default_grid))

@@ -187,14 +187,13 @@ def draw_figures(metrics: dict, kept: dict, out: Path) -> list[Path]:
     figs.append(fig_metric_vs_alpha(metrics, out, fraction=True))
     figs.append(fig_dose(metrics, out))
     figs.append(fig_esf(kept, metrics, out))
-    try:  # solver comparison, when the beyond-the-paper solvers are present
-        from ..studies import solvers
+    # solver comparison: every method of the dose sweep, best and automatic
+    from .solvers import solver_comparison_figure
 
-        path = out / "fig15_solver_comparison.png"
-        if hasattr(solvers, "plot_solver_comparison") and solvers.plot_solver_comparison(metrics, path):
-            figs.append(path)
-    except ImportError:
-        pass
+    path = out / "fig15_solver_comparison.png"
+    with atomic_path(path) as tmp:
+        solver_comparison_figure(metrics).savefig(tmp, dpi=120)
+    figs.append(path)
     return [f for f in figs if f is not None]
 
 
@@ -357,7 +356,7 @@ def write_report(metrics: dict, out: Path, figures: list[Path]) -> Path:
             L.append(f"| x{d} | {m} | {b.get('n', '')} | {b.get('alpha', '')} | {b['core_Au']:.4f} | "
                      f"{b['shell_Au']:.4f} | {b['mse_fraction_inside']:.5f} | {auto} |")
     if "acceptance_solvers" in metrics:
-        from ..studies.solvers import solver_table
+        from .solvers import solver_table
 
         L.append("\n## Beyond the paper: regularised solvers and parameters without ground truth\n")
         L.append("Every method at its oracle-best parameters (`best`: the grid point with the lowest inside-particle "
