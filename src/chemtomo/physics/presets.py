@@ -24,7 +24,8 @@ TABLE2 = {
 _SOURCE = "Yuan et al. 2020, Table 2 (MC X-ray)"
 
 
-def paper_table2(lines: Iterable[str] = ("Ag_La", "Au_Ma"), detector_efficiency: float = DETECTOR_EFFICIENCY) -> Factors:
+def paper_table2(lines: Iterable[str] = ("Ag_La", "Au_Ma"),
+                 detector_efficiency: float = DETECTOR_EFFICIENCY) -> Factors:
     """The paper's Table 2 as :class:`Factors`.
 
     Parameters

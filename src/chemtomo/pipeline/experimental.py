@@ -880,7 +880,8 @@ def run_experimental(inputs, lines: Sequence[str], out=None, *, angles_deg=None,
                         pixel_nm=pixel_nm, progress=progress)
     timings["load_line_maps"] = time.perf_counter() - t0
     if lm.haadf is None and any(get_method(m).needs_haadf for m in methods):
-        raise ValueError(f"methods {[m for m in methods if get_method(m).needs_haadf]} need HAADF images and these files "
+        bimodal = [m for m in methods if get_method(m).needs_haadf]
+        raise ValueError(f"methods {bimodal} need HAADF images and these files "
                          "have none; use --method eds_sirt")
     beam = beam_kev if beam_kev is not None else lm.beam_kev
     fac = resolve_factors(factors, lines, beam, efficiency)  # fail on a missing factor before the heavy work

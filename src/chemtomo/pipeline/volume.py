@@ -22,7 +22,9 @@ from ..geometry import TiltGeometry, sinogram_to_columns
 from ..physics import Factors
 from ..preprocess import FILTER_SIGMA_PX, gaussian_filter_stack
 from ..quantify import Composition, quantify
-from ..reconstruct import ChannelData, MethodParams, ResponseRatios, estimate_response_ratios, get_method
+from ..reconstruct import (
+    ChannelData, MethodParams, ResponseRatios, estimate_response_ratios, get_method, method_names,
+)
 from ..tiltseries import TiltSeries
 from ..projector.batched import default_group
 from .distributed import DEFAULT_BACKEND, ChunkSpec, Runner, chunk_operator, plan_chunk_slices
@@ -87,15 +89,6 @@ def prepare_series(series: TiltSeries, filter_sigma: float | None, filter_axes: 
     return TiltSeries(series.angles_deg, series.pixel_nm,
                       {k: gaussian_filter_stack(v, filter_sigma, filter_axes) for k, v in series.eds.items()},
                       series.haadf, dict(series.metadata))
-
-
-def method_params(method: str, params: MethodParams | Mapping | None = None, **values) -> MethodParams:
-    """``method``'s validated parameters from ``params`` and the shortcuts in ``values``.
-
-    ``values`` whose value is None are left out (not given); the rest override ``params``.
-    An unknown or misspelt name is a ValueError that lists the method's parameters.
-    """
-    return get_method(method).params(params, **{k: v for k, v in values.items() if v is not None})
 
 
 def reconstruct_series(
@@ -202,7 +195,8 @@ def reconstruct_series(
     """
     m = get_method(method)  # an unknown name fails here, before any work
     method = m.name
-    p = method_params(method, params, n_iter=n_iter, alpha=alpha)  # validated once, here
+    # validated once, here: an unknown name is a ValueError listing the method's parameters
+    p = m.params(params, **{k: v for k, v in (("n_iter", n_iter), ("alpha", alpha)) if v is not None})
     lines = series.lines
     if not lines:
         raise ValueError("the tilt series has no EDS line to reconstruct")
@@ -211,7 +205,8 @@ def reconstruct_series(
         raise KeyError(f"no physics factors for line(s) {missing}; factors hold {list(factors)}")
     needs_haadf = m.needs_haadf
     if needs_haadf and series.haadf is None:
-        raise ValueError(f"method {method!r} needs HAADF images; this series has none (use eds_sirt)")
+        raise ValueError(f"method {method!r} needs HAADF images; this series has none (use one of "
+                         f"{[n for n in method_names() if not get_method(n).needs_haadf]})")
     if chunk_slices is not None and (isinstance(chunk_slices, bool) or int(chunk_slices) < 1):
         raise ValueError(f"chunk_slices must be a positive integer, got {chunk_slices!r}")
     if memory_budget_gb is not None and not (np.isfinite(memory_budget_gb) and memory_budget_gb > 0):
@@ -219,7 +214,8 @@ def reconstruct_series(
     if resume and store is None:
         raise ValueError("resume=True needs a store to resume from (store=PATH, --store)")
     if auto and not m.default_grid:
-        m.choose(None, None, {})  # raises: the method has no automatic rule
+        raise ValueError(f"method {method!r} has no automatic parameter rule (auto=True); methods with one: "
+                         f"{[n for n in method_names() if get_method(n).default_grid]}")
     if auto and (isinstance(auto_slices, bool) or int(auto_slices) < 1):
         raise ValueError(f"auto_slices must be a positive integer, got {auto_slices!r}")
     prepared = prepare_series(series, filter_sigma, filter_axes)

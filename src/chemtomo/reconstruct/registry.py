@@ -172,8 +172,8 @@ class MethodParams:
 class Method:
     """One reconstruction method (subclass it; register an instance with :func:`register`).
 
-    Class attributes
-    ----------------
+    Attributes
+    ----------
     name : str
         Canonical name (underscores).
     Params : type
@@ -226,7 +226,7 @@ class Method:
         if params is None:
             params = {}
         if isinstance(params, MethodParams):
-            if not isinstance(params, self.Params):
+            if type(params) is not self.Params:
                 raise ValueError(f"method {self.name!r} takes {self.Params.__name__}, got "
                                  f"{type(params).__name__}")
             return params.replace(**values) if values else params

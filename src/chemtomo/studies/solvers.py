@@ -146,8 +146,9 @@ def sweep_for(name: str) -> Sweep:
     if getattr(m, "model", None) is not None and set(m.default_grid) == {"mu"}:
         return _sweep_tv(m.name)
     if not m.default_grid:
+        with_grid = [n for n in method_names() if get_method(n).default_grid]
         raise ValueError(f"the phantom study cannot sweep method {name!r}: it has no candidate grid "
-                         f"(default_grid); methods with one: {[n for n in method_names() if get_method(n).default_grid]}")
+                         f"(default_grid); methods with one: {with_grid}")
     return _sweep_grid(m.name)
 
 
