@@ -71,8 +71,8 @@ class ChunkSpec:
         Operator backend (:func:`chemtomo.projector.make_operator`).
     method : str
         A registered reconstruction method (:func:`chemtomo.reconstruct.get_method`).
-    params : MethodParams
-        The method's validated parameters (a frozen dataclass: pickled by reference
+    params : MethodParams or dict
+        The method's parameters, validated into its ``Params`` (a frozen dataclass: pickled by reference
         to its class, so a worker imports the module that defines, and registers, it).
     constants : dict or None
         The method's volume-level set-up (:meth:`~chemtomo.reconstruct.Method.setup`)

@@ -291,8 +291,9 @@ class TvMethod(Method):
 
     def choose(self, W: Operator, inputs: RuleInputs, grid):
         """``mu`` by cross-validation (``grid["mu"]``; ``inputs.n_iter`` iterations per solve)."""
+        budget = {} if inputs.n_iter is None else {"n_iter": inputs.n_iter}
         return cv_tv_weight(W, inputs.counts, self.model, grid["mu"], haadf=inputs.haadf, r=inputs.r,
-                            n_iter=inputs.n_iter, constants=inputs.constants)
+                            constants=inputs.constants, **budget)
 
     def apply_choice(self, params: TvParams, chosen) -> TvParams:
         """``{"mu": ...}`` -> ``mu`` (and no absolute ``lam``)."""

@@ -96,8 +96,8 @@ class RuleInputs:
     filter_sigma_px : float
         Gaussian pre-filter (pixels) of the method's input; 0 for none.
     filter_axes : str
-    n_iter : int
-        Iterations of the solves a rule runs (regularised solvers).
+    n_iter : int or None
+        Iterations of the solves a rule runs (regularised solvers; None: the rule's default).
     noise_factor : float
         Variance over mean of ``counts``.
     constants : dict or None
@@ -112,7 +112,7 @@ class RuleInputs:
     n_pixels: int | None = None
     filter_sigma_px: float = 0.0
     filter_axes: str = "sinogram"
-    n_iter: int = 300
+    n_iter: int | None = None
     noise_factor: float = 1.0
     constants: Any = None
 
