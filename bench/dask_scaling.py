@@ -94,7 +94,7 @@ def prepare(args):
 def spec_for(prepared, args, threads=None):
     from chemtomo.pipeline.distributed import ChunkSpec
 
-    return ChunkSpec(prepared.geometry().key(), args.backend, "hebt_sirt", args.iterations, 0.8, {}, threads)
+    return ChunkSpec(prepared.geometry().key(), args.backend, "hebt_sirt", {"n_iter": args.iterations}, threads=threads)
 
 
 def chunks_of(args):
@@ -173,7 +173,7 @@ def pinned_worker(core: int, data: Path, chunk_list: list, iterations: int, back
     z = np.load(data, mmap_mode="r", allow_pickle=False)
     meta = json.loads(Path(str(data) + ".json").read_text())
     lines, r = meta["lines"], np.asarray(meta["r"])
-    spec = ChunkSpec(meta["geometry"], backend, "hebt_sirt", iterations, 0.8, {}, threads=1)
+    spec = ChunkSpec(meta["geometry"], backend, "hebt_sirt", {"n_iter": iterations}, threads=1)
     t0 = time.perf_counter()  # the projector is built in the first chunk, as in the other configurations
     files, compute = [], 0.0
     for _, a, b in chunk_list:

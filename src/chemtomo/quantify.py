@@ -134,8 +134,14 @@ def _stability(total, t) -> float:
     return (_volume(total, 0.9 * t) - _volume(total, 1.1 * t)) / v if v > 0 else float("inf")
 
 
-def esf_threshold(total, n_samples: int = 256, max_edges: int = 3, max_voxels: int = 4_000_000,
-                  seed: int = 0) -> Threshold:
+# The ESF threshold's voxel subsample: at most this many voxels, drawn with this seed (the
+# chunked quantification of pipeline.store draws the very same ones).
+ESF_MAX_VOXELS = 4_000_000
+ESF_SEED = 0
+
+
+def esf_threshold(total, n_samples: int = 256, max_edges: int = 3, max_voxels: int = ESF_MAX_VOXELS,
+                  seed: int = ESF_SEED) -> Threshold:
     """Threshold by the edge-spread-function (ESF) method.
 
     Sorting the voxels by signal, the threshold ``t(V)`` at which a volume

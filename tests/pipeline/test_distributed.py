@@ -71,7 +71,7 @@ def reference(series, factors):
 @pytest.mark.parametrize("method", ["eds_sirt", "hebt_sirt"])
 def test_chunk_result_does_not_depend_on_chunking(series, method, backend):
     g = series.geometry()
-    spec = ChunkSpec(g.key(), backend, method, 12, 0.8, {})
+    spec = ChunkSpec(g.key(), backend, method, {"n_iter": 12})
     r = np.array([5.0, 9.0])
     whole = reconstruct_chunk(spec, series_to_channel_data(series, LINES, 0, series.n_slices, r)).maps
     for size in (1, 3, 5):
@@ -87,8 +87,8 @@ def test_chunk_result_does_not_depend_on_threads(series, backend):
 
     g = series.geometry()
     data = series_to_channel_data(series, LINES, 0, 16, np.array([5.0, 9.0]))
-    one = reconstruct_chunk(ChunkSpec(g.key(), backend, "hebt_sirt", 10, 0.8, {}, threads=1), data).maps
-    all_ = reconstruct_chunk(ChunkSpec(g.key(), backend, "hebt_sirt", 10, 0.8, {}, threads=None), data).maps
+    one = reconstruct_chunk(ChunkSpec(g.key(), backend, "hebt_sirt", {"n_iter": 10}, threads=1), data).maps
+    all_ = reconstruct_chunk(ChunkSpec(g.key(), backend, "hebt_sirt", {"n_iter": 10}, threads=None), data).maps
     assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS  # the limit was undone
     assert np.array_equal(one, all_)
 
@@ -127,7 +127,8 @@ def test_store_esf_subsample_is_the_same_sample(tmp_path, series, factors, monke
     store = VolumeStore.read(tmp_path / "v.zarr")
     q = factors.z(LINES)
     total = np.tensordot(1.0 / q, np.asarray(res.maps, dtype=np.float64), axes=1)
-    monkeypatch.setattr("chemtomo.pipeline.store._esf_sampling", lambda: (5000, 3))
+    monkeypatch.setattr("chemtomo.quantify.ESF_MAX_VOXELS", 5000)  # the sampling's one home
+    monkeypatch.setattr("chemtomo.quantify.ESF_SEED", 3)
     th = quantify_store(store, q, factors.atomic_weights(LINES), ["Ag", "Au"], "esf")
     want = esf_threshold(total, max_voxels=5000, seed=3)
     assert th.value == want.value
@@ -223,7 +224,7 @@ def test_array_sha256_sees_shape_dtype_and_bytes():
 def test_chunk_bytes_bounds_the_measured_peak(backend, method, n_tilts, n_pixels, k, s):
     rng = np.random.default_rng(1)
     g = TiltGeometry(np.linspace(-75, 75, n_tilts), n_pixels, 1.0)
-    spec = ChunkSpec(g.key(), backend, method, 3, 0.8, {})
+    spec = ChunkSpec(g.key(), backend, method, {"n_iter": 3})
     chunk_operator(g.key(), backend)  # built outside the measurement: it is counted by operator_bytes
     data = series_to_channel_data(
         TiltSeries(g.angles_deg, 1.0, {f"l{i}": rng.random((n_tilts, s, n_pixels), dtype=np.float32) for i in range(k)},
@@ -327,7 +328,7 @@ def test_worker_killed_mid_chunk_is_recovered():
     rng = np.random.default_rng(0)
     k, n = 3, 48
     eds, haadf = rng.random((k, g.n_rays, n), dtype=np.float32), rng.random((g.n_rays, n), dtype=np.float32)
-    spec = ChunkSpec(g.key(), "batched", "hebt_sirt", 300, 0.8, {})
+    spec = ChunkSpec(g.key(), "batched", "hebt_sirt", {"n_iter": 300})
 
     def make(a, b):
         return ChannelData([f"l{i}" for i in range(k)], eds[:, :, a:b].copy(), haadf[:, a:b].copy(), np.ones(k))

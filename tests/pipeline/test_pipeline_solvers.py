@@ -13,7 +13,7 @@ import pytest
 from chemtomo.physics import paper_table2
 from chemtomo.pipeline import reconstruct_series
 from chemtomo.pipeline.volume import auto_slice_block
-from chemtomo.reconstruct import RAW_COUNTS
+from chemtomo.reconstruct import get_method
 
 from test_distributed import LINES, core_shell_series
 
@@ -33,9 +33,9 @@ def test_regularised_volume_does_not_depend_on_the_chunks(series, factors, metho
     """The volume's constants go to every chunk: 1, 3 or 8 slices per chunk give the same maps (float32
     rounding of the batched kernels aside)."""
     whole = reconstruct_series(series, factors, method=method, n_iter=40, chunk_slices=8,
-                               method_options={"mu": 0.2})
+                               params={"mu": 0.2})
     parts = reconstruct_series(series, factors, method=method, n_iter=40, chunk_slices=3,
-                               method_options={"mu": 0.2})
+                               params={"mu": 0.2})
     np.testing.assert_allclose(parts.maps, whole.maps, rtol=1e-5, atol=1e-6 * float(np.max(whole.maps)))
     assert whole.parameters["constants"] == parts.parameters["constants"]
     assert whole.factor == ("z" if method == "fused_tv" else "f")
@@ -43,11 +43,11 @@ def test_regularised_volume_does_not_depend_on_the_chunks(series, factors, metho
 
 def test_regularised_methods_see_the_unfiltered_counts(series, factors):
     """A Poisson likelihood of filtered data would be wrong: the filter does not reach the solver."""
-    assert {"ls_tv", "poisson_tv", "fused_tv"} <= RAW_COUNTS
+    assert all(get_method(m).raw_counts for m in ("ls_tv", "poisson_tv", "fused_tv"))
     a = reconstruct_series(series, factors, method="poisson_tv", n_iter=20, filter_sigma=0.8,
-                           method_options={"mu": 0.2})
+                           params={"mu": 0.2})
     b = reconstruct_series(series, factors, method="poisson_tv", n_iter=20, filter_sigma=None,
-                           method_options={"mu": 0.2})
+                           params={"mu": 0.2})
     np.testing.assert_array_equal(a.maps, b.maps)
     c = reconstruct_series(series, factors, method="eds_sirt", n_iter=20, filter_sigma=0.8)
     d = reconstruct_series(series, factors, method="eds_sirt", n_iter=20, filter_sigma=None)

@@ -28,6 +28,7 @@ def add_parser(sub):
 def run(args) -> int:
     from chemtomo.report.phantom_report import draw_figures, write_metrics, write_report
     from chemtomo.studies.paper_phantom import StudyConfig, run_study
+    from chemtomo.reconstruct import canonical_name
 
     cfg = StudyConfig.quick() if args.quick else StudyConfig()
     cfg.factors = args.factors
@@ -36,7 +37,7 @@ def run(args) -> int:
         raise ValueError(f"--seeds must be >= 1, got {n_seeds}")
     cfg.seeds = tuple(range(n_seeds))
     if args.methods:
-        cfg.methods = tuple(m.replace("-", "_") for m in args.methods)
+        cfg.methods = tuple(canonical_name(m) for m in args.methods)
     out = Path(args.out)
     t0 = time.perf_counter()
 

@@ -15,7 +15,7 @@ import argparse
 import json
 import math
 
-from chemtomo.physics import DETECTOR_PRESETS, Factors, compute_factors, paper_table2
+from chemtomo.physics import DETECTOR_EFFICIENCY, DETECTOR_PRESETS, Factors, compute_factors, paper_table2
 
 FULL_SPHERE_SR = 4 * math.pi
 
@@ -59,7 +59,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON object keyed by line name")
     det = p.add_mutually_exclusive_group()
     det.add_argument("--efficiency", type=float, default=None, metavar="EPS",
-                     help="flat detector efficiency in (0, 1] (default 0.96, the paper's implied value)")
+                     help=f"flat detector efficiency in (0, 1] (default {DETECTOR_EFFICIENCY}, the paper's implied value)")
     det.add_argument("--detector", choices=sorted(DETECTOR_PRESETS), default=None,
                      help="physical detector model (window, contact, dead layer, Si crystal)")
     p.add_argument("--elastic", choices=("browning1991", "screened-rutherford"), default=None,
@@ -80,7 +80,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _factors(args) -> tuple[Factors, float]:
-    efficiency = 0.96 if args.efficiency is None else args.efficiency
+    efficiency = DETECTOR_EFFICIENCY if args.efficiency is None else args.efficiency
     solid_angle = FULL_SPHERE_SR if args.solid_angle_sr is None else args.solid_angle_sr
     if args.preset == "paper-table2":
         if args.detector is not None or args.haadf_mrad is not None or args.elastic or args.coster_kronig:

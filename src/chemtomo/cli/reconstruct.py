@@ -18,7 +18,31 @@ import sys
 from pathlib import Path
 
 
+def _defaults_text(name: str) -> str:
+    """``"default eds_sirt 100, hebt_sirt 100"``: the registry's defaults of ``name`` per method."""
+    from chemtomo.reconstruct import get_method, method_names
+
+    have = [(n, get_method(n).Params.defaults()[name]) for n in method_names()
+            if name in get_method(n).Params.names()]
+    return "default " + ", ".join(f"{n} {v}" for n, v in have) if have else "no method has it"
+
+
+def grid_names() -> list[str]:
+    """Every candidate name of the registered methods' automatic rules."""
+    from chemtomo.reconstruct import get_method, method_names
+
+    return sorted({k for n in method_names() for k in get_method(n).default_grid})
+
+
 def add_parser(sub):
+    """The ``reconstruct`` subcommand; its help reads the methods and their defaults from the registry."""
+    from chemtomo.physics import DETECTOR_EFFICIENCY
+    from chemtomo.pipeline.options import DEFAULT_METHODS as DEFAULT_RAW_METHODS
+    from chemtomo.pipeline.volume import DEFAULT_METHOD
+    from chemtomo.preprocess import FILTER_SIGMA_PX
+    from chemtomo.reconstruct import get_method, method_names
+
+    names = method_names()
     p = sub.add_parser(
         "reconstruct", help="reconstruct and quantify a tilt series into an HDF5 result",
         description="Reconstruct a raw spectrum-image tilt series (folder or files: .bcf, .emd, .hspy; with "
@@ -30,35 +54,45 @@ def add_parser(sub):
     p.add_argument("--lines", nargs="+", metavar="LINE", help="X-ray lines to map from raw input, e.g. Fe_Ka Pt_La")
     p.add_argument("--eds", action="append", default=[], metavar="LINE=PATH",
                    help="an EDS line stack, e.g. Ag_La=eds_Ag_La.hspy (repeat per line)")
-    p.add_argument("--haadf", metavar="PATH", help="the HAADF stack (needed by hebt_sirt)")
+    p.add_argument("--haadf", metavar="PATH",
+                   help=f"the HAADF stack (needed by {', '.join(n for n in names if get_method(n).needs_haadf)})")
     p.add_argument("--angles", type=float, nargs="+", metavar="DEG",
                    help="tilt angles, overriding the files' (raw input: one per file, in the files' order)")
     p.add_argument("--angles-from", choices=("auto", "metadata", "filename"), default="auto",
                    help="raw input: where tilt angles come from (default auto: metadata, else file names)")
     p.add_argument("--pixel-nm", type=float, help="pixel size (nm), overriding the files'")
     p.add_argument("--method", nargs="+", metavar="METHOD",
-                   help="eds_sirt | hebt_sirt | ls_tv | poisson_tv | fused_tv (hyphens work too: fused-tv; "
-                        "default hebt_sirt; raw input: eds_sirt hebt_sirt)")
-    p.add_argument("--iterations", "-n", nargs="+", default=["100"], metavar="N|METHOD=N",
-                   help="iterations, for every method or per method, e.g. -n 100 fused_tv=300 (default 100; "
-                        "the regularised solvers want 200-300)")
-    p.add_argument("--alpha", type=float, default=0.8, help="HAADF weight in [0, 1) for HEBT (default 0.8)")
+                   help=f"{' | '.join(names)} (hyphens work too: fused-tv; default {DEFAULT_METHOD}; raw input: "
+                        f"{' '.join(DEFAULT_RAW_METHODS)})")
+    p.add_argument("--iterations", "-n", nargs="+", metavar="N|METHOD=N",
+                   help="iterations, for every method or per method, e.g. -n 100 fused_tv=300 ("
+                        f"{_defaults_text('n_iter')})")
+    p.add_argument("--alpha", type=float,
+                   help=f"HAADF weight in [0, 1) of the methods that have one ({_defaults_text('alpha')})")
     p.add_argument("--mu", type=float,
-                   help="dimensionless TV weight of the regularised solvers (default: their middle value; see --auto)")
+                   help=f"dimensionless TV weight of the regularised solvers ({_defaults_text('mu')}; see --auto)")
+    p.add_argument("--param", action="append", default=[], metavar="[METHOD.]NAME=VALUE",
+                   help="any parameter of the methods run (repeatable): NAME=VALUE for every method that has NAME, "
+                        "METHOD.NAME=VALUE for one, e.g. --param fused_tv.haadf_model_error=0.02; "
+                        "VALUE: a number, true/false or none. Parameters: " + "; ".join(
+                            f"{n}: {', '.join(f'{k}={v}' for k, v in get_method(n).Params.defaults().items())}"
+                            for n in names))
     p.add_argument("--auto", nargs="*", metavar="METHOD",
                    help="choose the parameters from the data (EDS-SIRT n by the discrepancy principle, HEBT alpha "
                         "and n and the TV weight by cross-validation on held-out rays) on the slices with the most "
                         "counts, for every method or for the METHODs named; the choice is recorded in the result")
     p.add_argument("--auto-grid", action="append", default=[], metavar="NAME=V1,V2,...",
-                   help="candidates of the automatic rules, e.g. --auto-grid mu=0.02,0.04,0.08 (n, alpha, mu; "
-                        "repeatable)")
-    p.add_argument("--filter-sigma", type=float, default=0.8, help="Gaussian filter of EDS images, px (0: none)")
+                   help="candidates of the automatic rules, e.g. --auto-grid mu=0.02,0.04,0.08 "
+                        f"({', '.join(grid_names())}; repeatable; each method takes the names of its rule)")
+    p.add_argument("--filter-sigma", type=float, default=FILTER_SIGMA_PX,
+                   help=f"Gaussian filter of EDS images, px (0: none; default {FILTER_SIGMA_PX})")
     p.add_argument("--mask", choices=("esf", "otsu"), default="esf", help="particle mask method (default esf)")
     p.add_argument("--threshold", type=float, help="fixed mask threshold instead of --mask")
     p.add_argument("--factors", default="physics",
                    help="'physics' (computed), 'paper' (Table 2), or a .json/.csv factor table")
     p.add_argument("--beam-kev", type=float, help="beam energy (keV), if not in the files' metadata")
-    p.add_argument("--efficiency", type=float, default=0.96, help="flat detector efficiency (default 0.96)")
+    p.add_argument("--efficiency", type=float, default=DETECTOR_EFFICIENCY,
+                   help=f"flat detector efficiency (default {DETECTOR_EFFICIENCY})")
     p.add_argument("--chunk-slices", type=int, help="slices per batched solve (bounds memory; raw input: 32)")
     g = p.add_argument_group("raw input: preprocessing and outputs")
     g.add_argument("--bin", type=int, default=2, help="sum-bin images by this factor after alignment (default 2)")
@@ -134,12 +168,14 @@ def parse_angle_range(text: str):
     return [float(x) for x in t.replace(",", " ").split()]
 
 
-def parse_iterations(items: list[str]) -> dict:
-    """``["100", "fused_tv=300"]`` -> ``{"default": 100, "fused_tv": 300}``."""
+def parse_iterations(items: list[str] | None) -> dict:
+    """``["100", "fused_tv=300"]`` -> ``{"default": 100, "fused_tv": 300}`` (no entry: the method's default)."""
+    from chemtomo.reconstruct import canonical_name
+
     out: dict = {}
-    for it in items:
+    for it in items or ():
         key, _, val = it.rpartition("=")
-        key = key.replace("-", "_") or "default"
+        key = canonical_name(key) if key else "default"
         try:
             n = int(val)
         except ValueError:
@@ -147,15 +183,16 @@ def parse_iterations(items: list[str]) -> dict:
         if n < 1:
             raise ValueError(f"the number of iterations must be a positive integer, got {it!r}")
         out[key] = n
-    out.setdefault("default", 100)
     return out
 
 
 def auto_methods(args, methods) -> list[str]:
     """The methods whose parameters ``--auto`` chooses: all with a bare ``--auto``, else those named."""
+    from chemtomo.reconstruct import canonical_name
+
     if args.auto is None:
         return []
-    named = [m.replace("-", "_") for m in args.auto]
+    named = [canonical_name(m) for m in args.auto]
     unknown = [m for m in named if m not in methods]
     if unknown:
         raise ValueError(f"--auto names {unknown}, which are not among the methods run ({methods})")
@@ -164,11 +201,12 @@ def auto_methods(args, methods) -> list[str]:
 
 def parse_auto_grid(items: list[str]) -> dict:
     """``["mu=0.02,0.04"]`` -> ``{"mu": (0.02, 0.04)}`` (``n`` as integers)."""
+    names = grid_names()
     out = {}
     for it in items:
         name, _, vals = it.partition("=")
-        if name not in ("n", "alpha", "mu") or not vals:
-            raise ValueError(f"--auto-grid takes n=..., alpha=... or mu=... with comma-separated values, got {it!r}")
+        if name not in names or not vals:
+            raise ValueError(f"--auto-grid takes NAME=V1,V2,... with NAME one of {names}, got {it!r}")
         try:
             out[name] = tuple((int if name == "n" else float)(v) for v in vals.split(","))
         except ValueError:
@@ -176,13 +214,80 @@ def parse_auto_grid(items: list[str]) -> dict:
     return out
 
 
-def method_options(args, methods) -> dict:
-    """Per-method extra options from the command line (``--mu`` for the regularised solvers)."""
-    from chemtomo.reconstruct import RAW_COUNTS
+def auto_grids(items: list[str], methods) -> dict | None:
+    """Per method, the ``--auto-grid`` candidates its rule takes (a name no method takes is an error)."""
+    from chemtomo.reconstruct import get_method
 
-    if args.mu is None:
-        return {}
-    return {m: {"mu": float(args.mu)} for m in methods if m in RAW_COUNTS}
+    grid = parse_auto_grid(items)
+    if not grid:
+        return None
+    out = {m: {k: v for k, v in grid.items() if k in get_method(m).default_grid} for m in methods}
+    unused = sorted(set(grid) - {k for g in out.values() for k in g})
+    if unused:
+        raise ValueError(f"--auto-grid {unused}: no rule of the methods run ({list(methods)}) takes it")
+    return out
+
+
+def parse_value(text: str):
+    """A ``--param`` value: int, float, true/false, none, else the text."""
+    t = text.strip()
+    low = t.lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    for kind in (int, float):
+        try:
+            return kind(t)
+        except ValueError:
+            pass
+    return t
+
+
+def method_params(args, methods) -> dict[str, dict]:
+    """Per method, the parameters given on the command line (validated by the registry).
+
+    ``-n`` (all or per method), ``--alpha`` and ``--mu`` (for the methods that have them),
+    ``--param NAME=VALUE`` (every method run that has NAME; a name none has is an error)
+    and ``--param METHOD.NAME=VALUE`` (that method; an unknown name is an error).
+    """
+    from chemtomo.reconstruct import canonical_name, get_method
+
+    iters = parse_iterations(args.iterations)
+    out: dict[str, dict] = {}
+    for m in methods:
+        names = get_method(m).Params.names()
+        given = {}
+        n = iters.get(m, iters.get("default"))
+        if n is not None:
+            given["n_iter"] = n
+        for name in ("alpha", "mu"):
+            if getattr(args, name, None) is not None and name in names:
+                given[name] = float(getattr(args, name))
+        out[m] = given
+    for it in getattr(args, "param", None) or ():
+        key, sep, val = it.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param takes NAME=VALUE or METHOD.NAME=VALUE, got {it!r}")
+        target, dot, name = key.rpartition(".")
+        if dot:
+            target = canonical_name(target)
+            if target not in out:
+                raise ValueError(f"--param {it!r}: method {target!r} is not among the methods run ({list(methods)})")
+            get_method(target).Params.check_names([name], target)
+            out[target][name] = parse_value(val)
+        else:
+            takers = [m for m in methods if name in get_method(m).Params.names()]
+            if not takers:
+                raise ValueError(f"--param {it!r}: no method run has a parameter {name!r}; theirs are "
+                                 + "; ".join(f"{m}: {list(get_method(m).Params.names())}" for m in methods))
+            for m in takers:
+                out[m][name] = parse_value(val)
+    for m, given in out.items():  # fail here, before any work
+        get_method(m).params(given)
+    return out
 
 
 def parse_eds(items: list[str]) -> dict[str, str]:
@@ -245,6 +350,7 @@ def raw_options(args) -> tuple:
     from chemtomo.pipeline.options import DEFAULT_METHODS, OutputOptions, ReconstructionOptions
     from chemtomo.preprocess.raw import LineMapOptions
     from chemtomo.preprocess.series import PreprocessOptions
+    from chemtomo.reconstruct import canonical_name
 
     if not args.lines:
         raise ValueError("give the X-ray lines to map with --lines (e.g. --lines Fe_Ka Si_Ka O_Ka)")
@@ -256,7 +362,7 @@ def raw_options(args) -> tuple:
     engine = {k: v for k, v in (("scheduler", args.scheduler), ("store", args.store)) if v}
     if args.resume:
         engine["resume"] = True
-    methods = [m.replace("-", "_") for m in (args.method or DEFAULT_METHODS)]
+    methods = [canonical_name(m) for m in (args.method or DEFAULT_METHODS)]
     line_maps = LineMapOptions(angles_deg=args.angles, angle_source=args.angles_from, pixel_nm=args.pixel_nm,
                                line_method=args.line_method, integration_width=args.integration_width,
                                elements=args.elements)
@@ -268,8 +374,8 @@ def raw_options(args) -> tuple:
         factors=args.factors, beam_kev=args.beam_kev, efficiency=args.efficiency, methods=methods,
         n_iter=parse_iterations(args.iterations), alpha=args.alpha, quantify_lines=args.quantify_lines,
         mask_method=args.mask, threshold=args.threshold, chunk_slices=args.chunk_slices or 32,
-        engine_options=engine or None, auto=auto_methods(args, methods), method_options=method_options(args, methods),
-        auto_grid={m: parse_auto_grid(args.auto_grid) for m in methods} if args.auto_grid else None)
+        engine_options=engine or None, auto=auto_methods(args, methods), method_options=method_params(args, methods),
+        auto_grid=auto_grids(args.auto_grid, methods))
     output = OutputOptions(export=exports, export_kinds=args.export_kinds, figures=not args.no_figures,
                            compare_tomviz=args.compare_tomviz,
                            tomviz_angles_deg=parse_angle_range(args.tomviz_angles) if args.tomviz_angles else None)
@@ -320,27 +426,27 @@ def run_stacks(args) -> int:
     from chemtomo.io.factors import resolve_factors
     from chemtomo.io.hspy import read_tilt_series
     from chemtomo.pipeline import reconstruct_series
+    from chemtomo.pipeline.volume import DEFAULT_METHOD
 
     eds = parse_eds(args.eds)
     if not eds:
         raise ValueError("give a raw tilt series (folder or files) with --lines, or stacks with --eds LINE=PATH")
-    methods = args.method or ["hebt_sirt"]
+    methods = args.method or [DEFAULT_METHOD]
     if len(methods) != 1:
         raise ValueError("with --eds stacks give one --method (raw input reconstructs several)")
-    method = methods[0].replace("-", "_")
-    from chemtomo.pipeline.experimental import iterations_for
+    from chemtomo.reconstruct import get_method
 
-    n_iter = iterations_for(parse_iterations(args.iterations), method)
+    method = get_method(methods[0]).name
+    params = method_params(args, [method])[method]
     series = read_tilt_series(eds, args.haadf, args.angles, args.pixel_nm)
     beam = args.beam_kev if args.beam_kev is not None else series.metadata.get("beam_kev")
     factors = resolve_factors(args.factors, series.lines, beam, args.efficiency)
     result = reconstruct_series(
-        series, factors, method=method, n_iter=n_iter, alpha=args.alpha,
+        series, factors, method, params,
         filter_sigma=args.filter_sigma, mask_method=args.mask, threshold=args.threshold,
         chunk_slices=args.chunk_slices, progress=not args.quiet,
         scheduler=args.scheduler, store=args.store, resume=args.resume,
-        method_options=method_options(args, [method]).get(method), auto=method in auto_methods(args, [method]),
-        auto_grid=parse_auto_grid(args.auto_grid) or None,
+        auto=method in auto_methods(args, [method]), auto_grid=(auto_grids(args.auto_grid, [method]) or {}).get(method),
     )
     inputs = list(eds.values()) + ([args.haadf] if args.haadf else [])
     path = write_result(out_path(args.out), result, provenance(inputs, factors_spec=args.factors))

@@ -13,7 +13,7 @@ The paper's Table 2 stays available as :func:`paper_table2` for exact reproducti
 """
 
 from .compute import ELASTIC_MODELS, PAPER_HAADF_MRAD, compute_factors
-from .detector import DETECTOR_PRESETS, DetectorModel, FlatEfficiency, Layer, resolve_detector
+from .detector import DETECTOR_EFFICIENCY, DETECTOR_PRESETS, DetectorModel, FlatEfficiency, Layer, resolve_detector
 from .elastic import browning1991_barn, screened_rutherford_barn
 from .elements import atomic_number, atomic_weight
 from .factors import AVOGADRO, BARN_CM2, Factors, LineFactors
@@ -24,6 +24,7 @@ from .transitions import LINES, LineInfo, line_info
 __all__ = [
     "AVOGADRO",
     "BARN_CM2",
+    "DETECTOR_EFFICIENCY",
     "DETECTOR_PRESETS",
     "DetectorModel",
     "ELASTIC_MODELS",

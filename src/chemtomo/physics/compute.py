@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Iterable, Literal
 
-from .detector import resolve_detector
+from .detector import DETECTOR_EFFICIENCY, resolve_detector
 from .elastic import BROWNING_RANGE_KEV, browning1991_barn, screened_rutherford_barn, validate_angles_mrad
 from .elements import atomic_weight, atomic_weight_source
 from .factors import Factors, LineFactors
@@ -64,7 +64,7 @@ def _elastic(element: str, beam_kev: float, elastic: str, haadf_mrad) -> tuple[f
 def compute_factors(
     lines: Iterable[str],
     beam_kev: float,
-    detector=0.96,
+    detector=DETECTOR_EFFICIENCY,
     *,
     elastic: Literal["browning1991", "screened_rutherford"] = "browning1991",
     haadf_mrad: tuple[float, float] | None = None,

@@ -29,6 +29,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 __all__ = [
+    "DETECTOR_EFFICIENCY",
     "DETECTOR_PRESETS",
     "DetectorModel",
     "Efficiency",
@@ -138,6 +139,11 @@ class Efficiency(Protocol):
     def efficiency(self, energy_kev): ...
 
     def describe(self) -> str: ...
+
+
+#: The flat detector efficiency used when none is given: the value the paper's f_Co and
+#: f_Zn imply (Yuan et al. 2020, Table 2; see PHYSICS-NOTES).
+DETECTOR_EFFICIENCY = 0.96
 
 
 @dataclass(frozen=True)

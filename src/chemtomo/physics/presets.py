@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from .detector import DETECTOR_EFFICIENCY
 from .factors import Factors, LineFactors
 
 # line: (element, beam_kev, sigma_ela (barn), sigma_ion (barn), omega, p, M (g/mol), E (keV))
@@ -23,7 +24,8 @@ TABLE2 = {
 _SOURCE = "Yuan et al. 2020, Table 2 (MC X-ray)"
 
 
-def paper_table2(lines: Iterable[str] = ("Ag_La", "Au_Ma"), detector_efficiency: float = 0.96) -> Factors:
+def paper_table2(lines: Iterable[str] = ("Ag_La", "Au_Ma"),
+                 detector_efficiency: float = DETECTOR_EFFICIENCY) -> Factors:
     """The paper's Table 2 as :class:`Factors`.
 
     Parameters

@@ -40,18 +40,21 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import numpy as np
 
 from ..geometry import TiltGeometry, columns_to_volume
-from ..reconstruct import ChannelData, get_method
+from ..reconstruct import ChannelData, MethodParams, get_method
 
 log = logging.getLogger("chemtomo.pipeline")
 
 SCHEDULER_ENV = "CHEMTOMO_SCHEDULER"
 IN_PROCESS = ("inprocess", "in-process", "none", "sync")
+# the operator backend of a run when none is given (make_operator's default)
+DEFAULT_BACKEND = "batched"
 
 # -- one chunk --------------------------------------------------------------------------------
 
@@ -67,11 +70,13 @@ class ChunkSpec:
     backend : str
         Operator backend (:func:`chemtomo.projector.make_operator`).
     method : str
-        A registered reconstruction method.
-    n_iter : int
-    alpha : float
-    options : dict
-        Extra keyword arguments of the method.
+        A registered reconstruction method (:func:`chemtomo.reconstruct.get_method`).
+    params : MethodParams or dict
+        The method's parameters, validated into its ``Params`` (a frozen dataclass: pickled by reference
+        to its class, so a worker imports the module that defines, and registers, it).
+    constants : dict or None
+        The method's volume-level set-up (:meth:`~chemtomo.reconstruct.Method.setup`)
+        on all of the run's data, the same for every chunk.
     threads : int or None
         Threads the operator may use in a task (None: its default). Set for
         LocalCluster workers so that N single-threaded workers do not
@@ -84,15 +89,19 @@ class ChunkSpec:
     geometry: dict
     backend: str
     method: str
-    n_iter: int
-    alpha: float
-    options: dict = field(default_factory=dict)
+    params: MethodParams
+    constants: dict | None = None
     threads: int | None = None
     group: int | None = None
 
+    def __post_init__(self):
+        m = get_method(self.method)
+        object.__setattr__(self, "method", m.name)
+        object.__setattr__(self, "params", m.params(self.params))
+
     def with_threads(self, threads: int | None) -> "ChunkSpec":
-        return ChunkSpec(self.geometry, self.backend, self.method, self.n_iter, self.alpha, dict(self.options),
-                         threads, self.group)
+        """The same spec with another thread limit."""
+        return dataclasses.replace(self, threads=threads)
 
 
 @dataclass
@@ -182,9 +191,9 @@ def reconstruct_chunk(spec: ChunkSpec, data: ChannelData) -> ChunkOutput:
     """
     t0 = time.perf_counter()
     W = chunk_operator(spec.geometry, spec.backend, spec.group)
-    fn = get_method(spec.method)
+    method = get_method(spec.method)
     with _thread_limit(spec.threads):
-        res = fn(W, data, n_iter=spec.n_iter, alpha=spec.alpha, **spec.options)
+        res = method.solve(W, data, spec.params, constants=spec.constants)
     n = int(spec.geometry["n_grid"])
     maps = np.stack([columns_to_volume(m, n) for m in res.maps]).astype(np.float32, copy=False)
     return ChunkOutput(maps, res.factor, time.perf_counter() - t0, socket.gethostname(), os.getpid(), _max_rss())
@@ -213,42 +222,32 @@ def _max_rss() -> int:
 
 # -- memory -----------------------------------------------------------------------------------
 
-# Peak bytes of one chunk solve per slice, as multiples of 4-byte values of
-# (k + 1) sinogram columns and k image columns (k lines), per backend and method.
-# Measured with tracemalloc (tests/pipeline/test_distributed.py checks the
-# measurement stays under the estimate); methods not listed get the regularized
-# solvers' allowance, measured on ls_tv, poisson_tv and fused_tv (PDHG holds the
-# iterate, its step and update, the TV dual field with its K x, K xbar and prox
-# temporaries: about 30 image-sized and 10-25 ray-sized columns per line; the
-# factors below leave 24-78 % margin over the six measured cases). The batched
-# engine pads its k s columns to whole blocks of 8-64 lanes, never more than the
-# columns plus 8, nor 64: that allowance is added.
-_PEAK_FACTORS = {
-    ("sparse", "eds_sirt"): (4.0, 3.5), ("sparse", "hebt_sirt"): (6.0, 5.0),
-    ("batched", "eds_sirt"): (6.0, 4.0), ("batched", "hebt_sirt"): (6.0, 4.0),
-}
-_DEFAULT_FACTORS = (16.0, 36.0)
+# The memory model of a method is its own (Method.peak_factors: per backend, measured
+# with tracemalloc; tests/pipeline/test_distributed.py checks the measurement stays under
+# the estimate). The batched engine pads its k s columns to whole blocks of 8-64 lanes,
+# never more than the columns plus 8, nor 64: that allowance is added here, per backend.
 _PAD_COLUMNS = {"batched": 64}
 WORKER_BASELINE_BYTES = 400 * 2**20  # python + numpy/scipy/numba/astra + distributed, per worker process
 _BUDGET_FILL = 0.7  # of a worker's memory_limit: below Dask's pause (80 %) and restart (95 %) thresholds
 
 
-def chunk_bytes(geom: TiltGeometry, n_lines: int, n_slices: int, method: str = "hebt_sirt",
-                backend: str = "sparse") -> int:
+def chunk_bytes(geom: TiltGeometry, n_lines: int, n_slices: int, method: str,
+                backend: str = DEFAULT_BACKEND) -> int:
     """Peak memory (bytes) of one chunk solve, the projector excluded.
 
     ``4 s (a (k + 1) n_rays + b k n_voxels)`` for ``s`` slices of ``k`` lines
-    (data, iterate and the operator's temporaries; ``a``, ``b`` per backend and
-    method), plus the batched engine's padding to whole column blocks.
+    (data, iterate and the operator's temporaries; ``a``, ``b`` from the method's
+    :meth:`~chemtomo.reconstruct.Method.peak_factors` for the backend), plus the
+    batched engine's padding to whole column blocks.
     """
-    a, b = _PEAK_FACTORS.get((backend, method), _DEFAULT_FACTORS)
+    a, b = get_method(method).peak_factors(backend)
     k = int(n_lines)
     pad_columns = min(_PAD_COLUMNS.get(backend, 0), k * int(n_slices) + 8)
     pad = 4 * pad_columns * (geom.n_voxels + 3 * geom.n_rays)
     return int(4 * int(n_slices) * (a * (k + 1) * geom.n_rays + b * k * geom.n_voxels)) + pad + (256 << 10)
 
 
-def operator_bytes(geom: TiltGeometry, backend: str = "sparse") -> int:
+def operator_bytes(geom: TiltGeometry, backend: str = DEFAULT_BACKEND) -> int:
     """Memory (bytes) of the projector, estimated before it is built.
 
     A strip model meets about 3 pixels per grid column per ray, so
@@ -265,7 +264,7 @@ def operator_bytes(geom: TiltGeometry, backend: str = "sparse") -> int:
 
 
 def plan_chunk_slices(geom: TiltGeometry, n_lines: int, n_slices: int, method: str, budget_bytes: float,
-                      backend: str = "sparse", min_chunks: int = 1) -> int:
+                      backend: str = DEFAULT_BACKEND, min_chunks: int = 1) -> int:
     """Slices per chunk so that the projector plus one chunk fit ``budget_bytes``.
 
     Parameters

@@ -36,11 +36,12 @@ from .._options import with_overrides
 from ..io.experimental_result import read_experimental
 from ..io.factors import resolve_factors
 from ..preprocess.align import compare_with_tomviz
+from ..preprocess.filters import FILTER_SIGMA_PX
 from ..preprocess.raw import LineMapOptions, LineMaps, check_lines, load_line_maps
 from ..preprocess.series import (
     ALIGN_METHODS, REGISTER_METHODS, PreprocessOptions, Preprocessed, auto_pad, preprocess_tilt_series,
 )
-from ..reconstruct import NEEDS_HAADF, estimate_response_ratios
+from ..reconstruct import canonical_name, estimate_response_ratios, get_method
 from ..tiltseries import TiltSeries
 from .options import DEFAULT_METHODS, OutputOptions, ReconstructionOptions, route_overrides
 from .volume import VolumeResult, prepare_series, reconstruct_series
@@ -53,7 +54,7 @@ STAGES = {"line_maps": LineMapOptions, "preprocess": PreprocessOptions, "reconst
 # --------------------------------------------------------------------------- 3. reconstruction
 
 def reconstruct_experimental(series: TiltSeries, factors, options: ReconstructionOptions | None = None, *,
-                             filter_sigma: float | None = 0.8, crop_px: int = 0, progress: bool = True,
+                             filter_sigma: float | None = FILTER_SIGMA_PX, crop_px: int = 0, progress: bool = True,
                              unfiltered: TiltSeries | None = None, **overrides) -> dict[str, VolumeResult]:
     """Every slice of ``series`` by each method (EDS-only SIRT, HEBT, the regularised solvers), quantified.
 
@@ -86,7 +87,7 @@ def reconstruct_experimental(series: TiltSeries, factors, options: Reconstructio
 
     Notes
     -----
-    Methods that model the counts' noise (``chemtomo.reconstruct.RAW_COUNTS``) get
+    Methods that model the counts' noise (a registered method's ``raw_counts``) get
     ``unfiltered`` when given, and the automatic rules score it, with its
     variance-to-mean factor estimated (line maps are background-subtracted and
     normalised, not raw counts); the response ratios are fitted once, on
@@ -102,11 +103,11 @@ def reconstruct_experimental(series: TiltSeries, factors, options: Reconstructio
     engine_options = o.engine_options
     quantify_lines, mask_method, threshold, auto = o.quantify_lines, o.mask_method, o.threshold, o.auto
     method_options, auto_grid = o.method_options, o.auto_grid
-    methods = [m.replace("-", "_") for m in o.methods]
+    methods = [canonical_name(m) for m in o.methods]
     out = {}
     auto_for = set(methods) if auto is True else set(auto or ())
     rr = None
-    if series.haadf is not None and any(m in NEEDS_HAADF for m in methods):
+    if series.haadf is not None and any(get_method(m).needs_haadf for m in methods):
         prepared = prepare_series(series, filter_sigma, "image")
         rr = estimate_response_ratios(prepared.haadf, {ln: prepared.eds[ln] for ln in series.lines})
     for m in methods:
@@ -116,11 +117,13 @@ def reconstruct_experimental(series: TiltSeries, factors, options: Reconstructio
         if kw.get("store") and len(methods) > 1:  # one resumable store per method
             st = Path(kw["store"])
             kw["store"] = st.with_name(f"{st.stem}-{m}{st.suffix}")
-        res = reconstruct_series(series, factors, method=m, n_iter=iterations_for(n_iter, m), alpha=alpha,
+        given = {"n_iter": iterations_for(n_iter, m),
+                 "alpha": alpha if "alpha" in get_method(m).Params.names() else None}
+        params = {**{k: v for k, v in given.items() if v is not None}, **(method_options or {}).get(m, {})}
+        res = reconstruct_series(series, factors, m, params,
                                  filter_sigma=filter_sigma, mask_method=mask_method, threshold=threshold,
                                  chunk_slices=chunk_slices, progress=progress, auto=m in auto_for,
-                                 method_options=(method_options or {}).get(m),
-                                 response_ratios=rr if m in NEEDS_HAADF else None, counts=unfiltered,
+                                 response_ratios=rr if get_method(m).needs_haadf else None, counts=unfiltered,
                                  noise_factor="estimate", auto_grid=(auto_grid or {}).get(m), **kw)
         if crop_px:
             res = crop_result(res, crop_px)
@@ -130,11 +133,12 @@ def reconstruct_experimental(series: TiltSeries, factors, options: Reconstructio
     return out
 
 
-def iterations_for(n_iter: int | dict, method: str) -> int:
-    """The iteration count of ``method``: ``n_iter`` itself, or its entry (else ``"default"``, else 100)."""
+def iterations_for(n_iter: int | dict | None, method: str) -> int | None:
+    """The iteration count of ``method``: ``n_iter`` itself, or its entry (else ``"default"``,
+    else None: the method's default)."""
     if isinstance(n_iter, dict):
-        return int(n_iter.get(method, n_iter.get("default", 100)))
-    return int(n_iter)
+        n_iter = n_iter.get(method, n_iter.get("default"))
+    return None if n_iter is None else int(n_iter)
 
 
 def crop_result(res: VolumeResult, crop_px: int) -> VolumeResult:
@@ -339,12 +343,13 @@ def run_experimental(inputs, lines: Sequence[str], out=None, *, line_maps: LineM
     routed = route_overrides(overrides, STAGES)
     lo, po, ro, oo = (with_overrides(given[s], cls, routed[s], f"{s} options") for s, cls in STAGES.items())
 
-    methods = [m.replace("-", "_") for m in ro.methods]
+    methods = [canonical_name(m) for m in ro.methods]
     check_lines(lines)
     lm = load_line_maps(inputs, lines, lo, progress=progress)
     timings["load_line_maps"] = time.perf_counter() - t0
-    if lm.haadf is None and any(m in NEEDS_HAADF for m in methods):
-        raise ValueError(f"methods {[m for m in methods if m in NEEDS_HAADF]} need HAADF images and these files "
+    if lm.haadf is None and any(get_method(m).needs_haadf for m in methods):
+        bimodal = [m for m in methods if get_method(m).needs_haadf]
+        raise ValueError(f"methods {bimodal} need HAADF images and these files "
                          "have none; use --method eds_sirt")
     beam = ro.beam_kev if ro.beam_kev is not None else lm.beam_kev
     fac = resolve_factors(ro.factors, lines, beam, ro.efficiency)  # fail on a missing factor before the heavy work
@@ -361,7 +366,7 @@ def run_experimental(inputs, lines: Sequence[str], out=None, *, line_maps: LineM
     results = reconstruct_experimental(pre.series, fac, ro, filter_sigma=None, crop_px=pre.pad_px, progress=progress,
                                        unfiltered=pre.unfiltered)
     timings["reconstruct"] = time.perf_counter() - t1
-    bimodal = [m for m in methods if m in NEEDS_HAADF]
+    bimodal = [m for m in methods if get_method(m).needs_haadf]
     primary = bimodal[-1] if bimodal else methods[-1]
     inputs_list = lm.raw.inputs() if lm.raw is not None else []
     exp = ExperimentalResult(pre, results, primary, fac, timings, tv, {}, inputs_list,

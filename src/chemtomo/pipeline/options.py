@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .._options import option_names
+from ..physics import DETECTOR_EFFICIENCY
 
 #: The methods of a raw-series run when none are named.
 DEFAULT_METHODS = ("eds_sirt", "hebt_sirt")
@@ -39,15 +40,16 @@ class ReconstructionOptions:
     beam_kev : float, optional
         Beam energy (keV) for the physics factors (default: the files').
     efficiency : float
-        Flat detector efficiency (0..1] for the physics and paper factors (default 0.96).
+        Flat detector efficiency (0..1] for the physics and paper factors
+        (default :data:`chemtomo.physics.DETECTOR_EFFICIENCY`).
     methods : sequence of str
         Reconstruction methods (default eds_sirt, hebt_sirt); the last bimodal
         one (else the last) is the primary result written at the top level.
-    n_iter : int or dict
+    n_iter : int or dict, optional
         Iterations, for every method or method -> count (key ``"default"`` for
-        the rest; default 100).
-    alpha : float
-        HAADF weight of HEBT (default 0.8).
+        the rest); None: each method's own default (its registered parameters).
+    alpha : float, optional
+        HAADF weight, for the methods that have one; None: their registered default.
     quantify_lines : sequence of str, optional
         Lines to quantify (default all; the others are reconstructed, not quantified).
     mask_method : {"esf", "otsu"}
@@ -77,10 +79,10 @@ class ReconstructionOptions:
 
     factors: object = "physics"
     beam_kev: float | None = None
-    efficiency: float = 0.96
+    efficiency: float = DETECTOR_EFFICIENCY
     methods: Sequence[str] = DEFAULT_METHODS
-    n_iter: int | dict = 100
-    alpha: float = 0.8
+    n_iter: int | dict | None = None
+    alpha: float | None = None
     quantify_lines: Sequence[str] | None = None
     mask_method: str = "esf"
     threshold: float | None = None

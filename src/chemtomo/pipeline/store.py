@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import inspect
 import json
 import os
 import socket
@@ -475,16 +474,6 @@ def _canonical_lenient(obj) -> str:
 
 # -- quantification in chunks --------------------------------------------------------------------
 
-def _esf_sampling() -> tuple[int | None, int]:
-    """``(max_voxels, seed)`` of :func:`chemtomo.quantify.esf_threshold` (None: it uses every voxel)."""
-    from ..quantify import esf_threshold
-
-    params = inspect.signature(esf_threshold).parameters
-    mv = params.get("max_voxels")
-    seed = params.get("seed")
-    return (None if mv is None else int(mv.default)), (0 if seed is None else int(seed.default))
-
-
 def quantify_store(store: VolumeStore, factors, atomic_weights, elements: list[str],
                    mask_method: str = "esf", threshold: float | None = None):
     """Mask and fractions of the maps in ``store``, reading and writing chunk by chunk.
@@ -499,7 +488,9 @@ def quantify_store(store: VolumeStore, factors, atomic_weights, elements: list[s
     Writes ``fractions/weight``, ``fractions/atomic`` (float32) and ``mask``
     (uint8) into the store and returns the :class:`~chemtomo.quantify.Threshold`.
     """
-    from ..quantify import Threshold, atomic_fractions, esf_threshold, total_signal, weight_fractions
+    from ..quantify import (
+        ESF_MAX_VOXELS, ESF_SEED, Threshold, atomic_fractions, esf_threshold, total_signal, weight_fractions,
+    )
 
     q = np.asarray(factors, dtype=np.float64)
     shape = (store.n_slices, store.n_grid, store.n_grid)
@@ -514,8 +505,8 @@ def quantify_store(store: VolumeStore, factors, atomic_weights, elements: list[s
     if threshold is not None:
         value, method = float(threshold), "given"
     elif mask_method == "esf":
-        max_voxels, seed = _esf_sampling()
-        if max_voxels is None or size <= max_voxels:
+        max_voxels, seed = ESF_MAX_VOXELS, ESF_SEED  # esf_threshold's own sampling defaults
+        if size <= max_voxels:
             sample = np.concatenate([t.ravel() for _, _, _, t in totals()])
         else:  # the very voxels esf_threshold's subsample picks: the indices do not depend on the values
             idx = np.sort(np.random.default_rng(seed).choice(size, max_voxels, replace=False))

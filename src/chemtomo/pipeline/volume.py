@@ -14,24 +14,26 @@ import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 
 from ..geometry import TiltGeometry, sinogram_to_columns
 from ..physics import Factors
-from ..preprocess import gaussian_filter_stack
+from ..preprocess import FILTER_SIGMA_PX, gaussian_filter_stack
 from ..quantify import Composition, quantify
 from ..reconstruct import (
-    NEEDS_HAADF, RAW_COUNTS, SETUP, ChannelData, ResponseRatios, estimate_response_ratios, get_method,
+    ChannelData, MethodParams, ResponseRatios, estimate_response_ratios, get_method, method_names,
 )
-from ..reconstruct.hebt import check_alpha
-from ..reconstruct.sirt import check_iterations
 from ..tiltseries import TiltSeries
 from ..projector.batched import default_group
-from .distributed import ChunkSpec, Runner, chunk_operator, plan_chunk_slices
+from .distributed import DEFAULT_BACKEND, ChunkSpec, Runner, chunk_operator, plan_chunk_slices
 from .store import Fingerprint, StoreArray, VolumeStore, array_sha256, quantify_store
 
 log = logging.getLogger("chemtomo.pipeline")
+
+# the method of a run that names none (the paper's bimodal HEBT)
+DEFAULT_METHOD = "hebt_sirt"
 
 
 @dataclass
@@ -92,18 +94,18 @@ def prepare_series(series: TiltSeries, filter_sigma: float | None, filter_axes: 
 def reconstruct_series(
     series: TiltSeries,
     factors: Factors,
+    method: str = DEFAULT_METHOD,
+    params: MethodParams | Mapping | None = None,
     *,
-    method: str = "hebt_sirt",
-    n_iter: int = 100,
-    alpha: float = 0.8,
-    filter_sigma: float | None = 0.8,
+    n_iter: int | None = None,
+    alpha: float | None = None,
+    filter_sigma: float | None = FILTER_SIGMA_PX,
     filter_axes: str = "image",
     mask_method: str = "esf",
     threshold: float | None = None,
-    backend: str = "batched",
+    backend: str = DEFAULT_BACKEND,
     chunk_slices: int | None = None,
     progress: bool = False,
-    method_options: dict | None = None,
     store: str | os.PathLike | None = None,
     scheduler=None,
     resume: bool = False,
@@ -123,10 +125,14 @@ def reconstruct_series(
     factors : Factors
         Must hold every EDS line of ``series``.
     method : str
-        A registered method (``eds_sirt``, ``hebt_sirt``, ...).
-    n_iter : int
-    alpha : float
-        HAADF weight for bimodal methods, in [0, 1).
+        A registered method (``eds_sirt``, ``hebt_sirt``, ...; hyphens work too).
+    params : MethodParams or dict, optional
+        The method's parameters (its ``Params`` dataclass, or a dict validated into
+        it; default: the method's defaults). An unknown name is a ValueError that
+        lists the method's parameters.
+    n_iter, alpha : optional
+        Shortcuts for ``params["n_iter"]``, ``params["alpha"]`` (None: not given); a
+        method without such a parameter refuses them.
     filter_sigma : float or None
         Gaussian filter of the EDS stacks (pixels); None or 0 for none.
     filter_axes : {"image", "sinogram"}
@@ -140,8 +146,6 @@ def reconstruct_series(
         slices at once when they fit and the run is in process without a store).
     progress : bool
         Show a progress bar over slices, advanced per chunk.
-    method_options : dict, optional
-        Extra keyword arguments for the method.
     store : path-like, optional
         A Zarr store (folder) to write the maps into chunk by chunk, and the
         mask and fractions after them; the returned maps and fractions then
@@ -167,14 +171,14 @@ def reconstruct_series(
         Slices the automatic choice is made on.
     auto_grid : dict, optional
         Candidates of the automatic rule, e.g. ``{"mu": (0.02, 0.04, 0.08)}`` (default:
-        :data:`chemtomo.reconstruct.autoparam.DEFAULT_GRIDS`).
+        the method's ``default_grid``).
     response_ratios : ResponseRatios, optional
         ``r_A`` fitted elsewhere (e.g. on a filtered copy of the series) instead of
         from the (filtered) ``series`` here; the lines must match.
     counts : TiltSeries, optional
         The unfiltered counts when ``series`` was filtered upstream (as the
         experimental path does): what the methods of
-        :data:`~chemtomo.reconstruct.RAW_COUNTS` reconstruct and what the automatic
+        whose ``raw_counts`` is set reconstruct and what the automatic
         rules score. Default: ``series`` itself.
     noise_factor : float or "estimate"
         Variance over mean of ``counts`` for the discrepancy rule (``auto``): 1 for
@@ -189,24 +193,29 @@ def reconstruct_series(
     so the chunking changes nothing in the result: every slice is the same
     bits whichever chunk, process or machine reconstructed it.
     """
-    get_method(method)  # an unknown name fails here, before any work
-    n_iter = check_iterations(n_iter)
-    alpha = check_alpha(alpha)
+    m = get_method(method)  # an unknown name fails here, before any work
+    method = m.name
+    # validated once, here: an unknown name is a ValueError listing the method's parameters
+    p = m.params(params, **{k: v for k, v in (("n_iter", n_iter), ("alpha", alpha)) if v is not None})
     lines = series.lines
     if not lines:
         raise ValueError("the tilt series has no EDS line to reconstruct")
     missing = [ln for ln in lines if ln not in factors]
     if missing:
         raise KeyError(f"no physics factors for line(s) {missing}; factors hold {list(factors)}")
-    needs_haadf = method in NEEDS_HAADF
+    needs_haadf = m.needs_haadf
     if needs_haadf and series.haadf is None:
-        raise ValueError(f"method {method!r} needs HAADF images; this series has none (use eds_sirt)")
+        raise ValueError(f"method {method!r} needs HAADF images; this series has none (use one of "
+                         f"{[n for n in method_names() if not get_method(n).needs_haadf]})")
     if chunk_slices is not None and (isinstance(chunk_slices, bool) or int(chunk_slices) < 1):
         raise ValueError(f"chunk_slices must be a positive integer, got {chunk_slices!r}")
     if memory_budget_gb is not None and not (np.isfinite(memory_budget_gb) and memory_budget_gb > 0):
         raise ValueError(f"memory_budget_gb must be a positive number, got {memory_budget_gb!r}")
     if resume and store is None:
         raise ValueError("resume=True needs a store to resume from (store=PATH, --store)")
+    if auto and not m.default_grid:
+        raise ValueError(f"method {method!r} has no automatic parameter rule (auto=True); methods with one: "
+                         f"{[n for n in method_names() if get_method(n).default_grid]}")
     if auto and (isinstance(auto_slices, bool) or int(auto_slices) < 1):
         raise ValueError(f"auto_slices must be a positive integer, got {auto_slices!r}")
     prepared = prepare_series(series, filter_sigma, filter_axes)
@@ -214,7 +223,7 @@ def reconstruct_series(
     if counts is not None and (counts.lines != lines or counts.shape != series.shape):
         raise ValueError(f"counts {counts.lines} {counts.shape} must match the series {lines} {series.shape}")
     # methods that model the counts' noise see them unfiltered; r_A is fitted on the filtered series
-    solve_series = raw if method in RAW_COUNTS else prepared
+    solve_series = raw if m.raw_counts else prepared
     rr = theory = None
     if needs_haadf:
         if response_ratios is not None:
@@ -229,27 +238,22 @@ def reconstruct_series(
                                              solid_angle_sr=md["solid_angle_sr"], lines=lines)
     geom = series.geometry()
     k, n_slices = len(lines), series.n_slices
-    opts = dict(method_options or {})
     r = None if rr is None else rr.r
-    choice = None
+    choice = constants = None
     group = default_group() if backend == "batched" else None  # one summation order for every worker
-    if method in SETUP or auto:
-        W = chunk_operator(geom.key(), backend, group)
-        if method in SETUP and "constants" not in opts:
-            opts.update(SETUP[method](W, series_to_channel_data(solve_series, lines, r=r)))
-        if auto:
-            choice = choose_series_parameters(method, W, raw, prepared, lines, r, geom, filter_sigma,
-                                              filter_axes, n_iter, int(auto_slices), opts.get("constants"),
-                                              noise_factor, auto_grid)
-            n_iter = int(choice.params.get("n", n_iter))
-            alpha = float(choice.params.get("alpha", alpha))
-            if "mu" in choice.params:
-                opts["mu"] = float(choice.params["mu"])
-            log.info("automatic parameters for %s: %s (%s)", method, choice.params, choice.rule)
-            if choice.info.get("at_grid_edge"):
-                log.warning("automatic %s parameters %s lie at the %s end of the candidate grid", method,
-                            choice.params, choice.info["at_grid_edge"])
-    spec = ChunkSpec(geom.key(), backend, method, n_iter, alpha, opts, group=group)
+    W = chunk_operator(geom.key(), backend, group) if (m.has_setup or auto) else None
+    if m.has_setup:
+        constants = m.setup(W, series_to_channel_data(solve_series, lines, r=r), p)
+    if auto:
+        choice = choose_series_parameters(method, W, raw, prepared, lines, r, geom, filter_sigma, filter_axes,
+                                          getattr(p, "n_iter", None), int(auto_slices), constants, noise_factor,
+                                          auto_grid)
+        p = m.apply_choice(p, choice.params)
+        log.info("automatic parameters for %s: %s (%s)", method, choice.params, choice.rule)
+        if choice.info.get("at_grid_edge"):
+            log.warning("automatic %s parameters %s lie at the %s end of the candidate grid", method,
+                        choice.params, choice.info["at_grid_edge"])
+    spec = ChunkSpec(geom.key(), backend, method, p, constants, group=group)
 
     def make_data(a: int, b: int) -> ChannelData:
         return series_to_channel_data(solve_series, lines, a, b, r)
@@ -267,7 +271,8 @@ def reconstruct_series(
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=n_slices, desc=f"{method} ({n_iter} it)", unit="slice")
+            it = getattr(p, "n_iter", None)
+            bar = tqdm(total=n_slices, desc=method + (f" ({it} it)" if it is not None else ""), unit="slice")
         try:
             if store is None:
                 maps = np.zeros((k, n_slices, geom.n_grid, geom.n_grid), np.float32)
@@ -287,8 +292,8 @@ def reconstruct_series(
                 comp = quantify(maps, q, factors.atomic_weights(lines), lines, elements, mask_method, threshold)
             else:
                 fp = run_fingerprint(solve_series, spec, lines, r, {
-                    "filter_sigma": None if method in RAW_COUNTS else filter_sigma,
-                    "filter_axes": None if method in RAW_COUNTS or not filter_sigma else filter_axes})
+                    "filter_sigma": None if m.raw_counts else filter_sigma,
+                    "filter_axes": None if m.raw_counts or not filter_sigma else filter_axes})
                 vs = VolumeStore.open(store, fp, lines=lines,
                                       n_slices=n_slices, n_grid=geom.n_grid, chunk_slices=chunk, resume=resume,
                                       chunk_slices_given=bool(chunk_slices))
@@ -328,12 +333,14 @@ def reconstruct_series(
             if bar is not None:
                 bar.close()
         params = {
-            "method": method, "n_iter": n_iter, "alpha": alpha if needs_haadf else None,
+            "method": method, "n_iter": None, "alpha": None, **p.as_dict(),
             "filter_sigma": filter_sigma, "filter_axes": filter_axes, "mask_method": mask_method,
             "threshold": comp.threshold.as_dict(), "backend": backend, "chunk_slices": chunk,
             "lines": lines, "factor": factor_kind, "geometry": geom.key(),
-            "factors": factors.subset(lines).as_dict(), "scheduler": where, **opts,
+            "factors": factors.subset(lines).as_dict(), "scheduler": where,
         }
+        if constants is not None:
+            params["constants"] = constants
         if choice is not None:
             params["auto"] = {**choice.as_dict(), "slices": choice.info.get("slices")}
         if store is not None:
@@ -353,11 +360,12 @@ def auto_slice_block(series: TiltSeries, lines: list[str], n: int) -> tuple[int,
 
 
 def choose_series_parameters(method: str, W, series: TiltSeries, prepared: TiltSeries, lines: list[str], r,
-                             geom: TiltGeometry, filter_sigma, filter_axes: str, n_iter: int, n_slices: int,
+                             geom: TiltGeometry, filter_sigma, filter_axes: str, n_iter: int | None, n_slices: int,
                              constants=None, noise_factor: float | str = 1.0, grid: dict | None = None):
     """The method's parameters chosen on a block of slices (see ``reconstruct_series(auto=True)``).
 
-    ``series`` holds the counts the rules score, ``prepared`` what the method reconstructs.
+    ``series`` holds the counts the rules score, ``prepared`` what the method reconstructs;
+    ``n_iter`` (the run's) is the iteration budget of the solves a rule runs (None: the rule's default).
     """
     from ..reconstruct import choose_parameters
     from ..reconstruct.autoparam import estimate_noise_factor
@@ -372,7 +380,8 @@ def choose_series_parameters(method: str, W, series: TiltSeries, prepared: TiltS
     choice = choose_parameters(
         method, W, raw.eds, data=data.eds, haadf=raw.haadf, r=r, n_tilts=geom.n_tilts,
         n_pixels=geom.n_pixels, filter_sigma=float(filter_sigma or 0.0), filter_axes=filter_axes,
-        n_iter=n_iter, constants=constants, noise_factor=float(noise_factor), grid=grid)
+        constants=constants, noise_factor=float(noise_factor), grid=grid,
+        **({} if n_iter is None else {"n_iter": int(n_iter)}))
     choice.info["slices"] = [a, b]
     choice.info["noise_factor"] = float(noise_factor)
     return choice
@@ -392,14 +401,17 @@ def run_fingerprint(series: TiltSeries, spec: ChunkSpec, lines: list[str], r, fi
     filter) and the parameters of the solve (``filter_params`` named for a readable refusal)."""
     from .. import __version__
 
-    params = {
-        "chemtomo": __version__, "method": spec.method, "n_iter": spec.n_iter,
-        "alpha": spec.alpha if spec.method in NEEDS_HAADF else None,
+    method = get_method(spec.method)
+    run = {
+        "chemtomo": __version__, "method": spec.method, "constants": spec.constants,
         "backend": spec.backend, "group": spec.group, "geometry": spec.geometry, "lines": list(lines),
-        "method_options": spec.options, "response_ratios": None if r is None else [float(v) for v in r],
-        **(filter_params or {}),
+        "response_ratios": None if r is None else [float(v) for v in r], **(filter_params or {}),
     }
+    clash = sorted(set(run) & set(method.Params.names()))
+    if clash:
+        raise ValueError(f"method {spec.method!r}: parameter name(s) {clash} clash with the run's fingerprint keys")
+    params = {**spec.params.as_dict(), **run}
     inputs = {f"eds {ln}": array_sha256(series.eds[ln]) for ln in lines}
-    if series.haadf is not None and spec.method in NEEDS_HAADF:
+    if series.haadf is not None and method.needs_haadf:
         inputs["haadf"] = array_sha256(series.haadf)
     return Fingerprint(params, inputs)

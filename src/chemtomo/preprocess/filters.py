@@ -8,6 +8,9 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 FilterAxes = Literal["sinogram", "image"]
+# The Gaussian pre-filter of the EDS stacks (pixels), as the paper (Yuan 2020) filters its
+# sinograms before SIRT and HEBT: the default of the pipeline, the CLI and the studies.
+FILTER_SIGMA_PX = 0.8
 
 
 def gaussian_filter_stack(stack: np.ndarray, sigma: float, axes: FilterAxes = "sinogram") -> np.ndarray:

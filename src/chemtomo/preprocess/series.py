@@ -19,6 +19,7 @@ import numpy as np
 from .._options import with_overrides
 from ..tiltseries import TiltSeries
 from ._signals import is_signal, unwrap
+from .filters import FILTER_SIGMA_PX
 from .align import align_tilt_series
 from .linemaps import clip_negative, rebin
 from .register import normalise_shadowing, register_haadf_to_eds
@@ -60,7 +61,7 @@ class PreprocessOptions:
         the edges, enough for the highest tilt).
     filter_sigma : float or None
         Gaussian filter (pixels after binning, each image) of the EDS maps
-        before negative counts are clipped (default 0.8, the paper's): clipping
+        before negative counts are clipped (default :data:`~chemtomo.preprocess.filters.FILTER_SIGMA_PX`, the paper's 0.8): clipping
         single noisy pixels adds a positive bias (0.4 sigma per background
         pixel); clipping the filtered maps adds far less. The reconstruction
         then gets ``filter_sigma=None`` (as :func:`~chemtomo.pipeline.experimental.run_experimental`
@@ -81,7 +82,7 @@ class PreprocessOptions:
     bin_factor: int = 2
     shadowing: Literal["mean", "max", "first", "slab"] | None = "mean"
     pad: int | Literal["auto"] = "auto"
-    filter_sigma: float | None = 0.8
+    filter_sigma: float | None = FILTER_SIGMA_PX
 
     def __post_init__(self):
         if self.register not in REGISTER_METHODS:

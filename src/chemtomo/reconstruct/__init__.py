@@ -1,16 +1,26 @@
-"""Reconstruction algorithms, written once against the operator contract."""
+"""Reconstruction algorithms, written once against the operator contract.
+
+Every method the pipeline can run is one registered object (:mod:`.registry`,
+the built-ins in :mod:`.methods`): ``get_method("fused_tv")`` gives its parameters,
+needs, set-up, automatic rule and memory model.
+"""
 
 from .hebt import ResponseRatios, estimate_response_ratios, hebt_data, hebt_operator, hebt_sirt
-from .methods import METHODS, NEEDS_HAADF, RAW_COUNTS, SETUP, ChannelData, MethodResult, get_method, register
 from .sirt import IterState, SolverResult, sirt, sirt_weights
-# the regularised solvers (ls_tv, poisson_tv, fused_tv register themselves) and the parameter rules
 from .fused import TVConstants, TVResult, tv_constants, tv_solve
 from .pdhg import pdhg
 from .autoparam import choose_parameters
+from .registry import (
+    METHODS, ChannelData, Method, MethodParams, MethodResult, RuleInputs, canonical_name, get_method, method_names,
+    register, unregister,
+)
+# the built-in methods register themselves on import
+from .methods import EdsSirtParams, FusedTvParams, HebtSirtParams, TvParams
 
 __all__ = [
-    "METHODS", "NEEDS_HAADF", "ChannelData", "IterState", "MethodResult", "ResponseRatios",
-    "SolverResult", "estimate_response_ratios", "get_method", "hebt_data", "hebt_operator",
-    "hebt_sirt", "register", "sirt", "sirt_weights", "RAW_COUNTS", "SETUP", "TVConstants", "TVResult",
-    "tv_constants", "tv_solve", "pdhg", "choose_parameters",
+    "METHODS", "ChannelData", "EdsSirtParams", "FusedTvParams", "HebtSirtParams", "IterState", "Method",
+    "MethodParams", "MethodResult", "ResponseRatios", "RuleInputs", "SolverResult", "TVConstants", "TVResult",
+    "TvParams", "canonical_name", "choose_parameters", "estimate_response_ratios", "get_method", "hebt_data",
+    "hebt_operator", "hebt_sirt", "method_names", "pdhg", "register", "sirt", "sirt_weights", "tv_constants",
+    "tv_solve", "unregister",
 ]

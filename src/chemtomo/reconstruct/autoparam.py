@@ -57,6 +57,7 @@ from scipy.stats import poisson
 
 from ..projector.base import DTYPE, Operator
 from .fused import masked_sirt, tv_constants, tv_solve
+from .registry import RuleInputs, canonical_name, get_method, method_names
 
 DEFAULT_FOLDS = 4
 DEFAULT_SEED = 20240607
@@ -566,18 +567,6 @@ def estimate_noise_factor(stacks, min_counts: float = 30.0) -> float:
 
 # ----------------------------------------------------------------------------- one entry point
 
-# Candidate grids of every rule (the phantom study's sweeps use the same values).
-DEFAULT_GRIDS = {
-    "eds_sirt": {"n": (10, 20, 30, 50, 75, 100, 150, 200, 300, 500)},
-    "hebt_sirt": {"alpha": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95),
-                  "n": (50, 100, 200, 500)},
-    "ls_tv": {"mu": (0.06, 0.085, 0.12, 0.17, 0.24, 0.34, 0.48)},
-    "poisson_tv": {"mu": (0.06, 0.085, 0.12, 0.17, 0.24, 0.34, 0.48)},
-    "fused_tv": {"mu": (0.06, 0.085, 0.12, 0.17, 0.24, 0.34, 0.48)},
-}
-TV_MODELS = {"ls_tv": "ls", "poisson_tv": "poisson", "fused_tv": "fused"}
-
-
 def choose_parameters(
     method: str, W: Operator, counts: np.ndarray, *, data: np.ndarray | None = None,
     haadf: np.ndarray | None = None, r=None, n_tilts: int | None = None, n_pixels: int | None = None,
@@ -589,6 +578,7 @@ def choose_parameters(
     Parameters
     ----------
     method : str
+        A registered method with a rule (its :meth:`~chemtomo.reconstruct.registry.Method.choose`):
         ``eds_sirt`` (discrepancy principle on ``n``), ``hebt_sirt`` (CV on ``alpha, n``),
         ``ls_tv`` / ``poisson_tv`` / ``fused_tv`` (CV on ``mu``).
     W : Operator
@@ -607,7 +597,7 @@ def choose_parameters(
     filter_sigma, filter_axes :
         The Gaussian pre-filter of the SIRT methods' input.
     grid : dict, optional
-        Candidates, default :data:`DEFAULT_GRIDS` ``[method]``.
+        Candidates by name, updating the method's ``default_grid``.
     n_iter : int
         Iterations of the regularised solves.
     noise_factor : float
@@ -620,18 +610,18 @@ def choose_parameters(
     -------
     CVResult
     """
-    if method not in DEFAULT_GRIDS:
+    m = get_method(method) if canonical_name(method) in method_names() else None
+    if m is None or not m.default_grid:
         raise ValueError(f"no automatic parameter rule for method {method!r}; rules exist for "
-                         f"{sorted(DEFAULT_GRIDS)}")
-    g = {**DEFAULT_GRIDS[method], **(grid or {})}
-    if method in ("hebt_sirt", "fused_tv") and (haadf is None or r is None):
-        raise ValueError(f"{method} needs the HAADF data and the response ratios to choose its parameters")
-    if method == "eds_sirt":
-        return discrepancy_sirt_iterations(W, counts, g["n"], data=data, noise_factor=noise_factor)
-    if method == "hebt_sirt":
-        if n_tilts is None or n_pixels is None:
-            raise ValueError("hebt_sirt's rule needs n_tilts and n_pixels (sinogram layout)")
-        return cv_hebt(W, counts, haadf, r, g["alpha"], g["n"], n_tilts=n_tilts, n_pixels=n_pixels,
-                       filter_sigma=filter_sigma, filter_axes=filter_axes)
-    return cv_tv_weight(W, counts, TV_MODELS[method], g["mu"], haadf=haadf, r=r, n_iter=n_iter,
-                        constants=constants)
+                         f"{[n for n in method_names() if get_method(n).default_grid]}")
+    unknown = sorted(set(grid or {}) - set(m.default_grid))
+    if unknown:
+        raise ValueError(f"grid names {unknown} are not candidates of {m.name}'s rule; it takes "
+                         f"{sorted(m.default_grid)}")
+    g = {**m.default_grid, **(grid or {})}
+    if m.needs_haadf and (haadf is None or r is None):
+        raise ValueError(f"{m.name} needs the HAADF data and the response ratios to choose its parameters")
+    inputs = RuleInputs(counts, data=data, haadf=haadf, r=r, n_tilts=n_tilts, n_pixels=n_pixels,
+                        filter_sigma_px=filter_sigma, filter_axes=filter_axes, n_iter=n_iter,
+                        noise_factor=noise_factor, constants=constants)
+    return m.choose(W, inputs, g)

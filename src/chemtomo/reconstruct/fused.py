@@ -46,6 +46,9 @@ sums before the diagonal preconditioners are formed; the step balance ``theta``
 is in units of the typical unknown. Start: 30 SIRT iterations (EDS-only models),
 or the HAADF SIRT map split by the measured mean composition (fused). Neither
 changes the minimiser, only the speed (measured in ``docs/solvers.md``).
+
+The three models are the registered methods ``ls_tv``, ``poisson_tv`` and ``fused_tv``
+(:mod:`chemtomo.reconstruct.methods`, which holds their parameters and defaults).
 """
 
 from __future__ import annotations
@@ -56,7 +59,6 @@ from typing import Callable, Iterable, Literal
 import numpy as np
 
 from ..projector.base import DTYPE, ChannelMix, Operator, Scaled
-from .methods import ChannelData, MethodResult, register
 from .pdhg import GroupL21, KullbackLeibler, RowScale, RowScaled, Separable, Term, WeightedL2, pdhg
 from .sirt import check_iterations
 from .tv import Gradient2D
@@ -453,59 +455,3 @@ def _initial(W, counts, model, haadf, r, mask) -> np.ndarray:
     mk_k = np.tile(mk, (1, k)) if mk.shape[1] > 1 else mk
     x = masked_sirt(W, b, INIT_SIRT_ITERATIONS, mk_k)["x"]  # (n_vox, k*m), channel-major columns
     return np.ascontiguousarray(x.reshape(-1, k, m).transpose(1, 0, 2))
-
-
-# ----------------------------------------------------------------------------- registry
-
-def _eds_counts(data: ChannelData, counts) -> np.ndarray:
-    """The EDS data the likelihood should see: raw counts if given, else ``data.eds``."""
-    if counts is not None:
-        counts = np.asarray(counts, DTYPE)
-        if counts.shape != data.eds.shape:
-            raise ValueError(f"counts must match data.eds {data.eds.shape}, got {counts.shape}")
-        return counts
-    raw = getattr(data, "eds_counts", None)
-    return np.asarray(raw if raw is not None else data.eds, DTYPE)
-
-
-def _method(model: Model):
-    def run(W: Operator, data: ChannelData, *, n_iter: int = 300, mu: float | None = None,
-            lam: float | None = None, coupled: bool = True, counts=None, snapshots=(), callback=None,
-            tol: float = 0.0, haadf_model_error: float = 0.01, haadf_gain: float = 0.0,
-            theta: float | None = None, constants: dict | None = None, **_) -> MethodResult:
-        if model == "fused":
-            if data.haadf is None:
-                raise ValueError("fused_tv needs HAADF data; use poisson_tv for EDS-only series")
-            if data.response_ratios is None:
-                raise ValueError("fused_tv needs response ratios r_A (estimate_response_ratios)")
-        if mu is None and lam is None:
-            mu = DEFAULT_MU[model]
-        eds = _eds_counts(data, counts)
-        res = tv_solve(W, eds, model=model, mu=mu, lam=lam, coupled=coupled,
-                       haadf=data.haadf, r=data.response_ratios, n_iter=n_iter, tol=tol,
-                       haadf_model_error=haadf_model_error, haadf_gain=haadf_gain, theta=theta,
-                       constants=constants, snapshots=snapshots, callback=callback)
-        info = {"n_iter": res.n_iter, "mu": mu, "lam": float(res.lam[0]), "coupled": coupled,
-                **{k: v for k, v in res.info.items()}}
-        return MethodResult(res.maps, res.factor, res.snapshots, info)
-
-    run.__name__ = f"{model}_tv"
-    run.__doc__ = f"Method ``{model}_tv``: see :func:`tv_solve` (model {model!r}); ``mu`` dimensionless TV weight."
-    return run
-
-
-# Defaults for ``mu`` when none is given (the middle of the study's grid; use --auto to choose).
-DEFAULT_MU = {"ls": 0.17, "poisson": 0.17, "fused": 0.34}
-
-def _setup(model: Model):
-    def setup(W: Operator, data: ChannelData) -> dict:
-        """The volume's :class:`TVConstants` (all slices), for every chunk."""
-        return {"constants": tv_constants(W, _eds_counts(data, None), model, haadf=data.haadf,
-                                          r=data.response_ratios).as_dict()}
-
-    return setup
-
-
-ls_tv = register("ls_tv", raw_counts=True, setup=_setup("ls"))(_method("ls"))
-poisson_tv = register("poisson_tv", raw_counts=True, setup=_setup("poisson"))(_method("poisson"))
-fused_tv = register("fused_tv", needs_haadf=True, raw_counts=True, setup=_setup("fused"))(_method("fused"))

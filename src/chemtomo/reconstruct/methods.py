@@ -1,103 +1,49 @@
-"""Reconstruction methods by name: one signature for every algorithm the pipeline can run.
+"""The built-in reconstruction methods, each one registered :class:`~.registry.Method` object.
 
-A method takes the shared projector ``W`` of one slice and the data of a chunk
-of slices (:class:`ChannelData`), and returns maps of every line with the factor
-they are quantified by (``"f"``: maps ∝ f_A C_A rho, eq 12; ``"z"``: maps ∝ z_A C_A
-rho, eq 18). Register a new method with :func:`register`.
+=============  ==========================================  ======  =====  ====  ==================
+name           model                                       factor  HAADF  raw   automatic rule
+=============  ==========================================  ======  =====  ====  ==================
+eds_sirt       SIRT of each EDS line, non-negative          f       no     no    discrepancy on n
+hebt_sirt      SIRT of HEBT's stacked system (eq 17)        z       yes    no    CV on (alpha, n)
+ls_tv          least squares + TV (:mod:`.fused`)           f       no     yes   CV on mu
+poisson_tv     Poisson likelihood + TV                      f       no     yes   CV on mu
+fused_tv       Poisson EDS + Gaussian HAADF + TV            z       yes    yes   CV on mu
+=============  ==========================================  ======  =====  ====  ==================
+
+A method takes the shared projector ``W`` of one slice and the data of a chunk of
+slices (:class:`ChannelData`), and returns maps of every line with the factor they
+are quantified by. Every default lives in the methods' ``Params`` dataclasses here.
+Add a method with :func:`register` (see :mod:`.registry`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Literal
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..projector.base import DTYPE, Operator
-from .hebt import hebt_sirt
+from .autoparam import cv_hebt, cv_tv_weight, discrepancy_sirt_iterations
+from .fused import tv_constants, tv_solve
+from .hebt import check_alpha, hebt_sirt
+from .registry import (
+    METHODS, ChannelData, FactorKind, Method, MethodParams, MethodResult, RuleInputs, canonical_name, get_method,
+    method_names, register, unregister,
+)
 from .sirt import check_iterations, sirt
 
-FactorKind = Literal["f", "z"]
+__all__ = [
+    "METHODS", "ChannelData", "EdsSirtParams", "FactorKind", "FusedTvParams", "HebtSirtParams", "Method",
+    "MethodParams", "MethodResult", "RuleInputs", "TvParams", "canonical_name", "get_method", "method_names",
+    "register", "unregister",
+]
 
-
-@dataclass
-class ChannelData:
-    """The measured data of a chunk of slices, as operator columns.
-
-    Attributes
-    ----------
-    lines : list of str
-    eds : ndarray, (k, n_rays, s)
-        EDS line data (counts), one column per slice.
-    haadf : ndarray (n_rays, s) or None
-    response_ratios : ndarray (k,) or None
-        ``r_A`` (needed by bimodal methods).
-    """
-
-    lines: list[str]
-    eds: np.ndarray
-    haadf: np.ndarray | None = None
-    response_ratios: np.ndarray | None = None
-
-    @property
-    def n_slices(self) -> int:
-        return int(self.eds.shape[2])
-
-
-@dataclass
-class MethodResult:
-    """Maps of every line: ``maps`` (k, n_vox, s); ``snapshots`` n -> maps for sweeps."""
-
-    maps: np.ndarray
-    factor: FactorKind
-    snapshots: dict[int, np.ndarray] = field(default_factory=dict)
-    info: dict = field(default_factory=dict)
-
-
-Method = Callable[..., MethodResult]
-METHODS: dict[str, Method] = {}
-NEEDS_HAADF: set[str] = set()
-# methods whose data term is the counts' own likelihood: they get the unfiltered EDS data
-RAW_COUNTS: set[str] = set()
-# per method, options computed once from all of a volume's data (W, ChannelData) -> dict,
-# handed to every chunk so that a slice does not depend on its chunk
-SETUP: dict[str, Callable[[Operator, ChannelData], dict]] = {}
-
-
-def register(name: str, needs_haadf: bool = False, raw_counts: bool = False,
-             setup: Callable[[Operator, ChannelData], dict] | None = None):
-    """Decorator: make a method available to the pipeline, the CLI and the studies.
-
-    Parameters
-    ----------
-    name : str
-    needs_haadf : bool
-        The method needs HAADF data (and response ratios).
-    raw_counts : bool
-        The method models the counts' noise: the pipeline gives it the unfiltered EDS data.
-    setup : callable, optional
-        ``setup(W, data) -> options``: volume-level options from all the data (the
-        pipeline calls it once and passes the options to every chunk).
-    """
-
-    def deco(fn: Method) -> Method:
-        METHODS[name] = fn
-        if needs_haadf:
-            NEEDS_HAADF.add(name)
-        if raw_counts:
-            RAW_COUNTS.add(name)
-        if setup is not None:
-            SETUP[name] = setup
-        return fn
-
-    return deco
-
-
-def get_method(name: str) -> Method:
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise ValueError(f"unknown reconstruction method {name!r}; available: {sorted(METHODS)}") from None
+# Candidate iteration counts of the SIRT rules and dimensionless TV weights (factor sqrt 2
+# apart) of the regularised solvers' rule; the phantom study's sweeps use the same values.
+SIRT_N_GRID = (10, 20, 30, 50, 75, 100, 150, 200, 300, 500)
+HEBT_ALPHA_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
+HEBT_N_GRID = (50, 100, 200, 500)
+TV_MU_GRID = (0.06, 0.085, 0.12, 0.17, 0.24, 0.34, 0.48)
 
 
 def _split_channels(x: np.ndarray, k: int, s: int) -> np.ndarray:
@@ -105,33 +51,257 @@ def _split_channels(x: np.ndarray, k: int, s: int) -> np.ndarray:
     return np.ascontiguousarray(x.reshape(x.shape[0], k, s).transpose(1, 0, 2))
 
 
-@register("eds_sirt")
-def eds_sirt(W: Operator, data: ChannelData, *, n_iter: int = 100, snapshots=(), callback=None,
-             **_) -> MethodResult:
-    """EDS-only SIRT with non-negativity: every line of every slice in one batched solve."""
-    n_iter = check_iterations(n_iter)
-    k, m, s = data.eds.shape
-    b = np.ascontiguousarray(data.eds.transpose(1, 0, 2).reshape(m, k * s), dtype=DTYPE)
-    res = sirt(W, b, n_iter, snapshots=snapshots, callback=callback)
-    return MethodResult(
-        _split_channels(res.x, k, s), "f",
-        {n: _split_channels(v, k, s) for n, v in res.snapshots.items()},
-        {"n_iter": res.n_iter, "residual_norms": res.residual_norms},
-    )
+def _finite_nonneg(name: str, value, optional: bool = False):
+    if value is None and optional:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    v = float(value)
+    if not (np.isfinite(v) and v >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return v
 
 
-@register("hebt_sirt", needs_haadf=True)
-def hebt_sirt_method(W: Operator, data: ChannelData, *, n_iter: int = 100, alpha: float = 0.8,
-                     snapshots=(), callback=None, **_) -> MethodResult:
-    """HEBT by SIRT on the stacked system (eq 17); maps are ``X^b_A``, quantified by z_A."""
-    if data.haadf is None:
-        raise ValueError("hebt_sirt needs HAADF data; use eds_sirt for EDS-only series")
-    if data.response_ratios is None:
-        raise ValueError("hebt_sirt needs response ratios r_A (estimate_response_ratios)")
-    k, m, s = data.eds.shape
-    res = hebt_sirt(W, data.haadf, list(data.eds), data.response_ratios, alpha, n_iter,
-                    snapshots=snapshots, callback=callback)
-    n = W.shape[1]
-    split = lambda x: np.ascontiguousarray(x.reshape(k, n, s))  # noqa: E731
-    return MethodResult(split(res.x), "z", {i: split(v) for i, v in res.snapshots.items()},
-                        {"n_iter": res.n_iter, "alpha": alpha, "residual_norms": res.residual_norms})
+# ----------------------------------------------------------------------------- EDS-only SIRT
+
+@dataclass(frozen=True)
+class EdsSirtParams(MethodParams):
+    """EDS-only SIRT.
+
+    Attributes
+    ----------
+    n_iter : int
+        SIRT iterations (positive).
+    """
+
+    n_iter: int = 100
+
+    def __post_init__(self):
+        self._set("n_iter", check_iterations(self.n_iter))
+
+
+class EdsSirt(Method):
+    """EDS-only SIRT with non-negativity: every line of every slice in one batched solve.
+
+    Automatic rule: the iteration count by the discrepancy principle on the Poisson
+    counts (:func:`~chemtomo.reconstruct.autoparam.discrepancy_sirt_iterations`).
+    """
+
+    name = "eds_sirt"
+    Params = EdsSirtParams
+    factor = "f"
+    default_grid = {"n": SIRT_N_GRID}
+    # measured with tracemalloc (tests/pipeline/test_distributed.py checks the estimate holds)
+    memory_factors = {"sparse": (4.0, 3.5), "batched": (6.0, 4.0)}
+
+    def solve(self, W: Operator, data: ChannelData, params: EdsSirtParams, *, constants=None, snapshots=(),
+              callback=None) -> MethodResult:
+        """See :meth:`Method.solve`."""
+        k, m, s = data.eds.shape
+        b = np.ascontiguousarray(data.eds.transpose(1, 0, 2).reshape(m, k * s), dtype=DTYPE)
+        res = sirt(W, b, params.n_iter, snapshots=snapshots, callback=callback)
+        return MethodResult(
+            _split_channels(res.x, k, s), "f",
+            {n: _split_channels(v, k, s) for n, v in res.snapshots.items()},
+            {"n_iter": res.n_iter, "residual_norms": res.residual_norms},
+        )
+
+    def choose(self, W: Operator, inputs: RuleInputs, grid):
+        """The iteration count by the discrepancy principle (``grid["n"]``)."""
+        return discrepancy_sirt_iterations(W, inputs.counts, grid["n"], data=inputs.data,
+                                           noise_factor=inputs.noise_factor)
+
+    def apply_choice(self, params: EdsSirtParams, chosen) -> EdsSirtParams:
+        """``{"n": ...}`` -> ``n_iter``."""
+        return params.replace(n_iter=int(chosen["n"]))
+
+
+# ----------------------------------------------------------------------------- HEBT
+
+@dataclass(frozen=True)
+class HebtSirtParams(MethodParams):
+    """HEBT by SIRT.
+
+    Attributes
+    ----------
+    n_iter : int
+        SIRT iterations (positive).
+    alpha : float
+        HAADF weight of the stacked system, in [0, 1) (dimensionless).
+    """
+
+    n_iter: int = 100
+    alpha: float = 0.8
+
+    def __post_init__(self):
+        self._set("n_iter", check_iterations(self.n_iter))
+        self._set("alpha", check_alpha(self.alpha))
+
+
+class HebtSirt(Method):
+    """HEBT by SIRT on the stacked system (eq 17); maps are ``X^b_A``, quantified by z_A.
+
+    Automatic rule: ``(alpha, n)`` by cross-validation on held-out rays
+    (:func:`~chemtomo.reconstruct.autoparam.cv_hebt`).
+    """
+
+    name = "hebt_sirt"
+    Params = HebtSirtParams
+    factor = "z"
+    needs_haadf = True
+    default_grid = {"alpha": HEBT_ALPHA_GRID, "n": HEBT_N_GRID}
+    memory_factors = {"sparse": (6.0, 5.0), "batched": (6.0, 4.0)}
+
+    def solve(self, W: Operator, data: ChannelData, params: HebtSirtParams, *, constants=None, snapshots=(),
+              callback=None) -> MethodResult:
+        """See :meth:`Method.solve`."""
+        self.check_data(data)
+        k, m, s = data.eds.shape
+        res = hebt_sirt(W, data.haadf, list(data.eds), data.response_ratios, params.alpha, params.n_iter,
+                        snapshots=snapshots, callback=callback)
+        n = W.shape[1]
+        split = lambda x: np.ascontiguousarray(x.reshape(k, n, s))  # noqa: E731
+        return MethodResult(split(res.x), "z", {i: split(v) for i, v in res.snapshots.items()},
+                            {"n_iter": res.n_iter, "alpha": params.alpha, "residual_norms": res.residual_norms})
+
+    def choose(self, W: Operator, inputs: RuleInputs, grid):
+        """``(alpha, n)`` by cross-validation (``grid["alpha"]``, ``grid["n"]``)."""
+        if inputs.n_tilts is None or inputs.n_pixels is None:
+            raise ValueError("hebt_sirt's rule needs n_tilts and n_pixels (sinogram layout)")
+        return cv_hebt(W, inputs.counts, inputs.haadf, inputs.r, grid["alpha"], grid["n"],
+                       n_tilts=inputs.n_tilts, n_pixels=inputs.n_pixels,
+                       filter_sigma=inputs.filter_sigma_px, filter_axes=inputs.filter_axes)
+
+    def apply_choice(self, params: HebtSirtParams, chosen) -> HebtSirtParams:
+        """``{"alpha": ..., "n": ...}`` -> ``alpha``, ``n_iter``."""
+        return params.replace(n_iter=int(chosen["n"]), alpha=float(chosen["alpha"]))
+
+
+# ----------------------------------------------------------------------------- regularised solvers
+
+@dataclass(frozen=True)
+class TvParams(MethodParams):
+    """The regularised solvers (:func:`~chemtomo.reconstruct.fused.tv_solve`).
+
+    Attributes
+    ----------
+    n_iter : int
+        PDHG iteration budget (the solvers want 200-300; ``tol`` may stop them earlier).
+    mu : float
+        Dimensionless TV weight (one ``mu``, the same smoothing at every dose); the
+        default is the middle of the automatic rule's grid (``auto`` chooses it).
+    lam : float or None
+        Absolute TV weight; when given it overrides ``mu``.
+    coupled : bool
+        Vectorial (channel-coupled) TV: shared edges.
+    tol : float
+        Stopping tolerance (0: the full budget).
+    theta : float or None
+        Primal-dual step balance in units of the typical unknown (None: the model's
+        measured default); changes the speed, not the minimiser.
+    """
+
+    n_iter: int = 100
+    mu: float = 0.17
+    lam: float | None = None
+    coupled: bool = True
+    tol: float = 0.0
+    theta: float | None = None
+
+    def __post_init__(self):
+        self._set("n_iter", check_iterations(self.n_iter))
+        self._set("mu", _finite_nonneg("mu (the dimensionless TV weight)", self.mu))
+        self._set("lam", _finite_nonneg("lam (the absolute TV weight)", self.lam, optional=True))
+        if not isinstance(self.coupled, (bool, np.bool_)):
+            raise ValueError(f"coupled must be True or False, got {self.coupled!r}")
+        self._set("coupled", bool(self.coupled))
+        self._set("tol", _finite_nonneg("tol", self.tol))
+        if self.theta is not None:
+            th = float(self.theta)
+            if not (np.isfinite(th) and th > 0):
+                raise ValueError(f"theta (the step balance) must be a positive number or None, got {self.theta!r}")
+            self._set("theta", th)
+
+    def model_options(self) -> dict:
+        """Options of the data model beyond the solver's (none for the EDS-only models)."""
+        return {}
+
+
+@dataclass(frozen=True)
+class FusedTvParams(TvParams):
+    """The fused HAADF-EDS model: :class:`TvParams` plus the HAADF noise.
+
+    Attributes
+    ----------
+    haadf_model_error : float
+        ``eps``: std of the linear HAADF model's error as a fraction of the mean HAADF
+        signal (dimensionless; 1 %: the paper's regression leaves 1.8 % of the variance).
+    haadf_gain : float
+        ``g``: HAADF variance per unit signal (1 for electron counts; 0: arbitrary units).
+    """
+
+    mu: float = 0.34
+    haadf_model_error: float = 0.01
+    haadf_gain: float = 0.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        self._set("haadf_model_error", _finite_nonneg("haadf_model_error", self.haadf_model_error))
+        self._set("haadf_gain", _finite_nonneg("haadf_gain", self.haadf_gain))
+
+    def model_options(self) -> dict:
+        """``haadf_model_error`` and ``haadf_gain``."""
+        return {"haadf_model_error": self.haadf_model_error, "haadf_gain": self.haadf_gain}
+
+
+class TvMethod(Method):
+    """One of :func:`~chemtomo.reconstruct.fused.tv_solve`'s models as a method.
+
+    The EDS data they see are the raw counts (``raw_counts``: a Poisson likelihood
+    needs them). Set-up: the volume's :class:`~chemtomo.reconstruct.fused.TVConstants`
+    (the ``mu`` -> ``lam`` conversion and noise levels of all slices), so that a
+    slice does not depend on its chunk. Automatic rule: ``mu`` by cross-validation on
+    held-out rays (:func:`~chemtomo.reconstruct.autoparam.cv_tv_weight`). Memory: the
+    default allowance of :class:`Method`.
+    """
+
+    raw_counts = True
+    default_grid = {"mu": TV_MU_GRID}
+
+    def __init__(self, name: str, model: str, params: type[TvParams], factor: FactorKind, needs_haadf: bool):
+        self.name, self.model, self.Params, self.factor, self.needs_haadf = name, model, params, factor, needs_haadf
+
+    def solve(self, W: Operator, data: ChannelData, params: TvParams, *, constants=None, snapshots=(),
+              callback=None) -> MethodResult:
+        """See :meth:`Method.solve`; ``info`` holds ``mu``, ``lam`` and the solver's histories."""
+        self.check_data(data)
+        mu = None if params.lam is not None else params.mu
+        res = tv_solve(W, np.asarray(data.eds, DTYPE), model=self.model, mu=mu, lam=params.lam,
+                       coupled=params.coupled, haadf=data.haadf, r=data.response_ratios, n_iter=params.n_iter,
+                       tol=params.tol, theta=params.theta, constants=constants, snapshots=snapshots,
+                       callback=callback, **params.model_options())
+        info = {"n_iter": res.n_iter, "mu": mu, "lam": float(res.lam[0]), "coupled": params.coupled,
+                **{k: v for k, v in res.info.items()}}
+        return MethodResult(res.maps, res.factor, res.snapshots, info)
+
+    def setup(self, W: Operator, data: ChannelData, params: TvParams) -> dict:
+        """The volume's :class:`~chemtomo.reconstruct.fused.TVConstants` (all slices), as a dict."""
+        return tv_constants(W, np.asarray(data.eds, DTYPE), self.model, haadf=data.haadf, r=data.response_ratios,
+                            **params.model_options()).as_dict()
+
+    def choose(self, W: Operator, inputs: RuleInputs, grid):
+        """``mu`` by cross-validation (``grid["mu"]``; ``inputs.n_iter`` iterations per solve)."""
+        budget = {} if inputs.n_iter is None else {"n_iter": inputs.n_iter}
+        return cv_tv_weight(W, inputs.counts, self.model, grid["mu"], haadf=inputs.haadf, r=inputs.r,
+                            constants=inputs.constants, **budget)
+
+    def apply_choice(self, params: TvParams, chosen) -> TvParams:
+        """``{"mu": ...}`` -> ``mu`` (and no absolute ``lam``)."""
+        return params.replace(mu=float(chosen["mu"]), lam=None)
+
+
+EDS_SIRT = register(EdsSirt())
+HEBT_SIRT = register(HebtSirt())
+LS_TV = register(TvMethod("ls_tv", "ls", TvParams, "f", False))
+POISSON_TV = register(TvMethod("poisson_tv", "poisson", TvParams, "f", False))
+FUSED_TV = register(TvMethod("fused_tv", "fused", FusedTvParams, "z", True))

@@ -184,52 +184,15 @@ def draw_figures(metrics: dict, kept: dict, out: Path) -> list[Path]:
     figs.append(fig_metric_vs_alpha(metrics, out, fraction=True))
     figs.append(fig_dose(metrics, out))
     figs.append(fig_esf(kept, metrics, out))
-    figs.append(fig_solver_comparison(metrics, out / "fig15_solver_comparison.png"))
+    # solver comparison: every method of the dose sweep, best and automatic
+    from .solvers import solver_comparison_figure
+
+    path = out / "fig15_solver_comparison.png"
+    with atomic_path(path) as tmp:
+        solver_comparison_figure(metrics).savefig(tmp, dpi=120)
+    figs.append(path)
     return [f for f in figs if f is not None]
 
-
-def fig_solver_comparison(metrics: dict, path) -> Path:
-    """Inside-particle fraction MSE versus EDS dose, every method, best (filled) and auto (open).
-
-    Parameters
-    ----------
-    metrics : dict
-        The study's metrics (``dose_sweep``: dose -> ``methods`` -> ``best``
-        and, where chosen from the data, ``auto``, each with ``mse_fraction_inside``).
-    path : path
-        The PNG to write.
-
-    Returns
-    -------
-    Path
-    """
-    try:
-        from ..studies.solvers import LABELS
-    except ImportError:
-        LABELS = {}
-    ds = metrics["dose_sweep"]
-    doses = sorted(ds, key=float)
-    x = [float(d) for d in doses]
-    methods = list(ds[doses[0]]["methods"])
-    fig, ax = subplots(figsize=(6.4, 4.2))
-    for i, name in enumerate(methods):
-        colour = f"C{i}"
-        best = [ds[d]["methods"][name]["best"]["mse_fraction_inside"] for d in doses]
-        ax.plot(x, best, "o-", color=colour, label=f"{LABELS.get(name, name)} best")
-        if all("auto" in ds[d]["methods"][name] for d in doses):
-            auto = [ds[d]["methods"][name]["auto"]["mse_fraction_inside"] for d in doses]
-            ax.plot(x, auto, "s--", color=colour, mfc="none", label=f"{LABELS.get(name, name)} auto")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("EDS dose (x paper)")
-    ax.set_ylabel("weight-fraction MSE inside the particle")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    return save(fig, path)
-
-
-# ---------------------------------------------------------------- report.md
 
 def _fmt(x, nd=4):
     return "n/a" if x is None else (f"{x:.{nd}g}" if isinstance(x, float) else str(x))
@@ -388,7 +351,7 @@ def write_report(metrics: dict, out: Path, figures: list[Path]) -> Path:
             L.append(f"| x{d} | {m} | {b.get('n', '')} | {b.get('alpha', '')} | {b['core_Au']:.4f} | "
                      f"{b['shell_Au']:.4f} | {b['mse_fraction_inside']:.5f} | {auto} |")
     if "acceptance_solvers" in metrics:
-        from ..studies.solvers import solver_table
+        from .solvers import solver_table
 
         L.append("\n## Beyond the paper: regularised solvers and parameters without ground truth\n")
         L.append("Every method at its oracle-best parameters (`best`: the grid point with the lowest inside-particle "

@@ -5,208 +5,32 @@ over sweeps of the iteration count n and the HAADF weight alpha, quantify every
 reconstruction (ESF mask, eqs 12 and 18), and score it against the phantom.
 Every number lands in one dict (``metrics.json``); figures and the report are
 drawn from that dict and the kept maps by :mod:`chemtomo.report`.
+
+The simulated problem and its scoring live in :mod:`.problem`, every registered
+method's sweep and automatic choice in :mod:`.solvers`; this module runs them over
+the doses and noise seeds (``StudyConfig.methods``, by default every registered method).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
-from scipy.ndimage import binary_erosion
 
-from ..geometry import TiltGeometry, columns_to_volume, sinogram_to_columns
-from ..metrics import mse, mse_scaled, ssim_structure
-from ..physics import Factors
-from ..preprocess import gaussian_filter_stack
-from ..projector import make_operator
-from ..quantify import quantify
-from ..reconstruct import ChannelData, estimate_response_ratios, get_method, sirt
-from ..reconstruct.autoparam import DEFAULT_GRIDS as GRIDS
-from ..simulate import Acquisition, Phantom, Simulation, core_shell_phantom, simulate_tilt_series
+from ..geometry import columns_to_volume
+from ..reconstruct import get_method, sirt
+from .problem import (
+    LINES, Candidate, Problem, StudyConfig, evaluate, make_problem, maps_of, method_data, raw_counts, study_factors,
+)
+from .solvers import auto_for, solver_acceptance, sweep_eds_sirt, sweep_for, sweep_hebt_sirt
 
-LINES = ("Ag_La", "Au_Ma")
-
-
-@dataclass
-class StudyConfig:
-    """Parameters of the phantom study (defaults: the paper's, section 3.1.1)."""
-
-    n_pixels: int = 97
-    pixel_nm: float = 1.5
-    angles_deg: tuple = tuple(np.arange(-75.0, 75.1, 5.0))
-    refine: int = 4
-    beam_kev: float = 100.0
-    factors: str = "physics"  # "physics" (chemtomo.physics) or "paper" (Table 2)
-    detector_efficiency: float = 0.96
-    filter_sigma: float = 0.8
-    seeds: tuple = (0,)
-    # sweeps: the candidate grids of the automatic rules (chemtomo.reconstruct.autoparam)
-    eds_n: tuple = GRIDS["eds_sirt"]["n"]
-    hebt_n: tuple = GRIDS["hebt_sirt"]["n"]
-    alphas: tuple = GRIDS["hebt_sirt"]["alpha"]
-    doses: tuple = (1.0, 0.1, 0.01)
-    methods: tuple = ("eds_sirt", "hebt_sirt", "ls_tv", "poisson_tv", "fused_tv")
-    mu: tuple = GRIDS["fused_tv"]["mu"]  # dimensionless TV weights, factor sqrt 2 apart
-    tv_n_iter: int = 300
-    erode_px: int = 2
-    acquisition: Acquisition = field(default_factory=Acquisition)
-    label: str = "full"
-
-    @classmethod
-    def quick(cls) -> "StudyConfig":
-        """A reduced sweep for CI (well under 2 minutes)."""
-        return cls(eds_n=(20, 50, 100, 200), hebt_n=(100, 200), alphas=(0.5, 0.7, 0.8, 0.9),
-                   mu=(0.085, 0.12, 0.17, 0.24, 0.34), tv_n_iter=200, label="quick")
-
-    def __post_init__(self):
-        if not self.seeds:
-            raise ValueError("the study needs at least one noise seed")
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d["angles_deg"] = [float(a) for a in self.angles_deg]
-        return d
-
-
-def study_factors(cfg: StudyConfig) -> Factors:
-    """Factors for the two lines: from first principles, or the paper's Table 2."""
-    if cfg.factors == "paper":
-        from ..physics import paper_table2
-
-        return paper_table2(LINES, detector_efficiency=cfg.detector_efficiency)
-    if cfg.factors == "physics":
-        from ..physics import compute_factors
-
-        return compute_factors(list(LINES), beam_kev=cfg.beam_kev, detector=cfg.detector_efficiency)
-    raise ValueError(f"factors must be 'physics' or 'paper', got {cfg.factors!r}")
-
-
-@dataclass
-class Problem:
-    """One simulated data set, prepared for reconstruction and scoring."""
-
-    dose: float
-    sim: Simulation
-    factors: Factors
-    geometry: TiltGeometry
-    W: object
-    data: ChannelData  # filtered EDS, raw HAADF, fitted r
-    reference: Phantom
-    regions: dict
-    response_ratios: dict
-
-
-def make_problem(cfg: StudyConfig, dose: float, factors: Factors, seed: int = 0) -> Problem:
-    geom = TiltGeometry(np.asarray(cfg.angles_deg), cfg.n_pixels, cfg.pixel_nm)
-    fine = core_shell_phantom(cfg.n_pixels * cfg.refine, cfg.pixel_nm / cfg.refine)
-    acq = Acquisition(**{**asdict(cfg.acquisition), "eds_dose_scale": dose})
-    sim = simulate_tilt_series(fine, geom, factors, acq, seed=seed)
-    lines = sim.lines
-    s = sim.series
-    filt = {ln: gaussian_filter_stack(s.eds[ln], cfg.filter_sigma, "sinogram") for ln in lines}
-    rr = estimate_response_ratios(s.haadf, filt)
-    rr_raw = estimate_response_ratios(s.haadf, s.eds)
-    theory = factors.response_ratios(haadf_dose=acq.haadf_dose, eds_dose=acq.eds_dose,
-                                     solid_angle_sr=acq.solid_angle_sr, lines=lines)
-    data = ChannelData(
-        lines, np.stack([sinogram_to_columns(filt[ln]) for ln in lines]),
-        sinogram_to_columns(s.haadf), rr.r,
-    )
-    ref = sim.phantom
-    e = cfg.erode_px
-    regions = {
-        "particle": ref.regions["particle"],
-        "core": binary_erosion(ref.regions["core"], iterations=e),
-        "shell": binary_erosion(ref.regions["shell"], iterations=e),
-    }
-    rdict = {
-        ln: {"fit": float(rr.r[i]), "theory": float(theory[i]),
-             "fit_unfiltered": float(rr_raw.r[i]),
-             "rel_error": float(rr.r[i] / theory[i] - 1)}
-        for i, ln in enumerate(lines)
-    }
-    rdict["r2"] = float(rr.r2)
-    rdict["r2_unfiltered"] = float(rr_raw.r2)
-    return Problem(dose, sim, factors, geom, make_operator(geom), data, ref,
-                   regions, rdict)
-
-
-def evaluate(problem: Problem, maps: np.ndarray, factor: str) -> tuple[dict, dict]:
-    """Score maps ``(k, n, n)`` of the lines against the phantom.
-
-    Returns ``(metrics, arrays)``: SSIM-structure and scaled MSE of the maps against
-    the partial densities, fraction-map SSIM and MSE, the MSE inside the particle
-    (the phantom's region: independent of the mask), mean core / shell Au fraction
-    (regions eroded by ``erode_px``), and the threshold chosen.
-    """
-    f = problem.factors
-    lines = problem.data.lines
-    els = [f[ln].element for ln in lines]
-    q = f.f(lines) if factor == "f" else f.z(lines)
-    comp = quantify(maps, q, f.atomic_weights(lines), lines, els)
-    ref = problem.reference
-    part = problem.regions["particle"]
-    m: dict = {"ssim": {}, "mse_scaled": {}, "ssim_fraction": {}, "mse_fraction": {}}
-    for i, el in enumerate(els):
-        m["ssim"][el] = ssim_structure(maps[i], ref.mass[i])
-        m["mse_scaled"][el] = mse_scaled(maps[i], ref.mass[i])
-        m["ssim_fraction"][el] = ssim_structure(comp.weight[i], ref.weight[i])
-        m["mse_fraction"][el] = mse(comp.weight[i], ref.weight[i])
-    m["mse_fraction_inside"] = float(np.mean([mse(comp.weight[i], ref.weight[i], part) for i in range(len(els))]))
-    au = els.index("Au")
-    m["core_Au"] = float(comp.weight[au][problem.regions["core"]].mean())
-    m["shell_Au"] = float(comp.weight[au][problem.regions["shell"]].mean())
-    m["core_Au_full"] = float(comp.weight[au][ref.regions["core"]].mean())
-    m["shell_Au_full"] = float(comp.weight[au][ref.regions["shell"]].mean())
-    m["threshold"] = comp.threshold.as_dict()
-    m["mask_dice"] = float(2 * np.sum(comp.mask & part) / (comp.mask.sum() + part.sum()))
-    return m, {"maps": maps, "weight": comp.weight, "mask": comp.mask, "threshold": comp.threshold}
-
-
-Candidate = dict  # {"params": {...}, "metrics": {...}}
-Sweep = Callable[[Problem, StudyConfig, Callable], list]
-
-
-def _volume(x: np.ndarray, n: int) -> np.ndarray:
-    # (k, n_vox, 1) -> (k, n, n)
-    return np.stack([columns_to_volume(c, n)[0] for c in x])
-
-
-def sweep_eds_sirt(problem: Problem, cfg: StudyConfig, keep) -> list[Candidate]:
-    """EDS-only SIRT: one run to max(n), scored at every n of the sweep."""
-    res = get_method("eds_sirt")(problem.W, problem.data, n_iter=max(cfg.eds_n), snapshots=cfg.eds_n)
-    out = []
-    for n in cfg.eds_n:
-        maps = _volume(res.snapshots[n], cfg.n_pixels)
-        m, arrays = evaluate(problem, maps, res.factor)
-        keep("eds_sirt", {"n": n}, arrays)
-        out.append({"params": {"n": n}, "metrics": m})
-    return out
-
-
-def sweep_hebt_sirt(problem: Problem, cfg: StudyConfig, keep) -> list[Candidate]:
-    """HEBT-SIRT: one run per alpha to max(n), scored at every n of the sweep."""
-    out = []
-    for alpha in cfg.alphas:
-        res = get_method("hebt_sirt")(problem.W, problem.data, n_iter=max(cfg.hebt_n), alpha=alpha,
-                                      snapshots=cfg.hebt_n)
-        for n in cfg.hebt_n:
-            maps = _volume(res.snapshots[n], cfg.n_pixels)
-            m, arrays = evaluate(problem, maps, res.factor)
-            keep("hebt_sirt", {"n": n, "alpha": alpha}, arrays)
-            out.append({"params": {"n": n, "alpha": alpha}, "metrics": m})
-    return out
-
-
-# Methods scored in every dose of the sweep; other modules add theirs here.
-SWEEPS: dict[str, Sweep] = {"eds_sirt": sweep_eds_sirt, "hebt_sirt": sweep_hebt_sirt}
-# Automatic parameter choices without ground truth: method -> fn(problem, cfg) -> (params, maps, factor).
-# A rule may read problem.data, problem.W, problem.geometry and problem.factors only, never
-# problem.reference / problem.regions / problem.sim.phantom / problem.sim.noiseless.
-AUTO: dict[str, Callable] = {}
+__all__ = [
+    "LINES", "Candidate", "Problem", "StudyConfig", "acceptance", "average", "average_candidates", "best_of",
+    "evaluate", "haadf_only_map", "make_problem", "maps_of", "method_data", "raw_counts", "run_problem",
+    "run_study", "study_factors", "sweep_eds_sirt", "sweep_hebt_sirt",
+]
 
 
 def average(items: list):
@@ -264,8 +88,9 @@ def run_problem(cfg: StudyConfig, dose: float, seed: int, keep_arrays: bool = Fa
         ``problem`` (without its projector) and ``store`` (the arrays of every run,
         for the figures), and at the paper's dose ``haadf_map``.
     """
-    _register_methods(cfg)
     t0 = time.perf_counter()
+    sweeps = {name: sweep_for(name) for name in cfg.methods}
+    autos = {name: auto_for(name) for name in cfg.methods if get_method(name).default_grid}
     problem = make_problem(cfg, dose, study_factors(cfg), seed)
     store: dict = {}
 
@@ -276,10 +101,10 @@ def run_problem(cfg: StudyConfig, dose: float, seed: int, keep_arrays: bool = Fa
     out: dict = {"dose": dose, "seed": seed, "candidates": {}, "auto": {},
                  "response_ratios": problem.response_ratios,
                  "eds_dose": problem.sim.series.metadata["eds_dose"]}
-    for name in cfg.methods:
-        out["candidates"][name] = SWEEPS[name](problem, cfg, keep)
-        if name in AUTO:
-            params, maps, factor = AUTO[name](problem, cfg)
+    for name in cfg.methods:  # every method: its sweep, then its rule's choice from the data alone
+        out["candidates"][name] = sweeps[name](problem, cfg, keep)
+        if name in autos:
+            params, maps, factor = autos[name](problem, cfg)
             m, _ = evaluate(problem, maps, factor)
             out["auto"][name] = {"params": params, "metrics": m}
     if keep_arrays:
@@ -290,18 +115,6 @@ def run_problem(cfg: StudyConfig, dose: float, seed: int, keep_arrays: bool = Fa
         out["store"] = store
     out["seconds"] = time.perf_counter() - t0
     return out
-
-
-def _register_methods(cfg: StudyConfig) -> None:
-    """Make every method of ``cfg.methods`` available in :data:`SWEEPS` (the regularised solvers live in
-    :mod:`chemtomo.studies.solvers`, which registers its sweeps and rules)."""
-    if any(m not in SWEEPS for m in cfg.methods):
-        from . import solvers
-
-        solvers.register()
-    missing = [m for m in cfg.methods if m not in SWEEPS]
-    if missing:
-        raise ValueError(f"the phantom study has no sweep for method(s) {missing}; known: {sorted(SWEEPS)}")
 
 
 def _init_worker() -> None:
@@ -335,7 +148,8 @@ def run_study(cfg: StudyConfig | None = None, progress: Callable[[str], None] | 
     """
     cfg = cfg or StudyConfig()
     say = progress or (lambda msg: None)
-    _register_methods(cfg)
+    for name in cfg.methods:  # an unknown or unsweepable method fails here, before any work
+        sweep_for(name)
     t0 = time.perf_counter()
     factors = study_factors(cfg)
     metrics: dict = {"config": cfg.as_dict(), "factors": factors.as_dict(cfg.acquisition.solid_angle_sr),
@@ -394,8 +208,6 @@ def run_study(cfg: StudyConfig | None = None, progress: Callable[[str], None] | 
                           for k, v in main["methods"].items()}
     metrics["acceptance"] = acceptance(metrics, cfg)
     if any(m not in ("eds_sirt", "hebt_sirt") for m in cfg.methods):
-        from .solvers import solver_acceptance
-
         metrics["acceptance_solvers"] = solver_acceptance(metrics)
     metrics["seconds"] = time.perf_counter() - t0
     metrics["jobs"] = jobs
