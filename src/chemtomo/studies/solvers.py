@@ -56,10 +56,10 @@ def _sweep_tv(name: str):
         seconds = time.perf_counter() - t0
         out = []
         for j, mu in enumerate(mus):
-            m, arrays = pp.evaluate(problem, _maps(res.maps[:, :, j], cfg.n_pixels), res.factor)
+            m, arrays = pp.evaluate(problem, _maps(res.x[:, :, j], cfg.n_pixels), res.info["factor"])
             params = {"mu": float(mu), "n_iter": cfg.tv_n_iter}
             keep(name, params, arrays)
-            m["lam"] = float(res.lam[j])
+            m["lam"] = float(res.info["lam"][j])
             m["objective"] = float(res.info["objective"][-1, j])
             m["solve_seconds"] = seconds
             out.append({"params": params, "metrics": m})
@@ -88,7 +88,7 @@ def _auto(name: str):
         if name in TV_MODELS:
             res = tv_solve(problem.W, raw_counts(problem), model=TV_MODELS[name], mu=chosen["mu"],
                            haadf=problem.data.haadf, r=problem.data.response_ratios, n_iter=cfg.tv_n_iter)
-            maps, factor = res.maps[:, :, 0], res.factor
+            maps, factor = res.x[:, :, 0], res.info["factor"]
             chosen = {"mu": round(chosen["mu"], 5), "mu_cv": round(choice.info["mu_cv"], 5),
                       "n_iter": cfg.tv_n_iter}
         else:
