@@ -116,6 +116,9 @@ def test_hebt_columns_is_hebt_operator_per_column(small_geom):
         ref = hebt_operator(W, 2, a)
         np.testing.assert_allclose(op.forward(x)[:, j], ref.forward(x[:, j]), rtol=1e-5)
         np.testing.assert_allclose(rs[:, j], ref.abs_row_sums()[:, 0], rtol=1e-5, atol=1e-6)
+    one = np.ones((op.shape[0], 1), np.float32)
+    np.testing.assert_array_equal(op.abs_col_sums(one), op.abs_col_sums())
+    assert op.abs_col_sums().shape == (op.shape[1], 3)
     with pytest.raises(ValueError, match="built for 3 columns"):
         op.forward(x[:, :2])
 

@@ -78,6 +78,5 @@ class HebtColumns(Operator):
 
     def abs_col_sums(self, row_weights: np.ndarray | None = None) -> np.ndarray:
         """``|A|^T w`` per column ``(n_in, m)`` (``W`` non-negative, as a projector)."""
-        if row_weights is None:
-            row_weights = np.ones((self.shape[0], self.alphas.size), DTYPE)
-        return Operator.abs_col_sums(self, row_weights)
+        w = np.ones((self.shape[0], 1), DTYPE) if row_weights is None else np.asarray(row_weights, DTYPE)
+        return Operator.abs_col_sums(self, np.broadcast_to(w, (self.shape[0], self.alphas.size)))
