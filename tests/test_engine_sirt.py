@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from chemtomo.geometry import TiltGeometry, volume_to_columns
-from chemtomo.projector import MatrixOperator, Scaled, make_operator, sirt_chunked
+from chemtomo.projector import MatrixOperator, Scaled, make_operator
 from chemtomo.projector.astra_backend import astra_geometries, astra_matrix, create_projector
-from chemtomo.projector.batched import BatchedOperator, fused_sirt_plan
-from chemtomo.reconstruct import hebt_operator, hebt_sirt, sirt, sirt_weights
+from chemtomo.projector.batched import BatchedOperator
+from chemtomo.reconstruct import hebt_operator, hebt_sirt, sirt, sirt_chunked, sirt_weights
 from chemtomo.simulate import core_shell_phantom
 
 PAPER = TiltGeometry(np.arange(-75.0, 75.1, 5.0), 97, 1.5)      # workload A: the paper's phantom
@@ -132,7 +132,7 @@ def test_non_separable_pixel_weights_fall_back(rng):
     R, C = sirt_weights(op)
     C = C * rng.uniform(0.5, 1.5, C.shape).astype(np.float32)
     b = rng.random((op.shape[0], 2)).astype(np.float32)
-    assert fused_sirt_plan(op, b, None, R, C, 1.0, True) is None
+    assert op.fused_sirt_plan(b, None, R, C, 1.0, True) is None
     res = sirt(op, b, 10, weights=(R, C))
     ref = sirt(hebt_operator(MatrixOperator(W), 2, 0.5), b, 10, weights=(R, C))
     assert res.info["engine"] == "generic" and _rel(res.x, ref.x) < 1e-5
@@ -150,7 +150,7 @@ def test_chunks_threads_and_blocks_do_not_change_the_result(rng):
     op = BatchedOperator(W, grid)
     budget = op.matrix_bytes + 12 * op.bytes_per_column()
     chunked = sirt_chunked(op, b, 15, budget)
-    assert len(chunked.chunks) == 6 and chunked.chunks[0] == (0, 12)
+    assert len(chunked.info["chunks"]) == 6 and chunked.info["chunks"][0] == (0, 12)
     assert np.array_equal(chunked.x, one)
     assert chunked.residual_norms.shape == (15, 70)
 
@@ -161,7 +161,7 @@ def test_chunked_hebt_into_a_memmap(tmp_path, rng):
     b = rng.random((op.shape[0], 9)).astype(np.float32)
     out = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float32, shape=(op.shape[1], 9))
     res = sirt_chunked(op, b, 10, W.matrix_bytes + 2 * 2 * W.bytes_per_column(), out=out)
-    assert len(res.chunks) == 5
+    assert len(res.info["chunks"]) == 5
     out.flush()
     assert np.array_equal(np.load(tmp_path / "x.npy"), sirt(op, b, 10).x)
 

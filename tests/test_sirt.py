@@ -102,3 +102,26 @@ def test_sirt_rejects_nan(small_geom):
     b[3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         sirt(W, b, 5)
+
+
+def test_empty_rays_and_pixels_get_weight_zero():
+    """The one rule: a ray or pixel whose sum (over the used rays) is exactly 0 has weight 0;
+    such a pixel keeps its start value, such a ray enters nothing."""
+    from chemtomo.projector import MatrixOperator
+    from chemtomo.reconstruct import sirt_weights
+
+    A = np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.0, 2.0, 0.0]], np.float32)  # ray 1 empty, pixel 2 unseen
+    op = MatrixOperator(A)
+    R, C = sirt_weights(op)
+    np.testing.assert_array_equal(R[:, 0], [0.5, 0.0, 0.5])
+    np.testing.assert_array_equal(C[:, 0], np.array([1.0, 1 / 3, 0.0], np.float32))
+    b = np.array([2.0, 123.0, 2.0], np.float32)
+    res = sirt(op, b, 50, x0=np.array([0.0, 0.0, 7.0], np.float32))
+    assert res.x[2] == 7.0 and res.stop_reason == "n_iter"
+    np.testing.assert_allclose(A[[0, 2]] @ res.x, b[[0, 2]], rtol=1e-3)
+    # a mask that holds out ray 2 leaves pixel 0 and 1 fitted by ray 0 alone
+    Rm, Cm = sirt_weights(op, np.array([1.0, 1.0, 0.0], np.float32))
+    np.testing.assert_array_equal(Rm[:, 0], [0.5, 0.0, 0.0])
+    np.testing.assert_array_equal(Cm[:, 0], [1.0, 1.0, 0.0])
+    with pytest.raises(ValueError, match="ray_mask"):
+        sirt(op, b, 2, ray_mask=np.array([1.0, 0.5, 1.0], np.float32))

@@ -5,10 +5,9 @@ import pytest
 from scipy.stats import multinomial
 
 from chemtomo.geometry import TiltGeometry
-from chemtomo.projector import dottest, make_operator
-from chemtomo.reconstruct import hebt_operator
+from chemtomo.projector import make_operator
 from chemtomo.reconstruct.autoparam import (
-    HebtColumns, choose_parameters, composition_deviance, cv_sirt_iterations, discrepancy_sirt_iterations,
+    choose_parameters, composition_deviance, cv_sirt_iterations, discrepancy_sirt_iterations,
     expected_deviance, filter_training, heldout_deviance, poisson_deviance, ray_folds, training_masks,
 )
 
@@ -64,17 +63,6 @@ def test_training_filter_does_not_see_held_out_counts():
     assert not np.array_equal(a[:, :, s:], b[:, :, s:])  # the other folds train on those rays
 
 
-def test_hebt_columns_is_hebt_operator_per_column(small_geom):
-    W = make_operator(small_geom)
-    alphas = [0.0, 0.4, 0.9]
-    op = HebtColumns(W, 2, alphas)
-    lhs, rhs = dottest(op, k=3, rng=6)
-    assert lhs == pytest.approx(rhs, rel=1e-4)
-    x = np.random.default_rng(7).random((op.shape[1], 3)).astype(np.float32)
-    for j, a in enumerate(alphas):
-        np.testing.assert_allclose(op.forward(x)[:, j], hebt_operator(W, 2, a).forward(x[:, j]), rtol=1e-5)
-
-
 @pytest.fixture(scope="module")
 def disk():
     """A 2-line core-shell disk, 32 px, 31 tilts, and its expected counts (about 10 per ray at most)."""
@@ -123,7 +111,7 @@ def test_tv_weight_by_cv_is_near_the_oracle_on_a_small_problem(disk):
     assert mus[0] <= choice.info["mu_cv"] <= mus[-1]
     sweep = tv_solve(W, np.repeat(noisy, len(mus) + 1, axis=2), model="poisson",
                      mu=np.array([*mus, choice.params["mu"]]), n_iter=150)
-    err = np.linalg.norm(sweep.maps - 2.0 * X, axis=(0, 1))
+    err = np.linalg.norm(sweep.x - 2.0 * X, axis=(0, 1))
     assert err[-1] <= 1.5 * err[:-1].min()
 
 

@@ -23,8 +23,10 @@ def test_gradient_adjoint(shape, k):
 def test_gradient_abs_sums_match_the_matrix():
     D = Gradient2D((5, 6), 2)
     A = np.abs(_dense(D))
-    np.testing.assert_array_equal(D.abs_row_sums(), A.sum(axis=1))
-    np.testing.assert_array_equal(D.abs_col_sums(), A.sum(axis=0))
+    np.testing.assert_array_equal(D.abs_row_sums(), A.sum(axis=1)[:, None])
+    np.testing.assert_array_equal(D.abs_col_sums(), A.sum(axis=0)[:, None])
+    w = np.random.default_rng(3).random((D.shape[0], 2)).astype(np.float32)
+    np.testing.assert_allclose(D.abs_col_sums(w), A.T @ w, rtol=1e-6)
 
 
 def test_gradient_is_forward_difference_with_neumann_boundary():

@@ -4,7 +4,8 @@
 
 - ``"batched"`` (default): the engine (:mod:`chemtomo.projector.batched`): W held
   once (from ASTRA's projector, float32), applied to blocks of slice-channel
-  columns by compiled multithreaded kernels; SIRT on it runs fused;
+  columns by compiled multithreaded kernels; SIRT on it runs fused (the plan is
+  asked of the operator: :meth:`~chemtomo.projector.base.Operator.fused_sirt_plan`);
 - ``"sparse"``: W as a scipy CSR matrix and its transpose (simple, slower);
 - ``"astra"``: ASTRA's own CPU projectors, column by column (the reference);
 - ``"astra_cuda"``: ASTRA's CUDA projector (a GPU is required; its model is ASTRA's
@@ -17,10 +18,10 @@ from typing import Literal
 
 from ..geometry import TiltGeometry
 from .astra_backend import AstraOperator, astra_matrix, gpu_available
-from .base import (
-    DTYPE, BlockDiag, ChannelMix, HStack, MatrixOperator, Operator, Scaled, VStack, dottest,
-)
-from .batched import BatchedOperator, batched_operator, iter_slice_chunks, sirt_chunked
+from .base import DTYPE, MatrixOperator, Operator, Scaled, dottest
+from .compose import BlockDiag, ChannelMix, HStack, RowScale, VStack
+from .batched import BatchedOperator, batched_operator, iter_slice_chunks
+from .columns import HebtColumns
 
 Backend = Literal["batched", "sparse", "astra", "astra_cuda"]
 BACKENDS = ("batched", "sparse", "astra", "astra_cuda")
@@ -55,6 +56,6 @@ def make_operator(geom: TiltGeometry, backend: Backend = "batched", kind: str = 
 
 __all__ = [
     "BACKENDS", "DTYPE", "AstraOperator", "BatchedOperator", "BlockDiag", "ChannelMix", "HStack",
-    "MatrixOperator", "Operator", "Scaled", "VStack", "astra_matrix", "batched_operator", "dottest",
-    "gpu_available", "iter_slice_chunks", "make_operator", "sirt_chunked",
+    "HebtColumns", "MatrixOperator", "Operator", "RowScale", "Scaled", "VStack", "astra_matrix",
+    "batched_operator", "dottest", "gpu_available", "iter_slice_chunks", "make_operator",
 ]

@@ -1,5 +1,8 @@
 """Compiled kernels of the batched engine (numba, multithreaded over column blocks).
 
+One module on purpose (over 500 lines): the kernels share inlined helpers and one
+numba on-disk cache, and are read together when checking their summation order.
+
 Internal layout (see :mod:`chemtomo.projector.batched`): a block of ``kb`` columns
 is one C-contiguous ``(n_rows, kb)`` slab of a ``(n_blocks, n_rows, kb)`` array;
 pixel rows are ordered in *slots* (groups of ``G`` neighbouring pixels, groups in

@@ -5,12 +5,17 @@ Every operator in chemtomo maps ``x`` of shape ``(n_in, k)`` to ``y`` of shape
 share one geometry, so one call serves them all. A 1-D ``x`` is treated as one
 column and a 1-D result is returned. Arrays are float32.
 
-Composition: :class:`Scaled`, :class:`VStack`, :class:`BlockDiag` build joint
-models from blocks; :class:`ChannelMix` is the Kronecker product ``M (x) W`` that
-applies one projector to every channel and then mixes channels with a small
-matrix ``M``. HEBT's stacked system (Yuan 2020, eq 17) is exactly
-``ChannelMix(W, [(1-alpha) I_k ; alpha 1^T])`` and costs one pass of ``W`` per
-channel instead of ``k + 1``.
+Capabilities are methods of the contract, asked of the operator and never found
+by type checks: absolute row and column sums (:meth:`Operator.abs_row_sums`,
+:meth:`Operator.abs_col_sums`: SIRT's weights, PDHG's step sizes), whether it acts
+differently on each column (:meth:`Operator.column_dependent`), and an optional
+fused SIRT (:meth:`Operator.fused_sirt_plan`, :meth:`Operator.sirt_memory`; the
+batched engine has one). Each has a default; a wrapper answers by composing its
+blocks' answers.
+
+Here: the contract, :class:`MatrixOperator` and :class:`Scaled`; the other
+compositions (stacks, the channel mix, row scales) are in
+:mod:`chemtomo.projector.compose`.
 """
 
 from __future__ import annotations
@@ -89,6 +94,97 @@ class Operator:
         """``A^T 1`` (n_in,): the pixel sums SIRT weights by."""
         return self.adjoint(np.ones(self.shape[0], DTYPE))
 
+    # ------------------------------------------------------------ capabilities
+    # Asked of the operator, never found by type checks: a wrapper answers by
+    # composing its blocks' answers.
+
+    def column_dependent(self) -> bool:
+        """Whether the operator acts differently on each of its columns.
+
+        Such an operator accepts only the number of columns it was built for, and its
+        :meth:`abs_row_sums` and :meth:`abs_col_sums` are per column ``(n, m)``.
+        """
+        return False
+
+    def abs_row_sums(self) -> np.ndarray:
+        """``|A| 1``: the absolute row sums, ``(n_out, 1)`` (``(n_out, m)`` if column dependent).
+
+        Used by SIRT's ray weights and PDHG's dual step sizes. The default is
+        ``A 1`` of an ``(n_in, m)`` block of ones, which equals ``|A| 1`` for an
+        operator with non-negative entries (every projector); an operator with
+        negative entries overrides it.
+
+        Returns
+        -------
+        ndarray, float32, (n_out, 1) or (n_out, m)
+        """
+        if self.column_dependent():
+            raise NotImplementedError(f"{type(self).__name__} must give its per-column abs_row_sums")
+        return self.row_sums()[:, None]
+
+    def abs_col_sums(self, row_weights: np.ndarray | None = None) -> np.ndarray:
+        """``|A|^T w``: absolute column sums over rows weighted by ``w`` (default all ones).
+
+        Used by SIRT's pixel weights (``w`` a 0/1 ray mask in cross-validation) and
+        PDHG's primal step sizes. The default is ``A^T w``, which equals
+        ``|A|^T w`` for non-negative entries and ``w``; an operator with negative
+        entries overrides it.
+
+        Parameters
+        ----------
+        row_weights : ndarray, (n_out, 1) or (n_out, m), optional
+            Non-negative row weights; None means ones (``col_sums``).
+
+        Returns
+        -------
+        ndarray, float32, (n_in, 1) or (n_in, m)
+        """
+        if row_weights is None:
+            if self.column_dependent():
+                raise NotImplementedError(f"{type(self).__name__} must give its per-column abs_col_sums")
+            return self.col_sums()[:, None]
+        w = np.asarray(row_weights, DTYPE)
+        return self.adjoint(np.ascontiguousarray(np.broadcast_to(w, (self.shape[0], w.shape[1]))))
+
+    def fused_sirt_plan(self, b: np.ndarray, x0: np.ndarray | None, R: np.ndarray, C: np.ndarray,
+                        relaxation: float, nonneg: bool, *, mix: np.ndarray | None = None,
+                        scale: float = 1.0):
+        """A fused SIRT of ``scale * (mix (x) A)`` (``mix`` None: of ``scale * A``), or None.
+
+        An operator with a faster SIRT than the generic loop of
+        :func:`chemtomo.reconstruct.sirt.sirt` returns a plan with ``step()``
+        (one iteration, returning the residual norms per column) and ``x()``;
+        wrappers (:class:`Scaled`, :class:`~.compose.ChannelMix`) pass the request on to
+        their block with their scale and mix. The default has none.
+
+        Parameters
+        ----------
+        b : ndarray, (n_out, S) float32 C-contiguous
+            Data of the whole operator (the wrapper's).
+        x0 : ndarray, (n_in, S), or None
+            Start.
+        R, C : ndarray
+            SIRT's ray and pixel weights of the whole operator.
+        relaxation : float
+        nonneg : bool
+        mix : ndarray, (m, k), optional
+            Channel mix of an enclosing :class:`~.compose.ChannelMix`.
+        scale : float
+            Product of the enclosing :class:`Scaled` factors.
+
+        Returns
+        -------
+        plan or None
+        """
+        return None
+
+    def sirt_memory(self) -> tuple[int, int] | None:
+        """``(fixed_bytes, bytes_per_column)`` of a fused SIRT on this operator, or None without one.
+
+        What a chunked SIRT needs to cut a volume into chunks that fit a memory budget.
+        """
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(shape={self.shape})"
 
@@ -107,6 +203,10 @@ class _Adjoint(Operator):
     @property
     def T(self):
         return self.op
+
+    def column_dependent(self) -> bool:
+        """As the operator's (see :meth:`Operator.column_dependent`)."""
+        return self.op.column_dependent()
 
 
 class MatrixOperator(Operator):
@@ -134,6 +234,19 @@ class MatrixOperator(Operator):
     def _adjoint(self, y):
         return np.ascontiguousarray(self.AT @ y, dtype=DTYPE)
 
+    def _abs(self) -> "MatrixOperator":
+        """``|A|`` (this operator itself when no entry is negative)."""
+        data = self.A if isinstance(self.A, np.ndarray) else self.A.data
+        return MatrixOperator(abs(self.A)) if np.any(data < 0) else self
+
+    def abs_row_sums(self) -> np.ndarray:
+        """``|A| 1`` ``(n_out, 1)``, exact also for negative entries."""
+        return Operator.abs_row_sums(self._abs())
+
+    def abs_col_sums(self, row_weights: np.ndarray | None = None) -> np.ndarray:
+        """``|A|^T w`` ``(n_in, 1)`` or ``(n_in, m)``, exact also for negative entries."""
+        return Operator.abs_col_sums(self._abs(), row_weights)
+
 
 class Scaled(Operator):
     """``s A``."""
@@ -152,113 +265,25 @@ class Scaled(Operator):
         x *= DTYPE(self.scale)
         return x
 
+    def column_dependent(self) -> bool:
+        """As the scaled operator's."""
+        return self.op.column_dependent()
 
-class VStack(Operator):
-    """``[A_1; A_2; ...]``: blocks share the input, outputs are stacked."""
+    def abs_row_sums(self) -> np.ndarray:
+        """``|s| |A| 1``."""
+        return abs(self.scale) * self.op.abs_row_sums()
 
-    def __init__(self, ops: list[Operator]):
-        if not ops:
-            raise ValueError("VStack needs at least one operator")
-        n_in = {op.shape[1] for op in ops}
-        if len(n_in) != 1:
-            raise ValueError(f"VStack blocks must share n_in, got {[op.shape for op in ops]}")
-        self.ops = list(ops)
-        self._splits = np.cumsum([op.shape[0] for op in ops])[:-1]
-        self.shape = (int(sum(op.shape[0] for op in ops)), ops[0].shape[1])
+    def abs_col_sums(self, row_weights: np.ndarray | None = None) -> np.ndarray:
+        """``|s| |A|^T w``."""
+        return abs(self.scale) * self.op.abs_col_sums(row_weights)
 
-    def _forward(self, x):
-        return np.concatenate([op._forward(x) for op in self.ops], axis=0)
+    def fused_sirt_plan(self, b, x0, R, C, relaxation, nonneg, *, mix=None, scale=1.0):
+        """The scaled operator's plan, with this factor folded into ``scale``."""
+        return self.op.fused_sirt_plan(b, x0, R, C, relaxation, nonneg, mix=mix, scale=scale * self.scale)
 
-    def _adjoint(self, y):
-        parts = np.split(y, self._splits, axis=0)
-        out = self.ops[0]._adjoint(np.ascontiguousarray(parts[0]))
-        for op, part in zip(self.ops[1:], parts[1:]):
-            out += op._adjoint(np.ascontiguousarray(part))
-        return out
-
-
-class BlockDiag(Operator):
-    """``diag(A_1, A_2, ...)``: inputs and outputs are stacked blocks."""
-
-    def __init__(self, ops: list[Operator]):
-        if not ops:
-            raise ValueError("BlockDiag needs at least one operator")
-        self.ops = list(ops)
-        self._in = np.cumsum([op.shape[1] for op in ops])[:-1]
-        self._out = np.cumsum([op.shape[0] for op in ops])[:-1]
-        self.shape = (int(sum(o.shape[0] for o in ops)), int(sum(o.shape[1] for o in ops)))
-
-    def _forward(self, x):
-        parts = np.split(x, self._in, axis=0)
-        return np.concatenate([op._forward(np.ascontiguousarray(p)) for op, p in zip(self.ops, parts)])
-
-    def _adjoint(self, y):
-        parts = np.split(y, self._out, axis=0)
-        return np.concatenate([op._adjoint(np.ascontiguousarray(p)) for op, p in zip(self.ops, parts)])
-
-
-class HStack(Operator):
-    """``[A_1, A_2, ...]``: inputs are stacked blocks, outputs are summed."""
-
-    def __init__(self, ops: list[Operator]):
-        if not ops:
-            raise ValueError("HStack needs at least one operator")
-        n_out = {op.shape[0] for op in ops}
-        if len(n_out) != 1:
-            raise ValueError(f"HStack blocks must share n_out, got {[op.shape for op in ops]}")
-        self.ops = list(ops)
-        self._in = np.cumsum([op.shape[1] for op in ops])[:-1]
-        self.shape = (ops[0].shape[0], int(sum(op.shape[1] for op in ops)))
-
-    def _forward(self, x):
-        parts = np.split(x, self._in, axis=0)
-        out = self.ops[0]._forward(np.ascontiguousarray(parts[0]))
-        for op, p in zip(self.ops[1:], parts[1:]):
-            out += op._forward(np.ascontiguousarray(p))
-        return out
-
-    def _adjoint(self, y):
-        return np.concatenate([op._adjoint(y) for op in self.ops], axis=0)
-
-
-class ChannelMix(Operator):
-    """``M (x) W``: one projector on every channel, then a channel-mixing matrix.
-
-    Input: ``k`` channel blocks stacked, ``(k * n_in_W, s)``. Output: ``m`` blocks,
-    ``(m * n_out_W, s)``, block ``i`` being ``sum_c M[i, c] W x_c``.
-
-    Parameters
-    ----------
-    op : Operator
-        The shared projector ``W``.
-    mix : array_like, shape (m, k)
-    """
-
-    def __init__(self, op: Operator, mix):
-        mix = np.asarray(mix, dtype=DTYPE)
-        if mix.ndim != 2:
-            raise ValueError(f"mix must be a 2-D (m, k) matrix, got shape {mix.shape}")
-        self.op, self.mix = op, mix
-        m, k = mix.shape
-        self.shape = (m * op.shape[0], k * op.shape[1])
-        self._identity = m == k and np.array_equal(mix, np.eye(k, dtype=DTYPE))
-
-    @staticmethod
-    def _mix(y3, mix):
-        # (c, n, s) -> (m, n, s): out[i] = sum_c mix[i, c] y3[c]
-        return np.einsum("mc,cns->mns", mix, y3, optimize=True).astype(DTYPE, copy=False)
-
-    def _forward(self, x):
-        k = self.mix.shape[1]
-        y3 = self.op.forward_channels(x.reshape(k, self.op.shape[1], -1))  # one pass of W, every channel
-        out = y3 if self._identity else self._mix(y3, self.mix)
-        return np.ascontiguousarray(out.reshape(self.shape[0], -1))
-
-    def _adjoint(self, y):
-        # mix^T first (cheap), then one adjoint pass over the k channels
-        y3 = y.reshape(self.mix.shape[0], self.op.shape[0], -1)
-        mixed = y3 if self._identity else self._mix(y3, self.mix.T)
-        return np.ascontiguousarray(self.op.adjoint_channels(mixed).reshape(self.shape[1], -1))
+    def sirt_memory(self) -> tuple[int, int] | None:
+        """As the scaled operator's (the scale costs no memory)."""
+        return self.op.sirt_memory()
 
 
 def dottest(op: Operator, k: int = 3, rng=None) -> tuple[float, float]:

@@ -5,8 +5,8 @@ geometry. :class:`BatchedOperator` holds W once (float32 weights, int32 ray
 indices) and applies it to blocks of columns (pixels x slice-channels), forward
 and adjoint, multithreaded over column blocks. SIRT runs fused: one pass over W^T
 per iteration back-projects the weighted residual, updates and clips a group of
-pixels, and scatters their new forward projection (:func:`fused_sirt_plan`, used
-automatically by :func:`chemtomo.reconstruct.sirt`).
+pixels, and scatters their new forward projection (:meth:`BatchedOperator.fused_sirt_plan`,
+in :mod:`._fused`; asked for by :func:`chemtomo.reconstruct.sirt`).
 
 Layout and why (measured on a 2-core AMD EPYC, see ``docs/performance.md``):
 
@@ -28,15 +28,17 @@ Memory (float32): the matrix (:attr:`BatchedOperator.matrix_bytes`), plus per
 column for a fused SIRT iteration ``4 * (n_vox + 3 * n_rays)`` bytes (x, and the
 data, projection and residual buffers), plus the caller's data and result in the
 contract layout (``4 * (n_vox + n_rays)``): see :meth:`BatchedOperator.sirt_bytes`.
-:func:`iter_slice_chunks` and :func:`sirt_chunked` keep a volume of any size
-within a budget, with the same result.
+:func:`iter_slice_chunks` and :func:`chemtomo.reconstruct.sirt.sirt_chunked` keep a
+volume of any size within a budget, with the same result.
+
+The SIMD width (AVX-512 or AVX2) sets the default pixel grouping and the block-width
+costs; it is asked of LLVM on first use, once per process (:func:`_has_avx512`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from dataclasses import dataclass
+import logging
 from typing import Iterator
 
 import numba
@@ -44,8 +46,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _kernels as K
+from ._fused import FusedSirt, engine_sirt_plan
 from ._simd import Lanes
-from .base import DTYPE, ChannelMix, Operator, Scaled
+from ._threading import _check_threads, _threads
+from .base import DTYPE, Operator
+from .compose import ChannelMix
+
+_log = logging.getLogger(__name__)
 
 BLOCK_WIDTHS = (8, 16, 32, 64)
 GROUPS = (1, 2, 4)
@@ -59,16 +66,25 @@ _BLOCK_COST_AVX2 = {8: 2.6, 16: 1.67, 32: 1.0, 64: 1.57}
 
 @functools.lru_cache(maxsize=1)
 def _has_avx512() -> bool:
-    """Whether this CPU has AVX-512 (asked of LLVM once per process)."""
+    """Whether this CPU has AVX-512, asked of LLVM on first use and cached for the process.
+
+    When the query fails the answer is False: the AVX2 layout (pairs of pixels, the
+    AVX2 block costs) runs on every x86-64 CPU without spilling registers, while the
+    AVX-512 one would spill on a CPU without it. The reason is logged.
+    """
     try:
         from llvmlite import binding
 
         return bool(binding.get_host_cpu_features().get("avx512f", False))
-    except Exception:  # pragma: no cover - feature query unavailable
-        return True
+    except Exception as exc:  # pragma: no cover - feature query unavailable
+        _log.warning("CPU feature query failed (%s: %s); assuming no AVX-512 (AVX2 layout)",
+                     type(exc).__name__, exc)
+        return False
 
 
-_BLOCK_COST = _BLOCK_COST_AVX512 if _has_avx512() else _BLOCK_COST_AVX2
+def _block_cost() -> dict[int, float]:
+    """Relative cost per column of each block width for this CPU's SIMD width."""
+    return _BLOCK_COST_AVX512 if _has_avx512() else _BLOCK_COST_AVX2
 
 
 def default_group() -> int:
@@ -91,34 +107,6 @@ def _check_group(group: int) -> int:
     if group not in GROUPS:
         raise ValueError(f"group must be one of {GROUPS} pixels, got {group!r}")
     return int(group)
-
-
-def _check_threads(n_threads) -> int | None:
-    if n_threads is None:
-        return None
-    if isinstance(n_threads, bool) or int(n_threads) != n_threads or not 1 <= n_threads <= numba.config.NUMBA_NUM_THREADS:
-        raise ValueError(
-            f"n_threads must be an integer in [1, {numba.config.NUMBA_NUM_THREADS}] or None, got {n_threads!r}")
-    return int(n_threads)
-
-
-@contextlib.contextmanager
-def _threads(n: int | None, n_tasks: int | None = None):
-    """Run numba kernels on ``n`` threads (default: numba's current setting), never more
-    than ``n_tasks`` (idle threads still cost a wake-up per parallel region, and on a
-    busy machine a scheduler quantum); only the calling thread's setting changes."""
-    old = numba.get_num_threads()
-    want = old if n is None else n
-    if n_tasks is not None:
-        want = max(1, min(want, int(n_tasks)))
-    if want == old:
-        yield
-        return
-    numba.set_num_threads(want)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(old)
 
 
 def _morton(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -162,9 +150,10 @@ def slot_order(grid_shape: tuple[int, int] | None, n_pixels: int, group: int) ->
 def choose_block_width(n_columns: int, n_threads: int) -> int:
     """The block width (lanes) that minimises padded, load-balanced work for ``n_columns``."""
     best, best_cost = BLOCK_WIDTHS[-1], np.inf
+    costs = _block_cost()
     for kb in BLOCK_WIDTHS:
         n_blk = -(-n_columns // kb)
-        cost = -(-n_blk // n_threads) * kb * _BLOCK_COST[kb]
+        cost = -(-n_blk // n_threads) * kb * costs[kb]
         if cost < best_cost - 1e-9 or (abs(cost - best_cost) < 1e-9 and kb > best):
             best, best_cost = kb, cost
     return best
@@ -333,7 +322,7 @@ class BatchedOperator(Operator):
         """``W`` on every channel of ``x3`` ``(k, n_vox, S)`` -> ``(k, n_rays, S)``, without transposing.
 
         The same as ``forward`` of the ``(n_vox, k S)`` matrix of columns ``c S + j``
-        (bit for bit: the lanes are the same); used by :class:`~.base.ChannelMix`.
+        (bit for bit: the lanes are the same); used by :class:`~.compose.ChannelMix`.
         """
         k, n, S = x3.shape
         ncol = k * S
@@ -365,6 +354,17 @@ class BatchedOperator(Operator):
             K.unpack_channels(xi, self.slots, out)
         return out
 
+    # ------------------------------------------------------------------ capabilities
+    def fused_sirt_plan(self, b: np.ndarray, x0: np.ndarray | None, R: np.ndarray, C: np.ndarray,
+                        relaxation: float, nonneg: bool, *, mix: np.ndarray | None = None,
+                        scale: float = 1.0) -> FusedSirt | None:
+        """The engine's fused SIRT of ``scale * [mix (x)] W`` (see :func:`._fused.engine_sirt_plan`)."""
+        return engine_sirt_plan(self, b, x0, R, C, relaxation, nonneg, mix, scale)
+
+    def sirt_memory(self) -> tuple[int, int]:
+        """``(matrix_bytes, bytes_per_column())``: the fixed and per-column bytes of a fused SIRT."""
+        return self.matrix_bytes, self.bytes_per_column()
+
     def warmup(self, block_widths=None) -> None:
         """Compile (or load from the on-disk cache) this operator's kernels for ``block_widths``.
 
@@ -378,11 +378,11 @@ class BatchedOperator(Operator):
             x = np.ones((1, 1), DTYPE)
             b = probe.forward(x)
             probe.adjoint(b)
-            plan = fused_sirt_plan(probe, b, None, *(_unit_weights(probe)), 1.0, True)
+            plan = probe.fused_sirt_plan(b, None, *(_unit_weights(probe)), 1.0, True)
             plan.step()
             mix = ChannelMix(probe, np.array([[0.5], [0.5]], DTYPE))
             bm = np.ones((2, 1), DTYPE)
-            fused_sirt_plan(mix, bm, None, np.ones((2, 1), DTYPE), np.ones((1, 1), DTYPE), 1.0, True).step()
+            mix.fused_sirt_plan(bm, None, np.ones((2, 1), DTYPE), np.ones((1, 1), DTYPE), 1.0, True).step()
 
     def __repr__(self) -> str:
         return (f"BatchedOperator(shape={self.shape}, nnz={self.nnz}, group={self.group}, "
@@ -391,167 +391,6 @@ class BatchedOperator(Operator):
 
 def _unit_weights(op):
     return np.ones((op.shape[0], 1), DTYPE), np.ones((op.shape[1], 1), DTYPE)
-
-
-# ---------------------------------------------------------------------------- fused SIRT
-
-class FusedSirt:
-    """State of a fused SIRT in the engine's internal layout (made by :func:`fused_sirt_plan`).
-
-    :meth:`step` runs one iteration on every column and returns the residual norms
-    ``||b - A x_t||`` (before the update) per column of ``b``; :meth:`x` returns the
-    current estimate in the contract layout (a new array).
-    """
-
-    def __init__(self, engine: BatchedOperator, n_tasks: int, step, unpack, x_int):
-        self.engine, self.n_tasks = engine, int(n_tasks)
-        self._step, self._unpack, self._x = step, unpack, x_int
-
-    def step(self) -> np.ndarray:
-        return np.sqrt(self._step())
-
-    def x(self) -> np.ndarray:
-        with _threads(self.engine.n_threads, self.n_tasks):
-            return self._unpack(self._x)
-
-
-def _unwrap(op: Operator):
-    """``(engine, mix, scale)`` when ``op`` is ``s * [M (x)] W`` with a batched W, else None."""
-    scale = 1.0
-    while isinstance(op, Scaled):
-        scale *= op.scale
-        op = op.op
-    if isinstance(op, BatchedOperator):
-        return op, None, scale
-    if isinstance(op, ChannelMix):
-        inner, mix = op.op, np.asarray(op.mix, np.float64)
-        while isinstance(inner, Scaled):
-            scale *= inner.scale
-            inner = inner.op
-        if isinstance(inner, BatchedOperator):
-            return inner, mix, scale
-    return None
-
-
-def fused_sirt_plan(op: Operator, b: np.ndarray, x0: np.ndarray | None, R: np.ndarray, C: np.ndarray,
-                    relaxation: float, nonneg: bool) -> FusedSirt | None:
-    """A fused SIRT for ``op`` when it is built on a :class:`BatchedOperator`, else None.
-
-    Recognised: ``W``, ``s W`` and ``ChannelMix(W, M)`` (HEBT's stacked operator,
-    never materialised: one back-projection and one forward projection per channel
-    and iteration; the mixing is done per ray). ``R`` ``(n_out, 1)`` and ``C``
-    ``(n_in, 1)`` are the SIRT weights; for ``ChannelMix`` the pixel weights must be
-    a per-channel multiple of one pixel map (true for :func:`sirt_weights`),
-    otherwise None is returned and the caller uses the generic path.
-
-    Parameters
-    ----------
-    op : Operator
-    b : ndarray, (n_out, S) float32 C-contiguous
-    x0 : ndarray (n_in, S) or None
-    R, C : ndarray
-    relaxation : float
-    nonneg : bool
-    """
-    found = _unwrap(op)
-    if found is None:
-        return None
-    W, mix, scale = found
-    n_rays, n_vox = W.shape
-    R = np.asarray(R, DTYPE).reshape(-1)
-    C = np.asarray(C, DTYPE).reshape(-1)
-    S = b.shape[1]
-    if mix is None and scale != 1.0:
-        mix = np.ones((1, 1))  # s W = ChannelMix(W, [[s]]): the mixed path carries the scale
-    if mix is None:
-        kb = W._block_width(S)
-        nblk = -(-S // kb)
-        kt = Lanes(kb)
-        C_slots = W._slot_sums(C.astype(np.float64) * relaxation)
-        with _threads(W.n_threads, nblk):
-            b_int = np.empty((nblk, n_rays, kb), DTYPE)
-            K.pack_plain(b, W._ray_map, b_int)
-            x_int = np.zeros((nblk, W.n_slots, kb), DTYPE)
-            y_int = np.zeros((nblk, n_rays, kb), DTYPE)
-            if x0 is not None:
-                K.pack_plain(x0, W.slots, x_int)
-                K.forward(W.mat, x_int, y_int, W._gt, kt)
-        r_int = np.empty_like(y_int)
-        norms = np.empty((nblk, kb), np.float64)
-
-        def step():
-            with _threads(W.n_threads, nblk):
-                K.sirt_iteration(W.mat, C_slots, R, b_int, r_int, x_int, y_int, norms,
-                                 bool(nonneg), W._gt, kt)
-            return norms.reshape(-1)[:S].copy()
-
-        def unpack(xi):
-            out = np.empty((n_vox, S), DTYPE)
-            K.unpack_plain(xi, W.slots, out)
-            return out
-
-        return FusedSirt(W, nblk, step, unpack, x_int)
-
-    # ChannelMix(W, M): m data blocks, k channels
-    m, k = mix.shape
-    if b.shape[0] != m * n_rays or C.size != k * n_vox:
-        return None
-    C2 = C.reshape(k, n_vox).astype(np.float64)
-    ref = C2[int(np.argmax(np.abs(C2).sum(axis=1)))]
-    cscale = np.zeros(k)
-    nz = np.abs(ref) > 0
-    for c in range(k):
-        if np.any(nz):
-            cscale[c] = float(np.median(C2[c, nz] / ref[nz]))
-        if not np.allclose(C2[c], cscale[c] * ref, rtol=1e-5, atol=0.0):
-            return None
-    Q = k * S
-    kb = W._block_width(Q)
-    nblk = -(-Q // kb)
-    kt = Lanes(kb)
-    q = np.arange(Q)
-    col_row0 = (q % k) * n_vox        # internal column q = t*k + c: a slice's channels adjacent
-    col_src = q // k
-    C_slots = W._slot_sums(ref * relaxation)
-    Mw = (mix * scale).astype(DTYPE)
-    mrow, mc = np.nonzero(Mw)              # the mix's nonzeros by row (HEBT: 2k of (k+1) k)
-    mptr = np.zeros(m + 1, np.int64)
-    np.cumsum(np.bincount(mrow, minlength=m), out=mptr[1:])
-    mcol, mval = mc.astype(np.int64), np.ascontiguousarray(Mw[mrow, mc])
-    Rm = R.reshape(m, n_rays)
-    bm = b.reshape(m, n_rays, S)
-    lane_t = np.full(nblk * kb, -1, np.int64)
-    lane_c = np.full(nblk * kb, -1, np.int64)
-    lane_t[:Q], lane_c[:Q] = q // k, q % k
-    rchunk = 32
-    n_rchunks = -(-n_rays // rchunk)
-    # the ray pass is worth a second thread only when it is large (a wake-up costs ~10 us,
-    # a scheduler quantum on a busy machine)
-    ray_tasks = n_rchunks if n_rays * Q >= 1 << 18 else 1
-    n_tasks = max(nblk, ray_tasks)
-    with _threads(W.n_threads, nblk):
-        x_int = np.zeros((nblk, W.n_slots, kb), DTYPE)
-        y_int = np.zeros((nblk, n_rays, kb), DTYPE)
-        if x0 is not None:
-            K.pack_mapped(x0, W.slots, col_row0, col_src, x_int)
-            K.forward(W.mat, x_int, y_int, W._gt, kt)
-    r_int = np.zeros_like(y_int)  # padded lanes stay 0
-    norms_part = np.empty((n_rchunks, S), np.float64)
-    cs32 = cscale.astype(DTYPE)
-
-    def step():
-        with _threads(W.n_threads, ray_tasks):
-            K.mix_ray_pass(bm, y_int, Rm, mptr, mcol, mval, lane_t, lane_c, cs32, r_int, norms_part, rchunk)
-        with _threads(W.n_threads, nblk):
-            K.sirt_pixel_pass(W.mat, C_slots, r_int, x_int, y_int, bool(nonneg), W._gt, kt)
-        return norms_part.sum(axis=0)
-
-    def unpack(xi):
-        out = np.empty((k * n_vox, S), DTYPE)
-        K.unpack_mapped(xi, W.slots, col_row0, col_src, out)
-        return out
-
-    return FusedSirt(W, n_tasks, step, unpack, x_int)
 
 
 # ---------------------------------------------------------------------------- chunking
@@ -588,58 +427,6 @@ def iter_slice_chunks(n_slices: int, bytes_per_slice: int, budget_bytes: int,
             f"plus the fixed {fixed_bytes} bytes; raise the budget")
     for start in range(0, n_slices, per_chunk):
         yield slice(start, min(n_slices, start + per_chunk))
-
-
-@dataclass
-class ChunkedResult:
-    """Result of :func:`sirt_chunked`: ``x`` (n_in, S), chunks used, residual norms (n_iter, S)."""
-
-    x: np.ndarray
-    chunks: list
-    residual_norms: np.ndarray
-
-
-def sirt_chunked(op: Operator, b: np.ndarray, n_iter: int, budget_bytes: int, *,
-                 out: np.ndarray | None = None, **sirt_kwargs) -> ChunkedResult:
-    """SIRT on the columns of ``b`` in chunks that fit ``budget_bytes``; same result as one call.
-
-    Columns are independent problems and the engine's arithmetic per column does
-    not depend on its neighbours, so the chunked result equals the one-shot result
-    bit for bit. ``out`` may be a ``numpy.memmap`` for a volume larger than memory
-    (``b`` too).
-
-    Parameters
-    ----------
-    op : Operator
-        Built on a :class:`BatchedOperator` (``W``, or ``ChannelMix`` of it).
-    b : ndarray, (n_out, S)
-    n_iter : int
-    budget_bytes : int
-    out : ndarray, (n_in, S), optional
-    **sirt_kwargs
-        Passed to :func:`chemtomo.reconstruct.sirt` (relaxation, nonneg, weights).
-    """
-    from ..reconstruct.sirt import sirt, sirt_weights
-
-    found = _unwrap(op)
-    if found is None:
-        raise TypeError(f"sirt_chunked needs an operator built on BatchedOperator, got {op!r}")
-    W, mix, _ = found
-    if b.ndim != 2 or b.shape[0] != op.shape[0]:
-        raise ValueError(f"b must have shape ({op.shape[0]}, S), got {b.shape}")
-    S = b.shape[1]
-    per_slice = W.bytes_per_column() * (1 if mix is None else mix.shape[1])
-    if out is None:
-        out = np.empty((op.shape[1], S), DTYPE)
-    if "weights" not in sirt_kwargs:
-        sirt_kwargs["weights"] = sirt_weights(op)
-    chunks, norms = [], []
-    for sl in iter_slice_chunks(S, per_slice, budget_bytes, fixed_bytes=W.matrix_bytes):
-        res = sirt(op, np.ascontiguousarray(b[:, sl], dtype=DTYPE), n_iter, **sirt_kwargs)
-        out[:, sl] = res.x
-        chunks.append((sl.start, sl.stop))
-        norms.append(res.residual_norms)
-    return ChunkedResult(out, chunks, np.concatenate(norms, axis=1) if norms else np.zeros((0, 0)))
 
 
 def batched_operator(geom, kind: str = "strip", **options) -> BatchedOperator:

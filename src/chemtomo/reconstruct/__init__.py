@@ -6,8 +6,9 @@ needs, set-up, automatic rule and memory model.
 """
 
 from .hebt import ResponseRatios, estimate_response_ratios, hebt_data, hebt_operator, hebt_sirt
-from .sirt import IterState, SolverResult, sirt, sirt_weights
-from .fused import TVConstants, TVResult, tv_constants, tv_solve
+from .result import IterState, SolverResult
+from .sirt import sirt, sirt_chunked, sirt_weights
+from .fused import TVConstants, tv_constants, tv_solve
 from .pdhg import pdhg
 from .autoparam import choose_parameters
 from .registry import (
@@ -19,8 +20,8 @@ from .methods import EdsSirtParams, FusedTvParams, HebtSirtParams, TvParams
 
 __all__ = [
     "METHODS", "ChannelData", "EdsSirtParams", "FusedTvParams", "HebtSirtParams", "IterState", "Method",
-    "MethodParams", "MethodResult", "ResponseRatios", "RuleInputs", "SolverResult", "TVConstants", "TVResult",
+    "MethodParams", "MethodResult", "ResponseRatios", "RuleInputs", "SolverResult", "TVConstants",
     "TvParams", "canonical_name", "choose_parameters", "estimate_response_ratios", "get_method", "hebt_data",
-    "hebt_operator", "hebt_sirt", "method_names", "pdhg", "register", "sirt", "sirt_weights", "tv_constants",
-    "tv_solve", "unregister",
+    "hebt_operator", "hebt_sirt", "method_names", "pdhg", "register", "sirt", "sirt_chunked", "sirt_weights",
+    "tv_constants", "tv_solve", "unregister",
 ]

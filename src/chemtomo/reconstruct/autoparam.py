@@ -56,8 +56,10 @@ from scipy.ndimage import gaussian_filter
 from scipy.stats import poisson
 
 from ..projector.base import DTYPE, Operator
-from .fused import masked_sirt, tv_constants, tv_solve
+from ..projector.columns import HebtColumns
+from .fused import tv_constants, tv_solve
 from .registry import RuleInputs, canonical_name, get_method, method_names
+from .sirt import sirt
 
 DEFAULT_FOLDS = 4
 DEFAULT_SEED = 20240607
@@ -282,10 +284,10 @@ def cv_sirt_iterations(
     cols = K * s
     b = np.ascontiguousarray(train.transpose(1, 0, 2).reshape(n_rays, k * cols))
     mk = np.tile(np.repeat(masks, s, axis=1), (1, k))
-    run = masked_sirt(W, b, max(n_grid), mk, snapshots=n_grid)
+    run = sirt(W, b, max(n_grid), ray_mask=mk, snapshots=n_grid)
     scores = []
     for n in n_grid:
-        x = run["snapshots"][n].reshape(-1, k, cols)  # (n_vox, k, K s)
+        x = run.snapshots[n].reshape(-1, k, cols)  # (n_vox, k, K s)
         pred = np.stack([W.forward(np.ascontiguousarray(x[:, a])) for a in range(k)])  # (k, nr, K s)
         held = np.repeat(1.0 - masks, s, axis=1)
         scores.append(float(heldout_deviance(np.tile(counts, (1, 1, K)), pred, held).sum()))
@@ -297,52 +299,6 @@ def cv_sirt_iterations(
 
 
 # ----------------------------------------------------------------------------- HEBT
-
-class HebtColumns(Operator):
-    """HEBT's stacked operator (eq 17) with its own ``alpha`` per column: all alphas in one pass.
-
-    Column ``j`` of the input holds the ``k`` channel blocks of one problem; its output
-    is ``[(1 - a_j) W x_1; ...; (1 - a_j) W x_k; a_j sum_A W x_A]``, i.e.
-    ``hebt_operator(W, k, a_j)`` applied to that column. One projection of all
-    channels and columns serves every alpha.
-    """
-
-    column_dependent = True
-
-    def __init__(self, W: Operator, n_channels: int, alphas):
-        self.W, self.k = W, int(n_channels)
-        self.alphas = np.asarray(alphas, DTYPE).ravel()
-        if np.any(self.alphas < 0) or np.any(self.alphas >= 1):
-            raise ValueError(f"alphas must lie in [0, 1), got {self.alphas}")
-        self.shape = ((self.k + 1) * W.shape[0], self.k * W.shape[1])
-
-    def _check(self, m):
-        if m != self.alphas.size:
-            raise ValueError(f"HebtColumns was built for {self.alphas.size} columns, got {m}")
-
-    def _forward(self, x):
-        m = x.shape[1]
-        self._check(m)
-        n_vox, n_rays, k = self.W.shape[1], self.W.shape[0], self.k
-        cols = np.ascontiguousarray(x.reshape(k, n_vox, m).transpose(1, 0, 2).reshape(n_vox, k * m))
-        p = self.W._forward(cols).reshape(n_rays, k, m)
-        a = self.alphas
-        eds = (1 - a) * p  # (n_rays, k, m)
-        out = np.concatenate([eds.transpose(1, 0, 2).reshape(k * n_rays, m), a * p.sum(axis=1)], axis=0)
-        return np.ascontiguousarray(out, DTYPE)
-
-    def _adjoint(self, y):
-        m = y.shape[1]
-        self._check(m)
-        n_vox, n_rays, k = self.W.shape[1], self.W.shape[0], self.k
-        a = self.alphas
-        eds = y[: k * n_rays].reshape(k, n_rays, m)
-        h = y[k * n_rays:]
-        back_in = (1 - a) * eds + a * h[None]  # (k, n_rays, m)
-        cols = np.ascontiguousarray(back_in.transpose(1, 0, 2).reshape(n_rays, k * m), DTYPE)
-        back = self.W._adjoint(cols).reshape(n_vox, k, m)
-        return np.ascontiguousarray(back.transpose(1, 0, 2).reshape(k * n_vox, m))
-
 
 def cv_hebt(
     W: Operator, counts: np.ndarray, haadf: np.ndarray, r, alphas, n_grid, *,
@@ -379,14 +335,14 @@ def cv_hebt(
                        + [col_alpha * np.tile(haadf, (1, A * K))], axis=0)
     mk = np.tile(np.repeat(masks, s, axis=1), (1, A))  # (nr, A K s)
     op = HebtColumns(W, k, col_alpha)
-    run = masked_sirt(op, np.ascontiguousarray(b, DTYPE), max(n_grid), np.tile(mk, (k + 1, 1)),
-                      snapshots=n_grid)
+    run = sirt(op, np.ascontiguousarray(b, DTYPE), max(n_grid), ray_mask=np.tile(mk, (k + 1, 1)),
+               snapshots=n_grid)
     held = 1.0 - mk
     truth = np.tile(counts, (1, 1, A * K))
     grid, scores = [], []
     per = {}
     for n in n_grid:
-        xb = run["snapshots"][n].reshape(k, -1, A * K * s)  # X^b_A
+        xb = run.snapshots[n].reshape(k, -1, A * K * s)  # X^b_A
         pred = np.stack([W.forward(np.ascontiguousarray(xb[a])) / r[a] for a in range(k)])
         per[n] = heldout_deviance(truth, pred, held).reshape(A, K * s).sum(axis=1)
     for i, alpha in enumerate(alphas):
@@ -457,7 +413,7 @@ def cv_tv_weight(
                                  **{k: v for k, v in solver.items() if k in ("haadf_model_error", "haadf_gain", "tv_scale")})
     res = tv_solve(W, b, model=model, mu=col_mu, haadf=h, r=r, ray_mask=col_mask, constants=constants,
                    n_iter=n_iter, **solver)
-    maps = res.maps if res.factor == "f" else res.maps / np.asarray(r, DTYPE)[:, None, None]
+    maps = res.x if res.info["factor"] == "f" else res.x / np.asarray(r, DTYPE)[:, None, None]
     pred = np.stack([W.forward(np.ascontiguousarray(maps[a])) for a in range(k)])  # (k, nr, K L s)
     scores = heldout_deviance(b, pred, 1.0 - col_mask).reshape(K, L, s).sum(axis=(0, 2))
     mu_cv = _log_parabola_min(mus, scores)
@@ -499,8 +455,6 @@ def discrepancy_sirt_iterations(
         ``params = {"n": ...}``; ``scores`` the deviance ratio ``D(n) / (noise_factor
         sum E[D])`` per candidate.
     """
-    from .sirt import sirt
-
     counts = _check_counts(counts, W)
     if not (np.isfinite(noise_factor) and noise_factor > 0):
         raise ValueError(f"noise_factor (variance over mean) must be positive, got {noise_factor}")

@@ -53,14 +53,16 @@ The three models are the registered methods ``ls_tv``, ``poisson_tv`` and ``fuse
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable, Literal
 
 import numpy as np
 
-from ..projector.base import DTYPE, ChannelMix, Operator, Scaled
-from .pdhg import GroupL21, KullbackLeibler, RowScale, RowScaled, Separable, Term, WeightedL2, pdhg
-from .sirt import check_iterations
+from ..projector.base import DTYPE, Operator, Scaled
+from ..projector.compose import ChannelMix, RowScale
+from .pdhg import GroupL21, KullbackLeibler, RowScaled, Separable, Term, WeightedL2, pdhg
+from .result import SolverResult, check_iterations
+from .sirt import sirt
 from .tv import Gradient2D
 
 Model = Literal["ls", "poisson", "fused"]
@@ -68,33 +70,6 @@ MODELS = ("ls", "poisson", "fused")
 INIT_SIRT_ITERATIONS = 30
 # primal-dual step balance per model (measured on the phantom at 1x, 0.1x, 0.01x dose: docs/solvers.md)
 DEFAULT_THETA = {"ls": 1.0, "poisson": 1.0, "fused": 2.0}
-
-
-@dataclass
-class TVResult:
-    """Maps of a regularised solve.
-
-    Attributes
-    ----------
-    maps : ndarray, (k, n_vox, m)
-        ``X_A`` (models "ls", "poisson"; factor "f") or ``X^b_A`` ("fused"; factor "z").
-    factor : {"f", "z"}
-    lam : ndarray, (m,)
-        Absolute TV weights used.
-    n_iter : int
-    snapshots : dict[int, ndarray]
-        ``(k, n_vox, m)`` maps after the iterations asked for.
-    info : dict
-        ``objective``, ``primal_residual``, ``dual_residual`` histories ``(n_hist, m)``,
-        ``iterations``, ``converged``, the noise and scale constants used.
-    """
-
-    maps: np.ndarray
-    factor: str
-    lam: np.ndarray
-    n_iter: int
-    snapshots: dict = field(default_factory=dict)
-    info: dict = field(default_factory=dict)
 
 
 def _square_shape(n_vox: int) -> tuple[int, int]:
@@ -258,7 +233,7 @@ def tv_solve(
     snapshots: Iterable[int] = (),
     callback: Callable | None = None,
     monitor_every: int = 10,
-) -> TVResult:
+) -> SolverResult:
     """Solve one of the regularised models for every column of ``counts``.
 
     Parameters
@@ -305,7 +280,14 @@ def tv_solve(
 
     Returns
     -------
-    TVResult
+    SolverResult
+        ``x``: the maps ``(k, n_vox, m)``, ``X_A`` (models "ls", "poisson"; factor
+        "f") or ``X^b_A`` ("fused"; factor "z"); ``snapshots`` as maps;
+        ``objective``, ``converged``, ``stop_reason`` from PDHG; ``info`` holds
+        ``factor`` ("f" or "z"), ``lam`` (the absolute TV weights used, ``(m,)``),
+        the ``objective``, ``primal_residual``, ``dual_residual`` histories
+        ``(n_hist, m)``, ``iterations``, ``converged``, the noise and scale
+        constants used.
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
@@ -386,59 +368,10 @@ def tv_solve(
     split = lambda z: np.ascontiguousarray(z.reshape(k, n_vox, m))  # noqa: E731
     info = {k_: v for k_, v in res.info.items() if k_ != "dual"}
     info.update({"model": model, "constants": const.as_dict(), "coupled": coupled, **noise})
-    return TVResult(split(res.x), "z" if model == "fused" else "f", lam, res.n_iter,
-                    {i: split(v) for i, v in res.snapshots.items()}, info)
-
-
-def masked_sirt(op: Operator, b: np.ndarray, n_iter: int, mask: np.ndarray | None = None, *,
-                snapshots: Iterable[int] = (), x0: np.ndarray | None = None) -> dict:
-    """SIRT with non-negativity where each column uses only the rows its ``mask`` column keeps.
-
-    The SIRT of :func:`~chemtomo.reconstruct.sirt.sirt` (same weights: inverse row sums
-    of the used rows, inverse column sums over the used rows), with per-column row
-    masks, for held-out rays in cross-validation and for a masked start.
-
-    Parameters
-    ----------
-    op : Operator
-    b : ndarray, (n_out, m)
-    n_iter : int
-    mask : ndarray (n_out, m) or (n_out, 1), optional
-        1 = row used, 0 = held out.
-    snapshots : iterable of int
-    x0 : ndarray (n_in, m), optional
-
-    An operator with ``column_dependent = True`` acts differently on each column
-    (its row and column sums are then computed per column).
-
-    Returns
-    -------
-    dict with ``x`` (n_in, m) and ``snapshots`` {n: (n_in, m)}.
-    """
-    n_iter = check_iterations(n_iter)
-    b = np.ascontiguousarray(b, DTYPE)
-    m = b.shape[1]
-    mk = np.ones((op.shape[0], 1), DTYPE) if mask is None else np.asarray(mask, DTYPE)
-    if getattr(op, "column_dependent", False):  # a different operator per column (see autoparam)
-        rs = op._forward(np.ones((op.shape[1], m), DTYPE)).astype(np.float64)
-    else:
-        rs = op.row_sums().astype(np.float64)[:, None]
-    R = np.where(rs > 0, mk / np.where(rs > 0, rs, 1), 0).astype(DTYPE)
-    cs = op.adjoint(np.ascontiguousarray(np.broadcast_to(mk, (op.shape[0], mk.shape[1])))).astype(np.float64)
-    C = np.where(cs > 0, 1 / np.where(cs > 0, cs, 1), 0).astype(DTYPE)
-    x = np.zeros((op.shape[1], m), DTYPE) if x0 is None else np.array(x0, DTYPE)
-    wanted = {int(i) for i in snapshots}
-    snaps = {}
-    for it in range(1, n_iter + 1):
-        r = b - op._forward(x)
-        r *= R
-        u = op._adjoint(np.ascontiguousarray(r))
-        u *= C
-        x += u
-        np.maximum(x, 0, out=x)
-        if it in wanted:
-            snaps[it] = x.copy()
-    return {"x": x, "snapshots": snaps}
+    info.update({"factor": "z" if model == "fused" else "f", "lam": lam})
+    return SolverResult(split(res.x), res.n_iter, {i: split(v) for i, v in res.snapshots.items()},
+                        objective=res.objective, converged=res.converged, stop_reason=res.stop_reason,
+                        info=info)
 
 
 def _initial(W, counts, model, haadf, r, mask) -> np.ndarray:
@@ -446,12 +379,12 @@ def _initial(W, counts, model, haadf, r, mask) -> np.ndarray:
     k, n_rays, m = counts.shape
     mk = np.ones((n_rays, 1), DTYPE) if mask is None else mask
     if model == "fused":
-        h = masked_sirt(W, haadf, INIT_SIRT_ITERATIONS, mk)["x"]  # (n_vox, m)
+        h = sirt(W, haadf, INIT_SIRT_ITERATIONS, ray_mask=mk).x  # (n_vox, m)
         eds_used = (counts * mk[None]).sum(axis=1).astype(np.float64)  # (k, m)
         share = np.asarray(r)[:, None] * eds_used
         share = share / np.maximum(share.sum(axis=0, keepdims=True), 1e-30)
         return (share[:, None, :] * h[None]).astype(DTYPE)
     b = np.ascontiguousarray(counts.transpose(1, 0, 2).reshape(n_rays, k * m))
     mk_k = np.tile(mk, (1, k)) if mk.shape[1] > 1 else mk
-    x = masked_sirt(W, b, INIT_SIRT_ITERATIONS, mk_k)["x"]  # (n_vox, k*m), channel-major columns
+    x = sirt(W, b, INIT_SIRT_ITERATIONS, ray_mask=mk_k).x  # (n_vox, k*m), channel-major columns
     return np.ascontiguousarray(x.reshape(-1, k, m).transpose(1, 0, 2))

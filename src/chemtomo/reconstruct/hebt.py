@@ -20,8 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import nnls
 
-from ..projector.base import DTYPE, ChannelMix, Operator
-from .sirt import SolverResult, sirt
+from ..projector.base import DTYPE, Operator
+from ..projector.compose import ChannelMix
+from .result import SolverResult
+from .sirt import sirt
 
 
 @dataclass(frozen=True)

@@ -280,9 +280,9 @@ class TvMethod(Method):
                        coupled=params.coupled, haadf=data.haadf, r=data.response_ratios, n_iter=params.n_iter,
                        tol=params.tol, theta=params.theta, constants=constants, snapshots=snapshots,
                        callback=callback, **params.model_options())
-        info = {"n_iter": res.n_iter, "mu": mu, "lam": float(res.lam[0]), "coupled": params.coupled,
-                **{k: v for k, v in res.info.items()}}
-        return MethodResult(res.maps, res.factor, res.snapshots, info)
+        info = {"n_iter": res.n_iter, "mu": mu, "lam": float(res.info["lam"][0]), "coupled": params.coupled,
+                **{k: v for k, v in res.info.items() if k not in ("factor", "lam")}}
+        return MethodResult(res.x, res.info["factor"], res.snapshots, info)
 
     def setup(self, W: Operator, data: ChannelData, params: TvParams) -> dict:
         """The volume's :class:`~chemtomo.reconstruct.fused.TVConstants` (all slices), as a dict."""

@@ -16,7 +16,10 @@ diagonal preconditioners of Pock & Chambolle 2011, alpha = 1)::
 
 with ``T = theta / sum_t |K_t|^T 1`` and ``S_t = 1 / (theta |K_t| 1)``; convergence
 holds for every ``theta > 0`` (``theta`` only trades primal against dual speed).
-Rows or columns with zero sums get step 0. ``K_t x`` is carried from one iteration
+The sums ``|K_t| 1`` and ``|K_t|^T 1`` (over the rows a term uses) are asked of
+the operator (:meth:`~chemtomo.projector.base.Operator.abs_row_sums`,
+:meth:`~chemtomo.projector.base.Operator.abs_col_sums`). Rows or columns with zero
+sums get step 0. ``K_t x`` is carried from one iteration
 to the next (``K xbar = 2 K x_new - K x``), so the primal objective of every
 column is known at every iteration for free: one forward and one adjoint pass of
 each operator per iteration.
@@ -43,9 +46,9 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from ..projector.base import DTYPE, ChannelMix, MatrixOperator, Operator, Scaled, as_columns
-from .sirt import IterState, SolverResult, check_iterations
-from .tv import Gradient2D, group_norm_sum, project_l2_balls
+from ..projector.base import DTYPE, Operator, as_columns
+from .result import IterState, SolverResult, check_iterations
+from .tv import group_norm_sum, project_l2_balls
 
 _TINY = 1e-30
 
@@ -236,7 +239,7 @@ class Separable(Functional):
     """Different functionals on consecutive row blocks of one operator's output.
 
     ``parts`` is a list of ``(n_rows, Functional)``; the row counts must add up to
-    the operator's ``n_out``. Lets one :class:`~chemtomo.projector.base.ChannelMix`
+    the operator's ``n_out``. Lets one :class:`~chemtomo.projector.compose.ChannelMix`
     pass serve Poisson EDS rows and a least-squares HAADF row block.
     """
 
@@ -286,72 +289,6 @@ class PDState(IterState):
     objective: np.ndarray = field(default_factory=lambda: np.zeros(0))
     primal_residual: np.ndarray = field(default_factory=lambda: np.zeros(0))
     dual_residual: np.ndarray = field(default_factory=lambda: np.zeros(0))
-
-
-class RowScale(Operator):
-    """``diag(d) K``: rows of ``K`` scaled by ``d`` (``(n_out,)``, ``(n_out, 1)`` or ``(n_out, m)``).
-
-    With a per-column ``d`` the operator only accepts ``m`` columns.
-    """
-
-    def __init__(self, op: Operator, d):
-        d = np.asarray(d, DTYPE)
-        if d.ndim == 1:
-            d = d[:, None]
-        if d.ndim != 2 or d.shape[0] != op.shape[0]:
-            raise ValueError(f"row scales must be (n_out,) or (n_out, m) with n_out = {op.shape[0]}, got {d.shape}")
-        if np.any(d < 0) or not np.all(np.isfinite(d)):
-            raise ValueError("row scales must be finite and >= 0")
-        self.op, self.d = op, d
-        self.shape = op.shape
-
-    def _forward(self, x):
-        return self.d * self.op._forward(x)
-
-    def _adjoint(self, y):
-        return self.op._adjoint(np.ascontiguousarray(self.d * y))
-
-
-def _abs_row_sums(op: Operator) -> np.ndarray:
-    """``|K| 1`` as ``(n_out, 1)`` or ``(n_out, m)``."""
-    if isinstance(op, Scaled):
-        return abs(op.scale) * _abs_row_sums(op.op)
-    if isinstance(op, RowScale):
-        return op.d * _abs_row_sums(op.op)
-    if hasattr(op, "abs_row_sums"):
-        return op.abs_row_sums()[:, None]
-    if isinstance(op, ChannelMix) and np.any(op.mix < 0):
-        return ChannelMix(op.op, np.abs(op.mix)).row_sums()[:, None]  # |M (x) W| = |M| (x) W for W >= 0
-    return op.row_sums()[:, None]  # non-negative operators (projectors, ChannelMix with mix >= 0)
-
-
-def _abs_col_sums(op: Operator, mask: np.ndarray | None) -> np.ndarray:
-    """``|K|^T mask`` as ``(n_in, 1)`` or ``(n_in, m)``; ``mask`` None means all rows."""
-    if isinstance(op, Scaled):
-        return abs(op.scale) * _abs_col_sums(op.op, mask)
-    if isinstance(op, RowScale):
-        return _abs_col_sums(op.op, op.d if mask is None else op.d * mask)
-    if hasattr(op, "abs_col_sums"):
-        if mask is not None:
-            raise ValueError("row masks are supported on non-negative operators only")
-        return op.abs_col_sums()[:, None]
-    if isinstance(op, ChannelMix) and np.any(op.mix < 0):
-        op = ChannelMix(op.op, np.abs(op.mix))
-    if mask is None:
-        return op.col_sums()[:, None]
-    return op.adjoint(np.ascontiguousarray(mask, DTYPE))
-
-
-def _check_nonneg_op(op: Operator, name: str):
-    """Operators without explicit ``|K|`` sums must be elementwise non-negative (checked where cheap)."""
-    if isinstance(op, (Scaled, RowScale)):
-        return _check_nonneg_op(op.op, name)
-    if isinstance(op, ChannelMix):
-        return _check_nonneg_op(op.op, name)
-    if isinstance(op, MatrixOperator):
-        data = op.A if isinstance(op.A, np.ndarray) else op.A.data
-        if np.any(data < 0):
-            raise ValueError(f"term {name!r}: the operator has negative entries; give it abs_row_sums/abs_col_sums")
 
 
 def pdhg(
@@ -421,10 +358,9 @@ def pdhg(
     col = np.zeros((n_in, m), DTYPE)
     sig0 = []
     for t in terms:
-        _check_nonneg_op(t.op, t.name)
         mask = t.f.row_mask(t.op.shape[0], m)
-        col += _abs_col_sums(t.op, mask)
-        rs = _abs_row_sums(t.op).astype(np.float64)
+        col += t.op.abs_col_sums(mask)
+        rs = t.op.abs_row_sums().astype(np.float64)
         sig0.append(np.where(rs > 0, 1.0 / np.where(rs > 0, rs, 1.0), 0.0).astype(DTYPE))
     tau0 = np.where(col > 0, 1.0 / np.where(col > 0, col, 1), 0).astype(DTYPE)
     tau = tau0 * DTYPE(theta)
@@ -443,6 +379,7 @@ def pdhg(
     recent = [obj]
     converged = False
     done = 0
+    stop = "n_iter"
     p_res = d_res = np.full(m, np.nan)
     for it in range(1, n_iter + 1):
         monitor = it % monitor_every == 0 or it == n_iter
@@ -498,6 +435,7 @@ def pdhg(
         if it in wanted:
             snaps[it] = x.copy()
         if callback is not None and callback(PDState(it, x, np.full(m, np.nan), obj, p_res, d_res)):
+            stop = "callback"
             break
         if tol > 0 and monitor and it >= min_iter and len(recent) == window + 1:
             rel_obj = np.abs(recent[0] - recent[-1]) / np.maximum(np.abs(recent[-1]), _TINY)
@@ -505,10 +443,13 @@ def pdhg(
                 np.sqrt(np.einsum("ij,ij->j", x, x, dtype=np.float64)), _TINY)
             if np.all(rel_obj < tol) and np.all(rel_dx < tol):
                 converged = True
+                stop = "tol"
                 break
+    objective = np.array(hist_obj)
     return SolverResult(
-        x=x, n_iter=done, snapshots=snaps, residual_norms=np.zeros((0, m)),
-        info={"method": "pdhg", "theta": theta, "objective": np.array(hist_obj),
+        x=x, n_iter=done, snapshots=snaps, residual_norms=np.zeros((0, m)), objective=objective,
+        converged=converged, stop_reason=stop,
+        info={"method": "pdhg", "theta": theta, "objective": objective,
               "primal_residual": np.array(hist_p), "dual_residual": np.array(hist_d),
               "iterations": np.array(hist_it), "converged": converged, "dual": y},
     )

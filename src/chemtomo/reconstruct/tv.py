@@ -65,22 +65,31 @@ class Gradient2D(Operator):
         return out.reshape(-1, m)
 
     def abs_row_sums(self) -> np.ndarray:
-        """``|D| 1``: 2 for every difference inside the grid, 0 for the boundary ones."""
+        """``|D| 1`` ``(n_out, 1)``: 2 for every difference inside the grid, 0 for the boundary ones."""
         ny, nx = self.image_shape
         r = np.zeros((self.k, 2, ny, nx), DTYPE)
         r[:, 0, :-1] = 2
         r[:, 1, :, :-1] = 2
-        return r.ravel()
+        return r.reshape(-1, 1)
 
-    def abs_col_sums(self) -> np.ndarray:
-        """``|D|^T 1``: how many differences each pixel enters (2 to 4)."""
+    def abs_col_sums(self, row_weights: np.ndarray | None = None) -> np.ndarray:
+        """``|D|^T w`` ``(n_in, 1)`` or ``(n_in, m)``; with ``w = 1``, how many differences each pixel enters (2 to 4)."""
         ny, nx = self.image_shape
-        c = np.zeros((self.k, ny, nx), DTYPE)
-        c[:, :-1] += 1
-        c[:, 1:] += 1
-        c[:, :, :-1] += 1
-        c[:, :, 1:] += 1
-        return c.ravel()
+        if row_weights is None:
+            c = np.zeros((self.k, ny, nx), DTYPE)
+            c[:, :-1] += 1
+            c[:, 1:] += 1
+            c[:, :, :-1] += 1
+            c[:, :, 1:] += 1
+            return c.reshape(-1, 1)
+        w = np.asarray(row_weights, DTYPE)
+        w = np.broadcast_to(w, (self.shape[0], w.shape[1])).reshape(self.k, 2, ny, nx, -1)
+        c = np.zeros((self.k, ny, nx, w.shape[-1]), DTYPE)
+        c[:, :-1] += w[:, 0, :-1]
+        c[:, 1:] += w[:, 0, :-1]
+        c[:, :, :-1] += w[:, 1, :, :-1]
+        c[:, :, 1:] += w[:, 1, :, :-1]
+        return c.reshape(-1, c.shape[-1])
 
 
 def group_norm_sum(g: np.ndarray, k: int, image_shape, coupled: bool) -> np.ndarray:

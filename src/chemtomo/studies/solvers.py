@@ -96,10 +96,10 @@ def _sweep_tv(name: str) -> Sweep:
         seconds = time.perf_counter() - t0
         out = []
         for j, mu in enumerate(mus):
-            m, arrays = evaluate(problem, maps_of(res.maps[:, :, j], cfg.n_pixels), res.factor)
+            m, arrays = evaluate(problem, maps_of(res.x[:, :, j], cfg.n_pixels), res.info["factor"])
             params = {"mu": float(mu), "n_iter": cfg.tv_n_iter}
             keep(name, params, arrays)
-            m["lam"] = float(res.lam[j])
+            m["lam"] = float(res.info["lam"][j])
             m["objective"] = float(res.info["objective"][-1, j])
             m["solve_seconds"] = seconds
             out.append({"params": params, "metrics": m})
