@@ -5,13 +5,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= results/demo
 
-.PHONY: demo demo-quick test test-fast real-example real-example-tv bench clean venv
+.PHONY: demo demo-quick test test-fast lint real-example real-example-tv bench clean venv
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# pyproject.toml holds the ranges a user installs; constraints.txt the exact set CI and make use.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e ".[all,test]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[all,test,dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -20,10 +21,15 @@ demo: $(STAMP)
 demo-quick: $(STAMP)
 	$(VENV)/bin/chemtomo demo --quick --out results/demo-quick
 
-test: $(STAMP)
+# ruff (numpy docstring convention) and import-linter (DESIGN.md's layering), both in pyproject.toml
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/lint-imports
+
+test: lint
 	$(PY) -m pytest
 
-test-fast: $(STAMP)
+test-fast: lint
 	$(PY) -m pytest -m "not slow"
 
 real-example: $(STAMP)
