@@ -11,14 +11,6 @@ import pytest
 
 grimp = pytest.importorskip("grimp", reason="grimp comes with import-linter, in the dev extra (make installs it)")
 
-# TEMPORARY: the cycles being removed by the refactor of issue 10. Each entry must still be a
-# cycle (the test fails when one disappears, so the list only shrinks); delete this list when empty.
-KNOWN_CYCLES: set[frozenset[str]] = {
-    frozenset({"chemtomo.projector.batched", "chemtomo.reconstruct.sirt"}),
-    frozenset({"chemtomo.pipeline.experimental", "chemtomo.report.volume"}),
-    frozenset({"chemtomo.studies.paper_phantom", "chemtomo.studies.solvers"}),
-}
-
 
 def _strongly_connected_components(edges: dict[str, set[str]]) -> list[set[str]]:
     """Return the strongly connected components of a directed graph (Tarjan, iterative).
@@ -89,9 +81,4 @@ def test_no_import_cycle_between_modules():
     graph = grimp.build_graph("chemtomo", cache_dir=None)
     edges = {m: set(graph.find_modules_directly_imported_by(m)) & graph.modules for m in graph.modules}
     cycles = {frozenset(c) for c in _strongly_connected_components(edges) if len(c) > 1}
-    new = cycles - KNOWN_CYCLES
-    assert not new, "import cycles: " + "; ".join(" <-> ".join(sorted(c)) for c in new)
-    gone = KNOWN_CYCLES - cycles
-    assert not gone, "no longer cycles, remove them from KNOWN_CYCLES: " + "; ".join(
-        " <-> ".join(sorted(c)) for c in gone
-    )
+    assert not cycles, "import cycles: " + "; ".join(" <-> ".join(sorted(c)) for c in cycles)
