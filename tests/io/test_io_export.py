@@ -122,3 +122,13 @@ def test_foreign_stack_has_no_chemtomo_info(tmp_path, vol):
     tifffile.imwrite(tmp_path / "plain.tif", vol)
     info = volume_info(tmp_path / "plain.tif")
     assert "chemtomo" not in info and np.isnan(info["pixel_nm"])
+
+
+def test_export_volumes_labels_from_names(tmp_path, vol):
+    from chemtomo.io.export import volume_info
+
+    paths = export_volumes(tmp_path, {"weight_Fe": vol, "maps_Fe_Ka": vol, "other": vol}, 1.0, ["mrc"], prefix="m_")
+    info = [volume_info(p) for p in paths]
+    assert (info[0]["title"], info[0]["kind"], info[0]["name"]) == ("Fe weight fraction", "weight", "Fe")
+    assert (info[1]["title"], info[1]["units"]) == ("Fe_Ka map", "counts/nm")
+    assert info[2]["title"] == "other" and "kind" not in info[2]

@@ -265,7 +265,9 @@ def export_volumes(folder, volumes: dict[str, np.ndarray], pixel_nm: float,
     compression : str or None
         TIFF compression.
     titles, infos : dict name -> str / dict, optional
-        Per-volume title (default the name) and facts (:func:`write_volume`).
+        Per-volume title and facts (:func:`write_volume`); by default read
+        from names such as ``weight_Fe`` or ``mask`` (maps taken per nm), else
+        the name and none.
 
     Returns
     -------
@@ -276,11 +278,26 @@ def export_volumes(folder, volumes: dict[str, np.ndarray], pixel_nm: float,
     formats = _check_formats(formats)
     jobs = []
     for name, vol in volumes.items():
+        title, info = _labels_from_name(name)
+        title = (titles or {}).get(name, title)
+        info = (infos or {}).get(name, info)
         for fmt in formats:
             jobs.append((folder / f"{prefix}{name}{_SUFFIX[fmt]}",
-                         {"volume": vol, "pixel_nm": pixel_nm, "title": (titles or {}).get(name, name),
-                          "compression": compression, "info": (infos or {}).get(name)}))
+                         {"volume": vol, "pixel_nm": pixel_nm, "title": title, "compression": compression,
+                          "info": info}))
     return _write_all(jobs)
+
+
+def _labels_from_name(name: str) -> tuple[str, dict]:
+    """Title and facts of a volume named as :func:`result_volumes` names them (``weight_Fe``, ``mask``), per nm."""
+    from .result import value_units, volume_title
+
+    for kind in EXPORT_KINDS:
+        if name == kind or name.startswith(f"{kind}_"):
+            el = name[len(kind) + 1:]
+            return volume_title(kind, el), {"kind": kind, "name": el, "units": value_units(kind),
+                                            "map_units": "per_nm"}
+    return name, {}
 
 
 def result_volumes(result: dict, kinds: Iterable[str] = ("maps", "weight"), *,
