@@ -100,6 +100,7 @@ def test_headless_napari_opens_result_to_scale(tmp_path, volume_result_haadf):
     from napari.components import ViewerModel
 
     pm = npe2.PluginManager.instance()
+    pm.discover()  # as napari does at start: the napari.manifest entry point
     if "chemtomo" not in pm:  # not installed with its entry point (an editable tree on PYTHONPATH)
         pm.register(npe2.PluginManifest.from_file(MANIFEST))
     p = write_result(tmp_path / "result.h5", volume_result_haadf)
