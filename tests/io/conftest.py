@@ -16,7 +16,7 @@ PIXEL_NM = 2.5
 def make_result(shape=(4, 6, 6), with_haadf=False) -> VolumeResult:
     """A VolumeResult of two lines/elements on a ``shape`` (y, z, x) grid of 2.5 nm voxels."""
     rng = np.random.default_rng(7)
-    ny, nz, nx = shape
+    nx = shape[2]
     maps = rng.random((2, *shape)).astype(np.float32)
     mask = maps.sum(axis=0) > 0.8
     w = np.where(mask, maps / maps.sum(axis=0), 0.0)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chemtomo.io.export import export_volumes, read_volume, result_volumes, to_zyx, write_volume
+from chemtomo.io.export import (
+    export_volumes,
+    read_volume,
+    result_volumes,
+    to_zyx,
+    write_volume,
+)
 
 
 @pytest.fixture
@@ -97,7 +103,7 @@ def test_export_result_volumes_labelled_and_per_pixel(tmp_path, volume_result_ha
     # per voxel, from the result file
     h5 = write_result(tmp_path / "r.h5", res)
     pp = export_result(h5, tmp_path / "b", ["mrc"], ["maps"], map_units="per_pixel")
-    back, px = read_volume(pp[0])
+    back, _ = read_volume(pp[0])
     np.testing.assert_allclose(back, res.maps[0] * 2.5, rtol=1e-6)
     assert volume_info(pp[0])["units"] == "counts/voxel" and volume_info(pp[0])["map_units"] == "per_pixel"
 

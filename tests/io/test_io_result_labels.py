@@ -94,10 +94,9 @@ def test_atomic_path_replaces_a_folder_whole(tmp_path):
         tmp.mkdir()
         (tmp / "new").write_text("new")
     assert sorted(p.name for p in dest.iterdir()) == ["new"]
-    with pytest.raises(RuntimeError):
-        with atomic_path(dest) as tmp:
-            tmp.mkdir()
-            (tmp / "half").write_text("half")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_path(dest) as tmp:
+        tmp.mkdir()
+        (tmp / "half").write_text("half")
+        raise RuntimeError("killed")
     assert sorted(p.name for p in dest.iterdir()) == ["new"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.zspy"]

@@ -17,8 +17,16 @@ from typing import Iterable
 import numpy as np
 
 from .result import (
-    AXIS_DESCRIPTION, AXIS_NAMES, MAP_UNITS_NOTE, VOLUME_KINDS, check_map_units, convert_map, read_result,
-    value_units, volume_quantity, volume_title,
+    AXIS_DESCRIPTION,
+    AXIS_NAMES,
+    MAP_UNITS_NOTE,
+    VOLUME_KINDS,
+    check_map_units,
+    convert_map,
+    read_result,
+    value_units,
+    volume_quantity,
+    volume_title,
 )
 
 
