@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chemtomo.io.export import export_volumes, read_volume, result_volumes, to_zyx, write_volume
+from chemtomo.io.export import (
+    export_volumes,
+    read_volume,
+    result_volumes,
+    to_zyx,
+    write_volume,
+)
 
 
 @pytest.fixture
@@ -60,3 +66,75 @@ def test_export_volumes_and_result_volumes(tmp_path, vol):
         f"hebt_{n}{s}" for n in ("maps_Fe_Ka", "mask", "weight_Fe") for s in (".tif", ".mrc"))
     with pytest.raises(ValueError, match="export kinds"):
         result_volumes(res, ["fractions"])
+
+
+def test_ome_tiff_physical_size(tmp_path, vol):
+    import tifffile
+
+    p = write_volume(tmp_path / "w.ome.tif", vol, 0.75, title="Fe weight fraction")
+    with tifffile.TiffFile(p) as t:
+        assert t.is_ome and t.series[0].axes == "ZYX"
+        pix = tifffile.xml2dict(t.ome_metadata)["OME"]["Image"]["Pixels"]
+        for ax in "XYZ":
+            assert pix[f"PhysicalSize{ax}"] == pytest.approx(0.75) and pix[f"PhysicalSize{ax}Unit"] == "nm"
+    back, px = read_volume(p)
+    np.testing.assert_array_equal(back, vol)
+    assert px == pytest.approx(0.75)
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["w.ome.tif"]
+
+
+def test_export_result_volumes_labelled_and_per_pixel(tmp_path, volume_result_haadf):
+    from chemtomo.io.export import export_result, export_result_volumes, volume_info
+    from chemtomo.io.result import write_result
+
+    res = volume_result_haadf
+    paths = export_result_volumes(res, tmp_path / "a", ["tiff", "ome-tiff", "mrc"], ["maps", "weight", "haadf"],
+                                  prefix="hebt_")
+    assert len(paths) == 5 * 3
+    for p in paths:
+        info = volume_info(p)
+        assert info["chemtomo"] and info["pixel_nm"] == pytest.approx(2.5), p.name
+        assert info["map_units"] == "per_nm" and info["shape"] == (6, 4, 6)
+    info = volume_info(tmp_path / "a" / "hebt_weight_Fe.mrc")
+    assert (info["title"], info["kind"], info["name"], info["units"]) == ("Fe weight fraction", "weight", "Fe", "1")
+    assert volume_info(tmp_path / "a" / "hebt_maps_Fe_Ka.tif")["units"] == "counts/nm"
+    back, _ = read_volume(tmp_path / "a" / "hebt_haadf.ome.tif")
+    np.testing.assert_array_equal(back, res.haadf_volume)
+    # per voxel, from the result file
+    h5 = write_result(tmp_path / "r.h5", res)
+    pp = export_result(h5, tmp_path / "b", ["mrc"], ["maps"], map_units="per_pixel")
+    back, _ = read_volume(pp[0])
+    np.testing.assert_allclose(back, res.maps[0] * 2.5, rtol=1e-6)
+    assert volume_info(pp[0])["units"] == "counts/voxel" and volume_info(pp[0])["map_units"] == "per_pixel"
+
+
+def test_failed_export_leaves_nothing(tmp_path, vol, monkeypatch):
+    import mrcfile
+
+    def failing(*a, **k):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(mrcfile, "new", failing)
+    with pytest.raises(OSError, match="disk full"):
+        export_volumes(tmp_path / "e", {"a": vol, "b": vol}, 1.0, ["tiff", "mrc"])
+    assert list((tmp_path / "e").iterdir()) == []
+
+
+def test_foreign_stack_has_no_chemtomo_info(tmp_path, vol):
+    import tifffile
+
+    from chemtomo.io.export import volume_info
+
+    tifffile.imwrite(tmp_path / "plain.tif", vol)
+    info = volume_info(tmp_path / "plain.tif")
+    assert "chemtomo" not in info and np.isnan(info["pixel_nm"])
+
+
+def test_export_volumes_labels_from_names(tmp_path, vol):
+    from chemtomo.io.export import volume_info
+
+    paths = export_volumes(tmp_path, {"weight_Fe": vol, "maps_Fe_Ka": vol, "other": vol}, 1.0, ["mrc"], prefix="m_")
+    info = [volume_info(p) for p in paths]
+    assert (info[0]["title"], info[0]["kind"], info[0]["name"]) == ("Fe weight fraction", "weight", "Fe")
+    assert (info[1]["title"], info[1]["units"]) == ("Fe_Ka map", "counts/nm")
+    assert info[2]["title"] == "other" and "kind" not in info[2]

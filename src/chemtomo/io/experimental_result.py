@@ -23,7 +23,9 @@ Groups added to the result file (besides ``maps``, ``fractions``, ``mask``,
               attrs: bin_factor, pixel_nm_raw, windows_kev (JSON), clipped (JSON)
     /tiltseries/haadf, /tiltseries/eds/<line>   the preprocessed stacks
               (n_tilts, slices, pixels) that were reconstructed, without the
-              padding; attrs angles_deg, pixel_nm, pad_px
+              padding; attrs angles_deg, pixel_nm, pad_px; each stack axes
+              "tilt,y,x", axis_units, pixel_nm, units and dimension labels
+    Every volume of /methods carries the labels of chemtomo.io.result (axes, units, ...).
     root attrs: primary_method, methods (JSON), timings_s (JSON; the steps
               before writing)
 """
@@ -41,7 +43,7 @@ import numpy as np
 
 from .export import EXPORT_KINDS
 from .provenance import to_json as _json
-from .result import read_result
+from .result import label_volume, read_result
 
 
 def write_experimental_groups(path, results: dict, primary: str, pre, *, timings_s: dict | None = None,
@@ -84,12 +86,15 @@ def write_experimental_groups(path, results: dict, primary: str, pre, *, timings
             if res.response_ratios is not None:
                 g.attrs["r2"] = float(res.response_ratios.r2)
                 g.attrs["response_ratios"] = _json(res.response_ratios.as_dict())
+            px = float(res.geometry.grid_pixel_nm)
             for i, ln in enumerate(res.lines):
-                g.create_dataset(f"maps/{ln}", data=res.maps[i].astype(np.float32), **opts)
+                label_volume(g.create_dataset(f"maps/{ln}", data=res.maps[i].astype(np.float32), **opts),
+                             "maps", ln, px, m)
             for kind, arr in (("weight", res.composition.weight), ("atomic", res.composition.atomic)):
                 for i, el in enumerate(res.elements):
-                    g.create_dataset(f"fractions/{kind}/{el}", data=arr[i].astype(np.float32), **opts)
-            g.create_dataset("mask", data=res.composition.mask.astype(np.uint8), **opts)
+                    label_volume(g.create_dataset(f"fractions/{kind}/{el}", data=arr[i].astype(np.float32), **opts),
+                                 kind, el, px)
+            label_volume(g.create_dataset("mask", data=res.composition.mask.astype(np.uint8), **opts), "mask", "", px)
         al = pre.alignment
         g = f.create_group("alignment")
         g.create_dataset("shifts_px", data=al.shifts_px)
@@ -121,10 +126,13 @@ def write_experimental_groups(path, results: dict, primary: str, pre, *, timings
         g.attrs["pad_px"] = pre.pad_px
         g.attrs["angles_deg"] = s.angles_deg
         g.attrs["pixel_nm"] = s.pixel_nm
-        if s.haadf is not None:
-            g.create_dataset("haadf", data=s.haadf.astype(np.float32), **opts)
-        for ln, v in s.eds.items():
-            g.create_dataset(f"eds/{ln}", data=v.astype(np.float32), **opts)
+        stacks = ([("haadf", s.haadf)] if s.haadf is not None else []) + [(f"eds/{ln}", v) for ln, v in s.eds.items()]
+        for name, v in stacks:
+            d = g.create_dataset(name, data=v.astype(np.float32), **opts)
+            d.attrs["axes"], d.attrs["axis_units"] = "tilt,y,x", "degrees,nm,nm"
+            d.attrs["pixel_nm"], d.attrs["units"] = float(s.pixel_nm), "counts"
+            for i, n in enumerate(("tilt", "y", "x")):
+                d.dims[i].label = n
     return path
 
 
@@ -199,8 +207,9 @@ def result_volumes(result, kinds: Iterable[str] = ("maps", "weight")) -> dict[st
     ----------
     result : VolumeResult
         A method's result (maps, composition, lines, elements).
-    kinds : iterable of {"maps", "weight", "atomic", "mask"}
-        Which volumes (default maps and weight fractions).
+    kinds : iterable of {"maps", "weight", "atomic", "mask", "haadf"}
+        Which volumes (default maps and weight fractions); ``haadf`` when the
+        result has a ``haadf_volume``.
 
     Returns
     -------
@@ -225,6 +234,9 @@ def result_volumes(result, kinds: Iterable[str] = ("maps", "weight")) -> dict[st
         vols.update({f"atomic_{el}": res.composition.atomic[i] for i, el in enumerate(res.elements)})
     if "mask" in kinds:
         vols["mask"] = res.composition.mask.astype(np.float32)
+    haadf = getattr(res, "haadf_volume", None)
+    if "haadf" in kinds and haadf is not None:
+        vols["haadf"] = haadf
     return vols
 
 

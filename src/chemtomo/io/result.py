@@ -1,15 +1,42 @@
-"""The HDF5 result file: one layout other tools can rely on.
+"""The HDF5 result file: one layout other tools can rely on, every dataset labelled with its axes and units.
 
-Layout (arrays are float32 ``(slices, z, x)``; a 2-D slice is one slice)::
+Layout (volumes are float32 ``(y, z, x)``: y the slices along the tilt axis
+(the micrographs' rows), z along the beam at 0 degrees, x across the tilt
+axis; a 2-D slice is one slice)::
 
-    /maps/<line>                    reconstructed map of each X-ray line (method units)
+    /maps/<line>                    reconstructed map of each X-ray line, per nm
+                                    of beam path (see "Map units")
     /fractions/weight/<element>     weight fraction, 0 outside the mask
     /fractions/atomic/<element>     atomic fraction, 0 outside the mask
-    /mask                           uint8 particle mask
+    /mask                           uint8 particle mask (1 inside)
+    /haadf                          the HAADF volume, per nm (when the result has one)
     /response_ratios/<line>         fitted r_A (scalar); group attribute ``r2``;
                                     dataset attribute ``theory`` where known
-    attrs: parameters (JSON text), provenance (JSON text), format = "chemtomo-result",
-           format_version, pixel_nm, axes = "slices,z,x"
+    root attrs: format = "chemtomo-result", format_version, pixel_nm,
+                axes = "slices,z,x" (format 1.0's name, kept), axis_names = "y,z,x",
+                axis_units = "nm,nm,nm", map_units = "per_nm", map_units_note,
+                parameters (JSON text), provenance (JSON text)
+
+Every volume dataset carries ``axes`` (``"y,z,x"``), HDF5 dimension labels
+(``ds.dims[i].label``: y, z, x), ``axis_units`` (``"nm,nm,nm"``),
+``pixel_nm`` and ``scale_nm`` (the voxel size along each axis), ``units``
+(of the values: ``counts/nm``, ``1`` for fractions and the mask),
+``quantity`` (what the values are, in words), ``long_name`` (the title
+HyperSpy and napari show) and ``kind``.
+
+Map units
+---------
+chemtomo's projector measures path lengths in nm, so a map holds the input
+signal per nm of beam path. ASTRA, etspy and tomviz SIRT measure them in
+voxels: their values are the chemtomo values times ``pixel_nm`` (the voxel
+size). The file states it (``map_units``, ``map_units_note``);
+:func:`read_result` (``map_units="per_pixel"``), the HyperSpy writer
+(:func:`chemtomo.io.signals.write_result_signals`) and the stack exports
+(:mod:`chemtomo.io.export`) give the per-voxel values on request. Fractions
+and the mask do not depend on it.
+
+Format 1.0 files (no per-dataset attributes, no ``map_units``) read as before;
+their maps are per nm too.
 
 The file is written under a temporary name and renamed when complete.
 """
@@ -25,64 +52,263 @@ from .atomic import atomic_path
 from .provenance import to_json as _json
 
 FORMAT = "chemtomo-result"
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
+#: Names of the volume axes, in array order.
+AXIS_NAMES = ("y", "z", "x")
+AXIS_DESCRIPTION = ("y: slices along the tilt axis (the micrographs' rows); z: along the beam at 0 degrees; "
+                    "x: across the tilt axis")
+MAP_UNITS = ("per_nm", "per_pixel")
+MAP_UNITS_NOTE = ("maps (and the HAADF volume) hold the input signal per nm of beam path; ASTRA, etspy and "
+                  "tomviz SIRT values are per voxel: multiply by pixel_nm to compare")
+VOLUME_KINDS = ("maps", "weight", "atomic", "mask", "haadf")
 
 
-def write_result(path, result, provenance: dict | None = None) -> Path:
-    """Write a :class:`chemtomo.pipeline.VolumeResult` to HDF5 at ``path``."""
+def check_map_units(map_units: str) -> str:
+    """Return ``map_units`` if it is ``"per_nm"`` or ``"per_pixel"``.
+
+    Parameters
+    ----------
+    map_units : str
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        Any other value.
+    """
+    if map_units not in MAP_UNITS:
+        raise ValueError(f"map_units must be one of {MAP_UNITS}, got {map_units!r}")
+    return map_units
+
+
+def convert_map(volume: np.ndarray, pixel_nm: float, map_units: str) -> np.ndarray:
+    """A map (per nm, as stored) in the asked convention.
+
+    Parameters
+    ----------
+    volume : ndarray
+        Values per nm of beam path.
+    pixel_nm : float
+        Voxel size in nm.
+    map_units : {"per_nm", "per_pixel"}
+        ``"per_pixel"`` multiplies by ``pixel_nm`` (ASTRA/etspy/tomviz SIRT values).
+
+    Returns
+    -------
+    ndarray
+        ``volume`` itself for ``"per_nm"``, a scaled float32 copy otherwise.
+    """
+    if check_map_units(map_units) == "per_nm":
+        return volume
+    return (np.asarray(volume, dtype=np.float32) * np.float32(pixel_nm)).astype(np.float32)
+
+
+def value_units(kind: str, map_units: str = "per_nm") -> str:
+    """Units of the values of a volume of ``kind`` (``counts/nm``, ``counts/voxel`` or ``1``)."""
+    if kind in ("maps", "haadf"):
+        return "counts/nm" if check_map_units(map_units) == "per_nm" else "counts/voxel"
+    if kind in ("weight", "atomic", "mask"):
+        return "1"
+    raise ValueError(f"volume kind must be one of {VOLUME_KINDS}, got {kind!r}")
+
+
+def volume_title(kind: str, name: str = "", method: str = "") -> str:
+    """The title of a volume: ``"Fe weight fraction"``, ``"Fe_Ka map (hebt_sirt)"``, ``"particle mask"``.
+
+    Parameters
+    ----------
+    kind : {"maps", "weight", "atomic", "mask", "haadf"}
+    name : str
+        The line (maps) or element (fractions).
+    method : str
+        The reconstruction method (shown with maps and the HAADF volume).
+
+    Returns
+    -------
+    str
+    """
+    by = f" ({method})" if method else ""
+    titles = {"maps": f"{name} map{by}", "weight": f"{name} weight fraction",
+              "atomic": f"{name} atomic fraction", "mask": "particle mask", "haadf": f"HAADF volume{by}"}
+    if kind not in titles:
+        raise ValueError(f"volume kind must be one of {VOLUME_KINDS}, got {kind!r}")
+    return titles[kind]
+
+
+def volume_quantity(kind: str, name: str = "", map_units: str = "per_nm") -> str:
+    """What the values of a volume are, in words (HyperSpy's ``Signal.quantity``, the HDF5 ``quantity``)."""
+    per = "nm of beam path" if check_map_units(map_units) == "per_nm" else "voxel of beam path"
+    words = {"maps": f"{name} X-ray line signal per {per}", "weight": f"{name} weight fraction",
+             "atomic": f"{name} atomic fraction", "mask": "particle mask (1 inside)",
+             "haadf": f"HAADF signal per {per}"}
+    if kind not in words:
+        raise ValueError(f"volume kind must be one of {VOLUME_KINDS}, got {kind!r}")
+    return words[kind]
+
+
+def label_volume(ds, kind: str, name: str, pixel_nm: float, method: str = "") -> None:
+    """Write the axis and unit attributes (module docstring) on one HDF5 volume dataset.
+
+    Parameters
+    ----------
+    ds : h5py.Dataset
+        A ``(y, z, x)`` volume (or a ``(z, x)`` slice: the last axes are labelled).
+    kind : {"maps", "weight", "atomic", "mask", "haadf"}
+    name : str
+        Line or element ("" for the mask and HAADF).
+    pixel_nm : float
+        Voxel size in nm.
+    method : str
+        Reconstruction method, for the title.
+    """
+    names = AXIS_NAMES[-ds.ndim:] if ds.ndim <= 3 else AXIS_NAMES
+    ds.attrs["kind"] = kind
+    ds.attrs["axes"] = ",".join(names)
+    ds.attrs["axes_description"] = AXIS_DESCRIPTION
+    ds.attrs["axis_units"] = ",".join("nm" for _ in names)
+    ds.attrs["pixel_nm"] = float(pixel_nm)
+    ds.attrs["scale_nm"] = np.full(len(names), float(pixel_nm))
+    ds.attrs["units"] = value_units(kind)
+    ds.attrs["quantity"] = volume_quantity(kind, name)
+    ds.attrs["long_name"] = volume_title(kind, name, method)
+    for i, n in enumerate(names):
+        ds.dims[i].label = n
+
+
+def _haadf_volume(result, haadf):
+    if haadf is not None:
+        return haadf
+    for attr in ("haadf_volume", "haadf"):
+        v = getattr(result, attr, None)
+        if v is not None and np.ndim(v) >= 2:
+            return v
+    return None
+
+
+def write_result(path, result, provenance: dict | None = None, *, haadf: np.ndarray | None = None) -> Path:
+    """Write a :class:`chemtomo.pipeline.VolumeResult` to HDF5 at ``path`` (layout: module docstring).
+
+    Parameters
+    ----------
+    path : path
+        The ``.h5`` file; written under a temporary name and renamed when complete.
+    result : VolumeResult
+        Maps, composition, response ratios, geometry and parameters. A result
+        without a composition (HAADF only) writes no fractions or mask.
+    provenance : dict, optional
+        Inputs, versions, command (:func:`chemtomo.io.provenance.provenance`).
+    haadf : ndarray (y, z, x), optional
+        The HAADF volume, per nm; default the result's ``haadf_volume`` (or
+        ``haadf``) attribute where it has one.
+
+    Returns
+    -------
+    Path
+    """
     import h5py
 
     path = Path(path)
-    comp = result.composition
+    comp = getattr(result, "composition", None)
+    px = float(result.geometry.grid_pixel_nm)
+    method = str((result.parameters or {}).get("method", ""))
+    haadf = _haadf_volume(result, haadf)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["axes"] = "slices,z,x"
-            f.attrs["pixel_nm"] = float(result.geometry.grid_pixel_nm)
+            f.attrs["axis_names"] = ",".join(AXIS_NAMES)
+            f.attrs["axes_description"] = AXIS_DESCRIPTION
+            f.attrs["axis_units"] = "nm,nm,nm"
+            f.attrs["pixel_nm"] = px
+            f.attrs["map_units"] = "per_nm"
+            f.attrs["map_units_note"] = MAP_UNITS_NOTE
             f.attrs["parameters"] = _json(result.parameters)
             f.attrs["provenance"] = _json(provenance or {})
             opts = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
             g = f.create_group("maps")
             for i, line in enumerate(result.lines):
-                g.create_dataset(line, data=result.maps[i].astype(np.float32), **opts)
-            for kind, arr in (("weight", comp.weight), ("atomic", comp.atomic)):
-                g = f.create_group(f"fractions/{kind}")
-                for i, el in enumerate(result.elements):
-                    g.create_dataset(el, data=arr[i].astype(np.float32), **opts)
-            f.create_dataset("mask", data=comp.mask.astype(np.uint8), **opts)
-            f["mask"].attrs["threshold"] = _json(comp.threshold.as_dict())
+                label_volume(g.create_dataset(line, data=np.asarray(result.maps[i], dtype=np.float32), **opts),
+                             "maps", line, px, method)
+            if comp is not None:
+                for kind, arr in (("weight", comp.weight), ("atomic", comp.atomic)):
+                    g = f.create_group(f"fractions/{kind}")
+                    for i, el in enumerate(result.elements):
+                        label_volume(g.create_dataset(el, data=np.asarray(arr[i], dtype=np.float32), **opts),
+                                     kind, el, px)
+                label_volume(f.create_dataset("mask", data=np.asarray(comp.mask, dtype=np.uint8), **opts),
+                             "mask", "", px)
+                f["mask"].attrs["threshold"] = _json(comp.threshold.as_dict())
+            if haadf is not None:
+                label_volume(f.create_dataset("haadf", data=np.asarray(haadf, dtype=np.float32), **opts),
+                             "haadf", "", px, method)
             g = f.create_group("response_ratios")
+            g.attrs["units"] = "1"
             rr = result.response_ratios
             if rr is not None:
                 g.attrs["r2"] = float(rr.r2)
                 g.attrs["n_samples"] = int(rr.n_samples)
                 for i, line in enumerate(rr.lines):
                     d = g.create_dataset(line, data=float(rr.r[i]))
+                    d.attrs["units"] = "1"
                     if result.theory_response_ratios is not None:
                         d.attrs["theory"] = float(result.theory_response_ratios[i])
     return path
 
 
-def read_result(path) -> dict:
-    """Read a result file into a dict of arrays and parsed attributes."""
+def read_result(path, *, map_units: str = "per_nm") -> dict:
+    """Read a result file (format 1.0 or 1.1) into a dict of arrays and parsed attributes.
+
+    Parameters
+    ----------
+    path : path
+        A file written by :func:`write_result`.
+    map_units : {"per_nm", "per_pixel"}
+        The convention of the returned maps and HAADF volume: as stored (per nm
+        of path) or per voxel (times ``pixel_nm``, as ASTRA/etspy/tomviz SIRT).
+
+    Returns
+    -------
+    dict
+        ``maps``, ``weight``, ``atomic`` (name -> ndarray (y, z, x)), ``mask``
+        (bool), ``haadf`` (ndarray or None), ``response_ratios`` (line -> r),
+        ``r2``, ``parameters``, ``provenance``, ``pixel_nm``, ``map_units``,
+        ``format_version``.
+
+    Raises
+    ------
+    ValueError
+        Not a chemtomo result file, or an unknown ``map_units``.
+    """
     import h5py
 
+    check_map_units(map_units)
     out: dict = {"maps": {}, "weight": {}, "atomic": {}, "response_ratios": {}}
     with h5py.File(path, "r") as f:
         if f.attrs.get("format") != FORMAT:
             raise ValueError(f"{path} is not a chemtomo result file (no format={FORMAT!r} attribute)")
+        px = float(f.attrs["pixel_nm"])
+        stored = f.attrs.get("map_units", "per_nm")  # format 1.0: per nm, unstated
+        if stored != "per_nm":
+            raise ValueError(f"{path}: map_units {stored!r} is not a stored convention this reader knows (per_nm)")
         for k in f["maps"]:
-            out["maps"][k] = f["maps"][k][()]
+            out["maps"][k] = convert_map(f["maps"][k][()], px, map_units)
         for kind in ("weight", "atomic"):
-            for k in f[f"fractions/{kind}"]:
-                out[kind][k] = f[f"fractions/{kind}"][k][()]
-        out["mask"] = f["mask"][()].astype(bool)
+            if f"fractions/{kind}" in f:
+                for k in f[f"fractions/{kind}"]:
+                    out[kind][k] = f[f"fractions/{kind}"][k][()]
+        out["mask"] = f["mask"][()].astype(bool) if "mask" in f else None
+        out["haadf"] = convert_map(f["haadf"][()], px, map_units) if "haadf" in f else None
         g = f["response_ratios"]
         out["r2"] = g.attrs.get("r2")
         for k in g:
             out["response_ratios"][k] = float(g[k][()])
         out["parameters"] = json.loads(f.attrs["parameters"])
         out["provenance"] = json.loads(f.attrs["provenance"])
-        out["pixel_nm"] = float(f.attrs["pixel_nm"])
+        out["pixel_nm"] = px
+        out["map_units"] = map_units
+        out["format_version"] = str(f.attrs.get("format_version", "1.0"))
     return out
