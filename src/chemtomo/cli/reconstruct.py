@@ -121,10 +121,16 @@ def add_parser(sub):
                         "(default: the files' Sample.elements)")
     g.add_argument("--integration-width", type=float, default=2.0,
                    help="line integration window in FWHMs (default 2)")
-    g.add_argument("--export", nargs="+", choices=("tiff", "mrc", "none"), default=["tiff"],
-                   help="volume stacks per element for tomviz/napari/ImageJ (default tiff)")
-    g.add_argument("--export-kinds", nargs="+", choices=("maps", "weight", "atomic", "mask"),
+    g.add_argument("--export", nargs="+", choices=("tiff", "ome-tiff", "mrc", "none"), default=["tiff"],
+                   help="volume stacks per element for tomviz/napari/ImageJ/Fiji, with the voxel size, in export/ "
+                        "(default tiff)")
+    g.add_argument("--export-kinds", nargs="+", choices=("maps", "weight", "atomic", "mask", "haadf"),
                    default=["maps", "weight"], help="which volumes to export (default maps weight)")
+    g.add_argument("--signals", choices=("hspy", "zspy", "none"), default="none",
+                   help="also write every volume as a HyperSpy signal in signals/ (hs.load opens them; default none)")
+    g.add_argument("--map-units", choices=("per_nm", "per_pixel"), default="per_nm",
+                   help="maps in the exports and signals per nm of beam path (chemtomo, default) or per voxel "
+                        "(ASTRA/etspy/tomviz SIRT: times the voxel size); result.h5 is always per nm and says so")
     g.add_argument("--no-figures", action="store_true", help="do not draw the figures")
     g.add_argument("--compare-tomviz", metavar="JSON", help="compare the shifts with a tomviz alignment file")
     g.add_argument("--tomviz-angles", metavar="START:STOP:STEP",
@@ -377,6 +383,7 @@ def raw_options(args) -> tuple:
         engine_options=engine or None, auto=auto_methods(args, methods), method_options=method_params(args, methods),
         auto_grid=auto_grids(args.auto_grid, methods))
     output = OutputOptions(export=exports, export_kinds=args.export_kinds, figures=not args.no_figures,
+                           signals=None if args.signals == "none" else args.signals, map_units=args.map_units,
                            compare_tomviz=args.compare_tomviz,
                            tomviz_angles_deg=parse_angle_range(args.tomviz_angles) if args.tomviz_angles else None)
     return line_maps, preprocess, reconstruction, output
@@ -422,7 +429,9 @@ def report_raw(exp) -> None:
 
 
 def run_stacks(args) -> int:
-    from chemtomo.io import provenance, write_result
+    import shutil
+
+    from chemtomo.io import export_result_volumes, provenance, write_result, write_result_signals
     from chemtomo.io.factors import resolve_factors
     from chemtomo.io.hspy import read_tilt_series
     from chemtomo.pipeline import reconstruct_series
@@ -449,7 +458,22 @@ def run_stacks(args) -> int:
         auto=method in auto_methods(args, [method]), auto_grid=(auto_grids(args.auto_grid, [method]) or {}).get(method),
     )
     inputs = list(eds.values()) + ([args.haadf] if args.haadf else [])
-    path = write_result(out_path(args.out), result, provenance(inputs, factors_spec=args.factors))
+    prov = provenance(inputs, factors_spec=args.factors)
+    path = out_path(args.out)
+    written = []
+    try:  # stacks and signals first, the result last: a failure leaves none of them
+        exports = [e for e in args.export if e != "none"]
+        if exports:
+            written += export_result_volumes(result, path.parent / "export", exports, args.export_kinds,
+                                             map_units=args.map_units, prefix=f"{method}_")
+        if args.signals != "none":
+            written += write_result_signals(result, path.parent / "signals", format=args.signals,
+                                            map_units=args.map_units, provenance=prov, prefix=f"{method}_")
+        write_result(path, result, prov)
+    except BaseException:
+        for p in written:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        raise
     if result.response_ratios is not None:
         rr = result.response_ratios
         print("response ratios: " + ", ".join(f"{ln} {r:.4g}" for ln, r in zip(rr.lines, rr.r))
@@ -461,5 +485,5 @@ def run_stacks(args) -> int:
     th = result.composition.threshold
     print(f"mask: {th.method} threshold {th.value:.4g}, volume fraction {th.volume_fraction:.3f}, "
           f"stability {th.stability:.3f}", file=sys.stderr)
-    print(f"wrote {path}", file=sys.stderr)
+    print(f"wrote {path}" + (f" (+ {len(written)} stacks/signals)" if written else ""), file=sys.stderr)
     return 0

@@ -269,10 +269,11 @@ def write_outputs(out, exp: ExperimentalResult, options: OutputOptions | None = 
     dict
         ``result`` (path), ``export`` and ``figures`` (lists of paths).
     """
-    from ..io.export import export_volumes
-    from ..io.experimental_result import result_volumes, staged_folder, write_experimental_groups
+    from ..io.experimental_result import staged_folder, write_experimental_groups
+    from ..io.export import export_result_volumes
     from ..io.provenance import provenance
     from ..io.result import write_result
+    from ..io.signals import write_result_signals
 
     o = with_overrides(options, OutputOptions, overrides, "output options")
     with staged_folder(out) as stage:
@@ -285,13 +286,16 @@ def write_outputs(out, exp: ExperimentalResult, options: OutputOptions | None = 
         write_result(result_path, exp.primary_result, prov)
         write_experimental_groups(result_path, exp.results, exp.primary, exp.pre, timings_s=exp.timings_s,
                                   tomviz=exp.tomviz)
-        written = {"result": "result.h5", "export": [], "figures": []}
+        written = {"result": "result.h5", "export": [], "signals": [], "figures": []}
         formats = list(o.export)
         if formats:
-            res = exp.primary_result
-            paths = export_volumes(stage / "export", result_volumes(res, o.export_kinds), res.geometry.grid_pixel_nm,
-                                   formats, prefix=f"{exp.primary}_")
+            paths = export_result_volumes(exp.primary_result, stage / "export", formats, o.export_kinds,
+                                          map_units=o.map_units, prefix=f"{exp.primary}_")
             written["export"] = [str(p.relative_to(stage)) for p in paths]
+        if o.signals:
+            paths = write_result_signals(exp.primary_result, stage / "signals", format=o.signals,
+                                         map_units=o.map_units, provenance=prov, prefix=f"{exp.primary}_")
+            written["signals"] = [str(p.relative_to(stage)) for p in paths]
         if o.figures:
             from ..report.volume import draw_result_figures
 
@@ -299,7 +303,7 @@ def write_outputs(out, exp: ExperimentalResult, options: OutputOptions | None = 
             written["figures"] = [str(p.relative_to(stage)) for p in figs]
     out = Path(out)
     return {"result": out / "result.h5", "export": [out / p for p in written["export"]],
-            "figures": [out / p for p in written["figures"]]}
+            "signals": [out / p for p in written["signals"]], "figures": [out / p for p in written["figures"]]}
 
 
 # --------------------------------------------------------------------------- the whole path

@@ -114,12 +114,18 @@ class OutputOptions:
 
     Attributes
     ----------
-    export : sequence of {"tiff", "mrc"}
+    export : sequence of {"tiff", "ome-tiff", "mrc"}
         Stack formats of the primary method's volumes (default tiff; empty: none).
-    export_kinds : sequence of {"maps", "weight", "atomic", "mask"}
+    export_kinds : sequence of {"maps", "weight", "atomic", "mask", "haadf"}
         Which volumes (default maps and weight fractions).
     figures : bool
         Draw the figures (default True).
+    signals : {"hspy", "zspy"} or None
+        Also write every volume of the primary method as a HyperSpy signal in
+        ``signals/`` (:func:`chemtomo.io.write_result_signals`; default None).
+    map_units : {"per_nm", "per_pixel"}
+        Maps in the exports and signals per nm of path (default) or per voxel
+        (ASTRA/etspy/tomviz SIRT).
     compare_tomviz : path, optional
         A tomviz alignment JSON to compare the shifts with (written to
         ``/alignment/tomviz``); needs ``tomviz_angles_deg``.
@@ -135,6 +141,8 @@ class OutputOptions:
     export: Sequence[str] = ("tiff",)
     export_kinds: Sequence[str] = ("maps", "weight")
     figures: bool = True
+    signals: str | None = None
+    map_units: str = "per_nm"
     compare_tomviz: object = None
     tomviz_angles_deg: Sequence[float] | None = None
 
@@ -147,6 +155,12 @@ class OutputOptions:
         bad = [k for k in self.export_kinds if k not in EXPORT_KINDS]
         if bad:
             raise ValueError(f"export kinds {bad} are not among {EXPORT_KINDS}")
+        from ..io.result import check_map_units
+        from ..io.signals import SIGNAL_FORMATS
+
+        if self.signals is not None and self.signals not in SIGNAL_FORMATS:
+            raise ValueError(f"signals must be one of {SIGNAL_FORMATS} or None, got {self.signals!r}")
+        check_map_units(self.map_units)
         if self.compare_tomviz is not None and self.tomviz_angles_deg is None:
             raise ValueError("compare_tomviz needs tomviz_angles_deg: the angles of every entry of the tomviz file")
 
