@@ -74,3 +74,11 @@ def test_errors_are_one_line_exit_2(main, capsys, argv, match):
     err = capsys.readouterr().err.strip()
     assert err.startswith("chemtomo factors: error:") and "\n" not in err
     assert pytest.importorskip("re").search(match, err), err
+
+
+def test_300_kev_default_does_not_extrapolate(main, capsys):
+    assert main(["factors", "Ag_La", "Au_Ma", "--beam-kev", "300", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    for line in data.values():
+        assert "extrapolated" not in line["sources"]["sigma_elastic"]
+        assert line["sources"]["sigma_elastic"].startswith("screened_rutherford_mott")

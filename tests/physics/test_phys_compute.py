@@ -3,6 +3,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
 from chemtomo.physics import (
@@ -12,6 +13,7 @@ from chemtomo.physics import (
     Layer,
     compute_factors,
     line_info,
+    screened_rutherford_mott_barn,
 )
 
 
@@ -89,9 +91,47 @@ def test_coster_kronig_option():
 
 
 def test_browning_extrapolation_is_reported():
-    fac = compute_factors(["Au_Ma"], beam_kev=300.0)
+    """Forced Browning above its 1-100 keV fit says so (the default no longer extrapolates)."""
+    fac = compute_factors(["Au_Ma"], beam_kev=300.0, elastic="browning1991")
     assert "extrapolated" in fac["Au_Ma"].sources["sigma_elastic"]
     assert "extrapolated" not in compute_factors(["Au_Ma"], beam_kev=100.0)["Au_Ma"].sources["sigma_elastic"]
+
+
+LINES_200_300 = ["Ag_La", "Au_Ma", "Pt_Ma", "Si_Ka", "O_Ka"]
+
+
+@pytest.mark.parametrize("beam_kev", [60.0, 80.0, 100.0])
+def test_default_is_browning_in_its_range(beam_kev):
+    """elastic='auto' (the default) is Browning 1991 up to 100 keV: the same numbers and source."""
+    auto = compute_factors(LINES_200_300, beam_kev=beam_kev)
+    browning = compute_factors(LINES_200_300, beam_kev=beam_kev, elastic="browning1991")
+    for line in LINES_200_300:
+        assert auto[line].sigma_elastic_barn == browning[line].sigma_elastic_barn
+        assert auto[line].sources["sigma_elastic"] == browning[line].sources["sigma_elastic"]
+        assert auto[line].sources["sigma_elastic"].startswith("Browning 1991")
+
+
+@pytest.mark.parametrize("beam_kev", [200.0, 300.0])
+def test_default_above_100_kev_is_the_mott_model_and_says_so(beam_kev):
+    fac = compute_factors(LINES_200_300, beam_kev=beam_kev)
+    forced = compute_factors(LINES_200_300, beam_kev=beam_kev, elastic="screened_rutherford_mott")
+    for line in LINES_200_300:
+        source = fac[line].sources["sigma_elastic"]
+        assert source.startswith("screened_rutherford_mott")
+        assert "elastic='auto'" in source and "extrapolated" not in source
+        assert fac[line].sigma_elastic_barn == forced[line].sigma_elastic_barn
+        assert fac[line].sigma_elastic_barn == screened_rutherford_mott_barn(fac[line].element, beam_kev)
+    # z_A rises against the extrapolated Browning values (by 1.3-1.9x at 200-300 keV)
+    old = compute_factors(LINES_200_300, beam_kev=beam_kev, elastic="browning1991")
+    ratio = fac.z() / old.z()
+    assert np.all((ratio > 1.3) & (ratio < 2.0))
+
+
+def test_mott_model_rejects_haadf_range():
+    with pytest.raises(ValueError, match="total elastic"):
+        compute_factors(["Au_Ma"], beam_kev=300.0, elastic="screened_rutherford_mott", haadf_mrad=(94, 611))
+    with pytest.raises(ValueError, match="total elastic"):
+        compute_factors(["Au_Ma"], beam_kev=300.0, haadf_mrad=(94, 611))
 
 
 @pytest.mark.parametrize(

@@ -62,9 +62,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help=f"flat detector efficiency in (0, 1] (default {DETECTOR_EFFICIENCY}, the paper's implied value)")
     det.add_argument("--detector", choices=sorted(DETECTOR_PRESETS), default=None,
                      help="physical detector model (window, contact, dead layer, Si crystal)")
-    p.add_argument("--elastic", choices=("browning1991", "screened-rutherford"), default=None,
-                   help="elastic model: Browning 1991 total (default) or screened Rutherford "
-                        "(default when --haadf-mrad is given)")
+    p.add_argument("--elastic", choices=("auto", "browning1991", "screened-rutherford",
+                                         "screened-rutherford-mott"), default=None,
+                   help="elastic model: auto (default: Browning 1991 total up to 100 keV, the "
+                        "Mott-corrected screened-Rutherford total above), browning1991, "
+                        "screened-rutherford-mott, or screened Rutherford (default when "
+                        "--haadf-mrad is given)")
     p.add_argument("--haadf-mrad", type=float, nargs=2, metavar=("INNER", "OUTER"), default=None,
                    help="restrict the elastic cross-section to a HAADF detector's angles (mrad), "
                         "e.g. 94 611 as in the paper (screened Rutherford)")
@@ -96,7 +99,7 @@ def _factors(args) -> tuple[Factors, float]:
         return fac, solid_angle
     if args.beam_kev is None:
         raise ValueError("--beam-kev is required (the incident electron energy in keV)")
-    elastic = args.elastic or ("screened-rutherford" if args.haadf_mrad else "browning1991")
+    elastic = args.elastic or ("screened-rutherford" if args.haadf_mrad else "auto")
     fac = compute_factors(
         args.lines,
         beam_kev=args.beam_kev,

@@ -1,6 +1,6 @@
 """Elastic scattering cross-sections of fast electrons by atoms.
 
-Two models:
+Three models:
 
 - :func:`browning1991_barn`: the total elastic cross-section, Browning's 1991
   fit of Mott cross-sections; the model the paper names (Table 1) and the one
@@ -12,6 +12,11 @@ Two models:
   detector*, which is what a HAADF signal actually counts; the paper's
   Table 2 uses the total cross-section instead (about 6 times larger at
   94-611 mrad).
+- :func:`screened_rutherford_mott_barn`: the relativistic screened-Rutherford
+  total with a Mott-type correction factor fitted to Dirac partial-wave
+  (ELSEPA, the NIST SRD 64 method) total cross-sections at 60-100 keV; valid
+  50-1000 keV, within 2% of ELSEPA for O, Al and Au, +4% Cu, -10% Ag at
+  200-300 keV. ``compute_factors`` uses it above Browning's 100 keV.
 """
 
 from __future__ import annotations
@@ -24,8 +29,11 @@ from .elements import atomic_number
 
 __all__ = [
     "BROWNING_RANGE_KEV",
+    "MOTT_FIT",
+    "MOTT_RANGE_KEV",
     "browning1991_barn",
     "screened_rutherford_barn",
+    "screened_rutherford_mott_barn",
     "validate_angles_mrad",
 ]
 
@@ -33,9 +41,16 @@ BOHR_RADIUS_CM = 0.529177210903e-8  # CODATA 2018
 ELECTRON_REST_KEV = 510.99895000  # m c^2, CODATA 2018
 HBAR_C_KEV_CM = 1.973269804e-8  # hbar c in keV cm (CODATA 2018: 197.3269804 MeV fm)
 BARN_CM2 = 1e-24
+FINE_STRUCTURE = 7.2973525693e-3  # alpha, CODATA 2018
 
 #: Energy range of the electron elastic cross-sections Browning (1991) fitted.
 BROWNING_RANGE_KEV = (1.0, 100.0)
+
+#: (a, b, K) of :func:`screened_rutherford_mott_barn`: sigma = sigma_W a Z^b (1 - K (alpha Z)^2 / beta).
+MOTT_FIT = (0.776, 0.194, 0.492)
+
+#: Beam energies (keV) where :func:`screened_rutherford_mott_barn` is validated.
+MOTT_RANGE_KEV = (50.0, 1000.0)
 
 
 def _check_beam(beam_kev) -> np.ndarray:
@@ -189,4 +204,73 @@ def screened_rutherford_barn(
         * (1.0 / (q2(inner / 1000.0) + screening) - 1.0 / (q2(outer / 1000.0) + screening))
     )
     out = sigma_cm2 / BARN_CM2
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def screened_rutherford_mott_barn(element: str | int, beam_kev):
+    """Total elastic cross-section for 50-1000 keV: relativistic screened Rutherford, Mott-corrected (barn).
+
+    Parameters
+    ----------
+    element : str or int
+        Chemical symbol or atomic number.
+    beam_kev : float or array_like
+        Electron kinetic energy (keV), within :data:`MOTT_RANGE_KEV`.
+
+    Returns
+    -------
+    float or ndarray
+        Total elastic cross-section (barn per atom).
+
+    Raises
+    ------
+    ValueError
+        A beam energy outside :data:`MOTT_RANGE_KEV`.
+
+    Notes
+    -----
+    The relativistic Wentzel (Thomas-Fermi) total of
+    :func:`screened_rutherford_barn`, sigma_W, times a correction for what the
+    first Born approximation and a one-exponential Thomas-Fermi atom miss
+    (the atom's real size and the non-Born, Mott, scattering of heavy atoms):
+
+    .. math::
+
+        \\sigma = \\sigma_W(Z, E)\\, a Z^{b}
+        \\left(1 - K \\frac{(\\alpha Z)^2}{\\beta}\\right),\\qquad
+        \\sigma_W = \\frac{4\\pi\\gamma^2 Z^2 R^2}{a_0^2 k^2}\\,
+        \\frac{4k^2R^2}{1 + 4k^2R^2},
+
+    with beta = v/c, gamma = 1 + E/mc^2, k the relativistic wavenumber and
+    R = 0.885 a0 Z^(-1/3). (a, b, K) = :data:`MOTT_FIT` = (0.776, 0.194,
+    0.492) were fitted (least squares in log sigma) to Dirac partial-wave
+    total cross-sections computed by ELSEPA (Salvat, Jablonski & Powell,
+    Comput. Phys. Commun. 165 (2005) 157) with the NIST SRD 64 options
+    (Dirac-Fock density, Furness-McCarthy exchange, Fermi nucleus, free
+    atom) for O, Al, Cu, Ag and Au at 60-100 keV only. At 200 and 300 keV,
+    outside the fit, the model is within 1.6% of those ELSEPA values for O,
+    Al and Au, 4% above for Cu and 10% below for Ag (shell structure a
+    smooth Z^b cannot follow). The factor's (alpha Z)^2/beta dependence makes
+    the total fall more slowly with energy for heavy atoms than the Born
+    1/beta^2, as partial-wave results do; Browning's 1991 fit extrapolated to
+    300 keV falls 40-53% below them instead.
+
+    Examples
+    --------
+    >>> round(screened_rutherford_mott_barn("Au", 300.0) / 1e7, 2)
+    1.18
+    """
+    e = _check_beam(beam_kev)
+    lo, hi = MOTT_RANGE_KEV
+    if np.any(e < lo) or np.any(e > hi):
+        raise ValueError(
+            f"beam_kev must be in [{lo:g}, {hi:g}] keV for the Mott-corrected screened-Rutherford "
+            f"model, got {beam_kev!r}; use browning1991_barn below {lo:g} keV"
+        )
+    z = float(atomic_number(element))
+    gamma = 1.0 + e / ELECTRON_REST_KEV
+    beta = np.sqrt(1.0 - 1.0 / gamma ** 2)
+    a, b, k = MOTT_FIT
+    factor = a * z ** b * (1.0 - k * (FINE_STRUCTURE * z) ** 2 / beta)
+    out = screened_rutherford_barn(element, e) * factor
     return float(out) if np.ndim(out) == 0 else out
