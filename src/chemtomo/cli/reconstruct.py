@@ -61,6 +61,12 @@ def add_parser(sub):
     p.add_argument("--angles-from", choices=("auto", "metadata", "filename"), default="auto",
                    help="raw input: where tilt angles come from (default auto: metadata, else file names)")
     p.add_argument("--pixel-nm", type=float, help="pixel size (nm), overriding the files'")
+    p.add_argument("--haadf-signal", metavar="NAME",
+                   help="the image to use as HAADF, by title or detector (e.g. DF-S): only an image named HAADF "
+                        "is taken otherwise")
+    p.add_argument("--tilt-axis", default="auto", choices=("auto", "rows", "columns"),
+                   help="stacks: the tilt axis runs along image rows (y; chemtomo, IMOD) or columns (x; etspy); "
+                        "default auto: the file's convention, checked against the data")
     p.add_argument("--method", nargs="+", metavar="METHOD",
                    help=f"{' | '.join(names)} (hyphens work too: fused-tv; default {DEFAULT_METHOD}; raw input: "
                         f"{' '.join(DEFAULT_RAW_METHODS)})")
@@ -317,6 +323,9 @@ def run(args) -> int:
     if args.inputs:
         if args.eds or args.haadf:
             raise ValueError("give either a raw tilt series (positional) or --eds/--haadf stacks, not both")
+        if args.tilt_axis != "auto":
+            raise ValueError("--tilt-axis applies to --haadf/--eds stacks; a raw tilt series' axis direction is "
+                             "estimated by its alignment (--no-rotation to keep the images' own)")
         return run_raw(args)
     if args.lines:
         raise ValueError("--lines applies to a raw tilt series: give its folder or files as positional arguments")
@@ -370,6 +379,7 @@ def raw_options(args) -> tuple:
         engine["resume"] = True
     methods = [canonical_name(m) for m in (args.method or DEFAULT_METHODS)]
     line_maps = LineMapOptions(angles_deg=args.angles, angle_source=args.angles_from, pixel_nm=args.pixel_nm,
+                               haadf_title=args.haadf_signal,
                                line_method=args.line_method, integration_width=args.integration_width,
                                elements=args.elements)
     preprocess = PreprocessOptions(register=args.register, reference_line=args.reference_line, align=args.align,
@@ -447,7 +457,8 @@ def run_stacks(args) -> int:
 
     method = get_method(methods[0]).name
     params = method_params(args, [method])[method]
-    series = read_tilt_series(eds, args.haadf, args.angles, args.pixel_nm)
+    series = read_tilt_series(eds, args.haadf, args.angles, args.pixel_nm, tilt_axis=args.tilt_axis,
+                              haadf_signal=args.haadf_signal)
     beam = args.beam_kev if args.beam_kev is not None else series.metadata.get("beam_kev")
     factors = resolve_factors(args.factors, series.lines, beam, args.efficiency)
     result = reconstruct_series(
