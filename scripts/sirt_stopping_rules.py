@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
-
 from chemtomo.reconstruct import get_method
 from chemtomo.reconstruct.autoparam import cv_sirt_iterations, discrepancy_sirt_iterations
 from chemtomo.studies import paper_phantom as pp

@@ -2,7 +2,11 @@ import numpy as np
 import pytest
 
 from chemtomo.geometry import (
-    TiltGeometry, columns_to_sinogram, columns_to_volume, sinogram_to_columns, volume_to_columns,
+    TiltGeometry,
+    columns_to_sinogram,
+    columns_to_volume,
+    sinogram_to_columns,
+    volume_to_columns,
 )
 
 

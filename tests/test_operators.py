@@ -5,7 +5,15 @@ import pytest
 import scipy.sparse as sp
 
 from chemtomo.projector import (
-    AstraOperator, BlockDiag, ChannelMix, HStack, MatrixOperator, Scaled, VStack, dottest, make_operator,
+    AstraOperator,
+    BlockDiag,
+    ChannelMix,
+    HStack,
+    MatrixOperator,
+    Scaled,
+    VStack,
+    dottest,
+    make_operator,
 )
 from chemtomo.reconstruct import hebt_operator
 

@@ -6,7 +6,13 @@ from scipy.ndimage import gaussian_filter
 
 from chemtomo.metrics import mse, mse_scaled, scale_factor, ssim_structure
 from chemtomo.quantify import (
-    atomic_fractions, esf_threshold, otsu, particle_mask, quantify, total_signal, weight_fractions,
+    atomic_fractions,
+    esf_threshold,
+    otsu,
+    particle_mask,
+    quantify,
+    total_signal,
+    weight_fractions,
 )
 
 

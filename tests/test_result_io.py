@@ -16,8 +16,8 @@ def result():
     geom = TiltGeometry(np.arange(-60.0, 61.0, 15.0), 20, 2.0)
     y, x = np.mgrid[:20, :20] - 9.5
     disk = (x**2 + y**2 < 49).astype(np.float32)
-    from chemtomo.projector import make_operator
     from chemtomo.geometry import columns_to_sinogram, volume_to_columns
+    from chemtomo.projector import make_operator
 
     W = make_operator(geom)
     sino = columns_to_sinogram(W.forward(volume_to_columns(np.stack([disk, disk]))), geom.n_tilts, 20)

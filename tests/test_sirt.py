@@ -70,7 +70,8 @@ def test_noiseless_round_trip(element):
     """Relative RMS error of a noiseless core-shell phantom (measured 0.060-0.061 full range,
     0.077-0.087 with the paper's wedge; bounds 0.07 and 0.10). Projecting on the same grid
     (an inverse crime) is measurably easier (0.033-0.039 full range), which shows the fine
-    grid does its job."""
+    grid does its job.
+    """
     full, wedge = _round_trip_error(FULL, element), _round_trip_error(WEDGE, element)
     crime = _round_trip_error(FULL, element, fine_grid=False)
     assert full < 0.07
@@ -106,7 +107,8 @@ def test_sirt_rejects_nan(small_geom):
 
 def test_empty_rays_and_pixels_get_weight_zero():
     """The one rule: a ray or pixel whose sum (over the used rays) is exactly 0 has weight 0;
-    such a pixel keeps its start value, such a ray enters nothing."""
+    such a pixel keeps its start value, such a ray enters nothing.
+    """
     from chemtomo.projector import MatrixOperator
     from chemtomo.reconstruct import sirt_weights
 

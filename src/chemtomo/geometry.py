@@ -83,7 +83,7 @@ class TiltGeometry:
         """Columns of W: ``n_grid**2``."""
         return self.n_grid * self.n_grid
 
-    def refined(self, factor: int) -> "TiltGeometry":
+    def refined(self, factor: int) -> TiltGeometry:
         """The same detector with a reconstruction grid ``factor`` times finer (for simulation)."""
         if int(factor) < 1:
             raise ValueError(f"refinement factor must be >= 1, got {factor}")
@@ -121,7 +121,7 @@ def columns_to_sinogram(cols: np.ndarray, n_tilts: int, n_pixels: int) -> np.nda
 
 
 def columns_to_volume(cols: np.ndarray, n_grid: int) -> np.ndarray:
-    """pixels x slices ``(n_grid**2, n_slices)`` -> ``(n_slices, n_grid, n_grid)`` (slices, z, x)."""
+    """Pixels x slices ``(n_grid**2, n_slices)`` -> ``(n_slices, n_grid, n_grid)`` (slices, z, x)."""
     cols = np.asarray(cols)
     if cols.ndim == 1:
         cols = cols[:, None]

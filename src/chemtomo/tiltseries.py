@@ -89,7 +89,7 @@ class TiltSeries:
         """The tilt geometry of one slice."""
         return TiltGeometry(self.angles_deg, self.shape[2], self.pixel_nm, n_grid or 0)
 
-    def select_slices(self, start: int, stop: int) -> "TiltSeries":
+    def select_slices(self, start: int, stop: int) -> TiltSeries:
         """The sub-series of slices ``start:stop`` along the tilt axis."""
         return replace(
             self,

@@ -13,7 +13,11 @@ import numpy as np
 import pytest
 
 from chemtomo.io.microscope import (
-    angle_from_filename, find_tilt_files, open_tilt_series, read_tilt, resolve_angles,
+    angle_from_filename,
+    find_tilt_files,
+    open_tilt_series,
+    read_tilt,
+    resolve_angles,
 )
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,6 +1,7 @@
 """The chunk runner and the resumable store: chunk results independent of chunking and of where
 they run, the store equal to the in-memory pipeline bit for bit, fingerprints that refuse to mix
-runs, damaged chunks found and recomputed, memory sizing checked against measurement."""
+runs, damaged chunks found and recomputed, memory sizing checked against measurement.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +16,21 @@ from chemtomo.geometry import TiltGeometry, columns_to_sinogram, volume_to_colum
 from chemtomo.physics import paper_table2
 from chemtomo.pipeline import reconstruct_series, series_to_channel_data
 from chemtomo.pipeline.distributed import (
-    ChunkSpec, Runner, chunk_bytes, chunk_operator, operator_bytes, plan_chunk_slices, reconstruct_chunk,
+    ChunkSpec,
+    Runner,
+    chunk_bytes,
+    chunk_operator,
+    operator_bytes,
+    plan_chunk_slices,
+    reconstruct_chunk,
     resolve_scheduler,
 )
 from chemtomo.pipeline.store import (
-    StoreExistsError, StoreMismatchError, VolumeStore, array_sha256, quantify_store,
+    StoreExistsError,
+    StoreMismatchError,
+    VolumeStore,
+    array_sha256,
+    quantify_store,
 )
 from chemtomo.projector import make_operator
 from chemtomo.quantify import esf_threshold, quantify
@@ -352,7 +363,6 @@ def test_worker_killed_mid_chunk_is_recovered():
 
 def test_store_has_one_writer(tmp_path, series, factors):
     """A live writer's lock refuses a second run; a dead writer's lock (a kill) is taken over."""
-    import json
     import socket
     import subprocess
     import sys

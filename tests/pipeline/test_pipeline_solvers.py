@@ -9,13 +9,12 @@ import sys
 import h5py
 import numpy as np
 import pytest
+from test_distributed import LINES, core_shell_series
 
 from chemtomo.physics import paper_table2
 from chemtomo.pipeline import reconstruct_series
 from chemtomo.pipeline.volume import auto_slice_block
 from chemtomo.reconstruct import get_method
-
-from test_distributed import LINES, core_shell_series
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +30,8 @@ def factors():
 @pytest.mark.parametrize("method", ["poisson_tv", "fused_tv"])
 def test_regularised_volume_does_not_depend_on_the_chunks(series, factors, method):
     """The volume's constants go to every chunk: 1, 3 or 8 slices per chunk give the same maps (float32
-    rounding of the batched kernels aside)."""
+    rounding of the batched kernels aside).
+    """
     whole = reconstruct_series(series, factors, method=method, n_iter=40, chunk_slices=8,
                                params={"mu": 0.2})
     parts = reconstruct_series(series, factors, method=method, n_iter=40, chunk_slices=3,
@@ -75,7 +75,8 @@ def _chemtomo(*args):
 @pytest.mark.slow
 def test_cli_fused_tv_with_automatic_weight(tmp_path):
     """``chemtomo reconstruct --method fused-tv --auto`` on simulated stacks: the same result layout,
-    the chosen weight in the parameters and on stderr."""
+    the chosen weight in the parameters and on stderr.
+    """
     sim = tmp_path / "sim"
     assert _chemtomo("simulate", "--out", str(sim)).returncode == 0
     out = tmp_path / "r.h5"

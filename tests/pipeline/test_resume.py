@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from chemtomo.pipeline.store import VolumeStore
 
@@ -40,8 +39,8 @@ def recorded(store: Path) -> dict:
 
 
 def test_sigkill_then_resume_is_bit_identical(tmp_path):
-    from chemtomo.io.hspy import write_tilt_series
     from chemtomo.io import read_result
+    from chemtomo.io.hspy import write_tilt_series
 
     series = core_shell_series(n_slices=N_SLICES, n_pixels=64)
     write_tilt_series(tmp_path / "in", series)

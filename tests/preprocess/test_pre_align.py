@@ -14,8 +14,15 @@ import pytest
 
 from chemtomo.geometry import TiltGeometry, columns_to_sinogram, volume_to_columns
 from chemtomo.preprocess.align import (
-    Alignment, align_tilt_series, apply_alignment, compare_shifts, estimate_shifts, estimate_tilt_axis_offset,
-    estimate_tilt_axis_rotation, tomviz_shifts, transform_image,
+    Alignment,
+    align_tilt_series,
+    apply_alignment,
+    compare_shifts,
+    estimate_shifts,
+    estimate_tilt_axis_offset,
+    estimate_tilt_axis_rotation,
+    tomviz_shifts,
+    transform_image,
 )
 from chemtomo.projector import make_operator
 

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from chemtomo.preprocess.linemaps import (
-    background_windows, clip_negative, line_energy_kev, line_fwhm_kev, line_intensities, rebin,
+    background_windows,
+    clip_negative,
+    line_energy_kev,
+    line_fwhm_kev,
+    line_intensities,
+    rebin,
     synthesize_spectrum_image,
 )
 

@@ -7,7 +7,11 @@ import pytest
 from scipy import ndimage
 
 from chemtomo.preprocess.register import (
-    centre_of_mass, estimate_shift, normalise_shadowing, register_haadf_to_eds, shift_stack,
+    centre_of_mass,
+    estimate_shift,
+    normalise_shadowing,
+    register_haadf_to_eds,
+    shift_stack,
 )
 
 

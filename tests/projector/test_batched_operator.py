@@ -6,8 +6,15 @@ import scipy.sparse as sp
 
 from chemtomo.geometry import TiltGeometry
 from chemtomo.projector import (
-    AstraOperator, BatchedOperator, ChannelMix, MatrixOperator, Scaled, dottest, gpu_available,
-    iter_slice_chunks, make_operator,
+    AstraOperator,
+    BatchedOperator,
+    ChannelMix,
+    MatrixOperator,
+    Scaled,
+    dottest,
+    gpu_available,
+    iter_slice_chunks,
+    make_operator,
 )
 from chemtomo.projector.astra_backend import astra_matrix
 from chemtomo.projector.batched import BLOCK_WIDTHS, choose_block_width, slot_order
@@ -200,7 +207,8 @@ def test_accepts_any_scipy_matrix(rng):
 @pytest.mark.parametrize("group", [1, 2, 4])
 def test_channel_blocks_read_in_place_equal_the_transposed_columns(group, rng):
     """``forward_channels`` / ``adjoint_channels`` (k, n, S) blocks: bit for bit the operator on the
-    (n, k S) matrix of columns c S + j, for block widths that cut through the channels."""
+    (n, k S) matrix of columns c S + j, for block widths that cut through the channels.
+    """
     W = make_operator(ODD, group=group, block_width=8)
     k, S = 3, 5  # 15 columns: blocks of 8 lanes straddle the channel boundaries
     x3 = rng.standard_normal((k, W.shape[1], S)).astype(np.float32)

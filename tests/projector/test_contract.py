@@ -15,10 +15,20 @@ import pytest
 import scipy.sparse as sp
 
 from chemtomo.projector import (
-    BatchedOperator, BlockDiag, ChannelMix, HebtColumns, HStack, MatrixOperator, RowScale, Scaled, VStack,
-    astra_matrix, dottest, make_operator,
+    BatchedOperator,
+    BlockDiag,
+    ChannelMix,
+    HebtColumns,
+    HStack,
+    MatrixOperator,
+    RowScale,
+    Scaled,
+    VStack,
+    astra_matrix,
+    batched,
+    dottest,
+    make_operator,
 )
-from chemtomo.projector import batched
 from chemtomo.reconstruct import hebt_operator
 
 

@@ -7,14 +7,23 @@ from scipy.stats import multinomial
 from chemtomo.geometry import TiltGeometry
 from chemtomo.projector import make_operator
 from chemtomo.reconstruct.autoparam import (
-    choose_parameters, composition_deviance, cv_sirt_iterations, discrepancy_sirt_iterations,
-    expected_deviance, filter_training, heldout_deviance, poisson_deviance, ray_folds, training_masks,
+    choose_parameters,
+    composition_deviance,
+    cv_sirt_iterations,
+    discrepancy_sirt_iterations,
+    expected_deviance,
+    filter_training,
+    heldout_deviance,
+    poisson_deviance,
+    ray_folds,
+    training_masks,
 )
 
 
 def test_expected_deviance_against_monte_carlo():
     """E[D] for b ~ Poisson(mu): the exact sum (mu < 30) and the asymptotic series, against 400 000 draws
-    per mean (standard error of the mean deviance below 0.5 %)."""
+    per mean (standard error of the mean deviance below 0.5 %).
+    """
     rng = np.random.default_rng(0)
     mu = np.array([0.05, 0.5, 2.0, 8.0, 29.0, 31.0, 200.0])
     b = rng.poisson(mu, size=(400_000, mu.size))

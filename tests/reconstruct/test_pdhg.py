@@ -7,13 +7,20 @@ from scipy.optimize import minimize_scalar, nnls
 
 from chemtomo.projector import MatrixOperator
 from chemtomo.reconstruct.pdhg import (
-    GroupL21, KullbackLeibler, RowScaled, Separable, Term, WeightedL2, pdhg,
+    GroupL21,
+    KullbackLeibler,
+    RowScaled,
+    Separable,
+    Term,
+    WeightedL2,
+    pdhg,
 )
 
 
 def _conj_prox_by_moreau(f_value_1d, p, sigma, lower=-1e4):
     """``prox_{sigma F*}(p) = p - sigma prox_{F/sigma}(p / sigma)``, the inner prox found numerically on
-    the domain of ``F`` (``y > lower``)."""
+    the domain of ``F`` (``y > lower``).
+    """
     v = p / sigma
     y = minimize_scalar(lambda t: f_value_1d(t) / sigma + 0.5 * (t - v) ** 2,
                         bounds=(lower + 1e-9, 1e4), method="bounded", options={"xatol": 1e-10}).x

@@ -1,11 +1,12 @@
 """The method registry: parameters validated once, the CLI's defaults read from it, and a method
-added in this file alone running through the pipeline, the chunk runner and the resumable store."""
+added in this file alone running through the pipeline, the chunk runner and the resumable store.
+"""
 
 from __future__ import annotations
 
 import argparse
 import pickle
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError, dataclass
 
 import numpy as np
 import pytest
@@ -17,9 +18,16 @@ from chemtomo.pipeline.store import VolumeStore
 from chemtomo.pipeline.volume import prepare_series, series_to_channel_data
 from chemtomo.preprocess import FILTER_SIGMA_PX
 from chemtomo.reconstruct import (
-    ChannelData, Method, MethodParams, MethodResult, canonical_name, get_method, method_names, register, unregister,
+    ChannelData,
+    Method,
+    MethodParams,
+    MethodResult,
+    canonical_name,
+    get_method,
+    method_names,
+    register,
+    unregister,
 )
-
 from chemtomo.tiltseries import TiltSeries
 
 LINES = ["Ag_La", "Au_Ma"]
@@ -82,7 +90,7 @@ def test_alpha_belongs_to_the_methods_that_have_it():
 def test_params_are_validated_frozen_and_picklable():
     p = get_method("fused_tv").params({"mu": 0.2, "n_iter": 7.0})
     assert p.n_iter == 7 and isinstance(p.n_iter, int) and p.mu == 0.2
-    with pytest.raises(Exception):
+    with pytest.raises(FrozenInstanceError):
         p.mu = 1.0
     assert pickle.loads(pickle.dumps(p)) == p
     for bad in ({"n_iter": 0}, {"mu": -1.0}, {"theta": 0.0}, {"haadf_model_error": float("nan")}):

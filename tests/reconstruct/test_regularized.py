@@ -59,7 +59,8 @@ def test_objective_falls_and_weight_smooths(problem, model):
 @pytest.mark.parametrize("model", ["ls", "poisson", "fused"])
 def test_a_column_does_not_depend_on_its_batch(problem, model):
     """With the constants of all the data, a column solved in a batch equals the same column solved alone
-    (a volume's slice does not depend on its chunk), to float32 rounding."""
+    (a volume's slice does not depend on its chunk), to float32 rounding.
+    """
     W, _, counts = problem
     rng = np.random.default_rng(1)
     noisy = rng.poisson(np.repeat(counts, 3, axis=2) * np.array([1.0, 0.3, 3.0])).astype(np.float32)
@@ -91,8 +92,9 @@ def test_ray_masked_sirt_equals_sirt_on_the_kept_rays(problem):
     keep = (rng.random(W.shape[0]) > 0.25).astype(np.float32)
     b = counts[0]
     got = sirt(W, b, 30, ray_mask=keep[:, None]).x
-    from chemtomo.projector import MatrixOperator
     import scipy.sparse as sp
+
+    from chemtomo.projector import MatrixOperator
 
     rows = np.flatnonzero(keep)
     A = sp.csr_matrix(W.forward(np.eye(W.shape[1], dtype=np.float32)))[rows]

@@ -26,9 +26,9 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    from chemtomo.reconstruct import canonical_name
     from chemtomo.report.phantom_report import draw_figures, write_metrics, write_report
     from chemtomo.studies.paper_phantom import StudyConfig, run_study
-    from chemtomo.reconstruct import canonical_name
 
     cfg = StudyConfig.quick() if args.quick else StudyConfig()
     cfg.factors = args.factors

@@ -21,11 +21,11 @@ def run(args) -> int:
     import h5py
     import numpy as np
 
+    from chemtomo.geometry import TiltGeometry
     from chemtomo.io.atomic import atomic_path
     from chemtomo.io.hspy import write_tilt_series
-    from chemtomo.studies.paper_phantom import StudyConfig, study_factors
     from chemtomo.simulate import Acquisition, core_shell_phantom, simulate_tilt_series
-    from chemtomo.geometry import TiltGeometry
+    from chemtomo.studies.paper_phantom import StudyConfig, study_factors
     from chemtomo.tiltseries import TiltSeries
 
     if args.slices < 1:

@@ -196,7 +196,7 @@ def _from_stack(p: Path, newer: set[str]) -> list[tuple]:
 
 
 def read_layers(path) -> list[tuple]:
-    """napari layer data tuples ``(data, kwargs, layer_type)`` of chemtomo's files (module docstring).
+    """Napari layer data tuples ``(data, kwargs, layer_type)`` of chemtomo's files (module docstring).
 
     Parameters
     ----------

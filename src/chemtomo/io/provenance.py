@@ -84,7 +84,7 @@ def provenance(inputs: list[str | Path] = (), **extra) -> dict:
         if p.is_file():
             files.append({"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": sha256(p)})
     return {
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
         "inputs": files,
         "versions": versions(),

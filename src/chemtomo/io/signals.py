@@ -27,8 +27,8 @@ temporary names and renamed only when every one of them is written.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from .atomic import atomic_path
 from .result import AXIS_NAMES, VOLUME_KINDS

@@ -10,9 +10,9 @@ A result is a :class:`chemtomo.pipeline.VolumeResult`, a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 

@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable, Literal
+from collections.abc import Iterable
+from typing import Literal
 
 from .detector import DETECTOR_EFFICIENCY, resolve_detector
 from .elastic import (

@@ -8,7 +8,7 @@ the mass number of a long-lived isotope, and say so in their source.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import pyxray
 
@@ -74,7 +74,7 @@ def symbol(element: str | int) -> str:
     return SYMBOLS[atomic_number(element)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _weight(z: int) -> tuple[float, str]:
     try:
         return float(pyxray.element_atomic_weight(z, reference="coursey2015")), WEIGHT_SOURCE

@@ -12,8 +12,8 @@ in barn mol/g. :class:`LineFactors` holds every ingredient with its source;
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -151,7 +151,7 @@ class Factors(Mapping[str, LineFactors]):
     def elements(self) -> list[str]:
         return [lf.element for lf in self._lines.values()]
 
-    def subset(self, lines: Iterable[str]) -> "Factors":
+    def subset(self, lines: Iterable[str]) -> Factors:
         return Factors(self[line] for line in lines)
 
     def f(self, lines: Iterable[str] | None = None) -> np.ndarray:

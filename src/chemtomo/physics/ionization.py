@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 
 import numpy as np
@@ -196,7 +196,7 @@ _CK_MACROS = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def coster_kronig_probability(element: str | int, from_subshell: str, to_subshell: str) -> float:
     """Coster-Kronig probability f_ij that a vacancy in ``from`` moves to ``to``.
 

@@ -8,7 +8,7 @@ PHYSICS-NOTES), atomic weights are IUPAC standard values.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from .detector import DETECTOR_EFFICIENCY
 from .factors import Factors, LineFactors

@@ -49,10 +49,10 @@ whereas the Ma group above gives p = 0.932 for Au (EADL); see docs/physics.md.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from types import MappingProxyType
-from typing import Mapping
 
 import pyxray
 
@@ -155,7 +155,7 @@ def parse_line(line: str) -> tuple[str, LineDefinition]:
     return SYMBOLS[z], LINES[name]
 
 
-@lru_cache(maxsize=None)
+@cache
 def emission_probabilities(element: str | int) -> Mapping[tuple[str, str], float]:
     """EADL radiative transition probabilities of ``element``.
 
@@ -247,7 +247,7 @@ def _energy_kev(z: int, vacancy: str, donor: str) -> float:
     return float("nan")
 
 
-@lru_cache(maxsize=None)
+@cache
 def line_info(line: str) -> LineInfo:
     """Fluorescence yield, relative intensity and energy of ``line`` (EADL).
 

@@ -31,6 +31,7 @@ projector plus one chunk. On a LocalCluster the same budget is each worker's
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -40,9 +41,8 @@ import sys
 import threading
 import time
 import uuid
-import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -99,7 +99,7 @@ class ChunkSpec:
         object.__setattr__(self, "method", m.name)
         object.__setattr__(self, "params", m.params(self.params))
 
-    def with_threads(self, threads: int | None) -> "ChunkSpec":
+    def with_threads(self, threads: int | None) -> ChunkSpec:
         """The same spec with another thread limit."""
         return dataclasses.replace(self, threads=threads)
 
@@ -383,7 +383,7 @@ class Runner:
         addr = getattr(self.client, "scheduler", None)
         return f"Dask cluster {getattr(addr, 'address', self.target)} ({self.slots} threads)"
 
-    def __enter__(self) -> "Runner":
+    def __enter__(self) -> Runner:
         try:
             self._start()
         except BaseException:

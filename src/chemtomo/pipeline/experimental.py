@@ -26,9 +26,9 @@ The names of the stages' modules are re-exported here.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -39,7 +39,12 @@ from ..preprocess.align import compare_with_tomviz
 from ..preprocess.filters import FILTER_SIGMA_PX
 from ..preprocess.raw import LineMapOptions, LineMaps, check_lines, load_line_maps
 from ..preprocess.series import (
-    ALIGN_METHODS, REGISTER_METHODS, PreprocessOptions, Preprocessed, auto_pad, preprocess_tilt_series,
+    ALIGN_METHODS,
+    REGISTER_METHODS,
+    Preprocessed,
+    PreprocessOptions,
+    auto_pad,
+    preprocess_tilt_series,
 )
 from ..reconstruct import canonical_name, estimate_response_ratios, get_method
 from ..tiltseries import TiltSeries
@@ -135,7 +140,8 @@ def reconstruct_experimental(series: TiltSeries, factors, options: Reconstructio
 
 def iterations_for(n_iter: int | dict | None, method: str) -> int | None:
     """The iteration count of ``method``: ``n_iter`` itself, or its entry (else ``"default"``,
-    else None: the method's default)."""
+    else None: the method's default).
+    """
     if isinstance(n_iter, dict):
         n_iter = n_iter.get(method, n_iter.get("default"))
     return None if n_iter is None else int(n_iter)

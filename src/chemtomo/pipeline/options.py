@@ -17,8 +17,8 @@ n_iter=20)``): every field name belongs to exactly one of them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from .._options import option_names
 from ..physics import DETECTOR_EFFICIENCY

@@ -43,9 +43,9 @@ import hashlib
 import json
 import os
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -63,7 +63,7 @@ def _zarr():
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def _canonical(obj) -> str:
@@ -188,7 +188,7 @@ class ChunkRecord:
                 "max_rss_bytes": int(self.max_rss_bytes)}
 
     @classmethod
-    def from_dict(cls, index: int, d: dict) -> "ChunkRecord":
+    def from_dict(cls, index: int, d: dict) -> ChunkRecord:
         return cls(int(index), tuple(d["slices"]), d["sha256"], d.get("factor", ""),
                    float(d.get("seconds", float("nan"))), d.get("host", ""), int(d.get("pid", 0)),
                    d.get("written", ""), int(d.get("max_rss_bytes", 0)))
@@ -246,7 +246,7 @@ class VolumeStore:
 
     @classmethod
     def open(cls, path, fingerprint: Fingerprint, *, lines: list[str], n_slices: int, n_grid: int,
-             chunk_slices: int, resume: bool, chunk_slices_given: bool = False) -> "VolumeStore":
+             chunk_slices: int, resume: bool, chunk_slices_given: bool = False) -> VolumeStore:
         """Create the store at ``path``, or reopen it to resume.
 
         Parameters
@@ -318,7 +318,7 @@ class VolumeStore:
         return store
 
     @classmethod
-    def _reopen(cls, path: Path) -> "VolumeStore":
+    def _reopen(cls, path: Path) -> VolumeStore:
         zarr = _zarr()
         try:
             group = zarr.open_group(str(path), mode="r+")
@@ -335,7 +335,7 @@ class VolumeStore:
                    int(lay["chunk_slices"]), meta["fingerprint"])
 
     @classmethod
-    def read(cls, path) -> "VolumeStore":
+    def read(cls, path) -> VolumeStore:
         """Open an existing store (to read its results)."""
         path = Path(path)
         if not path.exists():
@@ -489,7 +489,13 @@ def quantify_store(store: VolumeStore, factors, atomic_weights, elements: list[s
     (uint8) into the store and returns the :class:`~chemtomo.quantify.Threshold`.
     """
     from ..quantify import (
-        ESF_MAX_VOXELS, ESF_SEED, Threshold, atomic_fractions, esf_threshold, total_signal, weight_fractions,
+        ESF_MAX_VOXELS,
+        ESF_SEED,
+        Threshold,
+        atomic_fractions,
+        esf_threshold,
+        total_signal,
+        weight_fractions,
     )
 
     q = np.asarray(factors, dtype=np.float64)

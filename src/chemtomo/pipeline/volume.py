@@ -13,20 +13,25 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 
 from ..geometry import TiltGeometry, sinogram_to_columns
 from ..physics import Factors
 from ..preprocess import FILTER_SIGMA_PX, gaussian_filter_stack
+from ..projector.batched import default_group
 from ..quantify import Composition, quantify
 from ..reconstruct import (
-    ChannelData, MethodParams, ResponseRatios, estimate_response_ratios, get_method, method_names,
+    ChannelData,
+    MethodParams,
+    ResponseRatios,
+    estimate_response_ratios,
+    get_method,
+    method_names,
 )
 from ..tiltseries import TiltSeries
-from ..projector.batched import default_group
 from .distributed import DEFAULT_BACKEND, ChunkSpec, Runner, chunk_operator, plan_chunk_slices
 from .store import Fingerprint, StoreArray, VolumeStore, array_sha256, quantify_store
 
@@ -398,7 +403,8 @@ def _report(bar, i: int, a: int, b: int, out, n_chunks: int) -> None:
 def run_fingerprint(series: TiltSeries, spec: ChunkSpec, lines: list[str], r, filter_params: dict | None = None
                     ) -> Fingerprint:
     """What a volume's maps are a function of: the arrays the chunks reconstruct (after any
-    filter) and the parameters of the solve (``filter_params`` named for a readable refusal)."""
+    filter) and the parameters of the solve (``filter_params`` named for a readable refusal).
+    """
     from .. import __version__
 
     method = get_method(spec.method)

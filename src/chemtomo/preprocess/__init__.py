@@ -6,14 +6,21 @@ options :class:`PreprocessOptions`).
 """
 
 from .align import (
-    Alignment, align_tilt_series, apply_alignment, compare_shifts, compare_with_tomviz, estimate_shifts,
-    estimate_tilt_axis_offset, estimate_tilt_axis_rotation, tomviz_shifts,
+    Alignment,
+    align_tilt_series,
+    apply_alignment,
+    compare_shifts,
+    compare_with_tomviz,
+    estimate_shifts,
+    estimate_tilt_axis_offset,
+    estimate_tilt_axis_rotation,
+    tomviz_shifts,
 )
 from .filters import FILTER_SIGMA_PX, gaussian_filter_stack
 from .linemaps import clip_negative, line_energy_kev, line_intensities, rebin, synthesize_spectrum_image
 from .raw import LineMapOptions, LineMaps, check_lines, load_line_maps
 from .register import centre_of_mass, estimate_shift, normalise_shadowing, register_haadf_to_eds, shift_stack
-from .series import PreprocessOptions, Preprocessed, auto_pad, preprocess_tilt_series
+from .series import Preprocessed, PreprocessOptions, auto_pad, preprocess_tilt_series
 
 __all__ = [
     "FILTER_SIGMA_PX",

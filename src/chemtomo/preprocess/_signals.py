@@ -8,7 +8,7 @@ the axes and metadata of the input.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -19,8 +19,8 @@ noise); they are kept here and clipped only at the end of preprocessing
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -43,7 +43,7 @@ def _exspy():
 
 @lru_cache(maxsize=1)
 def _elements_db() -> dict:
-    """exSpy's element database as a plain dict."""
+    """ExSpy's element database as a plain dict."""
     _exspy()
     from exspy.material import elements
 

@@ -10,8 +10,9 @@ image, one tilt in memory at a time. Its choices are one frozen
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 

@@ -19,8 +19,8 @@ import numpy as np
 from .._options import with_overrides
 from ..tiltseries import TiltSeries
 from ._signals import is_signal, unwrap
-from .filters import FILTER_SIGMA_PX
 from .align import align_tilt_series
+from .filters import FILTER_SIGMA_PX
 from .linemaps import clip_negative, rebin
 from .register import normalise_shadowing, register_haadf_to_eds
 from .transform import Alignment, apply_alignment

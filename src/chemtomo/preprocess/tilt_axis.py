@@ -23,6 +23,7 @@ from scipy import ndimage
 from ._signals import unwrap
 from .transform import transform_image
 
+
 def _profiles(data: np.ndarray, rotation_deg: float, shifts: np.ndarray, margin: int) -> np.ndarray:
     rows = []
     for i in range(data.shape[0]):

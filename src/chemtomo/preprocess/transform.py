@@ -22,6 +22,7 @@ from scipy import ndimage
 from ..io.provenance import json_default as _json_default
 from ._signals import unwrap
 
+
 @dataclass
 class Alignment:
     """One alignment of a tilt series, for every channel.
@@ -65,7 +66,7 @@ class Alignment:
         self.image_shape = tuple(int(v) for v in self.image_shape)
 
     @classmethod
-    def identity(cls, angles_deg, image_shape, pixel_nm=None) -> "Alignment":
+    def identity(cls, angles_deg, image_shape, pixel_nm=None) -> Alignment:
         a = np.asarray(angles_deg, dtype=float)
         return cls(a, np.zeros((a.size, 2)), 0.0, 0.0, int(np.argmin(np.abs(a))), image_shape, pixel_nm, "none")
 
@@ -74,7 +75,7 @@ class Alignment:
         """``shifts_px`` with the axis offset added to dx: what is applied to each image."""
         return self.shifts_px + np.array([0.0, self.axis_offset_px])
 
-    def binned(self, factor: int) -> "Alignment":
+    def binned(self, factor: int) -> Alignment:
         """The same alignment in pixels of a stack binned by ``factor``."""
         f = int(factor)
         ny, nx = self.image_shape
@@ -95,7 +96,7 @@ class Alignment:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Alignment":
+    def from_dict(cls, d: dict) -> Alignment:
         return cls(d["angles_deg"], d["shifts_px"], d.get("rotation_deg", 0.0), d.get("axis_offset_px", 0.0),
                    d.get("reference_index", 0), tuple(d.get("image_shape", (0, 0))), d.get("pixel_nm"),
                    d.get("method", ""), d.get("diagnostics", {}))
@@ -110,7 +111,7 @@ class Alignment:
         return path
 
     @classmethod
-    def load(cls, path) -> "Alignment":
+    def load(cls, path) -> Alignment:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 

@@ -19,9 +19,9 @@ from typing import Literal
 from ..geometry import TiltGeometry
 from .astra_backend import AstraOperator, astra_matrix, gpu_available
 from .base import DTYPE, MatrixOperator, Operator, Scaled, dottest
-from .compose import BlockDiag, ChannelMix, HStack, RowScale, VStack
 from .batched import BatchedOperator, batched_operator, iter_slice_chunks
 from .columns import HebtColumns
+from .compose import BlockDiag, ChannelMix, HStack, RowScale, VStack
 
 Backend = Literal["batched", "sparse", "astra", "astra_cuda"]
 BACKENDS = ("batched", "sparse", "astra", "astra_cuda")

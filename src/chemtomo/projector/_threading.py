@@ -21,7 +21,8 @@ def _check_threads(n_threads) -> int | None:
 def _threads(n: int | None, n_tasks: int | None = None):
     """Run numba kernels on ``n`` threads (default: numba's current setting), never more
     than ``n_tasks`` (idle threads still cost a wake-up per parallel region, and on a
-    busy machine a scheduler quantum); only the calling thread's setting changes."""
+    busy machine a scheduler quantum); only the calling thread's setting changes.
+    """
     old = numba.get_num_threads()
     want = old if n is None else n
     if n_tasks is not None:

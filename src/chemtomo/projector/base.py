@@ -64,10 +64,10 @@ class Operator:
         return x[:, 0] if vec else x
 
     @property
-    def T(self) -> "Operator":
+    def T(self) -> Operator:
         return _Adjoint(self)
 
-    def __rmul__(self, scale: float) -> "Operator":
+    def __rmul__(self, scale: float) -> Operator:
         return Scaled(self, float(scale))
 
     def forward_channels(self, x3: np.ndarray) -> np.ndarray:
@@ -234,7 +234,7 @@ class MatrixOperator(Operator):
     def _adjoint(self, y):
         return np.ascontiguousarray(self.AT @ y, dtype=DTYPE)
 
-    def _abs(self) -> "MatrixOperator":
+    def _abs(self) -> MatrixOperator:
         """``|A|`` (this operator itself when no entry is negative)."""
         data = self.A if isinstance(self.A, np.ndarray) else self.A.data
         return MatrixOperator(abs(self.A)) if np.any(data < 0) else self

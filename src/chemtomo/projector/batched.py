@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Iterator
+from collections.abc import Iterator
 
 import numba
 import numpy as np
@@ -245,7 +245,8 @@ class BatchedOperator(Operator):
 
     def flops_per_column(self) -> int:
         """Useful flops of one SIRT iteration per column: ``4 nnz`` (one multiply-add each way)
-        plus the element-wise updates (``3 n_rays + 3 n_vox``)."""
+        plus the element-wise updates (``3 n_rays + 3 n_vox``).
+        """
         return 4 * self.nnz + 3 * self.shape[0] + 3 * self.shape[1]
 
     def sirt_bytes(self, n_columns: int) -> int:

@@ -165,7 +165,7 @@ class ChannelMix(Operator):
         """As the projector's."""
         return self.op.column_dependent()
 
-    def _abs(self) -> "ChannelMix":
+    def _abs(self) -> ChannelMix:
         # |M (x) W| = |M| (x) W for a projector W with non-negative entries (the use of ChannelMix)
         return ChannelMix(self.op, np.abs(self.mix)) if np.any(self.mix < 0) else self
 

@@ -5,18 +5,28 @@ the built-ins in :mod:`.methods`): ``get_method("fused_tv")`` gives its paramete
 needs, set-up, automatic rule and memory model.
 """
 
-from .hebt import ResponseRatios, estimate_response_ratios, hebt_data, hebt_operator, hebt_sirt
-from .result import IterState, SolverResult
-from .sirt import sirt, sirt_chunked, sirt_weights
-from .fused import TVConstants, tv_constants, tv_solve
-from .pdhg import pdhg
 from .autoparam import choose_parameters
-from .registry import (
-    METHODS, ChannelData, Method, MethodParams, MethodResult, RuleInputs, canonical_name, get_method, method_names,
-    register, unregister,
-)
+from .fused import TVConstants, tv_constants, tv_solve
+from .hebt import ResponseRatios, estimate_response_ratios, hebt_data, hebt_operator, hebt_sirt
+
 # the built-in methods register themselves on import
 from .methods import EdsSirtParams, FusedTvParams, HebtSirtParams, TvParams
+from .pdhg import pdhg
+from .registry import (
+    METHODS,
+    ChannelData,
+    Method,
+    MethodParams,
+    MethodResult,
+    RuleInputs,
+    canonical_name,
+    get_method,
+    method_names,
+    register,
+    unregister,
+)
+from .result import IterState, SolverResult
+from .sirt import sirt, sirt_chunked, sirt_weights
 
 __all__ = [
     "METHODS", "ChannelData", "EdsSirtParams", "FusedTvParams", "HebtSirtParams", "IterState", "Method",

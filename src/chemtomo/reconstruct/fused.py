@@ -53,8 +53,9 @@ The three models are the registered methods ``ls_tv``, ``poisson_tv`` and ``fuse
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -138,7 +139,7 @@ class TVConstants:
         return {k: float(v) for k, v in self.__dict__.items()}
 
     @classmethod
-    def coerce(cls, c) -> "TVConstants":
+    def coerce(cls, c) -> TVConstants:
         return c if isinstance(c, cls) else cls(**{k: float(v) for k, v in dict(c).items()})
 
 

@@ -27,8 +27,18 @@ from .autoparam import cv_hebt, cv_tv_weight, discrepancy_sirt_iterations
 from .fused import tv_constants, tv_solve
 from .hebt import check_alpha, hebt_sirt
 from .registry import (
-    METHODS, ChannelData, FactorKind, Method, MethodParams, MethodResult, RuleInputs, canonical_name, get_method,
-    method_names, register, unregister,
+    METHODS,
+    ChannelData,
+    FactorKind,
+    Method,
+    MethodParams,
+    MethodResult,
+    RuleInputs,
+    canonical_name,
+    get_method,
+    method_names,
+    register,
+    unregister,
 )
 from .sirt import check_iterations, sirt
 

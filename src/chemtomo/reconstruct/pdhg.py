@@ -41,8 +41,8 @@ below ``tol``; otherwise the iteration budget ``n_iter`` is used.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -329,6 +329,7 @@ def pdhg(
     monitor_every : int
         Evaluate the objective (and store the history, test the stopping rule)
         every this many iterations.
+
     Returns
     -------
     SolverResult

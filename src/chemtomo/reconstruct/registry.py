@@ -30,8 +30,9 @@ Example
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
@@ -148,13 +149,13 @@ class MethodParams:
                              f"{list(cls.names())}")
 
     @classmethod
-    def from_dict(cls, values: Mapping | None = None, method: str = "") -> "MethodParams":
+    def from_dict(cls, values: Mapping | None = None, method: str = "") -> MethodParams:
         """Validated parameters from a mapping (missing names take their defaults)."""
         values = dict(values or {})
         cls.check_names(values, method)
         return cls(**values)
 
-    def replace(self, **changes) -> "MethodParams":
+    def replace(self, **changes) -> MethodParams:
         """A validated copy with ``changes`` (unknown names are a ValueError)."""
         self.check_names(changes)
         return dataclasses.replace(self, **changes)
@@ -207,8 +208,8 @@ class Method:
     DEFAULT_MEMORY_FACTORS: ClassVar[tuple[float, float]] = (16.0, 36.0)
 
     # -- parameters
-    def params(self, params: "MethodParams | Mapping | None" = None, **values) -> MethodParams:
-        """This method's validated parameters.
+    def params(self, params: MethodParams | Mapping | None = None, **values) -> MethodParams:
+        """Validate parameters into this method's Params (defaults filled).
 
         Parameters
         ----------
@@ -235,7 +236,7 @@ class Method:
         return self.Params.from_dict({**params, **values}, self.name)
 
     # -- the solve
-    def solve(self, W: "Operator", data: ChannelData, params: MethodParams, *, constants: dict | None = None,
+    def solve(self, W: Operator, data: ChannelData, params: MethodParams, *, constants: dict | None = None,
               snapshots=(), callback=None) -> MethodResult:
         """Reconstruct every line of every slice of ``data`` (one batched solve).
 
@@ -260,7 +261,7 @@ class Method:
         """
         raise NotImplementedError
 
-    def __call__(self, W: "Operator", data: ChannelData, params=None, *, constants: dict | None = None,
+    def __call__(self, W: Operator, data: ChannelData, params=None, *, constants: dict | None = None,
                  snapshots=(), callback=None, **values) -> MethodResult:
         """``solve`` with the parameters validated from ``params`` and ``values``."""
         return self.solve(W, data, self.params(params, **values), constants=constants, snapshots=snapshots,
@@ -277,7 +278,7 @@ class Method:
                 raise ValueError(f"{self.name} needs response ratios r_A (estimate_response_ratios)")
 
     # -- the volume's set-up
-    def setup(self, W: "Operator", data: ChannelData, params: MethodParams) -> dict | None:
+    def setup(self, W: Operator, data: ChannelData, params: MethodParams) -> dict | None:
         """Constants computed once from all of a volume's ``data`` (None: the method has none)."""
         return None
 
@@ -287,7 +288,7 @@ class Method:
         return type(self).setup is not Method.setup
 
     # -- the automatic rule
-    def choose(self, W: "Operator", inputs: RuleInputs, grid: Mapping[str, tuple]):
+    def choose(self, W: Operator, inputs: RuleInputs, grid: Mapping[str, tuple]):
         """Parameters chosen from the data alone (a :class:`~chemtomo.reconstruct.autoparam.CVResult`).
 
         ``grid`` is :attr:`default_grid` updated by the caller's candidates.

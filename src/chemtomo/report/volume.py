@@ -16,8 +16,8 @@ scale per row (a line of one method), fractions on 0..1 for all.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -80,7 +80,7 @@ def _grid(rows: list[list[np.ndarray]], row_titles, col_titles, path, suptitle, 
 
 def fig_orthoslices(volumes: dict[str, dict[str, np.ndarray]], path, *, slices: Sequence[int] | None = None,
                     kind: str = "maps", pixel_nm: float | None = None, title: str = "") -> Path:
-    """xz orthoslices at ``slices`` plus an xy section at mid-depth, one row per (method, channel).
+    """Xz orthoslices at ``slices`` plus an xy section at mid-depth, one row per (method, channel).
 
     Parameters
     ----------

@@ -43,7 +43,7 @@ class Phantom:
         """Partial densities ``C_A rho`` (g/cm^3), (k, n, n)."""
         return self.weight * self.density_g_cm3
 
-    def downsample(self, factor: int) -> "Phantom":
+    def downsample(self, factor: int) -> Phantom:
         """Block-average partial densities onto a grid ``factor`` times coarser."""
         f = int(factor)
         k, n, _ = self.weight.shape

@@ -15,14 +15,23 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from ..geometry import columns_to_volume
 from ..reconstruct import get_method, sirt
 from .problem import (
-    LINES, Candidate, Problem, StudyConfig, evaluate, make_problem, maps_of, method_data, raw_counts, study_factors,
+    LINES,
+    Candidate,
+    Problem,
+    StudyConfig,
+    evaluate,
+    make_problem,
+    maps_of,
+    method_data,
+    raw_counts,
+    study_factors,
 )
 from .solvers import auto_for, solver_acceptance, sweep_eds_sirt, sweep_for, sweep_hebt_sirt
 

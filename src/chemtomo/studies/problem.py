@@ -52,7 +52,7 @@ class StudyConfig:
     label: str = "full"
 
     @classmethod
-    def quick(cls) -> "StudyConfig":
+    def quick(cls) -> StudyConfig:
         """A reduced sweep for CI (well under 2 minutes)."""
         return cls(eds_n=(20, 50, 100, 200), hebt_n=(100, 200), alphas=(0.5, 0.7, 0.8, 0.9),
                    mu=(0.085, 0.12, 0.17, 0.24, 0.34), tv_n_iter=200, label="quick")
@@ -97,7 +97,8 @@ class Problem:
 
 def make_problem(cfg: StudyConfig, dose: float, factors: Factors, seed: int = 0) -> Problem:
     """Simulate the phantom's tilt series at ``dose`` (x the paper's EDS dose) with noise ``seed``,
-    filter the EDS sinograms by ``cfg.filter_sigma`` and fit the response ratios on them."""
+    filter the EDS sinograms by ``cfg.filter_sigma`` and fit the response ratios on them.
+    """
     geom = TiltGeometry(np.asarray(cfg.angles_deg), cfg.n_pixels, cfg.pixel_nm)
     fine = core_shell_phantom(cfg.n_pixels * cfg.refine, cfg.pixel_nm / cfg.refine)
     acq = Acquisition(**{**asdict(cfg.acquisition), "eds_dose_scale": dose})
@@ -172,7 +173,8 @@ def raw_counts(problem: Problem) -> np.ndarray:
 
 def method_data(problem: Problem, method) -> ChannelData:
     """What ``method`` reconstructs: the raw counts for a method that models their noise
-    (``raw_counts``), else the paper's Gaussian-filtered EDS; the HAADF and ``r_A`` alike."""
+    (``raw_counts``), else the paper's Gaussian-filtered EDS; the HAADF and ``r_A`` alike.
+    """
     if not method.raw_counts:
         return problem.data
     d = problem.data

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -44,7 +44,8 @@ def label(name: str) -> str:
 
 def study_grid(name: str, cfg: StudyConfig) -> dict:
     """The candidates of ``name``'s rule in this study: the config's grids for the names it
-    holds (``n`` of EDS-SIRT and HEBT, ``alpha``, ``mu``), the method's ``default_grid`` otherwise."""
+    holds (``n`` of EDS-SIRT and HEBT, ``alpha``, ``mu``), the method's ``default_grid`` otherwise.
+    """
     m = get_method(name)
     own = {"eds_sirt": {"n": cfg.eds_n}, "hebt_sirt": {"alpha": cfg.alphas, "n": cfg.hebt_n}}.get(name, {})
     if "mu" in m.default_grid:
