@@ -22,9 +22,20 @@ import numpy as np
 from scipy.special import erfc
 
 from .specimen_model import (
-    COMPOUNDS, MIXING_RULE, Specimen, alloy_partials, build_specimen, compound_fractions, material,
+    COMPOUNDS,
+    MIXING_RULE,
+    Specimen,
+    alloy_partials,
+    build_specimen,
+    compound_fractions,
+    material,
 )
-from .specimen_series import DEFAULT_LINES, SpecimenSimulation, lines_for, simulate_series
+from .specimen_series import (
+    DEFAULT_LINES,
+    SpecimenSimulation,
+    lines_for,
+    simulate_series,
+)
 
 __all__ = [
     "CALIBRATION", "COMPOUNDS", "DEFAULT_LINES", "MIXING_RULE", "SPECIMENS", "Specimen",
@@ -53,10 +64,10 @@ def _dist(y, z, x, c) -> np.ndarray:
     return np.sqrt((y - c[0]) ** 2 + (z - c[1]) ** 2 + (x - c[2]) ** 2)
 
 
-def _ellipsoid_sdf(y, z, x, c, axes, R=np.eye(3)) -> np.ndarray:
+def _ellipsoid_sdf(y, z, x, c, axes, R=None) -> np.ndarray:
     """Approximate signed distance (nm) to an ellipsoid (exact for a sphere): (sqrt(q) - 1) min(axes)."""
     d = np.stack([y - c[0], z - c[1], x - c[2]])
-    u = np.tensordot(R.T, d, axes=1)
+    u = d if R is None else np.tensordot(R.T, d, axes=1)
     q = sum((u[i] / axes[i]) ** 2 for i in range(3))
     return (np.sqrt(q) - 1) * min(axes)
 
@@ -242,7 +253,7 @@ def oxide_supported(n: int, oversampling: int = 2, seed: int = 0, *, field_nm: f
         near_sat = np.zeros(y.shape, bool)
         for c in sat:
             near_sat |= _dist(y, z, x, c) <= rs + px
-        return _labels(~near_sat & (dp < 0) & (ds > 1), ~near_sat & (dp <= 1) & (ds <= 1) & (ds > -1),
+        return _labels(~near_sat & (dp < 0) & (ds > 1), ~near_sat & (dp <= 1) & (np.abs(ds) <= 1) & ((ds <= 0) | (dp <= 0)),
                        ~near_sat & (ds < -1) & (dp > 1))
 
     return build_specimen(
