@@ -174,15 +174,15 @@ def small_core(n: int, oversampling: int = 2, seed: int = 0, *, field_nm: float 
                supersample: int = 2) -> Specimen:
     """A small Au core, an Ag layer and a thin (2.5-voxel) Au-rich outer shell.
 
-    Sphere of radius 0.75 H (48 nm field); core Au97Ag3 of radius max(2 voxels, H/8)
-    (2-4 voxels at n = 20-64), slightly off-centre; middle Ag90Au10; outer shell Au80Ag20 2.5 voxels thick.
+    Sphere of radius 0.75 H (48 nm field); core Au97Ag3 of radius 2-3 voxels
+    (n/12 clipped to 2..3), slightly off-centre; middle Ag90Au10; outer shell Au80Ag20 2.5 voxels thick.
     Regions: core, interface (around the core boundary), middle, shell.
     """
     L = _field(field_nm, 48.0)
     H, px = L / 2, L / n
     rng = np.random.default_rng(seed)
     rp = 0.75 * H
-    rc = max(2 * px, H / 8)
+    rc = float(np.clip(n / 12, 2, 3)) * px  # 2 voxels at n = 20, 3 from n = 36
     t = 2.5 * px
     cc = rng.uniform(-1, 1, 3) * 0.04 * H
     els = ["Ag", "Au"]
