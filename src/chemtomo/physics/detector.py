@@ -1,4 +1,4 @@
-"""EDS detector efficiency: a flat value, or a physical model of the detector's layers.
+r"""EDS detector efficiency: a flat value, or a physical model of the detector's layers.
 
 The physical model (:class:`DetectorModel`) is the usual one for Si detectors:
 an X-ray of energy E reaches the active crystal through the window (with its
@@ -7,8 +7,8 @@ if it is absorbed in the crystal:
 
 .. math::
 
-    \\varepsilon(E) = g \\prod_{\\mathrm{layers}} e^{-(\\mu/\\rho)_i(E)\\,\\rho_i t_i}
-        \\left(1 - e^{-(\\mu/\\rho)_{Si}(E)\\,\\rho_{Si} t_{crystal}}\\right),
+    \varepsilon(E) = g \prod_{\mathrm{layers}} e^{-(\mu/\rho)_i(E)\,\rho_i t_i}
+        \left(1 - e^{-(\mu/\rho)_{Si}(E)\,\rho_{Si} t_{crystal}}\right),
 
 g the open fraction of the window's support grid (treated as opaque).
 Mass attenuation coefficients (mu/rho, total with coherent scattering) come

@@ -402,8 +402,10 @@ def _report(bar, i: int, a: int, b: int, out, n_chunks: int) -> None:
 
 def run_fingerprint(series: TiltSeries, spec: ChunkSpec, lines: list[str], r, filter_params: dict | None = None
                     ) -> Fingerprint:
-    """What a volume's maps are a function of: the arrays the chunks reconstruct (after any
-    filter) and the parameters of the solve (``filter_params`` named for a readable refusal).
+    """What a volume's maps are a function of.
+
+    The arrays the chunks reconstruct (after any filter) and the parameters of the solve
+    (``filter_params`` named for a readable refusal).
     """
     from .. import __version__
 

@@ -410,7 +410,8 @@ def cv_tv_weight(
     # the constants of all the data: the same mu -> lam conversion in every fold and in the final solve
     if constants is None:
         constants = tv_constants(W, counts, model, haadf=haadf, r=r,
-                                 **{k: v for k, v in solver.items() if k in ("haadf_model_error", "haadf_gain", "tv_scale")})
+                                 **{k: v for k, v in solver.items()
+                                    if k in ("haadf_model_error", "haadf_gain", "tv_scale")})
     res = tv_solve(W, b, model=model, mu=col_mu, haadf=h, r=r, ray_mask=col_mask, constants=constants,
                    n_iter=n_iter, **solver)
     maps = res.x if res.info["factor"] == "f" else res.x / np.asarray(r, DTYPE)[:, None, None]
