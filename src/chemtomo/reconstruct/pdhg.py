@@ -252,17 +252,19 @@ class Separable(Functional):
         return np.split(y, self._splits, axis=0)
 
     def value(self, y):
-        return sum(f.value(part) for (_, f), part in zip(self.parts, self._split(y)))
+        return sum(f.value(part) for (_, f), part in zip(self.parts, self._split(y), strict=True))
 
     def prox_conj(self, p, sigma):
         sig = self._split(sigma) if np.ndim(sigma) and np.shape(sigma)[0] == p.shape[0] else [sigma] * len(self.parts)
-        return np.concatenate([f.prox_conj(part, s) for (_, f), part, s in zip(self.parts, self._split(p), sig)])
+        return np.concatenate([f.prox_conj(part, s)
+                               for (_, f), part, s in zip(self.parts, self._split(p), sig, strict=True)])
 
     def row_mask(self, n, m):
         masks = [f.row_mask(k, m) for k, f in self.parts]
         if all(mk is None for mk in masks):
             return None
-        return np.concatenate([np.ones((k, m), DTYPE) if mk is None else mk for (k, _), mk in zip(self.parts, masks)])
+        return np.concatenate([np.ones((k, m), DTYPE) if mk is None else mk
+                               for (k, _), mk in zip(self.parts, masks, strict=True)])
 
 
 @dataclass
@@ -374,7 +376,7 @@ def pdhg(
     Kx = [t.op._forward(x) for t in terms]
     Kxbar = [k.copy() for k in Kx]
     y = [np.zeros((t.op.shape[0], m), DTYPE) for t in terms]
-    obj = sum(t.f.value(k) for t, k in zip(terms, Kx))
+    obj = sum(t.f.value(k) for t, k in zip(terms, Kx, strict=True))
     hist_obj, hist_p, hist_d, hist_it = [], [], [], []
     snaps: dict[int, np.ndarray] = {}
     recent = [obj]
@@ -416,7 +418,7 @@ def pdhg(
                 d2 += np.einsum("ij,ij->j", e * sig[i], e, dtype=np.float64)
             d_res = np.sqrt(d2)
         # K xbar = K (2 x_new - x) = 2 K x_new - K x, written over the old K x (no allocation)
-        for kn, ko in zip(Kx_new, Kx):
+        for kn, ko in zip(Kx_new, Kx, strict=True):
             ko -= kn
             ko -= kn
             np.negative(ko, out=ko)
@@ -424,7 +426,7 @@ def pdhg(
         Kx = Kx_new
         x = x_new
         if monitor:
-            obj = sum(t.f.value(k) for t, k in zip(terms, Kx))
+            obj = sum(t.f.value(k) for t, k in zip(terms, Kx, strict=True))
             hist_obj.append(obj)
             hist_p.append(p_res)
             hist_d.append(d_res)
