@@ -118,6 +118,7 @@ class Threshold:
     curve: dict = field(default_factory=dict)
 
     def as_dict(self, with_curve: bool = False) -> dict:
+        """The threshold as a JSON-ready dict; with ``with_curve``, the curve too (arrays as lists)."""
         d = {"value": float(self.value), "method": self.method,
              "volume_fraction": float(self.volume_fraction), "stability": float(self.stability)}
         if with_curve:

@@ -377,6 +377,7 @@ class Runner:
         self.slots, self.slot_bytes, self.threads = 1, 0.0, None
 
     def describe(self) -> str:
+        """Where the chunks run, as text for the log: in process, a LocalCluster, or a cluster's address."""
         if self.kind == "inprocess":
             return "in process"
         if self.kind == "local":

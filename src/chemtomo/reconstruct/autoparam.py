@@ -220,6 +220,7 @@ class CVResult:
     info: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
+        """The choice as a JSON-ready dict: params, rule, grid, scores and the plain entries of ``info``."""
         return {"params": dict(self.params), "rule": self.rule,
                 "grid": [dict(g) for g in self.grid], "scores": [float(v) for v in self.scores],
                 **{k: v for k, v in self.info.items() if isinstance(v, (int, float, str, bool, list))}}

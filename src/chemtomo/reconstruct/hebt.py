@@ -45,6 +45,7 @@ class ResponseRatios:
     n_samples: int
 
     def as_dict(self) -> dict:
+        """The fit as a JSON-ready dict."""
         return {"lines": list(self.lines), "r": [float(v) for v in self.r],
                 "r2": float(self.r2), "n_samples": int(self.n_samples)}
 
