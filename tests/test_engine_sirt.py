@@ -106,7 +106,7 @@ def test_hebt_fused_equals_generic(alpha, rng):
     s, k = 4, 3
     eds = [rng.random((WEDGE.n_rays, s)).astype(np.float32) for _ in range(k)]
     r = np.array([0.5, 1.0, 2.0])
-    haadf = sum(ri * e for ri, e in zip(r, eds)).astype(np.float32)
+    haadf = sum(ri * e for ri, e in zip(r, eds, strict=True)).astype(np.float32)
     rf = hebt_sirt(fast, haadf, eds, r, alpha, 30, snapshots=[5])
     rs = hebt_sirt(slow, haadf, eds, r, alpha, 30, snapshots=[5])
     assert rf.info["engine"] == "batched-fused"

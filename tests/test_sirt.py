@@ -67,9 +67,10 @@ WEDGE = TiltGeometry(np.arange(-75.0, 75.1, 5.0), 48, 3.0)  # the paper's range:
 
 @pytest.mark.parametrize("element", [0, 1])
 def test_noiseless_round_trip(element):
-    """Relative RMS error of a noiseless core-shell phantom (measured 0.060-0.061 full range,
-    0.077-0.087 with the paper's wedge; bounds 0.07 and 0.10). Projecting on the same grid
-    (an inverse crime) is measurably easier (0.033-0.039 full range), which shows the fine
+    """Relative RMS error of a noiseless core-shell phantom: below 0.07 full range, 0.10 with the wedge.
+
+    Measured 0.060-0.061 full range, 0.077-0.087 with the paper's wedge. Projecting on the same
+    grid (an inverse crime) is measurably easier (0.033-0.039 full range), which shows the fine
     grid does its job.
     """
     full, wedge = _round_trip_error(FULL, element), _round_trip_error(WEDGE, element)
@@ -106,8 +107,9 @@ def test_sirt_rejects_nan(small_geom):
 
 
 def test_empty_rays_and_pixels_get_weight_zero():
-    """The one rule: a ray or pixel whose sum (over the used rays) is exactly 0 has weight 0;
-    such a pixel keeps its start value, such a ray enters nothing.
+    """The one rule: a ray or pixel whose sum (over the used rays) is exactly 0 has weight 0.
+
+    Such a pixel keeps its start value, such a ray enters nothing.
     """
     from chemtomo.projector import MatrixOperator
     from chemtomo.reconstruct import sirt_weights

@@ -71,6 +71,7 @@ class TiltGeometry:
 
     @property
     def n_tilts(self) -> int:
+        """Number of tilt angles."""
         return int(self.angles_deg.size)
 
     @property

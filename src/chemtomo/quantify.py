@@ -86,7 +86,7 @@ def atomic_fractions(weight, atomic_weights) -> np.ndarray:
 def _edges(v, b, *p):
     # background b plus descending error-function steps: a_i * erfc((v - c_i) / (sqrt2 w_i)) / 2
     out = np.full_like(v, b)
-    for a, c, w in zip(p[0::3], p[1::3], p[2::3]):
+    for a, c, w in zip(p[0::3], p[1::3], p[2::3], strict=True):
         out += a * 0.5 * erfc((v - c) / (np.sqrt(2) * abs(w) + 1e-12))
     return out
 
@@ -118,6 +118,7 @@ class Threshold:
     curve: dict = field(default_factory=dict)
 
     def as_dict(self, with_curve: bool = False) -> dict:
+        """The threshold as a JSON-ready dict; with ``with_curve``, the curve too (arrays as lists)."""
         d = {"value": float(self.value), "method": self.method,
              "volume_fraction": float(self.volume_fraction), "stability": float(self.stability)}
         if with_curve:

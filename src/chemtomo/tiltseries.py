@@ -46,15 +46,18 @@ class TiltSeries:
 
     @property
     def lines(self) -> list[str]:
+        """EDS line names, in the order of ``eds``."""
         return list(self.eds)
 
     @property
     def shape(self) -> tuple[int, int, int]:
+        """``(n_tilts, n_slices, n_pixels)`` of the stacks (the HAADF if present, else the first EDS line)."""
         ref = self.haadf if self.haadf is not None else next(iter(self.eds.values()))
         return tuple(ref.shape)
 
     @property
     def n_slices(self) -> int:
+        """Rows along the tilt axis: the number of 2-D slices reconstructed."""
         return self.shape[1]
 
     def validate(self) -> None:

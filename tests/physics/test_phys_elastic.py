@@ -25,7 +25,8 @@ def test_browning_trends_and_vectorisation():
 
 
 def test_browning_1991_not_1994():
-    """The 1991 form (4.7e-18 prefactor) reproduces Table 2 (1.98e7 b for Au at 100 keV);
+    """The 1991 form (4.7e-18 prefactor) reproduces Table 2 (1.98e7 b for Au at 100 keV).
+
     Browning's 1994 form (3.0e-18) would give ~40-60% more.
     """
     assert browning1991_barn("Au", 100.0) == pytest.approx(1.98e7, rel=1e-3)
@@ -40,8 +41,9 @@ def _rutherford_dsdo_cm2(z, e_kev, theta):
 
 @pytest.mark.parametrize("z, e_kev", [(79, 100.0), (27, 80.0), (6, 300.0)])
 def test_screened_rutherford_tends_to_rutherford_at_large_angles(z, e_kev):
-    """At 0.5 rad screening is negligible: dsigma/dOmega matches the textbook
-    relativistic Rutherford formula (independent constants: r_e instead of a0) within 0.1%.
+    """At 0.5 rad screening is negligible: dsigma/dOmega matches relativistic Rutherford within 0.1%.
+
+    The reference is the textbook formula, with independent constants (r_e instead of a0).
     """
     t1, t2 = 0.4999, 0.5001
     sigma = screened_rutherford_barn(z, e_kev, t1 * 1000, t2 * 1000) * 1e-24
@@ -75,8 +77,9 @@ def test_angular_ranges_add_up():
 
 @pytest.mark.parametrize("element, e_kev", [("Ag", 100.0), ("Au", 100.0), ("Co", 80.0), ("Zn", 80.0)])
 def test_haadf_range_is_a_fraction_of_the_total(element, e_kev):
-    """94-611 mrad holds 1/8 to 1/4 of Browning's total (the notes' "about 1/6");
-    the screened-Rutherford total is within 20% of Browning's Mott fit at 80-100 keV.
+    """94-611 mrad holds 1/8 to 1/4 of Browning's total (the notes' "about 1/6").
+
+    The screened-Rutherford total is within 20% of Browning's Mott fit at 80-100 keV.
     """
     haadf = screened_rutherford_barn(element, e_kev, 94.0, 611.0)
     total = browning1991_barn(element, e_kev)
@@ -139,8 +142,10 @@ def test_mott_model_in_its_fit_range(z):
 
 @pytest.mark.parametrize("z", sorted(ELSEPA_CM2))
 def test_browning_extrapolation_fails_at_300_kev(z):
-    """Why the default changes above 100 keV: Browning extrapolated to 300 keV is 39-53% below
-    the partial-wave totals, the uncorrected Born/Thomas-Fermi total 14-41% below.
+    """Why the default changes above 100 keV: at 300 keV both simple totals fall below partial-wave ones.
+
+    Browning extrapolated to 300 keV is 39-53% below the partial-wave totals, the uncorrected
+    Born/Thomas-Fermi total 14-41% below.
     """
     ref = ELSEPA_CM2[z][300] / 1e-24
     assert 0.45 < browning1991_barn(z, 300.0) / ref < 0.62

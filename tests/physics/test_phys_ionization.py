@@ -56,7 +56,8 @@ def test_subshell_availability_matches_bote():
         assert all(bote_parameters(z, s) for s in SUBSHELLS)
 
 
-@pytest.mark.parametrize("element, shell", [("C", "K"), ("Cu", "K"), ("Cu", "L3"), ("Au", "L3"), ("Au", "M5"), ("U", "M4")])
+@pytest.mark.parametrize("element, shell",
+                         [("C", "K"), ("Cu", "K"), ("Cu", "L3"), ("Au", "L3"), ("Au", "M5"), ("U", "M4")])
 def test_low_and_high_energy_branches_join_at_u16(element, shell):
     """The two fitted branches agree within 0.1% at overvoltage U = 16."""
     edge = ionization_energy_kev(element, shell)

@@ -64,7 +64,7 @@ def test_whole_vacancy_line():
 
 
 def test_every_line_definition_is_one_vacancy():
-    for name, d in LINES.items():
+    for d in LINES.values():
         assert d.vacancy in ("K", "L1", "L2", "L3", "M1", "M2", "M3", "M4", "M5")
         assert d.description
 

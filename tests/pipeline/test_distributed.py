@@ -1,6 +1,8 @@
-"""The chunk runner and the resumable store: chunk results independent of chunking and of where
-they run, the store equal to the in-memory pipeline bit for bit, fingerprints that refuse to mix
-runs, damaged chunks found and recomputed, memory sizing checked against measurement.
+"""The chunk runner and the resumable store.
+
+Chunk results independent of chunking and of where they run, the store equal to the in-memory
+pipeline bit for bit, fingerprints that refuse to mix runs, damaged chunks found and recomputed,
+memory sizing checked against measurement.
 """
 
 from __future__ import annotations
@@ -84,10 +86,11 @@ def test_chunk_result_does_not_depend_on_chunking(series, method, backend):
     g = series.geometry()
     spec = ChunkSpec(g.key(), backend, method, {"n_iter": 12})
     r = np.array([5.0, 9.0])
-    whole = reconstruct_chunk(spec, series_to_channel_data(series, LINES, 0, series.n_slices, r)).maps
+    n_slices = series.n_slices
+    whole = reconstruct_chunk(spec, series_to_channel_data(series, LINES, 0, n_slices, r)).maps
     for size in (1, 3, 5):
-        parts = [reconstruct_chunk(spec, series_to_channel_data(series, LINES, a, min(a + size, series.n_slices), r)).maps
-                 for a in range(0, series.n_slices, size)]
+        parts = [reconstruct_chunk(spec, series_to_channel_data(series, LINES, a, min(a + size, n_slices), r)).maps
+                 for a in range(0, n_slices, size)]
         assert np.array_equal(np.concatenate(parts, axis=1), whole), f"chunks of {size} slices differ"
 
 

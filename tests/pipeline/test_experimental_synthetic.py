@@ -76,8 +76,8 @@ def make_series(folder, *, n: int = 40, pixel_nm: float = 2.0, angles_deg=None, 
     shifts_px = np.asarray(shifts_px, float)
     w, rho, core, shell = phantom(n, pixel_nm)
     fac = paper_table2(LINES)
-    f = dict(zip(LINES, fac.f()))
-    z = dict(zip(LINES, fac.z()))
+    f = dict(zip(LINES, fac.f(), strict=True))
+    z = dict(zip(LINES, fac.z(), strict=True))
     W = make_operator(TiltGeometry(angles, n, pixel_nm), "sparse")
     proj = {}
     for line in LINES:

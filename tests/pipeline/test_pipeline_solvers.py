@@ -29,8 +29,9 @@ def factors():
 
 @pytest.mark.parametrize("method", ["poisson_tv", "fused_tv"])
 def test_regularised_volume_does_not_depend_on_the_chunks(series, factors, method):
-    """The volume's constants go to every chunk: 1, 3 or 8 slices per chunk give the same maps (float32
-    rounding of the batched kernels aside).
+    """The volume's constants go to every chunk: 1, 3 or 8 slices per chunk give the same maps.
+
+    Equal up to the float32 rounding of the batched kernels.
     """
     whole = reconstruct_series(series, factors, method=method, n_iter=40, chunk_slices=8,
                                params={"mu": 0.2})
@@ -74,8 +75,9 @@ def _chemtomo(*args):
 
 @pytest.mark.slow
 def test_cli_fused_tv_with_automatic_weight(tmp_path):
-    """``chemtomo reconstruct --method fused-tv --auto`` on simulated stacks: the same result layout,
-    the chosen weight in the parameters and on stderr.
+    """``chemtomo reconstruct --method fused-tv --auto`` on simulated stacks.
+
+    The same result layout, the chosen weight in the parameters and on stderr.
     """
     sim = tmp_path / "sim"
     assert _chemtomo("simulate", "--out", str(sim)).returncode == 0

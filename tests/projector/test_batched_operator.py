@@ -206,8 +206,10 @@ def test_accepts_any_scipy_matrix(rng):
 
 @pytest.mark.parametrize("group", [1, 2, 4])
 def test_channel_blocks_read_in_place_equal_the_transposed_columns(group, rng):
-    """``forward_channels`` / ``adjoint_channels`` (k, n, S) blocks: bit for bit the operator on the
-    (n, k S) matrix of columns c S + j, for block widths that cut through the channels.
+    """``forward_channels`` / ``adjoint_channels`` on (k, n, S) blocks equal the operator bit for bit.
+
+    The reference is the operator on the (n, k S) matrix of columns c S + j, for block widths
+    that cut through the channels.
     """
     W = make_operator(ODD, group=group, block_width=8)
     k, S = 3, 5  # 15 columns: blocks of 8 lanes straddle the channel boundaries

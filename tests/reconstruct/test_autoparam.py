@@ -21,8 +21,9 @@ from chemtomo.reconstruct.autoparam import (
 
 
 def test_expected_deviance_against_monte_carlo():
-    """E[D] for b ~ Poisson(mu): the exact sum (mu < 30) and the asymptotic series, against 400 000 draws
-    per mean (standard error of the mean deviance below 0.5 %).
+    """E[D] for b ~ Poisson(mu): the exact sum (mu < 30) and the asymptotic series, against sampling.
+
+    400 000 draws per mean (standard error of the mean deviance below 0.5 %).
     """
     rng = np.random.default_rng(0)
     mu = np.array([0.05, 0.5, 2.0, 8.0, 29.0, 31.0, 200.0])

@@ -18,8 +18,9 @@ from chemtomo.reconstruct.pdhg import (
 
 
 def _conj_prox_by_moreau(f_value_1d, p, sigma, lower=-1e4):
-    """``prox_{sigma F*}(p) = p - sigma prox_{F/sigma}(p / sigma)``, the inner prox found numerically on
-    the domain of ``F`` (``y > lower``).
+    """``prox_{sigma F*}(p) = p - sigma prox_{F/sigma}(p / sigma)``, computed numerically.
+
+    The inner prox is found numerically on the domain of ``F`` (``y > lower``).
     """
     v = p / sigma
     y = minimize_scalar(lambda t: f_value_1d(t) / sigma + 0.5 * (t - v) ** 2,

@@ -1,5 +1,7 @@
-"""The method registry: parameters validated once, the CLI's defaults read from it, and a method
-added in this file alone running through the pipeline, the chunk runner and the resumable store.
+"""The method registry.
+
+Parameters validated once, the CLI's defaults read from it, and a method added in this file alone
+running through the pipeline, the chunk runner and the resumable store.
 """
 
 from __future__ import annotations

@@ -58,8 +58,9 @@ def test_objective_falls_and_weight_smooths(problem, model):
 
 @pytest.mark.parametrize("model", ["ls", "poisson", "fused"])
 def test_a_column_does_not_depend_on_its_batch(problem, model):
-    """With the constants of all the data, a column solved in a batch equals the same column solved alone
-    (a volume's slice does not depend on its chunk), to float32 rounding.
+    """With the constants of all the data, a column solved in a batch equals the same column solved alone.
+
+    So a volume's slice does not depend on its chunk; equal to float32 rounding.
     """
     W, _, counts = problem
     rng = np.random.default_rng(1)

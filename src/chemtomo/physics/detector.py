@@ -1,4 +1,4 @@
-"""EDS detector efficiency: a flat value, or a physical model of the detector's layers.
+r"""EDS detector efficiency: a flat value, or a physical model of the detector's layers.
 
 The physical model (:class:`DetectorModel`) is the usual one for Si detectors:
 an X-ray of energy E reaches the active crystal through the window (with its
@@ -7,8 +7,8 @@ if it is absorbed in the crystal:
 
 .. math::
 
-    \\varepsilon(E) = g \\prod_{\\mathrm{layers}} e^{-(\\mu/\\rho)_i(E)\\,\\rho_i t_i}
-        \\left(1 - e^{-(\\mu/\\rho)_{Si}(E)\\,\\rho_{Si} t_{crystal}}\\right),
+    \varepsilon(E) = g \prod_{\mathrm{layers}} e^{-(\mu/\rho)_i(E)\,\rho_i t_i}
+        \left(1 - e^{-(\mu/\rho)_{Si}(E)\,\rho_{Si} t_{crystal}}\right),
 
 g the open fraction of the window's support grid (treated as opaque).
 Mass attenuation coefficients (mu/rho, total with coherent scattering) come
@@ -129,6 +129,7 @@ class Layer:
         return float(out) if out.ndim == 0 else out
 
     def describe(self) -> str:
+        """The layer as text: material, thickness (um) and density (g/cm3)."""
         return f"{self.material} {self.thickness_um:g} um ({self.density_g_cm3:g} g/cm3)"
 
 
@@ -136,9 +137,13 @@ class Layer:
 class Efficiency(Protocol):
     """What :func:`chemtomo.physics.compute_factors` needs of a detector."""
 
-    def efficiency(self, energy_kev): ...
+    def efficiency(self, energy_kev):
+        """Detection efficiency in [0, 1] at ``energy_kev`` (keV; float or array)."""
+        ...
 
-    def describe(self) -> str: ...
+    def describe(self) -> str:
+        """The detector as one line of text for reports."""
+        ...
 
 
 #: The flat detector efficiency used when none is given: the value the paper's f_Co and
@@ -168,11 +173,13 @@ class FlatEfficiency:
         _check_solid_angle(self.solid_angle_sr)
 
     def efficiency(self, energy_kev):
+        """``value`` at every ``energy_kev``: a float for a scalar energy, else an array of its shape."""
         e = _check_energy(energy_kev)
         out = np.full(e.shape, float(self.value))
         return float(out) if out.ndim == 0 else out
 
     def describe(self) -> str:
+        """The efficiency as text: ``"flat value <value> (parameter)"``."""
         return f"flat value {self.value:g} (parameter)"
 
 
@@ -250,6 +257,7 @@ class DetectorModel:
         return float(out) if out.ndim == 0 else out
 
     def describe(self) -> str:
+        """The model as one line of text: name, every layer with its thickness, and the attenuation-data source."""
         parts = [f"physical model {self.name!r}"]
         parts.append("window " + (" + ".join(x.describe() for x in self.window) or "none"))
         if self.grid_open_fraction < 1:

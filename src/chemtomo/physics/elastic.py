@@ -61,7 +61,7 @@ def _check_beam(beam_kev) -> np.ndarray:
 
 
 def browning1991_barn(element: str | int, beam_kev):
-    """Total elastic cross-section, Browning's fit of Mott cross-sections (barn).
+    r"""Total elastic cross-section, Browning's fit of Mott cross-sections (barn).
 
     Parameters
     ----------
@@ -81,10 +81,10 @@ def browning1991_barn(element: str | int, beam_kev):
     -----
     .. math::
 
-        \\sigma = 4.7\\times10^{-18}\\,
-        \\frac{Z^{1.33} + 0.032 Z^2}{E + 0.0155 Z^{1.33} E^{0.5}}\\,
-        \\frac{1}{1 - 0.02 Z^{0.5} e^{-u^2}}\\ \\mathrm{cm^2},\\qquad
-        u = \\log_{10}(8)\\, E\\, Z^{-1.33},
+        \sigma = 4.7\times10^{-18}\,
+        \frac{Z^{1.33} + 0.032 Z^2}{E + 0.0155 Z^{1.33} E^{0.5}}\,
+        \frac{1}{1 - 0.02 Z^{0.5} e^{-u^2}}\ \mathrm{cm^2},\qquad
+        u = \log_{10}(8)\, E\, Z^{-1.33},
 
     E in keV. This is the 1991 form; Browning's 1994 universal formula
     (prefactor 3.0e-18) gives values 40-60% larger and does not reproduce the
@@ -137,7 +137,7 @@ def screened_rutherford_barn(
     inner_mrad: float = 0.0,
     outer_mrad: float | None = None,
 ):
-    """Screened-Rutherford elastic cross-section between two scattering angles (barn).
+    r"""Screened-Rutherford elastic cross-section between two scattering angles (barn).
 
     Parameters
     ----------
@@ -164,9 +164,9 @@ def screened_rutherford_barn(
 
     .. math::
 
-        \\frac{d\\sigma}{d\\Omega} = \\frac{4\\gamma^2 Z^2}{a_0^2}
-        \\frac{1}{(q^2 + R^{-2})^2},\\qquad q = 2k\\sin(\\theta/2),\\qquad
-        R = 0.885\\, a_0 Z^{-1/3},
+        \frac{d\sigma}{d\Omega} = \frac{4\gamma^2 Z^2}{a_0^2}
+        \frac{1}{(q^2 + R^{-2})^2},\qquad q = 2k\sin(\theta/2),\qquad
+        R = 0.885\, a_0 Z^{-1/3},
 
     with k the electron wavenumber (relativistic momentum over hbar) and
     gamma = 1 + E/mc^2. With dOmega = 2 pi sin(theta) dtheta and
@@ -174,8 +174,8 @@ def screened_rutherford_barn(
 
     .. math::
 
-        \\sigma(\\theta_1, \\theta_2) = \\frac{4\\pi\\gamma^2 Z^2}{a_0^2 k^2}
-        \\left[\\frac{1}{q_1^2 + R^{-2}} - \\frac{1}{q_2^2 + R^{-2}}\\right].
+        \sigma(\theta_1, \theta_2) = \frac{4\pi\gamma^2 Z^2}{a_0^2 k^2}
+        \left[\frac{1}{q_1^2 + R^{-2}} - \frac{1}{q_2^2 + R^{-2}}\right].
 
     The Born approximation underestimates large-angle scattering by heavy
     atoms (the Mott correction); at 100 keV the total is ~16% below
@@ -208,7 +208,7 @@ def screened_rutherford_barn(
 
 
 def screened_rutherford_mott_barn(element: str | int, beam_kev):
-    """Total elastic cross-section for 50-1000 keV: relativistic screened Rutherford, Mott-corrected (barn).
+    r"""Total elastic cross-section for 50-1000 keV: relativistic screened Rutherford, Mott-corrected (barn).
 
     Parameters
     ----------
@@ -236,10 +236,10 @@ def screened_rutherford_mott_barn(element: str | int, beam_kev):
 
     .. math::
 
-        \\sigma = \\sigma_W(Z, E)\\, a Z^{b}
-        \\left(1 - K \\frac{(\\alpha Z)^2}{\\beta}\\right),\\qquad
-        \\sigma_W = \\frac{4\\pi\\gamma^2 Z^2 R^2}{a_0^2 k^2}\\,
-        \\frac{4k^2R^2}{1 + 4k^2R^2},
+        \sigma = \sigma_W(Z, E)\, a Z^{b}
+        \left(1 - K \frac{(\alpha Z)^2}{\beta}\right),\qquad
+        \sigma_W = \frac{4\pi\gamma^2 Z^2 R^2}{a_0^2 k^2}\,
+        \frac{4k^2R^2}{1 + 4k^2R^2},
 
     with beta = v/c, gamma = 1 + E/mc^2, k the relativistic wavenumber and
     R = 0.885 a0 Z^(-1/3). (a, b, K) = :data:`MOTT_FIT` = (0.776, 0.194,

@@ -145,13 +145,16 @@ class Factors(Mapping[str, LineFactors]):
 
     @property
     def lines(self) -> list[str]:
+        """Line names, in order."""
         return list(self._lines)
 
     @property
     def elements(self) -> list[str]:
+        """Element symbol of every line, in line order (repeated for two lines of one element)."""
         return [lf.element for lf in self._lines.values()]
 
     def subset(self, lines: Iterable[str]) -> Factors:
+        """The factors of ``lines`` only, in the order given (KeyError for a line not held here)."""
         return Factors(self[line] for line in lines)
 
     def f(self, lines: Iterable[str] | None = None) -> np.ndarray:
@@ -165,6 +168,7 @@ class Factors(Mapping[str, LineFactors]):
         return np.array([self[x].z_barn_mol_per_g for x in lines])
 
     def atomic_weights(self, lines: Iterable[str] | None = None) -> np.ndarray:
+        """Atomic weights (g/mol) for ``lines`` (default: all, in order)."""
         lines = self.lines if lines is None else list(lines)
         return np.array([self[x].atomic_weight for x in lines])
 
@@ -193,4 +197,5 @@ class Factors(Mapping[str, LineFactors]):
         return haadf_dose * self.z(lines) / (eds_dose * omega / (4 * np.pi) * self.f(lines))
 
     def as_dict(self, solid_angle_sr: float | None = None) -> dict:
+        """``line -> LineFactors.as_dict(solid_angle_sr)`` for every line, JSON-ready."""
         return {k: v.as_dict(solid_angle_sr) for k, v in self._lines.items()}

@@ -223,6 +223,7 @@ class LineInfo:
 
     @property
     def vacancy(self) -> str:
+        """The subshell whose vacancy the line's transitions fill (``"K"``, ``"L3"``, ...)."""
         return self.definition.vacancy
 
 

@@ -288,7 +288,8 @@ def plan_chunk_slices(geom: TiltGeometry, n_lines: int, n_slices: int, method: s
     one = chunk_bytes(geom, n_lines, 1, method, backend)
     if free < one:
         raise MemoryError(
-            f"one slice of {n_lines} lines on a {geom.n_grid}^2 grid needs {(one + operator_bytes(geom, backend)) / 2**30:.2f} "
+            f"one slice of {n_lines} lines on a {geom.n_grid}^2 grid needs "
+            f"{(one + operator_bytes(geom, backend)) / 2**30:.2f} "
             f"GiB with the projector, more than the budget of {budget_bytes / 2**30:.2f} GiB: give more memory "
             "per worker")
     per_slice = chunk_bytes(geom, n_lines, 2, method, backend) - one
@@ -376,6 +377,7 @@ class Runner:
         self.slots, self.slot_bytes, self.threads = 1, 0.0, None
 
     def describe(self) -> str:
+        """Where the chunks run, as text for the log: in process, a LocalCluster, or a cluster's address."""
         if self.kind == "inprocess":
             return "in process"
         if self.kind == "local":

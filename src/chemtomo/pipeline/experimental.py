@@ -139,8 +139,9 @@ def reconstruct_experimental(series: TiltSeries, factors, options: Reconstructio
 
 
 def iterations_for(n_iter: int | dict | None, method: str) -> int | None:
-    """The iteration count of ``method``: ``n_iter`` itself, or its entry (else ``"default"``,
-    else None: the method's default).
+    """The iteration count of ``method``, or None for the method's default.
+
+    ``n_iter`` itself, or its entry for ``method`` (else its ``"default"`` entry, else None).
     """
     if isinstance(n_iter, dict):
         n_iter = n_iter.get(method, n_iter.get("default"))

@@ -117,9 +117,11 @@ class Fingerprint:
 
     @property
     def digest(self) -> str:
+        """SHA-256 (hex) of the canonical JSON of the parameters and inputs."""
         return hashlib.sha256(_canonical({"parameters": self.parameters, "inputs": self.inputs}).encode()).hexdigest()
 
     def as_dict(self) -> dict:
+        """``{digest, parameters, inputs}``, the parameters JSON round-tripped to compare equal to stored ones."""
         # round-trip through JSON so a stored fingerprint compares equal to a fresh one
         return {"digest": self.digest, "parameters": json.loads(_canonical(self.parameters)),
                 "inputs": dict(self.inputs)}
@@ -183,12 +185,14 @@ class ChunkRecord:
     max_rss_bytes: int = 0
 
     def as_dict(self) -> dict:
+        """The record as a JSON-ready dict (without ``index``: that is its key in the store)."""
         return {"slices": list(self.slices), "sha256": self.sha256, "factor": self.factor,
                 "seconds": float(self.seconds), "host": self.host, "pid": int(self.pid), "written": self.written,
                 "max_rss_bytes": int(self.max_rss_bytes)}
 
     @classmethod
     def from_dict(cls, index: int, d: dict) -> ChunkRecord:
+        """The record of chunk ``index`` from its :meth:`as_dict` form (absent optional fields take defaults)."""
         return cls(int(index), tuple(d["slices"]), d["sha256"], d.get("factor", ""),
                    float(d.get("seconds", float("nan"))), d.get("host", ""), int(d.get("pid", 0)),
                    d.get("written", ""), int(d.get("max_rss_bytes", 0)))
@@ -220,6 +224,7 @@ class StoreArray:
         return out if dtype is None else out.astype(dtype, copy=False)
 
     def astype(self, dtype, copy: bool = True) -> np.ndarray:
+        """The whole array, read from disk, as ``dtype``."""
         return self[...].astype(dtype, copy=copy)
 
     def __repr__(self) -> str:
@@ -383,10 +388,12 @@ class VolumeStore:
 
     @property
     def chunks(self) -> list[tuple[int, int]]:
+        """``(start, stop)`` slice range of every chunk, in order."""
         return chunk_bounds(self.n_slices, self.chunk_slices)
 
     @property
     def maps(self):
+        """The Zarr array of maps, ``(k, n_slices, n_grid, n_grid)`` float32."""
         return self.group["maps"]
 
     def records(self) -> dict[int, ChunkRecord]:
@@ -395,6 +402,7 @@ class VolumeStore:
         return {int(i): ChunkRecord.from_dict(int(i), d) for i, d in raw.items()}
 
     def read_chunk(self, index: int) -> np.ndarray:
+        """Chunk ``index``'s maps ``(k, stop - start, n_grid, n_grid)``, read from disk."""
         a, b = self.chunks[index]
         return np.asarray(self.maps[:, a:b])
 
@@ -449,6 +457,7 @@ class VolumeStore:
 
     @property
     def result_info(self) -> dict:
+        """The result attributes: ``status`` and, once complete, what :meth:`mark_complete` recorded."""
         return dict(dict(self.group.attrs).get(_RESULT, {}))
 
     def create_output(self, name: str, shape: tuple, dtype) -> object:
@@ -458,6 +467,7 @@ class VolumeStore:
                                        overwrite=True)
 
     def mark_complete(self, info: dict) -> None:
+        """Set the status to ``"complete"`` with ``info`` (arrays stored as lists, other non-JSON objects as text)."""
         self._set_status("complete", **json.loads(_canonical_lenient(info)))
 
 

@@ -83,6 +83,20 @@ def series_to_channel_data(series: TiltSeries, lines: list[str], start: int = 0,
 
 
 def slice_chunks(n_slices: int, chunk_slices: int | None):
+    """Half-open ``(start, stop)`` slice ranges that cover ``n_slices`` in chunks of ``chunk_slices``.
+
+    Parameters
+    ----------
+    n_slices : int
+        Slices in the volume.
+    chunk_slices : int or None
+        Slices per chunk (values below 1 count as 1); None or 0 gives one chunk of all the slices.
+
+    Returns
+    -------
+    list of tuple of int
+        ``(start, stop)`` per chunk, in order; the last chunk may be shorter.
+    """
     chunk = n_slices if not chunk_slices else max(1, int(chunk_slices))
     return [(a, min(a + chunk, n_slices)) for a in range(0, n_slices, chunk)]
 
@@ -402,8 +416,10 @@ def _report(bar, i: int, a: int, b: int, out, n_chunks: int) -> None:
 
 def run_fingerprint(series: TiltSeries, spec: ChunkSpec, lines: list[str], r, filter_params: dict | None = None
                     ) -> Fingerprint:
-    """What a volume's maps are a function of: the arrays the chunks reconstruct (after any
-    filter) and the parameters of the solve (``filter_params`` named for a readable refusal).
+    """What a volume's maps are a function of.
+
+    The arrays the chunks reconstruct (after any filter) and the parameters of the solve
+    (``filter_params`` named for a readable refusal).
     """
     from .. import __version__
 

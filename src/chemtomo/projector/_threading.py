@@ -11,7 +11,8 @@ def _check_threads(n_threads) -> int | None:
     """``n_threads`` checked against numba's thread pool (None: numba's current setting)."""
     if n_threads is None:
         return None
-    if isinstance(n_threads, bool) or int(n_threads) != n_threads or not 1 <= n_threads <= numba.config.NUMBA_NUM_THREADS:
+    if (isinstance(n_threads, bool) or int(n_threads) != n_threads
+            or not 1 <= n_threads <= numba.config.NUMBA_NUM_THREADS):
         raise ValueError(
             f"n_threads must be an integer in [1, {numba.config.NUMBA_NUM_THREADS}] or None, got {n_threads!r}")
     return int(n_threads)
@@ -19,9 +20,10 @@ def _check_threads(n_threads) -> int | None:
 
 @contextlib.contextmanager
 def _threads(n: int | None, n_tasks: int | None = None):
-    """Run numba kernels on ``n`` threads (default: numba's current setting), never more
-    than ``n_tasks`` (idle threads still cost a wake-up per parallel region, and on a
-    busy machine a scheduler quantum); only the calling thread's setting changes.
+    """Run numba kernels on ``n`` threads (default: numba's current setting), never more than ``n_tasks``.
+
+    Idle threads still cost a wake-up per parallel region, and on a busy machine a scheduler
+    quantum; only the calling thread's setting changes.
     """
     old = numba.get_num_threads()
     want = old if n is None else n

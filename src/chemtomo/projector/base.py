@@ -65,6 +65,7 @@ class Operator:
 
     @property
     def T(self) -> Operator:
+        """The adjoint ``A^T`` as an operator (a view of this one; nothing is copied)."""
         return _Adjoint(self)
 
     def __rmul__(self, scale: float) -> Operator:

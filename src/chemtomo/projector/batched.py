@@ -244,8 +244,9 @@ class BatchedOperator(Operator):
         return self.nnz / max(1, shared * self.group + single)
 
     def flops_per_column(self) -> int:
-        """Useful flops of one SIRT iteration per column: ``4 nnz`` (one multiply-add each way)
-        plus the element-wise updates (``3 n_rays + 3 n_vox``).
+        """Useful flops of one SIRT iteration per column.
+
+        ``4 nnz`` (one multiply-add each way) plus the element-wise updates (``3 n_rays + 3 n_vox``).
         """
         return 4 * self.nnz + 3 * self.shape[0] + 3 * self.shape[1]
 

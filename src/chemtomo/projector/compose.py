@@ -35,7 +35,7 @@ class VStack(Operator):
     def _adjoint(self, y):
         parts = np.split(y, self._splits, axis=0)
         out = self.ops[0]._adjoint(np.ascontiguousarray(parts[0]))
-        for op, part in zip(self.ops[1:], parts[1:]):
+        for op, part in zip(self.ops[1:], parts[1:], strict=True):
             out += op._adjoint(np.ascontiguousarray(part))
         return out
 
@@ -50,7 +50,7 @@ class VStack(Operator):
     def abs_col_sums(self, row_weights: np.ndarray | None = None) -> np.ndarray:
         """``sum_i |A_i|^T w_i`` over the blocks' rows."""
         parts = _split_rows(row_weights, self._splits)
-        return _sum_cols([op.abs_col_sums(w) for op, w in zip(self.ops, parts)])
+        return _sum_cols([op.abs_col_sums(w) for op, w in zip(self.ops, parts, strict=True)])
 
 
 class BlockDiag(Operator):
@@ -66,11 +66,11 @@ class BlockDiag(Operator):
 
     def _forward(self, x):
         parts = np.split(x, self._in, axis=0)
-        return np.concatenate([op._forward(np.ascontiguousarray(p)) for op, p in zip(self.ops, parts)])
+        return np.concatenate([op._forward(np.ascontiguousarray(p)) for op, p in zip(self.ops, parts, strict=True)])
 
     def _adjoint(self, y):
         parts = np.split(y, self._out, axis=0)
-        return np.concatenate([op._adjoint(np.ascontiguousarray(p)) for op, p in zip(self.ops, parts)])
+        return np.concatenate([op._adjoint(np.ascontiguousarray(p)) for op, p in zip(self.ops, parts, strict=True)])
 
     def column_dependent(self) -> bool:
         """Whether any block is."""
@@ -83,7 +83,7 @@ class BlockDiag(Operator):
     def abs_col_sums(self, row_weights: np.ndarray | None = None) -> np.ndarray:
         """The blocks' ``|A_i|^T w_i``, stacked."""
         parts = _split_rows(row_weights, self._out)
-        return _stack_rows([op.abs_col_sums(w) for op, w in zip(self.ops, parts)])
+        return _stack_rows([op.abs_col_sums(w) for op, w in zip(self.ops, parts, strict=True)])
 
 
 class HStack(Operator):
@@ -102,7 +102,7 @@ class HStack(Operator):
     def _forward(self, x):
         parts = np.split(x, self._in, axis=0)
         out = self.ops[0]._forward(np.ascontiguousarray(parts[0]))
-        for op, p in zip(self.ops[1:], parts[1:]):
+        for op, p in zip(self.ops[1:], parts[1:], strict=True):
             out += op._forward(np.ascontiguousarray(p))
         return out
 

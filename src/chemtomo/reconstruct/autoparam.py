@@ -220,6 +220,7 @@ class CVResult:
     info: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
+        """The choice as a JSON-ready dict: params, rule, grid, scores and the plain entries of ``info``."""
         return {"params": dict(self.params), "rule": self.rule,
                 "grid": [dict(g) for g in self.grid], "scores": [float(v) for v in self.scores],
                 **{k: v for k, v in self.info.items() if isinstance(v, (int, float, str, bool, list))}}
@@ -410,7 +411,8 @@ def cv_tv_weight(
     # the constants of all the data: the same mu -> lam conversion in every fold and in the final solve
     if constants is None:
         constants = tv_constants(W, counts, model, haadf=haadf, r=r,
-                                 **{k: v for k, v in solver.items() if k in ("haadf_model_error", "haadf_gain", "tv_scale")})
+                                 **{k: v for k, v in solver.items()
+                                    if k in ("haadf_model_error", "haadf_gain", "tv_scale")})
     res = tv_solve(W, b, model=model, mu=col_mu, haadf=h, r=r, ray_mask=col_mask, constants=constants,
                    n_iter=n_iter, **solver)
     maps = res.x if res.info["factor"] == "f" else res.x / np.asarray(r, DTYPE)[:, None, None]

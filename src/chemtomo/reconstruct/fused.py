@@ -136,10 +136,12 @@ class TVConstants:
     tv_operator_scale: float
 
     def as_dict(self) -> dict:
+        """The constants as a dict of floats."""
         return {k: float(v) for k, v in self.__dict__.items()}
 
     @classmethod
     def coerce(cls, c) -> TVConstants:
+        """``c`` itself if it is TVConstants, else TVConstants built from a mapping of its fields."""
         return c if isinstance(c, cls) else cls(**{k: float(v) for k, v in dict(c).items()})
 
 

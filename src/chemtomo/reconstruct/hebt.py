@@ -45,6 +45,7 @@ class ResponseRatios:
     n_samples: int
 
     def as_dict(self) -> dict:
+        """The fit as a JSON-ready dict."""
         return {"lines": list(self.lines), "r": [float(v) for v in self.r],
                 "r2": float(self.r2), "n_samples": int(self.n_samples)}
 
@@ -97,6 +98,13 @@ def estimate_response_ratios(
 
 
 def check_alpha(alpha: float) -> float:
+    """The HAADF weight ``alpha`` as a float, checked to lie in [0, 1).
+
+    Raises
+    ------
+    ValueError
+        If ``alpha`` is outside [0, 1) (or NaN).
+    """
     alpha = float(alpha)
     if not 0.0 <= alpha < 1.0:
         raise ValueError(f"alpha (the HAADF weight) must lie in [0, 1), got {alpha}")
@@ -114,7 +122,7 @@ def hebt_operator(W: Operator, n_channels: int, alpha: float) -> ChannelMix:
 def hebt_data(haadf: np.ndarray, eds: list[np.ndarray], r: np.ndarray, alpha: float) -> np.ndarray:
     """Stacked data ``I^b`` of eq 17: ``[(1-alpha) r_A I_A ...; alpha I^H]``, each ``(n_rays, s)``."""
     alpha = check_alpha(alpha)
-    blocks = [(1 - alpha) * float(ra) * np.asarray(e, DTYPE) for ra, e in zip(r, eds)]
+    blocks = [(1 - alpha) * float(ra) * np.asarray(e, DTYPE) for ra, e in zip(r, eds, strict=True)]
     blocks.append(alpha * np.asarray(haadf, DTYPE))
     return np.ascontiguousarray(np.concatenate(blocks, axis=0), dtype=DTYPE)
 

@@ -66,12 +66,27 @@ class Functional:
     mask: np.ndarray | None = None
 
     def value(self, y: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        """``F`` of every column of ``y`` ``(n, m)``, shape ``(m,)``."""
         raise NotImplementedError
 
     def prox_conj(self, p: np.ndarray, sigma: np.ndarray) -> np.ndarray:  # pragma: no cover
+        """``prox_{sigma F*}(p)``, the proximal map of the convex conjugate with step ``sigma``.
+
+        Parameters
+        ----------
+        p : ndarray, (n, m)
+            Dual point.
+        sigma : ndarray or float
+            Dual step sizes, broadcastable to ``p``.
+
+        Returns
+        -------
+        ndarray, (n, m)
+        """
         raise NotImplementedError
 
     def row_mask(self, n: int, m: int) -> np.ndarray | None:
+        """The term's ``mask`` as 0/1 row weights of shape ``(n, m)``, or None when every row is used."""
         return None if self.mask is None else np.broadcast_to(np.asarray(self.mask, DTYPE), (n, m))
 
 
@@ -109,10 +124,12 @@ class WeightedL2(Functional):
         self.w = w if w.ndim != 1 else w[:, None]
 
     def value(self, y):
+        """``1/2 sum_i w_i (y_i - b_i)^2`` per column, float64 ``(m,)``."""
         d = (y - self.b).astype(np.float64)
         return 0.5 * np.sum(np.broadcast_to(self.w, d.shape) * d * d, axis=0)
 
     def prox_conj(self, p, sigma):
+        """``w (p - sigma b) / (w + sigma)``, the closed-form prox of ``sigma F*``."""
         # F*(q) = sum q^2 / (2 w) + <q, b>;  prox = w (p - sigma b) / (w + sigma)
         return self.w * (p - sigma * self.b) / (self.w + sigma)
 
@@ -151,6 +168,7 @@ class KullbackLeibler(Functional):
             self.m = self.m[:, None]
 
     def value(self, y):
+        """The KL divergence per column, float64 ``(m,)`` (``y + g`` floored at 1e-12; masked rows left out)."""
         mu = np.maximum(y.astype(np.float64) + self.g, 1e-12)
         b = np.broadcast_to(self.b, mu.shape).astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -160,6 +178,7 @@ class KullbackLeibler(Functional):
         return np.sum(v, axis=0)
 
     def prox_conj(self, p, sigma):
+        """``prox_{sigma F*}(p)`` in closed form (0 on masked rows)."""
         # F(y) = G(y + g): prox_{s F*}(p) = prox_{s G*}(p + s g);
         # G*(q) = -sum b log(1 - q):  prox = (q + 1 - sqrt((q - 1)^2 + 4 s b)) / 2
         q = p + sigma * self.g if np.any(self.g) else p
@@ -195,10 +214,12 @@ class GroupL21(Functional):
         self.lam = lam
 
     def value(self, g):
+        """``lam * sum_px ||g_px||_2`` per column, shape ``(m,)``."""
         nrm = group_norm_sum(g, self.n_channels, self.image_shape, self.coupled)
         return np.broadcast_to(self.lam, (g.shape[1],)) * nrm
 
     def prox_conj(self, p, sigma):
+        """``p`` projected in place onto the l2 balls of radius ``lam`` (``sigma`` does not enter)."""
         return project_l2_balls(p, self.lam, self.n_channels, self.image_shape, self.coupled)
 
 
@@ -225,12 +246,15 @@ class RowScaled(Functional):
         self.mask = getattr(self.f, "mask", None)
 
     def value(self, y):
+        """``F(y / d)`` per column."""
         return self.f.value(y / self.d)
 
     def prox_conj(self, p, sigma):
+        """``prox_{sigma d^2 F*}(d p) / d``."""
         return self.f.prox_conj(self.d * p, sigma * self.d * self.d) / self.d
 
     def row_mask(self, n, m):
+        """The wrapped functional's row mask."""
         return self.f.row_mask(n, m)
 
 
@@ -252,17 +276,22 @@ class Separable(Functional):
         return np.split(y, self._splits, axis=0)
 
     def value(self, y):
-        return sum(f.value(part) for (_, f), part in zip(self.parts, self._split(y)))
+        """The parts' values on their row blocks, summed per column."""
+        return sum(f.value(part) for (_, f), part in zip(self.parts, self._split(y), strict=True))
 
     def prox_conj(self, p, sigma):
+        """Each part's ``prox_conj`` on its row block (``sigma`` split alike when given per row), stacked."""
         sig = self._split(sigma) if np.ndim(sigma) and np.shape(sigma)[0] == p.shape[0] else [sigma] * len(self.parts)
-        return np.concatenate([f.prox_conj(part, s) for (_, f), part, s in zip(self.parts, self._split(p), sig)])
+        return np.concatenate([f.prox_conj(part, s)
+                               for (_, f), part, s in zip(self.parts, self._split(p), sig, strict=True)])
 
     def row_mask(self, n, m):
+        """The parts' row masks stacked (ones for a part without one), or None when no part has one."""
         masks = [f.row_mask(k, m) for k, f in self.parts]
         if all(mk is None for mk in masks):
             return None
-        return np.concatenate([np.ones((k, m), DTYPE) if mk is None else mk for (k, _), mk in zip(self.parts, masks)])
+        return np.concatenate([np.ones((k, m), DTYPE) if mk is None else mk
+                               for (k, _), mk in zip(self.parts, masks, strict=True)])
 
 
 @dataclass
@@ -374,7 +403,7 @@ def pdhg(
     Kx = [t.op._forward(x) for t in terms]
     Kxbar = [k.copy() for k in Kx]
     y = [np.zeros((t.op.shape[0], m), DTYPE) for t in terms]
-    obj = sum(t.f.value(k) for t, k in zip(terms, Kx))
+    obj = sum(t.f.value(k) for t, k in zip(terms, Kx, strict=True))
     hist_obj, hist_p, hist_d, hist_it = [], [], [], []
     snaps: dict[int, np.ndarray] = {}
     recent = [obj]
@@ -416,7 +445,7 @@ def pdhg(
                 d2 += np.einsum("ij,ij->j", e * sig[i], e, dtype=np.float64)
             d_res = np.sqrt(d2)
         # K xbar = K (2 x_new - x) = 2 K x_new - K x, written over the old K x (no allocation)
-        for kn, ko in zip(Kx_new, Kx):
+        for kn, ko in zip(Kx_new, Kx, strict=True):
             ko -= kn
             ko -= kn
             np.negative(ko, out=ko)
@@ -424,7 +453,7 @@ def pdhg(
         Kx = Kx_new
         x = x_new
         if monitor:
-            obj = sum(t.f.value(k) for t, k in zip(terms, Kx))
+            obj = sum(t.f.value(k) for t, k in zip(terms, Kx, strict=True))
             hist_obj.append(obj)
             hist_p.append(p_res)
             hist_d.append(d_res)

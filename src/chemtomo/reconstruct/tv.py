@@ -73,7 +73,10 @@ class Gradient2D(Operator):
         return r.reshape(-1, 1)
 
     def abs_col_sums(self, row_weights: np.ndarray | None = None) -> np.ndarray:
-        """``|D|^T w`` ``(n_in, 1)`` or ``(n_in, m)``; with ``w = 1``, how many differences each pixel enters (2 to 4)."""
+        """``|D|^T w``, shape ``(n_in, 1)`` or ``(n_in, m)``.
+
+        With ``w = 1`` it counts how many differences each pixel enters (2 to 4).
+        """
         ny, nx = self.image_shape
         if row_weights is None:
             c = np.zeros((self.k, ny, nx), DTYPE)
