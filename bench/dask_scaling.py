@@ -226,7 +226,8 @@ def dask_overhead(prepared, rr, args, n: int = 4) -> dict:
 
 def store_costs(maps, prepared, args) -> dict:
     """Driver-side costs of a store: writing the chunks, verifying them on resume, chunked quantification."""
-    from chemtomo.pipeline.store import Fingerprint, VolumeStore, quantify_store
+    from chemtomo.pipeline.store import Fingerprint, VolumeStore
+    from chemtomo.pipeline.store_quantify import quantify_store
 
     with tempfile.TemporaryDirectory() as tmp:
         fp = Fingerprint({"bench": True}, {})

@@ -32,8 +32,8 @@ from chemtomo.pipeline.store import (
     StoreMismatchError,
     VolumeStore,
     array_sha256,
-    quantify_store,
 )
+from chemtomo.pipeline.store_quantify import quantify_store
 from chemtomo.projector import make_operator
 from chemtomo.quantify import esf_threshold, quantify
 from chemtomo.tiltseries import TiltSeries

@@ -47,14 +47,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..geometry import TiltGeometry, columns_to_volume
+from ..projector import DEFAULT_BACKEND
 from ..reconstruct import ChannelData, MethodParams, get_method
+from .memory import (  # noqa: F401  (the memory model, re-exported beside the runner that uses it)
+    WORKER_BASELINE_BYTES, _BUDGET_FILL, chunk_bytes, default_memory_budget, operator_bytes, plan_chunk_slices,
+)
 
 log = logging.getLogger("chemtomo.pipeline")
 
 SCHEDULER_ENV = "CHEMTOMO_SCHEDULER"
 IN_PROCESS = ("inprocess", "in-process", "none", "sync")
-# the operator backend of a run when none is given (make_operator's default)
-DEFAULT_BACKEND = "batched"
 
 # -- one chunk --------------------------------------------------------------------------------
 
@@ -218,91 +220,6 @@ def _max_rss() -> int:
         return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
     except ImportError:  # pragma: no cover
         return 0
-
-
-# -- memory -----------------------------------------------------------------------------------
-
-# The memory model of a method is its own (Method.peak_factors: per backend, measured
-# with tracemalloc; tests/pipeline/test_distributed.py checks the measurement stays under
-# the estimate). The batched engine pads its k s columns to whole blocks of 8-64 lanes,
-# never more than the columns plus 8, nor 64: that allowance is added here, per backend.
-_PAD_COLUMNS = {"batched": 64}
-WORKER_BASELINE_BYTES = 400 * 2**20  # python + numpy/scipy/numba/astra + distributed, per worker process
-_BUDGET_FILL = 0.7  # of a worker's memory_limit: below Dask's pause (80 %) and restart (95 %) thresholds
-
-
-def chunk_bytes(geom: TiltGeometry, n_lines: int, n_slices: int, method: str,
-                backend: str = DEFAULT_BACKEND) -> int:
-    """Peak memory (bytes) of one chunk solve, the projector excluded.
-
-    ``4 s (a (k + 1) n_rays + b k n_voxels)`` for ``s`` slices of ``k`` lines
-    (data, iterate and the operator's temporaries; ``a``, ``b`` from the method's
-    :meth:`~chemtomo.reconstruct.Method.peak_factors` for the backend), plus the
-    batched engine's padding to whole column blocks.
-    """
-    a, b = get_method(method).peak_factors(backend)
-    k = int(n_lines)
-    pad_columns = min(_PAD_COLUMNS.get(backend, 0), k * int(n_slices) + 8)
-    pad = 4 * pad_columns * (geom.n_voxels + 3 * geom.n_rays)
-    return int(4 * int(n_slices) * (a * (k + 1) * geom.n_rays + b * k * geom.n_voxels)) + pad + (256 << 10)
-
-
-def operator_bytes(geom: TiltGeometry, backend: str = DEFAULT_BACKEND) -> int:
-    """Memory (bytes) of the projector, estimated before it is built.
-
-    A strip model meets about 3 pixels per grid column per ray, so
-    ``nnz ~ 3 n_rays n_grid``. ``sparse`` holds W and W^T in CSR (8 bytes per
-    entry each); ``batched`` holds grouped W^T (about 6 bytes per entry, measured);
-    ASTRA's own projectors hold no matrix.
-    """
-    if backend.startswith("astra"):
-        return 64 << 20
-    nnz = 3 * geom.n_rays * geom.n_grid
-    if backend == "batched":
-        return int(6 * nnz + 8 * geom.n_voxels)
-    return int(2 * (8 * nnz + 4 * (geom.n_rays + geom.n_voxels)))
-
-
-def plan_chunk_slices(geom: TiltGeometry, n_lines: int, n_slices: int, method: str, budget_bytes: float,
-                      backend: str = DEFAULT_BACKEND, min_chunks: int = 1) -> int:
-    """Slices per chunk so that the projector plus one chunk fit ``budget_bytes``.
-
-    Parameters
-    ----------
-    geom : TiltGeometry
-    n_lines : int
-    n_slices : int
-        Slices of the volume.
-    method, backend : str
-    budget_bytes : float
-        Memory one slot (one task at a time) may use, the process baseline excluded.
-    min_chunks : int
-        At least this many chunks (load balance over slots, resume granularity).
-
-    Raises
-    ------
-    MemoryError
-        Not even one slice fits: the message names the memory one slice needs.
-    """
-    free = float(budget_bytes) - operator_bytes(geom, backend)
-    one = chunk_bytes(geom, n_lines, 1, method, backend)
-    if free < one:
-        raise MemoryError(
-            f"one slice of {n_lines} lines on a {geom.n_grid}^2 grid needs "
-            f"{(one + operator_bytes(geom, backend)) / 2**30:.2f} "
-            f"GiB with the projector, more than the budget of {budget_bytes / 2**30:.2f} GiB: give more memory "
-            "per worker")
-    per_slice = chunk_bytes(geom, n_lines, 2, method, backend) - one
-    fit = int(1 + (free - one) // max(per_slice, 1))
-    balanced = math.ceil(n_slices / max(1, int(min_chunks)))
-    return max(1, min(fit, balanced, n_slices))
-
-
-def default_memory_budget() -> int:
-    """Half of the memory available now (bytes): the default budget of a run on this machine."""
-    import psutil
-
-    return int(0.5 * psutil.virtual_memory().available)
 
 
 # -- where chunks run ---------------------------------------------------------------------------

@@ -49,6 +49,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.provenance import to_json
+
 STORE_FORMAT = "chemtomo-volume-store"
 STORE_FORMAT_VERSION = "1"
 _META, _CHUNKS, _RESULT = "chemtomo", "chemtomo_chunks", "chemtomo_result"
@@ -468,112 +470,4 @@ class VolumeStore:
 
     def mark_complete(self, info: dict) -> None:
         """Set the status to ``"complete"`` with ``info`` (arrays stored as lists, other non-JSON objects as text)."""
-        self._set_status("complete", **json.loads(_canonical_lenient(info)))
-
-
-def _canonical_lenient(obj) -> str:
-    def default(o):
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-        if isinstance(o, (np.floating, np.integer, np.bool_)):
-            return o.item()
-        return str(o)
-
-    return json.dumps(obj, default=default)
-
-
-# -- quantification in chunks --------------------------------------------------------------------
-
-def quantify_store(store: VolumeStore, factors, atomic_weights, elements: list[str],
-                   mask_method: str = "esf", threshold: float | None = None):
-    """Mask and fractions of the maps in ``store``, reading and writing chunk by chunk.
-
-    The same arithmetic as :func:`chemtomo.quantify.quantify` on the whole volume,
-    voxel for voxel: the total signal, the fractions and the mask are per voxel;
-    only the threshold needs the whole volume, and it is taken from exactly the
-    values :func:`chemtomo.quantify.esf_threshold` (or Otsu's histogram) would
-    see, gathered in chunks. Memory: one chunk of maps (and its float64
-    fractions) plus the ESF's voxel sample (``max_voxels`` float64 values).
-
-    Writes ``fractions/weight``, ``fractions/atomic`` (float32) and ``mask``
-    (uint8) into the store and returns the :class:`~chemtomo.quantify.Threshold`.
-    """
-    from ..quantify import (
-        ESF_MAX_VOXELS,
-        ESF_SEED,
-        Threshold,
-        atomic_fractions,
-        esf_threshold,
-        total_signal,
-        weight_fractions,
-    )
-
-    q = np.asarray(factors, dtype=np.float64)
-    shape = (store.n_slices, store.n_grid, store.n_grid)
-    size = int(np.prod(shape))
-    per_slice = store.n_grid * store.n_grid
-
-    def totals():
-        for a, b, maps in store.iter_maps():
-            yield a, b, maps, total_signal(maps, q)
-
-    curve: dict = {}
-    if threshold is not None:
-        value, method = float(threshold), "given"
-    elif mask_method == "esf":
-        max_voxels, seed = ESF_MAX_VOXELS, ESF_SEED  # esf_threshold's own sampling defaults
-        if size <= max_voxels:
-            sample = np.concatenate([t.ravel() for _, _, _, t in totals()])
-        else:  # the very voxels esf_threshold's subsample picks: the indices do not depend on the values
-            idx = np.sort(np.random.default_rng(seed).choice(size, max_voxels, replace=False))
-            parts = []
-            for a, b, _, t in totals():
-                lo, hi = np.searchsorted(idx, [a * per_slice, b * per_slice])
-                parts.append(t.ravel()[idx[lo:hi] - a * per_slice])
-            sample = np.concatenate(parts)
-        th = esf_threshold(sample)
-        value, method, curve = th.value, th.method, th.curve
-    elif mask_method == "otsu":
-        value, method = _otsu_chunked(totals), "otsu"
-    else:
-        raise ValueError(f"mask method must be 'esf' or 'otsu', got {mask_method!r}")
-
-    k = len(store.lines)
-    w_out = store.create_output("fractions/weight", (k, *shape), "float32")
-    a_out = store.create_output("fractions/atomic", (k, *shape), "float32")
-    m_out = store.create_output("mask", shape, "uint8")
-    counts = {0.9: 0, 1.0: 0, 1.1: 0}
-    for a, b, maps, total in totals():
-        mask = total > value
-        for f in counts:
-            counts[f] += int(np.count_nonzero(total > (f * value if f != 1.0 else value)))
-        w = weight_fractions(maps, q, mask)
-        w_out[:, a:b] = w.astype(np.float32)
-        a_out[:, a:b] = atomic_fractions(w, atomic_weights).astype(np.float32)
-        m_out[a:b] = mask.astype(np.uint8)
-    # as quantify._volume / _stability, from whole-volume counts
-    v = float(counts[1.0]) / size
-    stability = (float(counts[0.9]) / size - float(counts[1.1]) / size) / v if v > 0 else float("inf")
-    return Threshold(value, method, v, stability, curve)
-
-
-def _otsu_chunked(totals) -> float:
-    """Otsu's threshold as ``skimage.filters.threshold_otsu`` on the whole total signal."""
-    from skimage.filters import threshold_otsu
-
-    first, lo, hi, same = None, np.inf, -np.inf, True
-    for _, _, _, t in totals():
-        flat = t.ravel()
-        if first is None:
-            first = flat[0]
-        same = same and bool(np.all(flat == first))
-        lo, hi = min(lo, float(flat.min())), max(hi, float(flat.max()))
-    if same:
-        return float(first)
-    # skimage bins a float image with np.histogram(image, bins=256, range=None): edges from min and max
-    edges = np.histogram_bin_edges(np.array([lo, hi], dtype=np.float64), bins=256)
-    counts = np.zeros(256, np.int64)
-    for _, _, _, t in totals():
-        counts += np.histogram(t.ravel(), bins=edges)[0]
-    centres = (edges[:-1] + edges[1:]) / 2.0
-    return float(threshold_otsu(hist=(counts, centres)))
+        self._set_status("complete", **json.loads(to_json(info)))

@@ -33,7 +33,8 @@ from ..reconstruct import (
 )
 from ..tiltseries import TiltSeries
 from .distributed import DEFAULT_BACKEND, ChunkSpec, Runner, chunk_operator, plan_chunk_slices
-from .store import Fingerprint, StoreArray, VolumeStore, array_sha256, quantify_store
+from .store import Fingerprint, StoreArray, VolumeStore, array_sha256
+from .store_quantify import quantify_store
 
 log = logging.getLogger("chemtomo.pipeline")
 

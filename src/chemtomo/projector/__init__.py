@@ -25,9 +25,11 @@ from .compose import BlockDiag, ChannelMix, HStack, RowScale, VStack
 
 Backend = Literal["batched", "sparse", "astra", "astra_cuda"]
 BACKENDS = ("batched", "sparse", "astra", "astra_cuda")
+#: The backend of :func:`make_operator` and of a pipeline run when none is given.
+DEFAULT_BACKEND: Backend = "batched"
 
 
-def make_operator(geom: TiltGeometry, backend: Backend = "batched", kind: str = "strip",
+def make_operator(geom: TiltGeometry, backend: Backend = DEFAULT_BACKEND, kind: str = "strip",
                   **options) -> Operator:
     """The projection operator W for ``geom``.
 
@@ -55,7 +57,7 @@ def make_operator(geom: TiltGeometry, backend: Backend = "batched", kind: str = 
 
 
 __all__ = [
-    "BACKENDS", "DTYPE", "AstraOperator", "BatchedOperator", "BlockDiag", "ChannelMix", "HStack",
+    "BACKENDS", "DEFAULT_BACKEND", "DTYPE", "AstraOperator", "BatchedOperator", "BlockDiag", "ChannelMix", "HStack",
     "HebtColumns", "MatrixOperator", "Operator", "RowScale", "Scaled", "VStack", "astra_matrix",
     "batched_operator", "dottest", "gpu_available", "iter_slice_chunks", "make_operator",
 ]
