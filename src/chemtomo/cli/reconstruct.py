@@ -448,7 +448,8 @@ def report_raw(exp) -> None:
         f"{ln} {c['fraction_clipped']:.0%}, {c['counts_clipped'] / max(c['total_counts'], 1e-12):.1%}"
         for ln, c in pre.clipped.items()), file=err)
     if exp.tomviz is not None:
-        d = ", ".join(f"{a:g}:{v:.1f}" for a, v in zip(exp.tomviz["angles_deg"], exp.tomviz["distance_px"], strict=True))
+        d = ", ".join(f"{a:g}:{v:.1f}"
+                      for a, v in zip(exp.tomviz["angles_deg"], exp.tomviz["distance_px"], strict=True))
         print(f"shifts vs tomviz (raw px per tilt): {d}; RMS {exp.tomviz['rms_px']:.2f}, "
               f"max {exp.tomviz['max_px']:.2f}", file=err)
     for m, res in exp.results.items():
@@ -458,7 +459,8 @@ def report_raw(exp) -> None:
             line += f"; chosen {res.parameters['auto']['params']}"
         if res.response_ratios is not None:
             rr = res.response_ratios
-            line += "; r_A " + ", ".join(f"{ln} {r:.4g}" for ln, r in zip(rr.lines, rr.r, strict=True)) + f" (R^2 {rr.r2:.4f})"
+            line += ("; r_A " + ", ".join(f"{ln} {r:.4g}" for ln, r in zip(rr.lines, rr.r, strict=True))
+                     + f" (R^2 {rr.r2:.4f})")
         print(line, file=err)
         inside = res.composition.mask
         if inside.any():

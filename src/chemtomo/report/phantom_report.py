@@ -32,7 +32,10 @@ def fig_phantom(kept, out: Path) -> Path:
 
 
 def fig_sinograms(kept, out: Path) -> Path:
-    """Figure 2: HAADF, EDS and filtered EDS sinograms of the first slice (dose x1 if run), ``out/fig02_sinograms.png``."""
+    """Figure 2: HAADF, EDS and filtered EDS sinograms of the first slice, ``out/fig02_sinograms.png``.
+
+    From the dose x1 problem when it was run, else the first dose's.
+    """
     pr = kept["dose"]["1"]["problem"] if "1" in kept["dose"] else next(iter(kept["dose"].values()))["problem"]
     s = pr.sim.series
     lines = pr.data.lines
