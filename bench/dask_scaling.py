@@ -40,6 +40,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "dask_scaling.json"
 
 
 def load() -> list[float]:
+    """The 1-, 5- and 15-minute load averages of the machine, rounded to 0.01."""
     return [round(x, 2) for x in os.getloadavg()]
 
 
@@ -92,12 +93,14 @@ def prepare(args):
 
 
 def spec_for(prepared, args, threads=None):
+    """The HEBT-SIRT :class:`ChunkSpec` of the bench (``args.iterations``, ``args.backend``, ``threads``)."""
     from chemtomo.pipeline.distributed import ChunkSpec
 
     return ChunkSpec(prepared.geometry().key(), args.backend, "hebt_sirt", {"n_iter": args.iterations}, threads=threads)
 
 
 def chunks_of(args):
+    """The chunks ``(index, first slice, end slice)`` of ``args.chunk`` slices covering ``args.slices``."""
     return [(i, a, min(a + args.chunk, args.slices)) for i, a in enumerate(range(0, args.slices, args.chunk))]
 
 
@@ -153,7 +156,7 @@ def run_pinned(path: Path, args):
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
     maps = np.zeros((args.lines, args.slices, args.pixels, args.pixels), np.float32)
     for rep in reports:
-        for (i, a, b), name in zip(rep["chunks"], rep["maps"]):
+        for (_, a, b), name in zip(rep["chunks"], rep["maps"], strict=True):
             maps[:, a:b] = np.load(name)
             os.unlink(name)
     return {
@@ -165,6 +168,25 @@ def run_pinned(path: Path, args):
 
 
 def pinned_worker(core: int, data: Path, chunk_list: list, iterations: int, backend: str) -> None:
+    """One pinned process: reconstruct ``chunk_list`` on ``core`` and print its report as one JSON line.
+
+    Each chunk's maps go to a temporary ``.npy`` file named in the report
+    (the parent loads and removes them).
+
+    Parameters
+    ----------
+    core : int
+        The CPU core to pin this process to.
+    data : Path
+        The ``.npy`` stack of the filtered EDS sinograms and HAADF (with its
+        ``.json`` companion: lines, response ratios, geometry key).
+    chunk_list : list of (int, int, int)
+        The chunks ``(index, first slice, end slice)`` to reconstruct.
+    iterations : int
+        HEBT-SIRT iterations.
+    backend : str
+        Operator backend.
+    """
     t_start = time.perf_counter()
     os.sched_setaffinity(0, {core})
     from chemtomo.pipeline.distributed import ChunkSpec, reconstruct_chunk
@@ -211,7 +233,7 @@ def dask_overhead(prepared, rr, args, n: int = 4) -> dict:
                       memory_limit=int(args.memory_gb * 2**30)) as cluster, Client(cluster) as client:
         client.submit(reconstruct_chunk, spec, series_to_channel_data(prepared, prepared.lines, 0, 1, rr.r),
                       pure=False).result()  # warm: imports and the projector, as the first chunk of a run pays
-        for i, a, b in chunks_of(args)[:n]:
+        for _, a, b in chunks_of(args)[:n]:
             data = series_to_channel_data(prepared, prepared.lines, a, b, rr.r)
             t0 = time.perf_counter()
             fut = client.submit(reconstruct_chunk, spec, client.scatter(data, hash=False), pure=False)
@@ -248,6 +270,7 @@ def store_costs(maps, prepared, args) -> dict:
 
 
 def main(argv=None) -> int:
+    """Run the benchmark (or, with the hidden ``--pinned-worker``, one pinned worker); the exit code."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--slices", type=int, default=512)
     ap.add_argument("--pixels", type=int, default=256)

@@ -34,6 +34,7 @@ CONFIGS = [(1, 1), (2, 1), (4, 1), (4, 2), (4, 3)]
 
 
 def main(argv=None) -> int:
+    """Profile the engine's pixel pass and ray phase for each grouping in ``CONFIGS``; the exit code."""
     import numba
 
     from chemtomo.projector import _kernels as K

@@ -59,6 +59,7 @@ WORKLOADS = {
 
 
 def log(*args):
+    """Print ``args`` to stderr at once (progress messages)."""
     print(*args, file=sys.stderr, flush=True)
 
 
@@ -150,6 +151,7 @@ def timed(fn, repeat: int):
 # ----------------------------------------------------------------------------- data
 
 def make_geometry(w: dict):
+    """The :class:`TiltGeometry` of workload ``w``: ``w["angles"]`` = (first deg, last deg, count), pixels, nm."""
     from chemtomo.geometry import TiltGeometry
 
     lo, hi, n = w["angles"]
@@ -255,6 +257,29 @@ def astra_two_cores(geom_key: dict, kind: str, sinos: np.ndarray, n_iter: int) -
 # ----------------------------------------------------------------------------- run
 
 def run(workload: str, kind: str, repeat: int | None, hebt: bool, n_threads: int) -> dict:
+    """Time the engine on one workload and return the JSON-friendly report.
+
+    Measures the machine (triad bandwidth, float32 peak), the engine's build
+    and warm-up, SIRT at each of the workload's iteration counts (best of
+    ``repeat``), HEBT-SIRT at the last count when ``hebt``, and the baseline.
+
+    Parameters
+    ----------
+    workload : str
+        A key of ``WORKLOADS``.
+    kind : {"strip", "linear", "line"}
+        Projector model.
+    repeat : int or None
+        Timed runs of the engine (best kept); None: the workload's.
+    hebt : bool
+        Also time HEBT-SIRT.
+    n_threads : int
+        Numba threads for the engine.
+
+    Returns
+    -------
+    dict
+    """
     import numba
 
     from chemtomo.projector import make_operator
@@ -313,7 +338,7 @@ def run(workload: str, kind: str, repeat: int | None, hebt: bool, n_threads: int
         b3 = b.reshape(geom.n_rays, S, k)
         eds = [np.ascontiguousarray(b3[:, :, c]) for c in range(k)]
         r_ratio = np.linspace(0.5, 1.5, k)
-        haadf = np.ascontiguousarray(sum(rc * e for rc, e in zip(r_ratio, eds)), dtype=np.float32)
+        haadf = np.ascontiguousarray(sum(rc * e for rc, e in zip(r_ratio, eds, strict=True)), dtype=np.float32)
         del b3
         hebt_case = (eds, r_ratio, haadf)
     runs = {}
@@ -326,7 +351,7 @@ def run(workload: str, kind: str, repeat: int | None, hebt: bool, n_threads: int
         best = {"eds": (np.inf, np.nan, 0), "hebt": (np.inf, np.nan, 0)}
         for _ in range(repeat):
             with RssSampler() as mem:
-                wall, cpu, out = timed(lambda: sirt(op, b, n_iter, weights=weights), 1)
+                wall, cpu, out = timed(lambda n_iter=n_iter: sirt(op, b, n_iter, weights=weights), 1)
             if wall < best["eds"][0]:
                 best["eds"] = (wall, cpu, mem.peak)
             x_full = out.x
@@ -334,7 +359,8 @@ def run(workload: str, kind: str, repeat: int | None, hebt: bool, n_threads: int
             if with_hebt:
                 eds, r_ratio, haadf = hebt_case
                 with RssSampler() as mem:
-                    wall, cpu, out = timed(lambda: hebt_sirt(op, haadf, eds, r_ratio, 0.8, n_iter), 1)
+                    wall, cpu, out = timed(lambda haadf=haadf, eds=eds, r_ratio=r_ratio, n_iter=n_iter:
+                                           hebt_sirt(op, haadf, eds, r_ratio, 0.8, n_iter), 1)
                 assert out.info["engine"] == "batched-fused"
                 del out
                 if wall < best["hebt"][0]:
@@ -411,6 +437,7 @@ def run(workload: str, kind: str, repeat: int | None, hebt: bool, n_threads: int
 
 
 def main(argv=None) -> int:
+    """Run the benchmark from the command line, write its JSON result; the exit code."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workload", choices=sorted(WORKLOADS), default="B")
     p.add_argument("--quick", action="store_true", help="the reduced problem (same as --workload quick)")

@@ -111,6 +111,7 @@ def build_table(source: Path) -> str:
 
 
 def build_notice() -> str:
+    """The NOTICE text kept beside the table: reference, provenance and the NIST EPQ notice."""
     return (
         "Bote-Salvat ionization parameters (bote2009_ionization.csv)\n\n"
         f"Reference:\n  {CITATION}\n  (see also D. Bote and F. Salvat, Phys. Rev. A 77 (2008) 042701)\n\n"
@@ -120,6 +121,7 @@ def build_notice() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write the Bote-Salvat table and its notice from the EPQ files (``--check``: compare only); the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE,
                         help=f"folder with the three EPQ files (default {DEFAULT_SOURCE})")

@@ -26,6 +26,7 @@ GRID = (10, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150, 200, 300, 500)
 
 
 def main() -> int:
+    """Compare the CV and discrepancy stopping rules of EDS-SIRT with the oracle n; prints a table, exit code."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--json", help="also write the rows to this JSON file")
@@ -50,8 +51,8 @@ def main() -> int:
                    "cv_n": cv, "cv_ratio": mse[cv] / mse[oracle], "discrepancy_n": dp,
                    "discrepancy_ratio": mse[dp] / mse[oracle]}
             rows.append(row)
-            print(f"| {dose:g} | {seed} | {oracle} | {cv} ({row['cv_ratio']:.2f}) | {dp} ({row['discrepancy_ratio']:.2f}) |",
-                  flush=True)
+            print(f"| {dose:g} | {seed} | {oracle} | {cv} ({row['cv_ratio']:.2f}) | "
+                  f"{dp} ({row['discrepancy_ratio']:.2f}) |", flush=True)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"grid": GRID, "rows": rows}, fh, indent=1)

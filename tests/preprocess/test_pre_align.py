@@ -63,7 +63,8 @@ def particle():
 
 def displace(stack, shifts, rotation_deg=0.0):
     """What the microscope did: content rotated by ``rotation_deg``, then shifted by ``shifts``."""
-    return np.stack([transform_image(im, rotation_deg, s, order=3, mode="constant") for im, s in zip(stack, shifts)])
+    return np.stack([transform_image(im, rotation_deg, s, order=3, mode="constant")
+                     for im, s in zip(stack, shifts, strict=True)])
 
 
 def test_transform_matches_scikit_image_rotate():

@@ -43,7 +43,8 @@ def test_register_haadf_to_eds_per_tilt():
     rng = np.random.default_rng(4)
     eds = np.stack([blobs(seed=i) for i in range(4)])
     true = rng.uniform(-3, 3, size=(4, 2))
-    haadf = 1000 * np.stack([ndimage.shift(e, -t, order=3, mode="constant") for e, t in zip(eds, true)]) + 50
+    haadf = 1000 * np.stack([ndimage.shift(e, -t, order=3, mode="constant")
+                             for e, t in zip(eds, true, strict=True)]) + 50
     reg, shifts = register_haadf_to_eds(haadf, rng.poisson(20 * eds).astype(float), "xcorr")
     np.testing.assert_allclose(shifts, true, atol=0.25)
     assert reg.shape == haadf.shape

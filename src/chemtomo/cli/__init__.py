@@ -25,6 +25,7 @@ class UserError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``chemtomo`` argument parser, with one subcommand per module named in ``COMMANDS``."""
     from chemtomo import __version__
 
     parser = argparse.ArgumentParser(
@@ -41,6 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``chemtomo`` command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit code: the command's (0 on success), or 2 after printing a
+        :class:`UserError`, ValueError, KeyError or FileNotFoundError as one line
+        on stderr.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

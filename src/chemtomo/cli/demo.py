@@ -8,6 +8,18 @@ from pathlib import Path
 
 
 def add_parser(sub):
+    """Add the ``demo`` subcommand and its options to ``sub``.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The ``chemtomo`` subparsers.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The subcommand's parser.
+    """
     p = sub.add_parser("demo", help="run the paper's phantom study (figures, metrics.json, report.md)",
                        description="Simulate the paper's core-shell Ag-Au phantom, reconstruct it by "
                                    "EDS-SIRT and HEBT over sweeps of n and alpha and three EDS doses, "
@@ -26,6 +38,18 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    """Run ``chemtomo demo``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        The exit code (0).
+    """
     from chemtomo.reconstruct import canonical_name
     from chemtomo.report.phantom_report import draw_figures, write_metrics, write_report
     from chemtomo.studies.paper_phantom import StudyConfig, run_study

@@ -39,6 +39,18 @@ _ROWS = (
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``factors`` subcommand and its options to ``subparsers``.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``chemtomo`` subparsers.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The subcommand's parser.
+    """
     p = subparsers.add_parser(
         "factors",
         help="physical factors f_A, z_A, partial cross-sections for X-ray lines",
@@ -59,7 +71,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON object keyed by line name")
     det = p.add_mutually_exclusive_group()
     det.add_argument("--efficiency", type=float, default=None, metavar="EPS",
-                     help=f"flat detector efficiency in (0, 1] (default {DETECTOR_EFFICIENCY}, the paper's implied value)")
+                     help=f"flat detector efficiency in (0, 1] (default {DETECTOR_EFFICIENCY}, "
+                          "the paper's implied value)")
     det.add_argument("--detector", choices=sorted(DETECTOR_PRESETS), default=None,
                      help="physical detector model (window, contact, dead layer, Si crystal)")
     p.add_argument("--elastic", choices=("auto", "browning1991", "screened-rutherford",
@@ -142,9 +155,9 @@ def _table(records: dict) -> str:
         for key, _, fmt in _ROWS
     }
     col_w = [max(len(n), *(len(cells[k][i]) for k, _, _ in _ROWS)) for i, n in enumerate(names)]
-    lines = ["  ".join([" " * label_w] + [n.rjust(w) for n, w in zip(names, col_w)])]
+    lines = ["  ".join([" " * label_w] + [n.rjust(w) for n, w in zip(names, col_w, strict=True)])]
     for key, label, _ in _ROWS:
-        lines.append("  ".join([label.ljust(label_w)] + [c.rjust(w) for c, w in zip(cells[key], col_w)]))
+        lines.append("  ".join([label.ljust(label_w)] + [c.rjust(w) for c, w in zip(cells[key], col_w, strict=True)]))
     lines.append("")
     lines.append("sources:")
     keys = list(next(iter(records.values()))["sources"])
@@ -154,11 +167,23 @@ def _table(records: dict) -> str:
             lines.append(f"  {key}: {values[0]}")
         else:
             lines.append(f"  {key}:")
-            lines.extend(f"    {n}: {v}" for n, v in zip(names, values))
+            lines.extend(f"    {n}: {v}" for n, v in zip(names, values, strict=True))
     return "\n".join(lines)
 
 
 def run(args) -> int:
+    """Run ``chemtomo factors``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        The exit code (0); the factors are printed as a table or JSON.
+    """
     fac, solid_angle = _factors(args)
     records = _records(fac, solid_angle, args.dose_ratio)
     if args.json:

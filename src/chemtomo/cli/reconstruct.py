@@ -153,6 +153,13 @@ def add_parser(sub):
 
 
 def parse_pad(text: str):
+    """The ``--pad`` value: ``"auto"`` or a number of pixels (int >= 0).
+
+    Raises
+    ------
+    ValueError
+        ``text`` is neither ``auto`` nor a non-negative integer.
+    """
     if str(text).strip().lower() == "auto":
         return "auto"
     try:
@@ -303,6 +310,13 @@ def method_params(args, methods) -> dict[str, dict]:
 
 
 def parse_eds(items: list[str]) -> dict[str, str]:
+    """The ``--eds LINE=PATH`` items as ``{line: path}``, in the order given.
+
+    Raises
+    ------
+    ValueError
+        An item without ``=``, or a line given twice.
+    """
     out = {}
     for it in items:
         if "=" not in it:
@@ -315,11 +329,30 @@ def parse_eds(items: list[str]) -> dict[str, str]:
 
 
 def out_path(out: str) -> Path:
+    """The result file for ``--out``: the path itself if it ends in ``.h5``/``.hdf5``, else ``out/result.h5``."""
     p = Path(out)
     return p if p.suffix.lower() in (".h5", ".hdf5") else p / "result.h5"
 
 
 def run(args) -> int:
+    """Run ``chemtomo reconstruct`` on a raw tilt series (:func:`run_raw`) or on stacks (:func:`run_stacks`).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        The exit code (0).
+
+    Raises
+    ------
+    ValueError
+        Both raw inputs and ``--eds``/``--haadf`` stacks given, ``--tilt-axis``
+        with raw inputs, or ``--lines`` with stacks.
+    """
     if args.inputs:
         if args.eds or args.haadf:
             raise ValueError("give either a raw tilt series (positional) or --eds/--haadf stacks, not both")
@@ -415,7 +448,8 @@ def report_raw(exp) -> None:
         f"{ln} {c['fraction_clipped']:.0%}, {c['counts_clipped'] / max(c['total_counts'], 1e-12):.1%}"
         for ln, c in pre.clipped.items()), file=err)
     if exp.tomviz is not None:
-        d = ", ".join(f"{a:g}:{v:.1f}" for a, v in zip(exp.tomviz["angles_deg"], exp.tomviz["distance_px"]))
+        d = ", ".join(f"{a:g}:{v:.1f}"
+                      for a, v in zip(exp.tomviz["angles_deg"], exp.tomviz["distance_px"], strict=True))
         print(f"shifts vs tomviz (raw px per tilt): {d}; RMS {exp.tomviz['rms_px']:.2f}, "
               f"max {exp.tomviz['max_px']:.2f}", file=err)
     for m, res in exp.results.items():
@@ -425,7 +459,8 @@ def report_raw(exp) -> None:
             line += f"; chosen {res.parameters['auto']['params']}"
         if res.response_ratios is not None:
             rr = res.response_ratios
-            line += "; r_A " + ", ".join(f"{ln} {r:.4g}" for ln, r in zip(rr.lines, rr.r)) + f" (R^2 {rr.r2:.4f})"
+            line += ("; r_A " + ", ".join(f"{ln} {r:.4g}" for ln, r in zip(rr.lines, rr.r, strict=True))
+                     + f" (R^2 {rr.r2:.4f})")
         print(line, file=err)
         inside = res.composition.mask
         if inside.any():
@@ -439,6 +474,26 @@ def report_raw(exp) -> None:
 
 
 def run_stacks(args) -> int:
+    """The stack path: ``--eds LINE=PATH`` (and ``--haadf``) stacks -> one method's result file.
+
+    Writes the result (``--out``), and the exported stacks and signals beside
+    it when asked; on a failure none of them is left behind.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``chemtomo reconstruct`` arguments with ``--eds`` stacks.
+
+    Returns
+    -------
+    int
+        The exit code (0).
+
+    Raises
+    ------
+    ValueError
+        No ``--eds`` stacks, or more than one ``--method``.
+    """
     import shutil
 
     from chemtomo.io import export_result_volumes, provenance, write_result, write_result_signals
@@ -487,7 +542,7 @@ def run_stacks(args) -> int:
         raise
     if result.response_ratios is not None:
         rr = result.response_ratios
-        print("response ratios: " + ", ".join(f"{ln} {r:.4g}" for ln, r in zip(rr.lines, rr.r))
+        print("response ratios: " + ", ".join(f"{ln} {r:.4g}" for ln, r in zip(rr.lines, rr.r, strict=True))
               + f" (R^2 {rr.r2:.4f})", file=sys.stderr)
     if "auto" in result.parameters:
         a = result.parameters["auto"]

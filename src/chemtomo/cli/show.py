@@ -7,6 +7,18 @@ from pathlib import Path
 
 
 def add_parser(sub):
+    """Add the ``show`` subcommand and its options to ``sub``.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The ``chemtomo`` subparsers.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The subcommand's parser.
+    """
     p = sub.add_parser(
         "show", help="draw the figures of a result file (PNG files; no window)",
         description="Draw the figures a chemtomo result file allows: preprocessed tilt series (as the paper's "
@@ -20,6 +32,18 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    """Run ``chemtomo show``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        The exit code (0).
+    """
     from chemtomo.report.volume import draw_result_figures
 
     path = Path(args.result)

@@ -7,6 +7,18 @@ from pathlib import Path
 
 
 def add_parser(sub):
+    """Add the ``simulate`` subcommand and its options to ``sub``.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The ``chemtomo`` subparsers.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The subcommand's parser.
+    """
     p = sub.add_parser("simulate", help="write the phantom's simulated tilt series (.hspy) and its truth (.h5)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--dose-scale", type=float, default=1.0, help="EDS dose relative to 100 pA x 0.5 s (default 1)")
@@ -18,6 +30,18 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    """Run ``chemtomo simulate``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        The exit code (0).
+    """
     import h5py
     import numpy as np
 

@@ -107,14 +107,14 @@ def resolve_angles(paths: Sequence[Path], metadata_angles: Sequence[float | None
         raise ValueError("angle_source='user' but no angles were given (angles_deg= or --angles)")
     elif angle_source == "metadata" or (angle_source == "auto" and md_ok):
         if not md_ok:
-            missing = [nm for nm, a in zip(names, md) if a is None]
+            missing = [nm for nm, a in zip(names, md, strict=True) if a is None]
             why = (f"no tilt angle in the metadata of {missing}" if missing
                    else f"every file's metadata says {md[0]:g} degrees")
             raise ValueError(f"angle_source='metadata' but {why}; use the file names or give the angles")
         angles = np.array(md, dtype=float)
         source = "metadata"
         if angle_source == "auto" and names_ok and not np.allclose(angles, from_names, atol=ANGLE_TOLERANCE_DEG):
-            bad = [f"{nm}: metadata {a:g}, name {b:g}" for nm, a, b in zip(names, angles, from_names)
+            bad = [f"{nm}: metadata {a:g}, name {b:g}" for nm, a, b in zip(names, angles, from_names, strict=True)
                    if abs(a - b) > ANGLE_TOLERANCE_DEG]
             raise ValueError(
                 "the tilt angles in the metadata do not match those in the file names ("
@@ -123,7 +123,7 @@ def resolve_angles(paths: Sequence[Path], metadata_angles: Sequence[float | None
             )
     elif angle_source == "filename" or (angle_source == "auto" and names_ok):
         if not names_ok:
-            bad = [nm for nm, a in zip(names, from_names) if a is None]
+            bad = [nm for nm, a in zip(names, from_names, strict=True) if a is None]
             raise ValueError(f"no tilt angle in the file name(s) {bad[:4]}; name files like '-10.bcf' "
                              "or 'tilt_-10.emd', or give the angles")
         angles = np.array(from_names, dtype=float)

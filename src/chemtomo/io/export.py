@@ -199,14 +199,17 @@ def volume_info(path) -> dict:
         with mrcfile.open(path, permissive=False, header_only=True) as m:
             shape = (int(m.header.nz), int(m.header.ny), int(m.header.nx))
             px = float(m.voxel_size.x) / 10.0
-            labels = [bytes(lb).decode("ascii", "replace").rstrip("\x00 ") for lb in m.header.label[: int(m.header.nlabl)]]
+            labels = [bytes(lb).decode("ascii", "replace").rstrip("\x00 ")
+                      for lb in m.header.label[: int(m.header.nlabl)]]
         out = _parse_info("\n".join(labels))
     out.update(pixel_nm=px if px > 0 else float("nan"), shape=shape)
     return out
 
 
 def read_volume(path) -> tuple[np.ndarray, float]:
-    """``(volume (slices, z, x), pixel_nm)`` from a ``.tif``/``.ome.tif``/``.mrc`` stack (as :func:`write_volume` wrote).
+    """``(volume (slices, z, x), pixel_nm)`` from a ``.tif``/``.ome.tif``/``.mrc`` stack.
+
+    Reads what :func:`write_volume` wrote.
 
     Parameters
     ----------

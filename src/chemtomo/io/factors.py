@@ -51,7 +51,8 @@ def read_factor_table(path, beam_kev: float = float("nan")) -> Factors:
     return Factors(out)
 
 
-def resolve_factors(factors, lines: Sequence[str], beam_kev: float | None, efficiency: float = DETECTOR_EFFICIENCY) -> Factors:
+def resolve_factors(factors, lines: Sequence[str], beam_kev: float | None,
+                    efficiency: float = DETECTOR_EFFICIENCY) -> Factors:
     """The factors of ``lines`` from ``"physics"``, ``"paper"``, a table file, or a :class:`Factors`.
 
     The one resolution of a factor specification, for the raw and the stack
@@ -71,7 +72,8 @@ def resolve_factors(factors, lines: Sequence[str], beam_kev: float | None, effic
     beam_kev : float or None
         Beam energy (keV), needed by ``"physics"``.
     efficiency : float
-        Flat detector efficiency (0..1) for ``"physics"`` and ``"paper"`` (default :data:`chemtomo.physics.DETECTOR_EFFICIENCY`, 0.96).
+        Flat detector efficiency (0..1) for ``"physics"`` and ``"paper"``
+        (default :data:`chemtomo.physics.DETECTOR_EFFICIENCY`, 0.96).
 
     Returns
     -------

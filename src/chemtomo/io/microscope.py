@@ -273,26 +273,32 @@ class RawTiltSeries:
 
     @property
     def paths(self) -> list[Path]:
+        """The tilt files, in angle order."""
         return [f.path for f in self.files]
 
     @property
     def image_shape(self) -> tuple[int, int]:
+        """The scan grid ``(rows, columns)`` of every tilt (checked equal across files)."""
         return self.files[0].image_shape
 
     @property
     def pixel_nm(self) -> float | None:
+        """The scan pixel size (nm) shared by every tilt, None when the files do not give it."""
         return self.files[0].pixel_nm
 
     @property
     def beam_kev(self) -> float | None:
+        """The beam energy (keV) from the first file's metadata, None when absent."""
         return self.files[0].beam_kev
 
     @property
     def energy_axis(self) -> tuple[float, float, int]:
+        """The EDS energy axis ``(offset keV, scale keV, channels)`` shared by every tilt."""
         return self.files[0].energy_axis
 
     @property
     def has_haadf(self) -> bool:
+        """Whether every tilt has a HAADF image."""
         return all(f.haadf is not None for f in self.files)
 
     def inputs(self) -> list[Path]:

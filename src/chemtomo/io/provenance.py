@@ -59,6 +59,7 @@ def to_json(obj, **kwargs) -> str:
 
 
 def sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The SHA-256 hex digest of the file at ``path``, read in blocks of ``chunk`` bytes."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(chunk), b""):
@@ -67,6 +68,7 @@ def sha256(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 def versions() -> dict[str, str]:
+    """The Python version and the installed versions of chemtomo's main dependencies (absent ones left out)."""
     out = {"python": platform.python_version()}
     for name in _PACKAGES:
         try:

@@ -175,7 +175,7 @@ def write_result_signals(result, folder, *, format: str = "hspy", kinds: Iterabl
     paths = [folder / f"{prefix}{name}.{format}" for name in signals]
     # every file under a temporary name; all renamed when the last is written, all removed on a failure
     with contextlib.ExitStack() as stack:
-        for path, sig in zip(paths, signals.values()):
+        for path, sig in zip(paths, signals.values(), strict=True):
             tmp = stack.enter_context(atomic_path(path))
             sig.save(tmp, overwrite=True)
     return paths

@@ -113,7 +113,8 @@ def _as_dict(result, provenance: dict | None) -> dict:
                "weight": {el: comp.weight[i] for i, el in enumerate(result.elements)} if comp is not None else {},
                "atomic": {el: comp.atomic[i] for i, el in enumerate(result.elements)} if comp is not None else {},
                "mask": comp.mask if comp is not None else None, "haadf": haadf,
-               "response_ratios": {ln: float(r) for ln, r in zip(rr.lines, rr.r)} if rr is not None else {},
+               "response_ratios": ({ln: float(r) for ln, r in zip(rr.lines, rr.r, strict=True)}
+                                   if rr is not None else {}),
                "r2": float(rr.r2) if rr is not None else None,
                "parameters": dict(result.parameters or {}), "provenance": {},
                "pixel_nm": float(result.geometry.grid_pixel_nm)}

@@ -29,7 +29,7 @@ def unwrap(x, name: str = "stack", ndim: tuple[int, ...] = (3,)) -> tuple[np.nda
                 out = x._deepcopy_with_new_data(a)
             else:  # binned or cropped: same axes, scale by the size ratio
                 out = type(x)(a, metadata=x.metadata.as_dictionary())
-                for old_ax, new_ax in zip(x.axes_manager._axes, out.axes_manager._axes):
+                for old_ax, new_ax in zip(x.axes_manager._axes, out.axes_manager._axes, strict=True):
                     new_ax.name, new_ax.units = old_ax.name, old_ax.units
                     new_ax.offset = old_ax.offset
                     new_ax.scale = old_ax.scale * old_ax.size / new_ax.size

@@ -149,7 +149,7 @@ def background_windows(spectrum_image, lines: Sequence[str], *, line_width=(2.0,
         width = w * window_width
         peaks = [(e, fw) for n, e, fw in others if n != line and abs(e - e0) > 0.5 * w]
 
-        def clear(a, b):
+        def clear(a, b, peaks=peaks):
             return a >= e_lo and b <= e_hi and not any(a - fw < e < b + fw for e, fw in peaks)
 
         sides = {}
@@ -304,7 +304,7 @@ def line_intensities(spectrum_image, lines: Sequence[str], *, method: str = "win
     windows = np.asarray(windows, dtype=float)
     if windows.shape != (len(lines), 4):
         raise ValueError(f"windows must be (n_lines, 4) = {(len(lines), 4)}, got {windows.shape}")
-    for line, w in zip(lines, windows):
+    for line, w in zip(lines, windows, strict=True):
         e0 = line_energy_kev(line)
         if not (e_lo <= w.min() and w.max() <= e_hi):
             raise ValueError(
@@ -314,7 +314,7 @@ def line_intensities(spectrum_image, lines: Sequence[str], *, method: str = "win
     ims = s.get_lines_intensity(xray_lines=lines, background_windows=windows,
                                 integration_windows=integration_width, only_one=False)
     out = {}
-    for line, im in zip(lines, ims):
+    for line, im in zip(lines, ims, strict=True):
         if as_signal:
             im = im.T  # exSpy returns (y, x | ); a map is an image: ( | y, x)
             im.metadata.General.title = line

@@ -218,7 +218,7 @@ def load_line_maps(inputs, lines: Sequence[str], options: LineMapOptions | None 
 
             w = background_windows(tilt.spectrum_image, lines, line_width=o.line_width,
                                    window_width=o.window_width, avoid=o.elements)
-            windows = {ln: [float(v) for v in row] for ln, row in zip(lines, w)}
+            windows = {ln: [float(v) for v in row] for ln, row in zip(lines, w, strict=True)}
         del tilt
     empty = [ln for ln in lines if float(eds[ln].sum()) <= 0]
     if empty:

@@ -61,9 +61,10 @@ class PreprocessOptions:
         the edges, enough for the highest tilt).
     filter_sigma : float or None
         Gaussian filter (pixels after binning, each image) of the EDS maps
-        before negative counts are clipped (default :data:`~chemtomo.preprocess.filters.FILTER_SIGMA_PX`, the paper's 0.8): clipping
-        single noisy pixels adds a positive bias (0.4 sigma per background
-        pixel); clipping the filtered maps adds far less. The reconstruction
+        before negative counts are clipped (default
+        :data:`~chemtomo.preprocess.filters.FILTER_SIGMA_PX`, the paper's 0.8):
+        clipping single noisy pixels adds a positive bias (0.4 sigma per
+        background pixel); clipping the filtered maps adds far less. The reconstruction
         then gets ``filter_sigma=None`` (as :func:`~chemtomo.pipeline.experimental.run_experimental`
         does). None or 0: no filter.
 

@@ -170,7 +170,7 @@ def _bands(data: np.ndarray, n_bands: int) -> np.ndarray:
     ny = data.shape[1]
     n_bands = max(1, min(int(n_bands), ny))
     edges = np.linspace(0, ny, n_bands + 1).astype(int)
-    return np.stack([data[:, a:b].sum(axis=1) for a, b in zip(edges[:-1], edges[1:])], axis=1)
+    return np.stack([data[:, a:b].sum(axis=1) for a, b in zip(edges[:-1], edges[1:], strict=True)], axis=1)
 
 
 def estimate_tilt_axis_offset(stack, angles_deg, *, search_px: float | None = None, step_px: float = 1.0,

@@ -67,6 +67,7 @@ class Alignment:
 
     @classmethod
     def identity(cls, angles_deg, image_shape, pixel_nm=None) -> Alignment:
+        """No shifts, rotation or axis offset; the reference is the tilt nearest 0 degrees (method "none")."""
         a = np.asarray(angles_deg, dtype=float)
         return cls(a, np.zeros((a.size, 2)), 0.0, 0.0, int(np.argmin(np.abs(a))), image_shape, pixel_nm, "none")
 
@@ -84,6 +85,7 @@ class Alignment:
                        pixel_nm=None if self.pixel_nm is None else self.pixel_nm * f)
 
     def as_dict(self) -> dict:
+        """A JSON-friendly dict of every field, ``total_shifts_px`` and the shift convention."""
         return {
             "angles_deg": self.angles_deg.tolist(), "shifts_px": self.shifts_px.tolist(),
             "total_shifts_px": self.total_shifts_px.tolist(), "rotation_deg": float(self.rotation_deg),
@@ -97,6 +99,7 @@ class Alignment:
 
     @classmethod
     def from_dict(cls, d: dict) -> Alignment:
+        """The alignment stored by :meth:`as_dict` (missing optional keys take their defaults)."""
         return cls(d["angles_deg"], d["shifts_px"], d.get("rotation_deg", 0.0), d.get("axis_offset_px", 0.0),
                    d.get("reference_index", 0), tuple(d.get("image_shape", (0, 0))), d.get("pixel_nm"),
                    d.get("method", ""), d.get("diagnostics", {}))
@@ -112,6 +115,7 @@ class Alignment:
 
     @classmethod
     def load(cls, path) -> Alignment:
+        """The alignment saved as JSON at ``path`` by :meth:`save`."""
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 

@@ -24,6 +24,7 @@ def _sweep_rows(metrics: dict, method: str) -> list:
 
 
 def fig_phantom(kept, out: Path) -> Path:
+    """Figure 1: the phantom's true Ag and Au weight fractions, written to ``out/fig01_phantom.png``."""
     ref = kept["dose"][next(iter(kept["dose"]))]["problem"].reference
     return image_grid([[ref.weight[0], ref.weight[1]]], ["weight fraction"], ["Ag", "Au"],
                       out / "fig01_phantom.png", "Phantom: core 80 wt% Au, shell 20 wt% Au", shared="all",
@@ -31,6 +32,10 @@ def fig_phantom(kept, out: Path) -> Path:
 
 
 def fig_sinograms(kept, out: Path) -> Path:
+    """Figure 2: HAADF, EDS and filtered EDS sinograms of the first slice, ``out/fig02_sinograms.png``.
+
+    From the dose x1 problem when it was run, else the first dose's.
+    """
     pr = kept["dose"]["1"]["problem"] if "1" in kept["dose"] else next(iter(kept["dose"].values()))["problem"]
     s = pr.sim.series
     lines = pr.data.lines
@@ -42,6 +47,30 @@ def fig_sinograms(kept, out: Path) -> Path:
 
 
 def fig_maps(kept_dose, method, param_sets, kind, out_path, title, col_fmt):
+    """A grid of one method's kept volumes: rows Ag, Au; one column per parameter set.
+
+    Parameters
+    ----------
+    kept_dose : dict
+        The kept reconstructions of one dose (``kept["dose"][dose]``).
+    method : str
+        Method name, e.g. ``"eds_sirt"``.
+    param_sets : list of dict
+        Parameters of each column (sets that were not kept are skipped).
+    kind : {"maps", "weight"}
+        Reconstructed maps (colour scale per row) or weight fractions (one scale).
+    out_path : Path
+        The PNG file.
+    title : str
+        Figure title.
+    col_fmt : callable
+        Column title from a parameter set.
+
+    Returns
+    -------
+    Path or None
+        The figure, or None when no parameter set was kept.
+    """
     cols, titles = [], []
     for p in param_sets:
         a = _get(kept_dose, method, **p)
@@ -56,14 +85,15 @@ def fig_maps(kept_dose, method, param_sets, kind, out_path, title, col_fmt):
 
 
 def fig_metric_vs_n(metrics, out: Path, fraction: bool) -> Path:
+    """Figure 4 (maps) or 6 (``fraction``: weight fractions): EDS-SIRT SSIM and MSE versus iterations n."""
     rows = _sweep_rows(metrics, "eds_sirt")
     n = [r["params"]["n"] for r in rows]
     ks, km = ("ssim_fraction", "mse_fraction") if fraction else ("ssim", "mse_scaled")
     fig, ax = subplots(1, 2, figsize=(9, 3.4))
-    for el, ls in zip(ELS, ("-", "--")):
+    for el, ls in zip(ELS, ("-", "--"), strict=True):
         ax[0].plot(n, [r["metrics"][ks][el] for r in rows], ls, marker="o", label=el)
         ax[1].plot(n, [r["metrics"][km][el] for r in rows], ls, marker="o", label=el)
-    for a, lab in zip(ax, ("SSIM structure", "MSE" + ("" if fraction else " (scaled)"))):
+    for a, lab in zip(ax, ("SSIM structure", "MSE" + ("" if fraction else " (scaled)")), strict=True):
         a.set_xscale("log")
         a.set_xlabel("iterations n")
         a.set_ylabel(lab)
@@ -74,6 +104,7 @@ def fig_metric_vs_n(metrics, out: Path, fraction: bool) -> Path:
 
 
 def fig_metric_vs_alpha(metrics, out: Path, fraction: bool) -> Path:
+    """Figure 8 (maps) or 13 (``fraction``: weight fractions): HEBT SSIM and MSE versus alpha, per n."""
     rows = _sweep_rows(metrics, "hebt_sirt")
     eds = _sweep_rows(metrics, "eds_sirt")
     ks, km = ("ssim_fraction", "mse_fraction") if fraction else ("ssim", "mse_scaled")
@@ -83,11 +114,11 @@ def fig_metric_vs_alpha(metrics, out: Path, fraction: bool) -> Path:
     for ci, n in enumerate(ns):
         sel = sorted([r for r in rows if r["params"]["n"] == n], key=lambda r: r["params"]["alpha"])
         a = [r["params"]["alpha"] for r in sel]
-        for el, ls in zip(ELS, ("-", "--")):
+        for el, ls in zip(ELS, ("-", "--"), strict=True):
             ax[0].plot(a, [r["metrics"][ks][el] for r in sel], ls, color=colors[ci % 10], marker=".",
                        label=f"n={n} {el}")
             ax[1].plot(a, [r["metrics"][km][el] for r in sel], ls, color=colors[ci % 10], marker=".")
-    for el, ls in zip(ELS, ("-", "--")):
+    for el, ls in zip(ELS, ("-", "--"), strict=True):
         ax[0].axhline(max(r["metrics"][ks][el] for r in eds), color="goldenrod", ls=ls, lw=1.5)
         ax[1].axhline(min(r["metrics"][km][el] for r in eds), color="goldenrod", ls=ls, lw=1.5)
     ax[0].set_ylabel("SSIM structure")
@@ -98,10 +129,12 @@ def fig_metric_vs_alpha(metrics, out: Path, fraction: bool) -> Path:
     ax[0].legend(fontsize=7, ncol=2)
     fig.suptitle(("Weight-fraction maps" if fraction else "Reconstructed maps X^b") +
                  ": HEBT versus alpha (gold: best EDS-SIRT; solid Ag, dashed Au)")
-    return save(fig, out / ("fig13_hebt_fraction_metrics_vs_alpha.png" if fraction else "fig08_hebt_metrics_vs_alpha.png"))
+    return save(fig, out / ("fig13_hebt_fraction_metrics_vs_alpha.png" if fraction
+                            else "fig08_hebt_metrics_vs_alpha.png"))
 
 
 def fig_dose(metrics, out: Path) -> Path:
+    """Figure 14: each method's best (and automatic) weight-fraction MSE and core/shell Au versus EDS dose."""
     doses = list(metrics["dose_sweep"])
     methods = list(metrics["dose_sweep"][doses[0]]["methods"])
     x = [float(d) for d in doses]
@@ -131,6 +164,7 @@ def fig_dose(metrics, out: Path) -> Path:
 
 
 def fig_esf(kept, metrics, out: Path) -> Path | None:
+    """The ESF threshold curve of the best EDS-SIRT run; None when that run or its curve was not kept."""
     kd = kept["dose"].get("1") or next(iter(kept["dose"].values()))
     b = metrics["methods"]["eds_sirt"]["best"]
     a = _get(kd, "eds_sirt", n=b["n"])
@@ -152,6 +186,22 @@ def fig_esf(kept, metrics, out: Path) -> Path | None:
 
 
 def draw_figures(metrics: dict, kept: dict, out: Path) -> list[Path]:
+    """Every figure of the phantom study, as PNG files in ``out`` (created if missing).
+
+    Parameters
+    ----------
+    metrics : dict
+        The study's metrics (:func:`chemtomo.studies.paper_phantom.run_study`).
+    kept : dict
+        The volumes the study kept for figures.
+    out : Path
+        Output folder.
+
+    Returns
+    -------
+    list of Path
+        The figures written (those that could not be drawn are left out).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     kd = kept["dose"].get("1") or next(iter(kept["dose"].values()))
@@ -172,7 +222,8 @@ def draw_figures(metrics: dict, kept: dict, out: Path) -> list[Path]:
     al = [a for a in (0.7, 0.8, 0.9) if a in cfg["alphas"]]
     a9 = 0.9 if 0.9 in cfg["alphas"] else max(cfg["alphas"])
     figs.append(fig_maps(kd, "hebt_sirt", [{"n": n9, "alpha": a} for a in al], "maps",
-                         out / "fig09_hebt_maps_vs_alpha.png", f"HEBT maps X^b, n = {n9}", lambda p: f"alpha = {p['alpha']}"))
+                         out / "fig09_hebt_maps_vs_alpha.png", f"HEBT maps X^b, n = {n9}",
+                         lambda p: f"alpha = {p['alpha']}"))
     figs.append(fig_maps(kd, "hebt_sirt", [{"n": n, "alpha": a9} for n in cfg["hebt_n"]], "maps",
                          out / "fig10_hebt_maps_vs_n.png", f"HEBT maps X^b, alpha = {a9}", lambda p: f"n = {p['n']}"))
     figs.append(fig_maps(kd, "hebt_sirt", [{"n": n9, "alpha": a} for a in al], "weight",
@@ -233,13 +284,14 @@ def findings(metrics: dict) -> list[str]:
         sel = [r for r in hebt if r["params"]["alpha"] == a]
         nopt.append(max(sel, key=lambda r: r["metrics"]["ssim"]["Ag"])["params"]["n"])
     top = max(r["params"]["n"] for r in hebt)
-    grows = all(b >= a for a, b in zip(nopt, nopt[1:])) and nopt[-1] > nopt[0]
+    # consecutive pairs: the shifted copy is one shorter on purpose
+    grows = all(b >= a for a, b in zip(nopt, nopt[1:], strict=False)) and nopt[-1] > nopt[0]
     verdict = ("it grows, as the paper says" if grows else
                "the sweep's largest n at every alpha: at this dose the fall-off the paper sees is not reached, "
                "so its trend cannot show" if all(n == top for n in nopt) else "it does not grow steadily")
     out.append(
         "**HEBT: optimal n grows with alpha.** Paper: yes (100 below 0.6, 200 for 0.6-0.8, ~500 above). "
-        "Measured optimum n (Ag SSIM) per alpha: " + ", ".join(f"{a:g}: {n}" for a, n in zip(alphas, nopt))
+        "Measured optimum n (Ag SSIM) per alpha: " + ", ".join(f"{a:g}: {n}" for a, n in zip(alphas, nopt, strict=True))
         + f": {verdict}."
     )
     # claim 4: quantified maps
@@ -265,8 +317,10 @@ def findings(metrics: dict) -> list[str]:
         r = m["hebt_sirt"]["best"]["mse_fraction_inside"] / m["eds_sirt"]["best"]["mse_fraction_inside"]
         ratios.append(r)
         parts.append(f"x{d}: HEBT / EDS-SIRT MSE ratio {r:.2f}")
+    # consecutive pairs: the shifted copy is one shorter on purpose
     trend = ("the gain grows as the EDS dose falls and the HAADF signal carries more of the information"
-             if all(b < a for a, b in zip(ratios, ratios[1:])) else "the gain does not grow steadily as the dose falls")
+             if all(b < a for a, b in zip(ratios, ratios[1:], strict=False))
+             else "the gain does not grow steadily as the dose falls")
     out.append("**Dose sweep (where HEBT gains).** " + "; ".join(parts) +
                f". A ratio below 1 means HEBT's fractions are closer to the truth; {trend}.")
     new = [m for m in ("ls_tv", "poisson_tv", "fused_tv") if all(m in e["methods"] for e in ds.values())]
@@ -284,6 +338,7 @@ def findings(metrics: dict) -> list[str]:
 
 
 def write_report(metrics: dict, out: Path, figures: list[Path]) -> Path:
+    """Write ``out/report.md``: set-up, factors, response ratios, sweeps, findings, checks and ``figures``."""
     out = Path(out)
     cfg = metrics["config"]
     acq = cfg["acquisition"]
@@ -299,7 +354,8 @@ def write_report(metrics: dict, out: Path, figures: list[Path]) -> Path:
              f"{cfg['angles_deg'][0]:g}..{cfg['angles_deg'][-1]:g} deg; ASTRA strip projector.")
     L.append(f"- EDS: {acq['beam_current_pa']} pA x {acq['dwell_s']} s per position, solid angle "
              f"{acq['solid_angle_sr']} sr, Poisson noise (seeds {cfg['seeds']}); HAADF {acq['haadf_dose']:g} "
-             f"electrons per position with Poisson noise. EDS sinograms Gaussian-filtered (sigma {cfg['filter_sigma']}).")
+             f"electrons per position with Poisson noise. EDS sinograms Gaussian-filtered "
+             f"(sigma {cfg['filter_sigma']}).")
     L.append(f"- Factors: `{cfg['factors']}` (see table). Masks: ESF threshold on sum X_A/k_A. Core / shell "
              f"means over the phantom's regions eroded by {cfg['erode_px']} px.\n")
     L.append("| line | sigma_ela (b) | sigma_ion (b) | omega | p | eps | f (b mol/g) | z (b mol/g) |")
@@ -320,7 +376,8 @@ def write_report(metrics: dict, out: Path, figures: list[Path]) -> Path:
              "r_Au = 987, R^2 = 0.982 from MC X-ray data; its absolute r depend on its detector solid angle, "
              "which it does not state, so only our fit-versus-theory agreement is comparable.\n")
     L.append("## Best reconstructions (paper's dose)\n")
-    L.append("| method | n | alpha | core Au | shell Au | MSE fraction inside | SSIM Ag | SSIM Au | MSE scaled Ag | MSE scaled Au |")
+    L.append("| method | n | alpha | core Au | shell Au | MSE fraction inside | SSIM Ag | SSIM Au "
+             "| MSE scaled Ag | MSE scaled Au |")
     L.append("|---|---|---|---|---|---|---|---|---|---|")
     for m, v in metrics["methods"].items():
         b = v["best"]
@@ -332,7 +389,8 @@ def write_report(metrics: dict, out: Path, figures: list[Path]) -> Path:
     L.append("|---|---|---|---|---|---|---|")
     for r in _sweep_rows(metrics, "eds_sirt"):
         m = r["metrics"]
-        L.append(f"| {r['params']['n']} | {m['core_Au']:.4f} | {m['shell_Au']:.4f} | {m['mse_fraction_inside']:.5f} | "
+        L.append(f"| {r['params']['n']} | {m['core_Au']:.4f} | {m['shell_Au']:.4f} | "
+                 f"{m['mse_fraction_inside']:.5f} | "
                  f"{m['ssim']['Ag']:.4f} | {m['ssim']['Au']:.4f} | {m['threshold']['stability']:.3f} |")
     L.append("\n## HEBT-SIRT versus alpha and n\n")
     L.append("| n | alpha | core Au | shell Au | MSE fraction inside | SSIM Ag | SSIM Au |")
@@ -342,7 +400,8 @@ def write_report(metrics: dict, out: Path, figures: list[Path]) -> Path:
         L.append(f"| {r['params']['n']} | {r['params']['alpha']} | {m['core_Au']:.4f} | {m['shell_Au']:.4f} | "
                  f"{m['mse_fraction_inside']:.5f} | {m['ssim']['Ag']:.4f} | {m['ssim']['Au']:.4f} |")
     L.append("\n## Dose sweep\n")
-    L.append("| EDS dose | method | best n | alpha | core Au | shell Au | MSE fraction inside | auto choice | auto MSE |")
+    L.append("| EDS dose | method | best n | alpha | core Au | shell Au | MSE fraction inside | auto choice "
+             "| auto MSE |")
     L.append("|---|---|---|---|---|---|---|---|---|")
     for d, e in metrics["dose_sweep"].items():
         for m, v in e["methods"].items():
@@ -379,6 +438,7 @@ def write_report(metrics: dict, out: Path, figures: list[Path]) -> Path:
 
 
 def write_metrics(metrics: dict, out: Path) -> Path:
+    """Write ``metrics`` as JSON to ``out/metrics.json`` (atomically); the path written."""
     path = Path(out) / "metrics.json"
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(metrics, indent=1, default=json_default))

@@ -55,7 +55,7 @@ def average(items: list):
 def average_candidates(per_seed: list[list[Candidate]]) -> list[Candidate]:
     """Candidates with metrics averaged over seeds (same parameter grid in every seed)."""
     out = []
-    for group in zip(*per_seed):
+    for group in zip(*per_seed, strict=True):
         out.append({"params": group[0]["params"], "metrics": average([c["metrics"] for c in group])})
     return out
 

@@ -62,6 +62,7 @@ class StudyConfig:
             raise ValueError("the study needs at least one noise seed")
 
     def as_dict(self) -> dict:
+        """The config as a JSON-friendly dict (nested dataclasses as dicts, angles as floats)."""
         d = asdict(self)
         d["angles_deg"] = [float(a) for a in self.angles_deg]
         return d
@@ -96,8 +97,10 @@ class Problem:
 
 
 def make_problem(cfg: StudyConfig, dose: float, factors: Factors, seed: int = 0) -> Problem:
-    """Simulate the phantom's tilt series at ``dose`` (x the paper's EDS dose) with noise ``seed``,
-    filter the EDS sinograms by ``cfg.filter_sigma`` and fit the response ratios on them.
+    """The phantom's simulated tilt series at ``dose`` (x the paper's EDS dose), filtered and fitted.
+
+    Simulates with noise ``seed``, filters the EDS sinograms by
+    ``cfg.filter_sigma`` and fits the response ratios on them.
     """
     geom = TiltGeometry(np.asarray(cfg.angles_deg), cfg.n_pixels, cfg.pixel_nm)
     fine = core_shell_phantom(cfg.n_pixels * cfg.refine, cfg.pixel_nm / cfg.refine)
@@ -172,8 +175,10 @@ def raw_counts(problem: Problem) -> np.ndarray:
 
 
 def method_data(problem: Problem, method) -> ChannelData:
-    """What ``method`` reconstructs: the raw counts for a method that models their noise
-    (``raw_counts``), else the paper's Gaussian-filtered EDS; the HAADF and ``r_A`` alike.
+    """What ``method`` reconstructs.
+
+    The raw counts for a method that models their noise (``raw_counts``),
+    else the paper's Gaussian-filtered EDS; the HAADF and ``r_A`` alike.
     """
     if not method.raw_counts:
         return problem.data

@@ -43,8 +43,10 @@ def label(name: str) -> str:
 
 
 def study_grid(name: str, cfg: StudyConfig) -> dict:
-    """The candidates of ``name``'s rule in this study: the config's grids for the names it
-    holds (``n`` of EDS-SIRT and HEBT, ``alpha``, ``mu``), the method's ``default_grid`` otherwise.
+    """The candidates of ``name``'s rule in this study.
+
+    The config's grids for the names it holds (``n`` of EDS-SIRT and HEBT,
+    ``alpha``, ``mu``), the method's ``default_grid`` otherwise.
     """
     m = get_method(name)
     own = {"eds_sirt": {"n": cfg.eds_n}, "hebt_sirt": {"alpha": cfg.alphas, "n": cfg.hebt_n}}.get(name, {})
@@ -118,7 +120,7 @@ def _sweep_grid(name: str) -> Sweep:
         grid = study_grid(name, cfg)
         out = []
         for values in itertools.product(*grid.values()):
-            point = dict(zip(grid, values))
+            point = dict(zip(grid, values, strict=True))
             res = m(problem.W, method_data(problem, m), m.apply_choice(_tv_base(m, cfg), point))
             mt, arrays = evaluate(problem, maps_of(res.maps, cfg.n_pixels), res.factor)
             keep(name, point, arrays)
@@ -192,10 +194,11 @@ def solver_acceptance(metrics: dict) -> dict:
     for dose, e in ds.items():
         ref = e["methods"]["eds_sirt"]["best"]["mse_fraction_inside"]
         ratios[dose] = min(e["methods"][m]["best"]["mse_fraction_inside"] for m in new) / ref if new else np.nan
-    out["best_new_solver_at_most_quarter_of_eds_sirt_every_dose"] = bool(new and all(r <= 0.25 for r in ratios.values()))
+    out["best_new_solver_at_most_quarter_of_eds_sirt_every_dose"] = bool(
+        new and all(r <= 0.25 for r in ratios.values()))
     ok_auto = True
     for e in ds.values():
-        for name, m in e["methods"].items():
+        for _, m in e["methods"].items():
             if "auto" in m and m["auto"]["mse_fraction_inside"] > 1.2 * m["best"]["mse_fraction_inside"]:
                 ok_auto = False
     out["auto_within_20pct_of_best_every_method_and_dose"] = ok_auto
