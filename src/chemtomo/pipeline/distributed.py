@@ -34,7 +34,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import math
 import os
 import socket
 import sys
@@ -47,10 +46,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..geometry import TiltGeometry, columns_to_volume
-from ..projector import DEFAULT_BACKEND
 from ..reconstruct import ChannelData, MethodParams, get_method
 from .memory import (  # noqa: F401  (the memory model, re-exported beside the runner that uses it)
-    WORKER_BASELINE_BYTES, _BUDGET_FILL, chunk_bytes, default_memory_budget, operator_bytes, plan_chunk_slices,
+    _BUDGET_FILL,
+    WORKER_BASELINE_BYTES,
+    chunk_bytes,
+    default_memory_budget,
+    operator_bytes,
+    plan_chunk_slices,
 )
 
 log = logging.getLogger("chemtomo.pipeline")

@@ -12,6 +12,7 @@ import numpy as np
 
 from .store import VolumeStore
 
+
 def quantify_store(store: VolumeStore, factors, atomic_weights, elements: list[str],
                    mask_method: str = "esf", threshold: float | None = None):
     """Mask and fractions of the maps in ``store``, reading and writing chunk by chunk.

@@ -57,8 +57,16 @@ from ..projector.base import DTYPE, Operator
 from ..projector.columns import HebtColumns
 from .fused import tv_constants, tv_solve
 from .heldout import (  # noqa: F401  (the rules' statistics, re-exported where they were)
-    DEFAULT_FOLDS, DEFAULT_SEED, composition_deviance, discrepancy_ratio, expected_deviance, filter_training,
-    heldout_deviance, poisson_deviance, ray_folds, training_masks,
+    DEFAULT_FOLDS,
+    DEFAULT_SEED,
+    composition_deviance,
+    discrepancy_ratio,
+    expected_deviance,
+    filter_training,
+    heldout_deviance,
+    poisson_deviance,
+    ray_folds,
+    training_masks,
 )
 from .registry import RuleInputs, canonical_name, get_method, method_names
 from .sirt import sirt

@@ -253,8 +253,9 @@ def oxide_supported(n: int, oversampling: int = 2, seed: int = 0, *, field_nm: f
         near_sat = np.zeros(y.shape, bool)
         for c in sat:
             near_sat |= _dist(y, z, x, c) <= rs + px
-        return _labels(~near_sat & (dp < 0) & (ds > 1), ~near_sat & (dp <= 1) & (np.abs(ds) <= 1) & ((ds <= 0) | (dp <= 0)),
-                       ~near_sat & (ds < -1) & (dp > 1))
+        metal = ~near_sat & (dp < 0) & (ds > 1)
+        contact = ~near_sat & (dp <= 1) & (np.abs(ds) <= 1) & ((ds <= 0) | (dp <= 0))
+        return _labels(metal, contact, ~near_sat & (ds < -1) & (dp > 1))
 
     return build_specimen(
         "oxide_supported", els, model, labels, ["metal", "interface", "support"], n, oversampling, seed, L,
