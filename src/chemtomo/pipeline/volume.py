@@ -21,6 +21,7 @@ import numpy as np
 from ..geometry import TiltGeometry, sinogram_to_columns
 from ..physics import Factors
 from ..preprocess import FILTER_SIGMA_PX, gaussian_filter_stack
+from ..projector import DEFAULT_BACKEND
 from ..projector.batched import default_group
 from ..quantify import Composition, quantify
 from ..reconstruct import (
@@ -32,7 +33,7 @@ from ..reconstruct import (
     method_names,
 )
 from ..tiltseries import TiltSeries
-from .distributed import DEFAULT_BACKEND, ChunkSpec, Runner, chunk_operator, plan_chunk_slices
+from .distributed import ChunkSpec, Runner, chunk_operator, plan_chunk_slices
 from .store import Fingerprint, StoreArray, VolumeStore, array_sha256
 from .store_quantify import quantify_store
 
