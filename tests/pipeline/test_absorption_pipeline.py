@@ -21,7 +21,7 @@ def test_correction_recovers_the_light_elements(corrected):
     truth = sp.region_means()["support"]
     before = sp.region_means(np.asarray(res.uncorrected.composition.weight))["support"]
     after = sp.region_means(np.asarray(res.corrected.composition.weight))["support"]
-    # measured: O 0.424 -> 0.469 (truth 0.471), Al 0.574 -> 0.529 (truth 0.529)
+    # measured: O 0.424 -> 0.471 (truth 0.471), Al 0.574 -> 0.528 (truth 0.529), 2 outer iterations
     assert truth["O"] - before["O"] > 0.03
     assert abs(after["O"] - truth["O"]) < 0.01 and abs(after["Al"] - truth["Al"]) < 0.01
     assert res.converged and res.outer_iterations <= 3
@@ -30,9 +30,9 @@ def test_correction_recovers_the_light_elements(corrected):
     def mse(vr):
         return float(((np.asarray(vr.composition.weight) - sp.weight)[:, inside] ** 2).mean())
 
-    assert mse(res.corrected) < 0.8 * mse(res.uncorrected)  # measured 0.0044 vs 0.0058
+    assert mse(res.corrected) < 0.7 * mse(res.uncorrected)  # measured 0.0037 vs 0.0058 (the rest: resolution)
     assert set(res.transmissions) == set(res.corrected.lines)
-    # the density estimated from the absolute maps: the support near corundum's 3.99 g/cm^3
+    # the density estimated from the absolute maps: the support near corundum's 3.99 g/cm^3 (measured 3.92)
     assert res.density_g_cm3[sp.regions["support"]].mean() == pytest.approx(3.99, rel=0.05)
 
 

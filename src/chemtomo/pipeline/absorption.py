@@ -3,10 +3,10 @@
 The scheme (issue 14):
 
 1. reconstruct the series with the registry's method (:func:`reconstruct_series`);
-2. estimate the density and the composition: the weight fractions and particle
-   mask of the quantification; the density given (``density_g_cm3``) or, by
-   default, absolute from the maps and the series' dose (see
-   :func:`estimate_density_g_cm3`: assumes the simulator's count model);
+2. estimate the density and the composition: by default the absolute partial
+   densities from the maps and the series' dose (see
+   :func:`estimate_partial_densities_g_cm3`: assumes the simulator's count model);
+   or the given density ``density_g_cm3`` times the maps' weight fractions;
 3. compute the transmissions of every line towards the detectors through
    ``mu = rho sum_e w_e (mu/rho)_e(E_line)`` (:func:`~chemtomo.projector.attenuated.transmissions`);
 4. correct the measured counts ray by ray by the ratio of the plain to the
@@ -14,6 +14,8 @@ The scheme (issue 14):
    ``b'_i = b_i (W x)_i / (A x)_i`` with ``A`` the
    :class:`~chemtomo.projector.attenuated.AttenuatedOperator`, and reconstruct
    the corrected series with the same method;
+   (the particle mask's threshold is the one chosen on the uncorrected maps, kept
+   for every corrected reconstruction, so that the mask does not jump);
 5. repeat 2-4 until the weight fractions change less than ``tol`` (the largest,
    over elements, mean absolute change inside the particle mask) or after
    ``max_outer`` corrected reconstructions.
@@ -34,14 +36,15 @@ import numpy as np
 
 from ..geometry import columns_to_sinogram, volume_to_columns
 from ..physics import AVOGADRO, BARN_CM2, Factors
-from ..physics.absorption import DetectorGeometry, linear_attenuation_per_nm
+from ..physics.absorption import DetectorGeometry, mass_attenuation_cm2_g
 from ..projector import astra_matrix
 from ..projector.attenuated import AttenuatedOperator, transmissions
+from ..quantify import weight_fractions
 from ..reconstruct import get_method
 from ..tiltseries import TiltSeries
 from .volume import DEFAULT_METHOD, VolumeResult, reconstruct_series
 
-__all__ = ["AbsorptionResult", "estimate_density_g_cm3", "reconstruct_absorption_corrected"]
+__all__ = ["AbsorptionResult", "estimate_partial_densities_g_cm3", "reconstruct_absorption_corrected"]
 
 NM_CM = 1e-7
 
@@ -78,14 +81,16 @@ class AbsorptionResult:
     parameters: dict = field(default_factory=dict)
 
 
-def estimate_density_g_cm3(result: VolumeResult, factors: Factors, metadata: dict) -> np.ndarray:
-    """Density (g/cm^3) from absolute maps: ``sum_A X_A / (K k_A 1e-7)``, zero outside the mask.
+def estimate_partial_densities_g_cm3(result: VolumeResult, factors: Factors, metadata: dict) -> np.ndarray:
+    """Partial densities (g/cm^3) of every element from absolute maps, ``X_A / (K k_A 1e-7)``.
 
     Assumes the count model of :mod:`chemtomo.simulate` (maps reconstructed with
     paths in nm): EDS-only maps ``X_A = D_eds (Omega / 4 pi) N_A f_A rho_A``
-    (per nm, ``f_A`` in barn units converted to cm^2), bimodal maps in HAADF units
+    (``f_A`` in barn units converted to cm^2), bimodal maps in HAADF units
     ``X_A = D_haadf N_A z_A rho_A``. Needs ``eds_dose`` and ``solid_angle_sr``
     (or ``haadf_dose``) in ``metadata``; real data need the detectors' calibration.
+    Not restricted to the particle mask (a light support beside a heavy particle
+    may fall outside it); negative values are clipped to 0.
 
     Parameters
     ----------
@@ -96,40 +101,42 @@ def estimate_density_g_cm3(result: VolumeResult, factors: Factors, metadata: dic
 
     Returns
     -------
-    ndarray, (n_slices, n_grid, n_grid)
+    ndarray, (k, n_slices, n_grid, n_grid)
     """
     lines = result.lines
     if result.factor == "f":
-        need = ("eds_dose", "solid_angle_sr")
-        k = factors.f(lines)
+        need, k = ("eds_dose", "solid_angle_sr"), factors.f(lines)
     else:
-        need = ("haadf_dose",)
-        k = factors.z(lines)
+        need, k = ("haadf_dose",), factors.z(lines)
     missing = [m for m in need if m not in metadata]
     if missing:
         raise ValueError(
             f"the series' metadata lacks {missing}, needed for an absolute density from {result.factor}-maps; "
             "give density_g_cm3 instead"
         )
-    scale = float(metadata["eds_dose"]) * float(metadata["solid_angle_sr"]) / (4 * np.pi) if result.factor == "f" \
-        else float(metadata["haadf_dose"])
+    if result.factor == "f":
+        scale = float(metadata["eds_dose"]) * float(metadata["solid_angle_sr"]) / (4 * np.pi)
+    else:
+        scale = float(metadata["haadf_dose"])
     maps = np.clip(np.asarray(result.maps, dtype=np.float64), 0, None)
-    rho = np.tensordot(1.0 / (scale * AVOGADRO * np.asarray(k) * BARN_CM2 * NM_CM), maps, axes=1)
-    return np.where(np.asarray(result.composition.mask), rho, 0.0)
+    per = 1.0 / (scale * AVOGADRO * np.asarray(k, dtype=np.float64) * BARN_CM2 * NM_CM)
+    return maps * per.reshape((-1,) + (1,) * (maps.ndim - 1))
 
 
-def _density(result, factors, metadata, density_g_cm3) -> np.ndarray:
-    mask = np.asarray(result.composition.mask)
+def _partials(result, factors, metadata, density_g_cm3) -> np.ndarray:
+    """Partial densities (k, ...) g/cm^3: estimated, or the given density times the fractions."""
     if density_g_cm3 is None:
-        return estimate_density_g_cm3(result, factors, metadata)
+        return estimate_partial_densities_g_cm3(result, factors, metadata)
+    mask = np.asarray(result.composition.mask)
     rho = np.asarray(density_g_cm3, dtype=np.float64)
     if np.any(rho < 0) or not np.all(np.isfinite(rho)):
         raise ValueError("density_g_cm3 must be finite and >= 0")
     if rho.ndim == 0:
-        return np.where(mask, float(rho), 0.0)
-    if rho.shape != mask.shape:
+        rho = np.where(mask, float(rho), 0.0)
+    elif rho.shape != mask.shape:
         raise ValueError(f"density_g_cm3 must be a number or an array of shape {mask.shape}, got {rho.shape}")
-    return rho
+    k = factors.f(result.lines) if result.factor == "f" else factors.z(result.lines)
+    return rho * weight_fractions(np.asarray(result.maps), k)
 
 
 def _fraction_change(a: VolumeResult, b: VolumeResult) -> float:
@@ -170,7 +177,7 @@ def reconstruct_absorption_corrected(
         The detectors, or a preset name (``"super-x"``, ``"single"``).
     density_g_cm3 : float, ndarray (n_slices, n_grid, n_grid) or None
         The density: a number (inside the particle mask), a map, or None to
-        estimate it from the maps each iteration (:func:`estimate_density_g_cm3`).
+        estimate it from the maps each iteration (:func:`estimate_partial_densities_g_cm3`).
     tol : float
         Stop when the fractions change less than this (module docstring), > 0.
     max_outer : int
@@ -199,15 +206,17 @@ def reconstruct_absorption_corrected(
     counts = kwargs.pop("counts", None)
     first = reconstruct_series(series, factors, method, counts=counts, **kwargs)
     geom = first.geometry
+    # the particle mask's threshold is chosen once, on the uncorrected maps, and kept
+    later = {**kwargs, "threshold": float(first.composition.threshold.value)}
     W = astra_matrix(geom)
     current, changes, T_all, rho = first, [], {}, None
     for _ in range(int(max_outer)):
-        rho = _density(current, factors, series.metadata, density_g_cm3)
-        weight = np.asarray(current.composition.weight)
-        fractions = {el: weight[i] for i, el in enumerate(current.elements)}
+        partial = _partials(current, factors, series.metadata, density_g_cm3)
+        rho = partial.sum(axis=0)
         ratios = {}
         for i, ln in enumerate(current.lines):
-            mu = linear_attenuation_per_nm(rho, fractions, ln)
+            # mu = sum_e rho_e (mu/rho)_e = rho sum_e w_e (mu/rho)_e
+            mu = sum(mass_attenuation_cm2_g(el, ln) * partial[j] for j, el in enumerate(current.elements)) * NM_CM
             T_all[ln] = transmissions(mu, geom, det, mode=mode, slice_nm=slice_nm)
             x = volume_to_columns(np.clip(np.asarray(current.maps[i], dtype=np.float32), 0, None))
             plain = np.asarray(W @ x, dtype=np.float64)
@@ -216,7 +225,7 @@ def reconstruct_absorption_corrected(
             r = np.where(ok, plain / np.where(ok, att, 1.0), 1.0)
             ratios[ln] = columns_to_sinogram(r, geom.n_tilts, geom.n_pixels)
         nxt = reconstruct_series(_corrected(series, ratios), factors, method,
-                                 counts=None if counts is None else _corrected(counts, ratios), **kwargs)
+                                 counts=None if counts is None else _corrected(counts, ratios), **later)
         changes.append(_fraction_change(current, nxt))
         current = nxt
         if changes[-1] < tol:
