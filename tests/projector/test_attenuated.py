@@ -188,3 +188,16 @@ def test_bad_inputs_are_refused(small):
         transmissions(np.zeros((1, 16, 16)), geom, DetectorGeometry.preset("single"), mode="2d")
     with pytest.raises(ValueError, match="n_slices"):
         transmissions(np.zeros((1, 15, 16)), geom, DetectorGeometry.preset("single"))
+
+
+def test_azimuth_90_points_along_increasing_detector_bins():
+    # the convention the directions rely on: ASTRA's bins increase along u = (-sin, cos) in (z, x)
+    n = 21
+    geom = TiltGeometry([-50.0, 0.0, 35.0], n)
+    W = astra_matrix(geom).toarray().reshape(geom.n_tilts, n, n, n)  # (tilt, bin, z, x)
+    d = detector_directions(DetectorGeometry(0.0, 90.0, 0.1), geom.angles_deg)[:, 0]
+    c = (n - 1) / 2
+    for z, x in ((3, 15), (17, 4)):
+        for t in range(geom.n_tilts):
+            expected = c + d[t, 1] * (z - c) + d[t, 2] * (x - c)
+            assert abs(np.argmax(W[t, :, z, x]) - expected) <= 0.5 + 1e-9
