@@ -14,6 +14,7 @@ Entry point: :func:`compute_factors`. Models and data sources (see docs/physics.
 The paper's Table 2 stays available as :func:`paper_table2` for exact reproduction.
 """
 
+from .absorption import DetectorGeometry, linear_attenuation_per_nm, mass_attenuation_cm2_g  # noqa: F401
 from .compute import ELASTIC_MODELS, PAPER_HAADF_MRAD, compute_factors
 from .detector import DETECTOR_EFFICIENCY, DETECTOR_PRESETS, DetectorModel, FlatEfficiency, Layer, resolve_detector
 from .elastic import browning1991_barn, screened_rutherford_barn, screened_rutherford_mott_barn

@@ -22,6 +22,7 @@ from .base import DTYPE, MatrixOperator, Operator, Scaled, dottest
 from .batched import BatchedOperator, batched_operator, iter_slice_chunks
 from .columns import HebtColumns
 from .compose import BlockDiag, ChannelMix, HStack, RowScale, VStack
+from .attenuated import AttenuatedOperator, transmissions  # noqa: F401  (issue 14: absorption)
 
 Backend = Literal["batched", "sparse", "astra", "astra_cuda"]
 BACKENDS = ("batched", "sparse", "astra", "astra_cuda")

@@ -1,0 +1,44 @@
+"""Absorption-corrected reconstruction on the oxide-supported specimen (noiseless, small)."""
+
+import numpy as np
+import pytest
+
+from chemtomo.pipeline.absorption import reconstruct_absorption_corrected
+from chemtomo.simulate.absorption import simulate_series_absorbed
+from chemtomo.simulate.specimens import make_specimen
+
+
+@pytest.fixture(scope="module")
+def corrected():
+    sp = make_specimen("oxide_supported", n=16, oversampling=2, field_nm=300.0)
+    sim = simulate_series_absorbed(sp, np.arange(-60.0, 61.0, 15.0), "super-x", noise=False, step_fraction=1.0)
+    res = reconstruct_absorption_corrected(sim.series, sim.factors, "eds_sirt", n_iter=100, filter_sigma=None)
+    return sp, res
+
+
+def test_correction_recovers_the_light_elements(corrected):
+    sp, res = corrected
+    truth = sp.region_means()["support"]
+    before = sp.region_means(np.asarray(res.uncorrected.composition.weight))["support"]
+    after = sp.region_means(np.asarray(res.corrected.composition.weight))["support"]
+    # measured: O 0.424 -> 0.471 (truth 0.471), Al 0.574 -> 0.528 (truth 0.529), 2 outer iterations
+    assert truth["O"] - before["O"] > 0.03
+    assert abs(after["O"] - truth["O"]) < 0.01 and abs(after["Al"] - truth["Al"]) < 0.01
+    assert res.converged and res.outer_iterations <= 3
+    inside = sp.particle
+
+    def mse(vr):
+        return float(((np.asarray(vr.composition.weight) - sp.weight)[:, inside] ** 2).mean())
+
+    assert mse(res.corrected) < 0.7 * mse(res.uncorrected)  # measured 0.0037 vs 0.0058 (the rest: resolution)
+    assert set(res.transmissions) == set(res.corrected.lines)
+    # the density estimated from the absolute maps: the support near corundum's 3.99 g/cm^3 (measured 3.92)
+    assert res.density_g_cm3[sp.regions["support"]].mean() == pytest.approx(3.99, rel=0.05)
+
+
+def test_refuses_bad_options(corrected):
+    sp, res = corrected
+    with pytest.raises(ValueError, match="tol"):
+        reconstruct_absorption_corrected(None, None, tol=0.0)
+    with pytest.raises(ValueError, match="max_outer"):
+        reconstruct_absorption_corrected(None, None, max_outer=0)
