@@ -1,4 +1,4 @@
-"""X-ray absorption in the specimen: detector geometry and attenuation coefficients.
+r"""X-ray absorption in the specimen: detector geometry and attenuation coefficients.
 
 The thin-film model assumes every generated X-ray leaves the specimen. A photon
 of a line's energy ``E`` generated at a point is transmitted to a detector with
@@ -7,7 +7,7 @@ linear attenuation coefficient
 
 .. math::
 
-    \\mu(\\mathbf r) = \\rho(\\mathbf r) \\sum_e w_e(\\mathbf r) (\\mu/\\rho)_e(E),
+    \mu(\mathbf r) = \rho(\mathbf r) \sum_e w_e(\mathbf r) (\mu/\rho)_e(E),
 
 ``rho`` the density (g/cm^3), ``w_e`` the mass fractions and ``(mu/rho)_e`` the
 total mass attenuation coefficients (cm^2/g, with coherent scattering) from
@@ -116,7 +116,7 @@ class DetectorGeometry:
             values.append(v * n if len(v) == 1 else v)
         if sum(values[2]) > 4 * math.pi:
             raise ValueError(f"the detectors' total solid angle {sum(values[2]):g} sr exceeds 4 pi")
-        for label, v in zip(("elevation_deg", "azimuth_deg", "solid_angle_sr"), values):
+        for label, v in zip(("elevation_deg", "azimuth_deg", "solid_angle_sr"), values, strict=True):
             object.__setattr__(self, label, v)
 
     @property

@@ -18,11 +18,11 @@ from typing import Literal
 
 from ..geometry import TiltGeometry
 from .astra_backend import AstraOperator, astra_matrix, gpu_available
+from .attenuated import AttenuatedOperator, transmissions  # noqa: F401  (issue 14: absorption)
 from .base import DTYPE, MatrixOperator, Operator, Scaled, dottest
 from .batched import BatchedOperator, batched_operator, iter_slice_chunks
 from .columns import HebtColumns
 from .compose import BlockDiag, ChannelMix, HStack, RowScale, VStack
-from .attenuated import AttenuatedOperator, transmissions  # noqa: F401  (issue 14: absorption)
 
 Backend = Literal["batched", "sparse", "astra", "astra_cuda"]
 BACKENDS = ("batched", "sparse", "astra", "astra_cuda")
