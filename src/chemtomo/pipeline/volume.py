@@ -137,6 +137,7 @@ def reconstruct_series(
     response_ratios: ResponseRatios | None = None,
     counts: TiltSeries | None = None,
     noise_factor: float | str = 1.0,
+    constants: dict | None = None,
 ) -> VolumeResult:
     """EDS-only or bimodal reconstruction of every slice, then quantification.
 
@@ -206,6 +207,11 @@ def reconstruct_series(
         raw Poisson counts; ``"estimate"`` measures it on the counts
         (:func:`~chemtomo.reconstruct.autoparam.estimate_noise_factor`), for
         background-subtracted or normalised line maps.
+    constants : dict, optional
+        The method's volume-level set-up constants computed elsewhere (default: from
+        this series by :meth:`~chemtomo.reconstruct.Method.setup`). The bootstrap
+        (:mod:`.uncertainty`) hands the measured data's to its replicas, so that the
+        replicas do not change the regularisation. Ignored by methods without a set-up.
 
     Notes
     -----
@@ -260,10 +266,11 @@ def reconstruct_series(
     geom = series.geometry()
     k, n_slices = len(lines), series.n_slices
     r = None if rr is None else rr.r
-    choice = constants = None
+    choice = None
+    constants = constants if m.has_setup else None
     group = default_group() if backend == "batched" else None  # one summation order for every worker
     W = chunk_operator(geom.key(), backend, group) if (m.has_setup or auto) else None
-    if m.has_setup:
+    if m.has_setup and constants is None:
         constants = m.setup(W, series_to_channel_data(solve_series, lines, r=r), p)
     if auto:
         choice = choose_series_parameters(method, W, raw, prepared, lines, r, geom, filter_sigma, filter_axes,

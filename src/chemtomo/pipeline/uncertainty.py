@@ -1,0 +1,419 @@
+"""How far to trust each voxel: bootstrap uncertainty of a tilt series' maps and fractions.
+
+:func:`bootstrap_uncertainty` reconstructs a series as
+:func:`~chemtomo.pipeline.volume.reconstruct_series` does, then draws ``R`` replicas of
+its data from the noise model and reconstructs them through the same function with the
+same method, the same parameters (the automatic choice of the measured run, when one
+was made, is reused, not made again per replica), the same volume-level set-up
+constants (computed once from the measured data), the same response ratios and the
+same particle mask. The replicas are stacked along the slice axis of one tilt series
+of ``n_slices * R`` slices: they are extra columns of the same batched solves, chunked
+by the pipeline's memory planner and Dask runner like slices.
+
+Noise models
+------------
+EDS
+    Poisson replicas of the measured counts (``source="counts"``, the default) or of
+    the fitted model's prediction (``source="model"``: the forward projection of the
+    measured maps, scaled per line to the measured total counts), times the counts'
+    variance-over-mean factor when it is not 1 (``noise_factor``).
+HAADF (methods that use it)
+    Gaussian noise of a constant standard deviation ``haadf_sigma`` (HAADF units)
+    around the measured HAADF images: given, or ``"estimate"`` (default) from the
+    images' second differences (:func:`~chemtomo.reconstruct.bootstrap.estimate_gaussian_sigma`).
+
+Methods that see filtered EDS data (``raw_counts`` False) see each replica filtered
+with the run's filter, replica by replica (a filter across the stacked slices would mix
+replicas). Replica ``i`` draws from ``SeedSequence(seed).spawn(R)[i]``: its bits do not
+depend on the chunking, the passes or the thread count.
+
+The optional jackknife (``jackknife=True``) reconstructs the ``n_tilts`` series with one
+tilt left out (each its own geometry, so one reconstruction each): its spread measures
+the sensitivity to single projections (misalignment, model error) that the counting
+noise does not.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..geometry import columns_to_sinogram, volume_to_columns
+from ..physics import Factors
+from ..projector.batched import default_group
+from ..quantify import atomic_fractions, weight_fractions
+from ..reconstruct import MethodParams, get_method
+from ..reconstruct.autoparam import estimate_noise_factor
+from ..reconstruct.bootstrap import (
+    Spread,
+    check_interval,
+    check_replicas,
+    estimate_gaussian_sigma,
+    gaussian_replica,
+    poisson_replica,
+    region_means,
+    replica_generators,
+    summarize,
+)
+from ..tiltseries import TiltSeries
+from .distributed import DEFAULT_BACKEND, chunk_operator
+from .volume import DEFAULT_METHOD, VolumeResult, prepare_series, reconstruct_series
+
+__all__ = ["SpreadSet", "Uncertainty", "bootstrap_uncertainty"]
+
+log = logging.getLogger("chemtomo.pipeline")
+
+# options of reconstruct_series the bootstrap passes on (the others it sets itself)
+_PASSED = ("filter_sigma", "filter_axes", "mask_method", "threshold", "backend", "chunk_slices", "scheduler",
+           "memory_budget_gb", "auto", "auto_slices", "auto_grid", "response_ratios", "n_iter", "alpha")
+
+REGULARISED_NOTE = (
+    "{method} is regularised: the bootstrap measures the variance of its estimate around its own (biased) "
+    "expectation; the intervals cover the expected reconstruction, not the truth, where the regularisation's "
+    "bias (smoothing of edges, shrinkage of small features) is comparable to the standard error. "
+    "replica mean - estimate estimates that bias only to first order.")
+SIRT_NOTE = (
+    "{method} stopped after a fixed number of iterations is regularised by early stopping: the intervals cover "
+    "the expected reconstruction after those iterations, which is close to the truth inside a uniform region "
+    "and blurred across its edges.")
+
+
+@dataclass
+class SpreadSet:
+    """The uncertainty of every result of one set of replicas.
+
+    Attributes
+    ----------
+    maps, weight, atomic : Spread
+        Per voxel, shape ``(k, n_slices, n_grid, n_grid)`` (fractions are 0 outside the
+        measured particle mask, their spread too).
+    regions : dict
+        Region name -> {"maps", "weight", "atomic"} -> :class:`Spread` of the region
+        means, shape ``(k,)`` (means of the per-voxel values over the region's voxels).
+    kind : {"bootstrap", "jackknife"}
+    """
+
+    maps: Spread
+    weight: Spread
+    atomic: Spread
+    regions: dict = field(default_factory=dict)
+    kind: str = "bootstrap"
+
+
+@dataclass
+class Uncertainty:
+    """A reconstruction with the uncertainty of its maps and fractions.
+
+    Attributes
+    ----------
+    result : VolumeResult
+        The reconstruction of the measured data.
+    bootstrap : SpreadSet
+        From the parametric bootstrap's replicas.
+    jackknife : SpreadSet or None
+        From the leave-one-tilt-out replicas (``jackknife=True``).
+    replicas, seed : int
+    interval : float
+        Probability of the central intervals.
+    source : {"counts", "model"}
+    noise_factor : float
+        Variance over mean of the EDS counts used for the replicas.
+    haadf_sigma : float, ndarray or None
+        Standard deviation of the HAADF replicas' Gaussian noise (HAADF units; None:
+        the method uses no HAADF).
+    notes : list of str
+        What the intervals mean for this method (the bias-versus-variance note).
+    seconds : dict
+        Wall time of the measured reconstruction, the replicas and the jackknife (s).
+    """
+
+    result: VolumeResult
+    bootstrap: SpreadSet
+    jackknife: SpreadSet | None
+    replicas: int
+    seed: int
+    interval: float
+    source: str
+    noise_factor: float
+    haadf_sigma: float | np.ndarray | None
+    notes: list[str] = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)
+
+    def table(self, quantity: str = "weight") -> list[dict]:
+        """Region compositions as rows: region, element, value, se, low, high (one row per element).
+
+        Parameters
+        ----------
+        quantity : {"weight", "atomic", "maps"}
+        """
+        if quantity not in ("weight", "atomic", "maps"):
+            raise ValueError(f"quantity must be 'weight', 'atomic' or 'maps', got {quantity!r}")
+        rows = []
+        for name, group in self.bootstrap.regions.items():
+            s = group[quantity]
+            for i, el in enumerate(self.result.elements):
+                rows.append({"region": name, "element": el, "value": float(s.value[i]), "se": float(s.se[i]),
+                             "low": float(s.low[i]), "high": float(s.high[i]), "interval": s.interval})
+        return rows
+
+
+def _fractions(maps: np.ndarray, factors: Factors, lines, kind: str, mask) -> tuple[np.ndarray, np.ndarray]:
+    q = factors.f(lines) if kind == "f" else factors.z(lines)
+    w = weight_fractions(maps, q, mask)
+    return w, atomic_fractions(w, factors.atomic_weights(lines))
+
+
+def _regions(mask: np.ndarray, regions) -> dict[str, np.ndarray]:
+    out = {"particle": np.asarray(mask, bool)}
+    if regions is None:
+        return out
+    if isinstance(regions, Mapping):
+        for name, m in regions.items():
+            m = np.asarray(m)
+            if m.dtype != bool or m.shape != mask.shape:
+                raise ValueError(f"region {name!r} must be a bool mask of the volume's shape {mask.shape}, "
+                                 f"got {m.dtype} {m.shape}")
+            out[str(name)] = m
+        return out
+    labels = np.asarray(regions)
+    if labels.shape != mask.shape or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"regions must be an integer label volume of shape {mask.shape} (0: no region) or a "
+                         f"mapping name -> bool mask, got {labels.dtype} {labels.shape}")
+    for v in np.unique(labels):
+        if v != 0:
+            out[f"label_{int(v)}"] = labels == v
+    return out
+
+
+def _spread_set(maps, w, a, est_maps, est_w, est_a, regions, interval, kind, how="percentile") -> SpreadSet:
+    names = list(regions)
+    masks = [regions[n] for n in names]
+    out = SpreadSet(summarize(maps, est_maps, interval, kind, how), summarize(w, est_w, interval, kind, how),
+                    summarize(a, est_a, interval, kind, how), {}, kind)
+    per = {q: (region_means(s, masks), region_means(e, masks))
+           for q, s, e in (("maps", maps, est_maps), ("weight", w, est_w), ("atomic", a, est_a))}
+    for j, n in enumerate(names):
+        out.regions[n] = {q: summarize(s[..., j], e[..., j], interval, kind, how) for q, (s, e) in per.items()}
+    return out
+
+
+def _model_means(result: VolumeResult, series: TiltSeries, raw: TiltSeries, backend: str) -> dict:
+    """The measured maps' forward projections, scaled per line to the measured total counts."""
+    geom = result.geometry
+    W = chunk_operator(geom.key(), backend, default_group() if backend == "batched" else None)
+    out = {}
+    for i, ln in enumerate(result.lines):
+        pred = columns_to_sinogram(W.forward(volume_to_columns(np.asarray(result.maps[i], np.float32))),
+                                   geom.n_tilts, geom.n_pixels).astype(np.float64)
+        pred = np.clip(pred, 0.0, None)
+        total = float(pred.sum())
+        out[ln] = pred * (float(np.asarray(raw.eds[ln], np.float64).sum()) / total if total > 0 else 0.0)
+    return out
+
+
+def _stack(series_list: list[TiltSeries], template: TiltSeries) -> TiltSeries:
+    """Tilt series side by side along the slice axis (replica-major)."""
+    eds = {ln: np.concatenate([s.eds[ln] for s in series_list], axis=1) for ln in template.lines}
+    haadf = None if series_list[0].haadf is None else np.concatenate([s.haadf for s in series_list], axis=1)
+    return TiltSeries(template.angles_deg, template.pixel_nm, eds, haadf, dict(template.metadata))
+
+
+def bootstrap_uncertainty(
+    series: TiltSeries,
+    factors: Factors,
+    method: str = DEFAULT_METHOD,
+    params: MethodParams | Mapping | None = None,
+    replicas: int = 20,
+    seed: int = 0,
+    interval: float = 0.9,
+    regions=None,
+    jackknife: bool = False,
+    *,
+    source: str = "counts",
+    noise_factor: float | str = 1.0,
+    haadf_sigma: float | str = "estimate",
+    counts: TiltSeries | None = None,
+    result: VolumeResult | None = None,
+    replicas_per_pass: int | None = None,
+    interval_method: str = "percentile",
+    **options,
+) -> Uncertainty:
+    """Reconstruct ``series`` and the uncertainty of its maps and fractions by a parametric bootstrap.
+
+    Parameters
+    ----------
+    series : TiltSeries
+    factors : Factors
+    method : str
+        A registered method (any: the replicas go through its own ``solve``).
+    params : MethodParams or dict, optional
+        The method's parameters (as for ``reconstruct_series``).
+    replicas : int
+        Bootstrap replicas (>= 2; the standard error's relative precision is about
+        ``1 / sqrt(2 (R - 1))``: 16 % at 20 replicas).
+    seed : int
+        Seed of the replicas (non-negative).
+    interval : float
+        Probability of the central intervals (0.9: 5th to 95th percentiles).
+    regions : int ndarray or mapping, optional
+        Labelled regions: an integer volume ``(n_slices, n_grid, n_grid)`` (0: none; label
+        ``v`` is region ``"label_v"``) or name -> bool mask. The measured particle mask
+        is always region ``"particle"``.
+    jackknife : bool
+        Also the leave-one-tilt-out spread (``n_tilts`` more reconstructions).
+    source : {"counts", "model"}
+        EDS replicas around the measured counts or around the model's prediction.
+    noise_factor : float or "estimate"
+        Variance over mean of the counts (1: raw Poisson counts).
+    haadf_sigma : float, ndarray or "estimate"
+        Std of the HAADF replicas' Gaussian noise (HAADF units) for methods using HAADF:
+        one number, per pixel (an array broadcastable to the HAADF stack, e.g. for a
+        signal-dependent model), or ``"estimate"``: one number from the images' second
+        differences (a constant noise level; it over-states the noise of dark pixels
+        when the noise is mostly shot noise).
+    counts : TiltSeries, optional
+        The unfiltered counts when ``series`` was filtered upstream (as for
+        ``reconstruct_series``); the replicas are drawn around them.
+    result : VolumeResult, optional
+        The measured reconstruction when already made (with these options); it is
+        then not repeated.
+    replicas_per_pass : int, optional
+        Replicas per call of ``reconstruct_series`` (default: all in one); bounds the
+        memory of the stacked series. The replicas are the same whatever it is.
+    **options
+        Passed to :func:`~chemtomo.pipeline.volume.reconstruct_series`: ``filter_sigma``,
+        ``filter_axes``, ``mask_method``, ``threshold``, ``backend``, ``chunk_slices``,
+        ``scheduler``, ``memory_budget_gb``, ``auto``, ``auto_slices``, ``auto_grid``,
+        ``response_ratios``, ``n_iter``, ``alpha``.
+
+    Returns
+    -------
+    Uncertainty
+
+    Raises
+    ------
+    ValueError
+        An unknown method, ``replicas`` < 2, an interval outside (0, 1), an unknown
+        ``source`` or option.
+    """
+    m = get_method(method)
+    replicas = check_replicas(replicas)
+    interval = check_interval(interval)
+    if source not in ("counts", "model"):
+        raise ValueError(f"source must be 'counts' (replicas of the measured counts) or 'model' (of the fitted "
+                         f"model's prediction), got {source!r}")
+    if interval_method not in ("percentile", "basic"):
+        raise ValueError(f"interval_method must be 'percentile' or 'basic', got {interval_method!r}")
+    unknown = sorted(set(options) - set(_PASSED))
+    if unknown:
+        raise ValueError(f"bootstrap_uncertainty does not take {unknown}; options passed to reconstruct_series: "
+                         f"{list(_PASSED)}")
+    if replicas_per_pass is not None and (isinstance(replicas_per_pass, bool) or int(replicas_per_pass) < 1):
+        raise ValueError(f"replicas_per_pass must be a positive integer, got {replicas_per_pass!r}")
+    t0 = time.perf_counter()
+    if result is None:
+        result = reconstruct_series(series, factors, m.name, params, counts=counts, noise_factor=noise_factor,
+                                    **options)
+    t_measured = time.perf_counter() - t0
+    pr = result.parameters
+    chosen = m.params({n: pr[n] for n in m.Params.names() if n in pr})  # the auto choice too, when made
+    constants = pr.get("constants")
+    raw = series if counts is None else counts
+    lines = result.lines
+    if noise_factor == "estimate":
+        noise_factor = estimate_noise_factor([raw.eds[ln] for ln in lines])
+    elif isinstance(noise_factor, str):
+        raise ValueError(f"noise_factor is a number or 'estimate', got {noise_factor!r}")
+    noise_factor = float(noise_factor)
+    sigma = None
+    if m.needs_haadf:
+        if isinstance(haadf_sigma, str):
+            if haadf_sigma != "estimate":
+                raise ValueError(f"haadf_sigma must be 'estimate', a number or an array >= 0, got {haadf_sigma!r}")
+            sigma = estimate_gaussian_sigma(series.haadf)
+        else:
+            sigma = np.asarray(haadf_sigma, np.float64)
+            if not (np.all(np.isfinite(sigma)) and np.all(sigma >= 0)):
+                raise ValueError(f"haadf_sigma must be 'estimate', a number or an array >= 0, got {haadf_sigma!r}")
+            np.broadcast_to(sigma, series.haadf.shape)  # a ValueError when it does not fit
+            sigma = float(sigma) if sigma.ndim == 0 else sigma
+    means = _model_means(result, series, raw, pr["backend"]) if source == "model" else \
+        {ln: raw.eds[ln] for ln in lines}
+    mask = np.asarray(result.composition.mask, bool)
+    est_maps = np.asarray(result.maps, np.float32)
+    est_w, est_a = _fractions(est_maps, factors, lines, result.factor, mask)
+    regs = _regions(mask, regions)
+    rerun = {
+        "filter_sigma": None, "mask_method": pr["mask_method"], "threshold": result.composition.threshold.value,
+        "backend": pr["backend"], "chunk_slices": options.get("chunk_slices"), "scheduler": options.get("scheduler"),
+        "memory_budget_gb": options.get("memory_budget_gb"), "constants": constants,
+        "response_ratios": result.response_ratios if m.needs_haadf else None,
+    }
+    filt = (pr["filter_sigma"], pr["filter_axes"])
+    per_pass = replicas if replicas_per_pass is None else min(int(replicas_per_pass), replicas)
+    ns = series.n_slices
+    shape = (replicas, len(lines)) + est_maps.shape[1:]
+    s_maps, s_w, s_a = (np.empty(shape, np.float32) for _ in range(3))
+    t1 = time.perf_counter()
+    for a in range(0, replicas, per_pass):
+        b = min(a + per_pass, replicas)
+        reps = []
+        for rng in replica_generators(seed, replicas, a, b):
+            eds = {ln: poisson_replica(means[ln], rng, noise_factor) for ln in lines}
+            haadf = gaussian_replica(series.haadf, rng, sigma) if m.needs_haadf else None
+            rep = TiltSeries(series.angles_deg, series.pixel_nm, eds, haadf, dict(series.metadata))
+            reps.append(rep if m.raw_counts else prepare_series(rep, *filt))
+        out = reconstruct_series(_stack(reps, series), factors, m.name, chosen, **rerun)
+        maps = np.asarray(out.maps, np.float32).reshape((len(lines), b - a, ns) + est_maps.shape[2:])
+        for i in range(b - a):
+            s_maps[a + i] = maps[:, i]
+            s_w[a + i], s_a[a + i] = _fractions(maps[:, i], factors, lines, out.factor, mask)
+        log.info("bootstrap: replicas %d:%d of %d done", a, b, replicas)
+    t_boot = time.perf_counter() - t1
+    boot = _spread_set(s_maps, s_w, s_a, est_maps, est_w, est_a, regs, interval, "bootstrap", interval_method)
+    jack, t_jack = None, 0.0
+    if jackknife:
+        t2 = time.perf_counter()
+        jack = _jackknife(series, counts, factors, m, chosen, constants, result, mask, regs, interval, options)
+        t_jack = time.perf_counter() - t2
+    notes = [REGULARISED_NOTE.format(method=m.name) if m.raw_counts else SIRT_NOTE.format(method=m.name)]
+    if pr.get("auto"):
+        notes.append("the automatic parameter choice of the measured run is reused for every replica: the "
+                     "choice's own variability is not in the spread.")
+    return Uncertainty(result, boot, jack, replicas, int(seed), interval, source, noise_factor, sigma, notes,
+                       {"measured": t_measured, "replicas": t_boot, "jackknife": t_jack})
+
+
+def _jackknife(series, counts, factors, m, chosen, constants, result, mask, regs, interval, options) -> SpreadSet:
+    """Leave-one-tilt-out reconstructions summarised (one reconstruction per tilt: a new geometry each)."""
+    n_t = len(series.angles_deg)
+    if n_t < 3:
+        raise ValueError(f"the jackknife leaves one tilt out of {n_t}: it needs 3 tilts or more")
+    lines = result.lines
+    pr = result.parameters
+    shape = (n_t, len(lines)) + tuple(np.shape(result.maps)[1:])
+    s_maps, s_w, s_a = (np.empty(shape, np.float32) for _ in range(3))
+
+    def drop(s: TiltSeries | None, t: int) -> TiltSeries | None:
+        if s is None:
+            return None
+        keep = np.arange(n_t) != t
+        return TiltSeries(np.asarray(s.angles_deg)[keep], s.pixel_nm, {ln: s.eds[ln][keep] for ln in s.lines},
+                          None if s.haadf is None else s.haadf[keep], dict(s.metadata))
+
+    for t in range(n_t):
+        out = reconstruct_series(
+            drop(series, t), factors, m.name, chosen, counts=drop(counts, t), filter_sigma=pr["filter_sigma"],
+            filter_axes=pr["filter_axes"], threshold=result.composition.threshold.value, backend=pr["backend"],
+            chunk_slices=options.get("chunk_slices"), scheduler=options.get("scheduler"),
+            memory_budget_gb=options.get("memory_budget_gb"), constants=constants,
+            response_ratios=result.response_ratios if m.needs_haadf else None)
+        s_maps[t] = np.asarray(out.maps, np.float32)
+        s_w[t], s_a[t] = _fractions(s_maps[t], factors, lines, out.factor, mask)
+    est_maps = np.asarray(result.maps, np.float32)
+    est_w, est_a = _fractions(est_maps, factors, lines, result.factor, mask)
+    return _spread_set(s_maps, s_w, s_a, est_maps, est_w, est_a, regs, interval, "jackknife")

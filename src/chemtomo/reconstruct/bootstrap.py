@@ -1,0 +1,256 @@
+"""The pure part of the bootstrap: seeded replicas of noisy data and the statistics of their results.
+
+A parametric bootstrap estimates how a reconstruction's noise propagates to its maps:
+draw replicas of the data from the noise model around the measured values (or around
+the fitted model's prediction), reconstruct each replica exactly as the data were, and
+read the spread of the replica results. This module holds what does not depend on the
+pipeline:
+
+- the replicas' random generators (:func:`replica_generators`): one
+  :class:`numpy.random.SeedSequence` child per replica, so replica ``i`` is the same
+  bits whichever pass, chunk or thread computes it;
+- the noise models: Poisson counts (:func:`poisson_replica`, with a variance-over-mean
+  factor for scaled counts), Gaussian signals (:func:`gaussian_replica`) and a Gaussian
+  noise level measured on the data (:func:`estimate_gaussian_sigma`);
+- the summaries (:func:`summarize`): standard error and central interval of bootstrap
+  replicas (percentile interval) or of leave-one-out replicas (jackknife standard error,
+  normal interval), and region means (:func:`region_means`).
+
+The volume-level driver is :func:`chemtomo.pipeline.uncertainty.bootstrap_uncertainty`.
+This module imports numpy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+__all__ = [
+    "Spread", "check_interval", "check_replicas", "estimate_gaussian_sigma", "gaussian_replica",
+    "poisson_replica", "region_means", "replica_generators", "summarize",
+]
+
+# median of a chi-square variable with one degree of freedom
+_CHI2_1_MEDIAN = 0.4549364231195724
+
+
+def check_replicas(replicas) -> int:
+    """``replicas`` as an int >= 2 (a spread needs two replicas); ValueError otherwise."""
+    if isinstance(replicas, bool) or not isinstance(replicas, (int, np.integer)) or int(replicas) < 2:
+        raise ValueError(f"replicas must be an integer >= 2 (a standard error needs two replicas), got {replicas!r}")
+    return int(replicas)
+
+
+def check_interval(interval) -> float:
+    """``interval`` (the central interval's probability) as a float in (0, 1); ValueError otherwise."""
+    try:
+        v = float(interval)
+    except (TypeError, ValueError):
+        raise ValueError(f"interval must be a probability in (0, 1), e.g. 0.9, got {interval!r}") from None
+    if isinstance(interval, bool) or not (0.0 < v < 1.0):
+        raise ValueError(f"interval must be a probability in (0, 1), e.g. 0.9, got {interval!r}")
+    return v
+
+
+def replica_generators(seed: int, replicas: int, start: int = 0, stop: int | None = None
+                       ) -> list[np.random.Generator]:
+    """The generators of replicas ``start:stop`` of ``replicas`` seeded by ``seed``.
+
+    Replica ``i`` always draws from ``default_rng(SeedSequence(seed).spawn(replicas)[i])``,
+    so its bits do not depend on which other replicas are drawn with it.
+
+    Parameters
+    ----------
+    seed : int
+        Non-negative seed of the whole bootstrap.
+    replicas : int
+        Replicas in the bootstrap.
+    start, stop : int
+        The replicas wanted (default: all).
+
+    Returns
+    -------
+    list of numpy.random.Generator
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    children = np.random.SeedSequence(int(seed)).spawn(int(replicas))
+    return [np.random.default_rng(c) for c in children[start:stop]]
+
+
+def poisson_replica(mean: np.ndarray, rng: np.random.Generator, noise_factor: float = 1.0) -> np.ndarray:
+    """A replica of counts: ``f * Poisson(mean / f)`` (variance ``f * mean``), float32.
+
+    Parameters
+    ----------
+    mean : ndarray
+        Expected counts (negative values are taken as 0).
+    rng : numpy.random.Generator
+    noise_factor : float
+        ``f``, variance over mean of the counts (1: raw Poisson counts).
+
+    Returns
+    -------
+    ndarray, float32, shape of ``mean``
+    """
+    f = float(noise_factor)
+    if not (np.isfinite(f) and f > 0):
+        raise ValueError(f"noise_factor (variance over mean) must be a positive number, got {noise_factor!r}")
+    lam = np.clip(np.asarray(mean, np.float64), 0.0, None) / f
+    return (f * rng.poisson(lam)).astype(np.float32)
+
+
+def gaussian_replica(mean: np.ndarray, rng: np.random.Generator, sigma) -> np.ndarray:
+    """A replica of a signal with Gaussian noise of standard deviation ``sigma``, float32.
+
+    Parameters
+    ----------
+    mean : ndarray
+        The signal.
+    rng : numpy.random.Generator
+    sigma : float or ndarray
+        Noise std in the signal's units: one number, or per sample (broadcastable to ``mean``).
+    """
+    s = np.asarray(sigma, np.float64)
+    if not (np.all(np.isfinite(s)) and np.all(s >= 0)):
+        raise ValueError(f"sigma (Gaussian noise std) must be finite and >= 0, got {sigma!r}")
+    mean = np.asarray(mean, np.float64)
+    return (mean + s * rng.standard_normal(mean.shape)).astype(np.float32)
+
+
+def estimate_gaussian_sigma(stack: np.ndarray) -> float:
+    """Standard deviation of signal-independent Gaussian noise, from second differences along the last axis.
+
+    For ``r = b[i-1] - 2 b[i] + b[i+1]`` of independent noise of variance ``sigma^2``,
+    ``E[r^2] = 6 sigma^2`` plus the signal's curvature; the median of ``r^2`` divided by
+    ``6`` times the median of a chi-square with one degree of freedom estimates
+    ``sigma^2`` while ignoring the few edges where the curvature dominates (it
+    over-estimates the noise of a signal curved everywhere).
+
+    Parameters
+    ----------
+    stack : ndarray
+        Images (any shape; differences along the last axis, which needs 3 or more samples).
+
+    Returns
+    -------
+    float
+    """
+    b = np.asarray(stack, np.float64)
+    if b.ndim < 1 or b.shape[-1] < 3:
+        raise ValueError(f"estimating a noise level needs 3 or more samples along the last axis, got {b.shape}")
+    r = b[..., :-2] - 2 * b[..., 1:-1] + b[..., 2:]
+    return float(np.sqrt(np.median(r * r) / (6.0 * _CHI2_1_MEDIAN)))
+
+
+@dataclass
+class Spread:
+    """The uncertainty of one quantity (any shape ``S``).
+
+    Attributes
+    ----------
+    value : ndarray, S
+        The estimate from the measured data.
+    mean : ndarray, S
+        Mean over the replicas (``mean - value``: the bootstrap's estimate of the
+        estimator's bias for bootstrap replicas).
+    se : ndarray, S
+        Standard error.
+    low, high : ndarray, S
+        The central interval of probability ``interval``.
+    interval : float
+    kind : {"bootstrap", "jackknife"}
+    n_replicas : int
+    """
+
+    value: np.ndarray
+    mean: np.ndarray
+    se: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    interval: float
+    kind: str
+    n_replicas: int
+
+    def contains(self, truth) -> np.ndarray:
+        """Where ``truth`` lies in ``[low, high]`` (bool, shape ``S``)."""
+        truth = np.asarray(truth)
+        return (truth >= self.low) & (truth <= self.high)
+
+
+def summarize(samples, value, interval: float = 0.9, kind: str = "bootstrap", method: str = "percentile") -> Spread:
+    """Standard error and central interval of replica results.
+
+    Parameters
+    ----------
+    samples : ndarray, (R, *S)
+        One result per replica.
+    value : ndarray, S
+        The estimate from the measured data.
+    interval : float
+        Probability of the central interval (0.9: the 5th to 95th percentiles).
+    kind : {"bootstrap", "jackknife"}
+        ``"bootstrap"``: standard deviation of the replicas (ddof 1) and their
+        percentile interval. ``"jackknife"`` (leave-one-out replicas):
+        ``se = sqrt((R - 1) / R * sum (x_i - mean)^2)`` and the normal interval
+        ``value +- z se``.
+    method : {"percentile", "basic"}
+        The bootstrap interval: the replicas' percentiles, or the basic (reverse
+        percentile) interval ``[2 value - q_high, 2 value - q_low]``, which corrects the
+        first-order bias of a non-linear estimator (the percentile interval is centred
+        on ``value + bias``, the basic one on ``value - bias``).
+
+    Returns
+    -------
+    Spread
+    """
+    p = check_interval(interval)
+    samples = np.asarray(samples, np.float64)
+    value = np.asarray(value, np.float64)
+    n = check_replicas(samples.shape[0])
+    if samples.shape[1:] != value.shape:
+        raise ValueError(f"replica results {samples.shape[1:]} and the estimate {value.shape} differ in shape")
+    mean = samples.mean(axis=0)
+    if kind == "bootstrap":
+        se = samples.std(axis=0, ddof=1)
+        low, high = np.quantile(samples, [(1 - p) / 2, (1 + p) / 2], axis=0)
+        if method == "basic":
+            low, high = 2 * value - high, 2 * value - low
+        elif method != "percentile":
+            raise ValueError(f"the bootstrap interval method must be 'percentile' or 'basic', got {method!r}")
+    elif kind == "jackknife":
+        se = np.sqrt((n - 1) / n * ((samples - mean) ** 2).sum(axis=0))
+        z = NormalDist().inv_cdf((1 + p) / 2)
+        low, high = value - z * se, value + z * se
+    else:
+        raise ValueError(f"kind must be 'bootstrap' or 'jackknife', got {kind!r}")
+    return Spread(value, mean, se, low, high, p, kind, n)
+
+
+def region_means(values, labels) -> np.ndarray:
+    """Means of ``values`` over labelled regions.
+
+    Parameters
+    ----------
+    values : ndarray, (..., *V)
+        Leading axes (replicas, lines) then the volume ``V``.
+    labels : list of bool ndarrays, each V
+        The regions.
+
+    Returns
+    -------
+    ndarray, (..., n_regions)
+        NaN for an empty region.
+    """
+    values = np.asarray(values)
+    out = []
+    for m in labels:
+        m = np.asarray(m, bool)
+        lead = values.shape[: values.ndim - m.ndim]
+        if values.shape[values.ndim - m.ndim:] != m.shape:
+            raise ValueError(f"region shape {m.shape} does not match the volume {values.shape[len(lead):]}")
+        n = int(m.sum())
+        out.append(values[..., m].astype(np.float64).sum(axis=-1) / n if n else np.full(lead, np.nan))
+    return np.stack(out, axis=-1)
