@@ -66,10 +66,12 @@ def dense_lsq():
 
 
 def test_bootstrap_of_a_linear_estimator_matches_the_analytic_covariance(dense_lsq, factors):
-    """For x = A b and Poisson replicas of b, Cov x = A diag(b) A^T. With R = 2000 replicas a standard
-    error is known to 1 / sqrt(2 (R - 1)) = 1.6 %: every one of the 2 x 64 components within 8 % (5 sigma;
-    measured: at most 4.5 % over seeds 3-5), their median ratio within 5 % (the components' errors are
-    correlated: the median is about as uncertain as one component; measured 0.989-1.011).
+    """For x = A b and Poisson replicas of b, Cov x = A diag(b) A^T.
+
+    With R = 2000 replicas a standard error is known to 1 / sqrt(2 (R - 1)) = 1.6 %: every
+    one of the 2 x 64 components within 8 % (5 sigma; measured: at most 4.5 % over seeds 3-5),
+    their median ratio within 5 % (the components' errors are correlated: the median is about
+    as uncertain as one component; measured 0.989-1.011).
     """
     g = TiltGeometry(np.arange(-60.0, 60.1, 20.0), 8, 1.0)
     W = make_operator(g)
@@ -129,7 +131,7 @@ def test_replica_generators_do_not_depend_on_the_pass():
     mean = np.full((5, 2, 7), 12.5)
     whole = [poisson_replica(mean, g) for g in replica_generators(7, 6)]
     parts = [poisson_replica(mean, g) for a in range(0, 6, 4) for g in replica_generators(7, 6, a, min(a + 4, 6))]
-    for x, y in zip(whole, parts):
+    for x, y in zip(whole, parts, strict=True):
         np.testing.assert_array_equal(x, y)
     assert not np.array_equal(whole[0], whole[1])
 
@@ -156,7 +158,8 @@ def test_regularised_method_reuses_the_measured_constants_and_regions(factors, m
     m = get_method("poisson_tv")
     calls = []
     setup = type(m).setup
-    monkeypatch.setattr(type(m), "setup", lambda self, W, data, p: calls.append(data.n_slices) or setup(self, W, data, p))
+    monkeypatch.setattr(type(m), "setup",
+                        lambda self, W, data, p: calls.append(data.n_slices) or setup(self, W, data, p))
     s = _small_series(n_slices=2)
     labels = np.zeros((2, 24, 24), np.int32)
     labels[:, 10:14, 10:14] = 1
@@ -183,7 +186,9 @@ def test_jackknife_leaves_one_tilt_out(factors):
 # ----------------------------------------------------------------------------- (3) calibration on the phantom
 
 def test_eds_sirt_standard_error_matches_the_spread_over_noise_seeds(factors):
-    """The paper's core-shell slice (2-D, 40 pixels of 3 nm, 13 tilts, the paper's EDS dose: up to 950
+    """The bootstrap's standard error matches the spread over independent noise seeds.
+
+    The paper's core-shell slice (2-D, 40 pixels of 3 nm, 13 tilts, the paper's EDS dose: up to 950
     counts per ray), EDS-SIRT 30 iterations on the sinogram-filtered counts: the bootstrap's standard
     error (60 replicas of one noise seed) within 25 % of the standard deviation over 120 independent
     noise seeds, for the region means of the maps and weight fractions (particle, core, shell) and the

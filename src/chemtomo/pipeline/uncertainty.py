@@ -60,7 +60,7 @@ from ..reconstruct.bootstrap import (
     summarize,
 )
 from ..tiltseries import TiltSeries
-from .distributed import DEFAULT_BACKEND, chunk_operator
+from .distributed import chunk_operator
 from .volume import DEFAULT_METHOD, VolumeResult, prepare_series, reconstruct_series
 
 __all__ = ["SpreadSet", "Uncertainty", "bootstrap_uncertainty"]
