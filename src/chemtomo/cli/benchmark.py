@@ -15,15 +15,15 @@ def add_parser(sub):
                                    "score inside-particle weight fractions, region means, SSIM and time.")
     p.add_argument("--out", default="results/benchmark", help="output folder (default: results/benchmark)")
     p.add_argument("--quick", action="store_true",
-                   help="2 specimens, 2 doses, EDS-SIRT, HEBT and fused-TV on coarse grids, n=32, 8 slices "
+                   help="2 specimens, 2 doses, EDS-SIRT, HEBT and fused-TV on coarse grids, n=24, 8 slices "
                         "(a few minutes)")
     p.add_argument("--specimens", nargs="+", metavar="NAME", help="specimens to run (default: the whole suite)")
     p.add_argument("--doses", nargs="+", type=float, metavar="X", help="EDS doses, x the paper's (default 1 0.1 0.01)")
     p.add_argument("--methods", nargs="+", metavar="METHOD",
                    help="methods to run (default: every registered method with an automatic rule)")
-    p.add_argument("--n", type=int, default=None, help="voxels across the field (default 40; --quick 32)")
+    p.add_argument("--n", type=int, default=None, help="voxels across the field (default 28; --quick 24)")
     p.add_argument("--slices", type=int, default=None,
-                   help="slices through the middle to reconstruct, 0 for all (default 16; --quick 8)")
+                   help="slices through the middle to reconstruct, 0 for all (default 8)")
     return p
 
 

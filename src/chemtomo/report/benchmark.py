@@ -109,8 +109,9 @@ def benchmark_figure(metrics: dict) -> Figure:
         ax.set_title(f"EDS dose x{dose}", fontsize=9)
         ax.grid(True, axis="y", which="both", alpha=0.3)
     axes[0].set_ylabel("weight-fraction MSE inside the particle")
-    axes[-1].legend(fontsize=7)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
 
 
