@@ -17,6 +17,7 @@ COMMANDS = (
     "reconstruct",
     "factors",
     "show",
+    "benchmark",
 )
 
 

@@ -1,0 +1,166 @@
+"""The specimen-suite benchmark's report: one table, the inside-MSE figure, and the files.
+
+Pure functions of ``metrics`` (:func:`chemtomo.studies.benchmark.run_benchmark`): the
+table is markdown text, the figure a :class:`matplotlib.figure.Figure` built without
+pyplot (no backend is switched or touched); :func:`write_benchmark` writes
+``metrics.json``, ``report.md`` and the figure, each atomically.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..io.atomic import atomic_path
+from ..io.provenance import json_default
+from ..studies.solvers import label
+
+
+def _params(p: dict) -> str:
+    keys = [k for k in ("n", "alpha", "mu") if k in p]
+    return ", ".join(f"{k}={p[k]:.3g}" if isinstance(p[k], float) else f"{k}={p[k]}" for k in keys)
+
+
+def _heavy(elements: list[str]) -> str:
+    """The element whose fraction the table shows (the last one: Au, Cu, Pt in the suite)."""
+    return elements[-1]
+
+
+def _regions(e: dict, el: str) -> str:
+    return " / ".join(f"{r} {v[el]:.3f}" for r, v in e["region_means"].items() if np.isfinite(v[el]))
+
+
+def benchmark_table(metrics: dict) -> str:
+    """Every specimen, dose and method at its oracle-best and automatic parameters, as a markdown table.
+
+    Columns: the inside-particle weight-fraction MSE (and, for auto, its ratio to the
+    best), the region means of one element against the truth's, the SSIM structure
+    term per line (mean), the parameters and the wall time.
+
+    Parameters
+    ----------
+    metrics : dict
+
+    Returns
+    -------
+    str
+    """
+    out = ["| specimen | dose | method | which | frac. MSE inside | auto/best | x EDS-SIRT auto | element | "
+           "region means (truth) | SSIM | params | time (s) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for spec, doses in metrics["suite"].items():
+        els = metrics["specimens"][spec]["elements"]
+        el = _heavy(els)
+        for dose, entry in doses.items():
+            ms = entry["methods"]
+            ref = ms.get("eds_sirt", {}).get("auto", {}).get("mse_fraction_inside")
+            for name, m in ms.items():
+                for which in ("best", "auto"):
+                    e = m[which]
+                    v = e["mse_fraction_inside"]
+                    ratio = f"{v / m['best']['mse_fraction_inside']:.2f}" if which == "auto" else ""
+                    rel = f"{v / ref:.2f}" if ref else ""
+                    truth = " / ".join(f"{tv[el]:.3f}" for tv in e["truth_region_means"].values()
+                                       if np.isfinite(tv[el]))
+                    ssim = np.mean(list(e["ssim"].values()))
+                    t = e.get("sweep_seconds", e.get("seconds", float("nan")))
+                    out.append(f"| {spec} | x{dose} | {label(name)} | {which} | {v:.2e} | {ratio} | {rel} | {el} | "
+                               f"{_regions(e, el)} ({truth}) | {ssim:.3f} | {_params(e['params'])} | {t:.1f} |")
+    out += ["", "frac. MSE inside: weight-fraction MSE inside the particle (mean over elements); auto/best: "
+            "the automatic choice's MSE over the oracle-best's; x EDS-SIRT auto: over EDS-SIRT's automatic "
+            "MSE at that specimen and dose. Time: the whole grid sweep (best) or the automatic run (choice "
+            "and reconstruction)."]
+    return "\n".join(out)
+
+
+def benchmark_figure(metrics: dict) -> Figure:
+    """Inside-particle weight-fraction MSE per specimen and method: best (filled) and auto (open), one panel per dose.
+
+    Parameters
+    ----------
+    metrics : dict
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Not attached to pyplot: save it with ``fig.savefig``.
+    """
+    suite = metrics["suite"]
+    specs = list(suite)
+    doses = list(next(iter(suite.values())))
+    methods = list(next(iter(next(iter(suite.values())).values()))["methods"])
+    fig = Figure(figsize=(max(6.4, 1.6 * len(specs) * len(doses)), 4.2))
+    axes = np.atleast_1d(fig.subplots(1, len(doses), sharey=True))
+    width = 0.8 / len(methods)
+    x = np.arange(len(specs))
+    for ax, dose in zip(axes, doses):
+        for i, name in enumerate(methods):
+            best = [suite[s][dose]["methods"][name]["best"]["mse_fraction_inside"] for s in specs]
+            auto = [suite[s][dose]["methods"][name]["auto"]["mse_fraction_inside"] for s in specs]
+            xi = x - 0.4 + (i + 0.5) * width
+            ax.bar(xi, best, width * 0.9, color=f"C{i}", label=f"{label(name)} best")
+            ax.plot(xi, auto, "o", mfc="none", mec="k", ms=5, label="auto" if i == 0 else None)
+        ax.set_yscale("log")
+        ax.set_xticks(x)
+        ax.set_xticklabels(specs, rotation=30, ha="right", fontsize=8)
+        ax.set_title(f"EDS dose x{dose}", fontsize=9)
+        ax.grid(True, axis="y", which="both", alpha=0.3)
+    axes[0].set_ylabel("weight-fraction MSE inside the particle")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
+def benchmark_report(metrics: dict, figures: list[str]) -> str:
+    """``report.md``'s text: set-up, the table, the targets, the figures."""
+    cfg = metrics["config"]
+    sl = metrics["slices"]
+    L = [f"# chemtomo specimen-suite benchmark ({cfg['label']})", "",
+         f"Run in {metrics['seconds']:.0f} s. Every number is in `metrics.json` beside this file "
+         "(`suite.<specimen>.<dose>.methods.<method>.best` / `.auto`).", "",
+         "## Set-up", "",
+         f"- Specimens {', '.join(cfg['specimens'])}: n = {cfg['n']} voxels across, projected on a "
+         f"{cfg['oversampling']}x finer grid; {len(cfg['angles_deg'])} tilts "
+         f"{cfg['angles_deg'][0]:g}..{cfg['angles_deg'][-1]:g} deg; {cfg['beam_kev']:g} keV; "
+         f"EDS doses x{', x'.join(f'{d:g}' for d in cfg['doses'])} of the paper's (HAADF dose fixed).",
+         f"- Slices {sl['range'][0]}:{sl['range'][1]} of {sl['of']}: {sl['note']}.",
+         "- best: the lowest inside MSE over the grid (oracle); auto: `reconstruct_series(auto=True)` on the "
+         "same grid. Grids: " + "; ".join(f"{m}: " + ", ".join(f"{k} {v}" for k, v in g.items())
+                                           for m, g in cfg["grids"].items()) + ".", "",
+         "## Table", "", benchmark_table(metrics), "", "## Issue 13's targets on these numbers", ""]
+    for k, v in metrics["summary"]["acceptance"].items():
+        L.append(f"- {'PASS' if v else 'FAIL'} {k}")
+    L += ["", "## Figures", ""]
+    L += [f"![{f}]({f})" for f in figures]
+    return "\n".join(L) + "\n"
+
+
+def write_benchmark(metrics: dict, out: str | Path) -> list[Path]:
+    """Write ``metrics.json``, ``report.md`` and ``inside_mse.png`` into ``out``, each atomically.
+
+    Parameters
+    ----------
+    metrics : dict
+    out : path
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    fig_path = out / "inside_mse.png"
+    with atomic_path(fig_path) as tmp:
+        benchmark_figure(metrics).savefig(tmp, dpi=120)
+    mpath = out / "metrics.json"
+    with atomic_path(mpath) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=1, default=json_default))
+    rpath = out / "report.md"
+    with atomic_path(rpath) as tmp:
+        tmp.write_text(benchmark_report(metrics, [fig_path.name]))
+    return [mpath, rpath, fig_path]

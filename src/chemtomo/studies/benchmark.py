@@ -1,0 +1,458 @@
+"""The specimen-suite benchmark (issue 13): every method, oracle-best and automatic, per specimen and dose.
+
+For each specimen of :data:`chemtomo.simulate.specimens.SPECIMENS` (built on a grid
+``oversampling`` times finer than the reconstruction's and projected there), each EDS
+dose (the paper's, 1/10, 1/100) and each registered method:
+
+- *auto*: the method as a user runs it, ``reconstruct_series(series, factors, method,
+  auto=True, auto_grid=grid)`` (the volume pipeline: its Gaussian filter, slice block and
+  rule), timed;
+- *best*: the same path at every point of the same grid (the method's ``default_grid``,
+  or the configuration's coarser one), scored against the truth; the point with the
+  lowest inside-particle weight-fraction MSE is the oracle-best. A grid with ``n``
+  (iterations) is swept by one solve to the largest ``n`` with snapshots.
+
+Scores (:func:`score`): inside-particle weight-fraction MSE (mean over elements, on the
+specimen's particle: voxels at least half filled), region means against the truth's
+(``{region: {element: value}}``), the SSIM structure term of each line's map against the
+truth's partial density, and the wall time.
+
+Layering: studies sit below the pipeline (DESIGN.md), so :func:`run_benchmark` takes the
+pipeline's ``reconstruct_series`` as an argument (the CLI hands it in); the best sweep
+repeats the pipeline's in-process arithmetic with the layers below it (the tests check
+that a sweep point equals ``reconstruct_series`` at that point).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..geometry import columns_to_volume, sinogram_to_columns
+from ..metrics import mse, ssim_structure
+from ..physics import Factors
+from ..preprocess import FILTER_SIGMA_PX, gaussian_filter_stack
+from ..projector import make_operator
+from ..projector.batched import default_group
+from ..quantify import quantify
+from ..reconstruct import ChannelData, estimate_response_ratios, get_method, method_names
+from ..simulate.specimens import SPECIMENS, Specimen, make_specimen, simulate_series
+from ..tiltseries import TiltSeries
+
+#: The quick run's methods: the SIRT methods and the fused solver.
+QUICK_METHODS = ("eds_sirt", "hebt_sirt", "fused_tv")
+#: The quick run's coarse grids (subsets of the methods' default grids).
+QUICK_GRIDS = {
+    "eds_sirt": {"n": (10, 20, 50, 100, 200, 500)},
+    "hebt_sirt": {"alpha": (0.0, 0.4, 0.8, 0.9), "n": (50, 100, 200, 500)},
+    "fused_tv": {"mu": (0.06, 0.12, 0.24, 0.48)},
+    "ls_tv": {"mu": (0.06, 0.12, 0.24, 0.48)},
+    "poisson_tv": {"mu": (0.06, 0.12, 0.24, 0.48)},
+}
+
+Reconstruct = Callable[..., object]  # chemtomo.pipeline.volume.reconstruct_series
+
+
+def dose_key(dose: float) -> str:
+    """The metrics key of an EDS dose (x the paper's): ``1``, ``0.1``, ``0.01``."""
+    return f"{float(dose):g}"
+
+
+@dataclass
+class BenchmarkConfig:
+    """What the benchmark runs.
+
+    The defaults are the full benchmark: the whole suite, three doses, every method with
+    a rule on its default grid, ``n = 28`` and the 8 middle slices, sized to about an
+    hour on 2 cores (the quick run's CPU time scaled by grid sizes and ``n**2``);
+    ``n = 40`` with 16 slices is about 5x that.
+
+    Attributes
+    ----------
+    specimens : tuple of str
+        Names in :data:`~chemtomo.simulate.specimens.SPECIMENS`.
+    doses : tuple of float
+        EDS doses relative to the paper's (HAADF dose fixed).
+    methods : tuple of str
+        Registered methods with an automatic rule (a ``default_grid``).
+    n : int
+        Reconstruction voxels across the field (and detector pixels).
+    oversampling : int
+        Fine voxels per reconstruction voxel along each axis (the data's grid).
+    n_slices : int or None
+        Reconstruct only this many slices (along the tilt axis) through the middle of
+        the volume; None: all ``n``. The truth is cut to the same slices.
+    angles_deg : tuple of float
+        Tilt angles (degrees).
+    beam_kev : float
+        Beam energy (keV); z_A from chemtomo's elastic model for it (``elastic="auto"``).
+    grids : dict
+        Method -> {parameter: candidates} replacing its ``default_grid`` entries.
+    params : dict
+        Method -> fixed parameters (e.g. ``{"fused_tv": {"n_iter": 200}}``); default the
+        method's defaults.
+    auto_slices : int
+        Slices the automatic rules choose on (``reconstruct_series(auto_slices=...)``).
+    mask_method : {"esf", "otsu"}
+        Particle mask of the quantification (the pipeline's default ``esf``; a
+        reconstruction whose ESF fit finds no edge falls back to ``otsu`` and says so).
+    specimen_seed, noise_seed : int
+        Seeds of the specimens' random placements and of the Poisson noise.
+    label : str
+    """
+
+    specimens: tuple = tuple(SPECIMENS)
+    doses: tuple = (1.0, 0.1, 0.01)
+    methods: tuple = field(default_factory=lambda: tuple(n for n in method_names() if get_method(n).default_grid))
+    n: int = 28
+    oversampling: int = 2
+    n_slices: int | None = 8
+    angles_deg: tuple = tuple(np.arange(-70.0, 70.1, 5.0))
+    beam_kev: float = 200.0
+    grids: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+    auto_slices: int = 8
+    mask_method: str = "esf"
+    specimen_seed: int = 0
+    noise_seed: int = 0
+    label: str = "full"
+
+    @classmethod
+    def quick(cls) -> BenchmarkConfig:
+        """A few minutes on 2 cores: 2 specimens, 2 doses, the SIRT methods and fused-TV, coarse grids,
+        ``n = 24`` and 8 middle slices."""
+        return cls(specimens=("core_shell", "diffuse_alloy"), doses=(1.0, 0.1), methods=QUICK_METHODS, n=24,
+                   n_slices=8, grids={k: v for k, v in QUICK_GRIDS.items() if k in QUICK_METHODS},
+                   label="quick")
+
+    def __post_init__(self):
+        unknown = sorted(set(self.specimens) - set(SPECIMENS))
+        if unknown or not self.specimens:
+            raise ValueError(f"specimens must be a non-empty subset of {sorted(SPECIMENS)}, got {list(self.specimens)}")
+        if not self.doses or not all(np.isfinite(d) and d > 0 for d in self.doses):
+            raise ValueError(f"doses must be positive numbers (1 = the paper's dose), got {list(self.doses)}")
+        self.methods = tuple(get_method(m).name for m in self.methods)
+        no_rule = [m for m in self.methods if not get_method(m).default_grid]
+        if no_rule or not self.methods:
+            raise ValueError(f"methods must be non-empty and each have an automatic rule; {no_rule} have none "
+                             f"(with one: {[n for n in method_names() if get_method(n).default_grid]})")
+        if self.n_slices is not None and not 1 <= int(self.n_slices) <= int(self.n):
+            raise ValueError(f"n_slices must be None or in 1..n={self.n}, got {self.n_slices!r}")
+
+    def grid(self, method: str) -> dict:
+        """The candidates of ``method`` here: its ``default_grid`` with this config's replacements."""
+        m = get_method(method)
+        own = self.grids.get(m.name, {})
+        return {k: tuple(own.get(k, v)) for k, v in m.default_grid.items()}
+
+    def slice_range(self) -> tuple[int, int]:
+        """``(a, b)``: the slices reconstructed (the middle ``n_slices``, or all)."""
+        s = self.n if self.n_slices is None else int(self.n_slices)
+        a = (self.n - s) // 2
+        return a, a + s
+
+    def as_dict(self) -> dict:
+        """JSON-friendly copy (grids resolved per method)."""
+        d = asdict(self)
+        d["angles_deg"] = [float(a) for a in self.angles_deg]
+        d["grids"] = {m: {k: list(v) for k, v in self.grid(m).items()} for m in self.methods}
+        return d
+
+
+# ----------------------------------------------------------------------------- truth and scores
+
+@dataclass
+class Truth:
+    """The specimen's truth on the reconstructed slices ``slices`` (axes: element, slice, z, x)."""
+
+    elements: list[str]
+    weight: np.ndarray
+    partial: np.ndarray
+    particle: np.ndarray
+    regions: dict
+    slices: tuple[int, int]
+
+    @classmethod
+    def of(cls, specimen: Specimen, slices: tuple[int, int] | None = None) -> Truth:
+        """Cut ``specimen``'s truth to ``slices`` (default all)."""
+        a, b = (0, specimen.n) if slices is None else slices
+        return cls(list(specimen.elements), specimen.weight[:, a:b], specimen.partial[:, a:b],
+                   specimen.particle[a:b], {r: m[a:b] for r, m in specimen.regions.items()}, (a, b))
+
+    def region_means(self, weight: np.ndarray | None = None) -> dict[str, dict[str, float]]:
+        """``{region: {element: mean weight fraction}}`` of ``weight`` (default the truth); NaN: empty region."""
+        w = self.weight if weight is None else weight
+        return {r: {el: float(w[i][m].mean()) if m.any() else float("nan") for i, el in enumerate(self.elements)}
+                for r, m in self.regions.items()}
+
+
+def score(truth: Truth, maps: np.ndarray, weight: np.ndarray, elements: list[str]) -> dict:
+    """Score a reconstruction against ``truth``.
+
+    Parameters
+    ----------
+    truth : Truth
+    maps : ndarray, (k, s, n, n)
+        The method's maps (any units), one per line.
+    weight : ndarray, (k, s, n, n)
+        Weight fractions.
+    elements : list of str
+        The element of each map (any order of the truth's elements).
+
+    Returns
+    -------
+    dict
+        ``mse_fraction_inside`` (mean over elements inside the particle),
+        ``mse_fraction_inside_per_element``, ``region_means``, ``truth_region_means``,
+        ``ssim`` (structure term of each map against the truth's partial density).
+    """
+    order = [elements.index(el) for el in truth.elements]
+    w = np.asarray(weight, np.float64)[order]
+    mp = np.asarray(maps)[order]
+    per = {el: mse(w[i], truth.weight[i], truth.particle) for i, el in enumerate(truth.elements)}
+    return {
+        "mse_fraction_inside": float(np.mean(list(per.values()))),
+        "mse_fraction_inside_per_element": per,
+        "region_means": truth.region_means(w),
+        "truth_region_means": truth.region_means(),
+        "ssim": {el: ssim_structure(mp[i], truth.partial[i]) for i, el in enumerate(truth.elements)},
+    }
+
+
+def sub_series(series: TiltSeries, a: int, b: int) -> TiltSeries:
+    """Slices ``a:b`` (along the tilt axis) of ``series``."""
+    return TiltSeries(series.angles_deg, series.pixel_nm, {k: v[:, a:b] for k, v in series.eds.items()},
+                      None if series.haadf is None else series.haadf[:, a:b],
+                      {**series.metadata, "slices": [int(a), int(b)]})
+
+
+# ----------------------------------------------------------------------------- the sweep
+
+def _columns(series: TiltSeries, lines: list[str], r) -> ChannelData:
+    eds = np.stack([sinogram_to_columns(series.eds[ln]) for ln in lines])
+    haadf = None if series.haadf is None else sinogram_to_columns(series.haadf)
+    return ChannelData(list(lines), eds, haadf, r)
+
+
+def sweep(series: TiltSeries, factors: Factors, method: str, grid: dict, base: dict | None = None,
+          filter_sigma: float | None = FILTER_SIGMA_PX, mask_method: str = "esf") -> list[dict]:
+    """``method`` at every point of ``grid`` on ``series``, as ``reconstruct_series`` computes it in process.
+
+    The same arithmetic as :func:`chemtomo.pipeline.volume.reconstruct_series` with
+    ``params = base | point`` (its defaults otherwise: the image-plane Gaussian filter,
+    the ``batched`` backend, one chunk, the ESF mask), so a point equals that call's
+    result. A grid holding ``n`` (iterations) is run once per other point to the largest
+    ``n`` with snapshots.
+
+    Parameters
+    ----------
+    series : TiltSeries
+    factors : Factors
+    method : str
+    grid : dict
+        Parameter -> candidates (names of the method's rule: ``n``, ``alpha``, ``mu``).
+    base : dict, optional
+        Fixed parameters of the method.
+    filter_sigma : float or None
+        Gaussian filter (pixels) of the EDS stacks of methods that do not take raw counts.
+    mask_method : {"esf", "otsu"}
+        The particle mask; when the ESF fit finds no particle edge the point falls back to
+        Otsu's and says so in ``mask``.
+
+    Returns
+    -------
+    list of dict
+        ``{"params": point, "maps": (k, s, n, n), "weight": (k, s, n, n), "elements": [...],
+        "seconds": float, "mask": str}`` per point; ``seconds`` is the point's share of its solve.
+    """
+    m = get_method(method)
+    lines = series.lines
+    p0 = m.params(base or {})
+    prepared = series if not filter_sigma else TiltSeries(
+        series.angles_deg, series.pixel_nm,
+        {k: gaussian_filter_stack(v, filter_sigma, "image") for k, v in series.eds.items()},
+        series.haadf, dict(series.metadata))
+    solve_series = series if m.raw_counts else prepared
+    r = None
+    if m.needs_haadf:
+        r = estimate_response_ratios(prepared.haadf, {ln: prepared.eds[ln] for ln in lines}).r
+    geom = series.geometry()
+    W = make_operator(geom, "batched", group=default_group())
+    data = _columns(solve_series, lines, r)
+    constants = m.setup(W, data, p0) if m.has_setup else None
+    elements = [factors[ln].element for ln in lines]
+    n_grid = geom.n_grid
+
+    def finish(point, cols, factor, seconds):
+        maps = np.stack([columns_to_volume(c, n_grid) for c in cols]).astype(np.float32, copy=False)
+        q = factors.f(lines) if factor == "f" else factors.z(lines)
+        mask = mask_method
+        try:
+            comp = quantify(maps, q, factors.atomic_weights(lines), lines, elements, mask_method, None)
+        except ValueError:
+            if mask_method == "otsu":
+                raise
+            mask = "otsu (the ESF fit failed)"
+            comp = quantify(maps, q, factors.atomic_weights(lines), lines, elements, "otsu", None)
+        return {"params": point, "maps": maps, "weight": comp.weight, "elements": elements, "seconds": seconds,
+                "mask": mask}
+
+    names = list(grid)
+    others = [k for k in names if k != "n"]
+    out = []
+    for values in itertools.product(*(grid[k] for k in others)):
+        fixed = dict(zip(others, values))
+        t0 = time.perf_counter()
+        if "n" in grid:
+            ns = sorted(int(v) for v in grid["n"])
+            res = m.solve(W, data, m.apply_choice(p0, {**fixed, "n": ns[-1]}), constants=constants, snapshots=ns)
+            seconds = (time.perf_counter() - t0) / len(ns)
+            for n in ns:
+                cols = res.snapshots.get(n, res.maps if n == ns[-1] else None)
+                out.append(finish({**fixed, "n": n}, cols, res.factor, seconds))
+        else:
+            res = m.solve(W, data, m.apply_choice(p0, fixed), constants=constants)
+            out.append(finish(fixed, res.maps, res.factor, time.perf_counter() - t0))
+    return out
+
+
+def _json_params(d: dict) -> dict:
+    return {k: (float(v) if isinstance(v, (float, np.floating)) else int(v) if isinstance(v, (int, np.integer))
+                and not isinstance(v, bool) else v) for k, v in d.items()}
+
+
+def run_case(series: TiltSeries, factors: Factors, truth: Truth, method: str, cfg: BenchmarkConfig,
+             reconstruct: Reconstruct) -> dict:
+    """One method on one series: ``{"best": ..., "auto": ..., "sweep": [...]}`` (see the module)."""
+    m = get_method(method)
+    grid = cfg.grid(m.name)
+    base = dict(cfg.params.get(m.name, {}))
+    t0 = time.perf_counter()
+    cands = sweep(series, factors, m.name, grid, base, mask_method=cfg.mask_method)
+    sweep_seconds = time.perf_counter() - t0
+    scored = []
+    for c in cands:
+        s = score(truth, c["maps"], c["weight"], c["elements"])
+        scored.append({**s, "params": _json_params(c["params"]), "seconds": c["seconds"], "mask": c["mask"]})
+    best = min(scored, key=lambda e: e["mse_fraction_inside"])
+    best = {**best, "params": {**base, **best["params"]}, "sweep_seconds": sweep_seconds}
+    t0 = time.perf_counter()
+    mask = cfg.mask_method
+    try:
+        res = reconstruct(series, factors, m.name, base, auto=True, auto_grid=grid, auto_slices=cfg.auto_slices,
+                          mask_method=mask)
+    except ValueError as exc:
+        if mask == "otsu" or "edge" not in str(exc):
+            raise
+        mask = "otsu (the ESF fit failed)"
+        res = reconstruct(series, factors, m.name, base, auto=True, auto_grid=grid, auto_slices=cfg.auto_slices,
+                          mask_method="otsu")
+    seconds = time.perf_counter() - t0
+    auto = score(truth, np.asarray(res.maps), np.asarray(res.composition.weight), list(res.elements))
+    chosen = res.parameters.get("auto", {})
+    auto = {**auto, "params": {**base, **_json_params(dict(chosen.get("params", {})))},
+            "rule": chosen.get("rule"), "at_grid_edge": chosen.get("at_grid_edge"),
+            "seconds": seconds, "mask": mask}
+    return {"best": best, "auto": auto,
+            "sweep": [{"params": e["params"], "mse_fraction_inside": e["mse_fraction_inside"]} for e in scored]}
+
+
+def summarise(suite: dict) -> dict:
+    """Winners and ratios per specimen and dose, and issue 13's targets on the measured numbers.
+
+    Returns
+    -------
+    dict
+        ``cases``: ``{specimen: {dose: {winner_best, winner_auto, auto_over_best {method: ratio},
+        best_auto_over_eds_sirt_auto}}}``; ``acceptance``: booleans.
+    """
+    cases: dict = {}
+    ratios_eds = []
+    all_within = True
+    for spec, doses in suite.items():
+        for dose, entry in doses.items():
+            ms = entry["methods"]
+            aob = {n: v["auto"]["mse_fraction_inside"] / v["best"]["mse_fraction_inside"] for n, v in ms.items()}
+            all_within &= all(r <= 1.2 for r in aob.values())
+            wb = min(ms, key=lambda n: ms[n]["best"]["mse_fraction_inside"])
+            wa = min(ms, key=lambda n: ms[n]["auto"]["mse_fraction_inside"])
+            c = {"winner_best": wb, "winner_auto": wa, "auto_over_best": aob}
+            if "eds_sirt" in ms:
+                c["best_auto_over_eds_sirt_auto"] = (ms[wa]["auto"]["mse_fraction_inside"]
+                                                     / ms["eds_sirt"]["auto"]["mse_fraction_inside"])
+                ratios_eds.append(c["best_auto_over_eds_sirt_auto"])
+            cases.setdefault(spec, {})[dose] = c
+    acc = {"auto_within_1.2x_of_best_every_method": bool(all_within)}
+    if ratios_eds:
+        acc["best_auto_at_most_half_of_eds_sirt_auto_every_case"] = bool(max(ratios_eds) <= 0.5)
+        acc["best_auto_median_at_most_quarter_of_eds_sirt_auto"] = bool(np.median(ratios_eds) <= 0.25)
+    return {"cases": cases, "acceptance": acc}
+
+
+def run_benchmark(cfg: BenchmarkConfig, reconstruct: Reconstruct, say: Callable[[str], None] | None = None) -> dict:
+    """Run the benchmark; return its metrics (the layout of issue 13).
+
+    Parameters
+    ----------
+    cfg : BenchmarkConfig
+    reconstruct : callable
+        :func:`chemtomo.pipeline.volume.reconstruct_series` (passed in: the pipeline
+        is a layer above the studies).
+    say : callable, optional
+        Progress messages.
+
+    Returns
+    -------
+    dict
+        ``config``, ``slices``, ``specimens`` (description, elements, pixel, region sizes),
+        ``suite.<specimen>.<dose>.methods.<method>.{best,auto,sweep}`` and ``.series``,
+        ``summary``, ``seconds``.
+    """
+    say = say or (lambda msg: None)
+    t_all = time.perf_counter()
+    a, b = cfg.slice_range()
+    angles = np.asarray(cfg.angles_deg, float)
+    suite: dict = {}
+    specimens: dict = {}
+    for name in cfg.specimens:
+        t0 = time.perf_counter()
+        spec = make_specimen(name, cfg.n, cfg.oversampling, cfg.specimen_seed)
+        truth = Truth.of(spec, (a, b))
+        specimens[name] = {
+            "description": spec.description, "tests": spec.tests, "elements": spec.elements,
+            "pixel_nm": spec.pixel_nm, "field_nm": spec.field_nm, "n": spec.n, "oversampling": spec.oversampling,
+            "region_voxels": {r: int(m.sum()) for r, m in truth.regions.items()},
+            "particle_voxels": int(truth.particle.sum()), "build_seconds": time.perf_counter() - t0,
+        }
+        for dose in cfg.doses:
+            t0 = time.perf_counter()
+            sim = simulate_series(spec, angles, dose_scale=dose, beam_kev=cfg.beam_kev, seed=cfg.noise_seed,
+                                  elastic="auto")
+            series = sub_series(sim.series, a, b)
+            entry = {"series": {"lines": sim.lines, "eds_dose_e_per_nm2": sim.series.metadata["eds_dose_e_per_nm2"],
+                                "mean_counts_per_pixel": {ln: float(series.eds[ln].mean()) for ln in series.lines},
+                                "simulate_seconds": time.perf_counter() - t0},
+                     "methods": {}}
+            for method in cfg.methods:
+                t0 = time.perf_counter()
+                r = run_case(series, sim.factors, truth, method, cfg, reconstruct)
+                entry["methods"][method] = r
+                say(f"{name} dose x{dose_key(dose)} {method}: best {r['best']['mse_fraction_inside']:.2e} "
+                    f"{r['best']['params']}, auto {r['auto']['mse_fraction_inside']:.2e} {r['auto']['params']} "
+                    f"({time.perf_counter() - t0:.1f} s)")
+            suite.setdefault(name, {})[dose_key(dose)] = entry
+    return {
+        "config": cfg.as_dict(),
+        "slices": {"range": [a, b], "n_slices": b - a, "of": cfg.n,
+                   "note": ("only slices a:b (along the tilt axis, through the middle of the volume) are "
+                            "reconstructed and scored; the truth is cut to the same slices")
+                   if (b - a) < cfg.n else "every slice is reconstructed and scored"},
+        "specimens": specimens,
+        "suite": suite,
+        "summary": summarise(suite),
+        "seconds": time.perf_counter() - t_all,
+    }

@@ -1,0 +1,124 @@
+"""The specimen-suite benchmark (issue 13): sweep = pipeline, metrics layout, sane values, the command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from chemtomo.pipeline.volume import reconstruct_series
+from chemtomo.report.benchmark import benchmark_figure, benchmark_table, write_benchmark
+from chemtomo.simulate.specimens import make_specimen, simulate_series
+from chemtomo.studies.benchmark import BenchmarkConfig, Truth, run_benchmark, sub_series, sweep
+
+ANGLES = np.arange(-70.0, 70.1, 10.0)
+
+
+def tiny(**kw) -> BenchmarkConfig:
+    """16 voxels, 2 middle slices, one specimen and dose, small grids."""
+    base = dict(specimens=("core_shell",), doses=(1.0,), methods=("eds_sirt",), n=16, n_slices=2,
+                angles_deg=tuple(ANGLES), grids={"eds_sirt": {"n": (10, 30, 60)}}, auto_slices=2, label="tiny")
+    return BenchmarkConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def case():
+    spec = make_specimen("core_shell", 16, 2, 0)
+    sim = simulate_series(spec, ANGLES, dose_scale=1.0, beam_kev=200.0, seed=0, elastic="auto")
+    return spec, sim, sub_series(sim.series, 7, 9)
+
+
+@pytest.mark.parametrize("method, grid, point", [
+    ("eds_sirt", {"n": (5, 12)}, {"n_iter": 5}),
+    ("hebt_sirt", {"alpha": (0.6,), "n": (4, 9)}, {"n_iter": 4, "alpha": 0.6}),
+    ("fused_tv", {"mu": (0.24,)}, {"mu": 0.24, "n_iter": 15}),
+])
+def test_sweep_point_equals_reconstruct_series(case, method, grid, point):
+    """A sweep point (a snapshot for SIRT) is reconstruct_series' result at that point."""
+    _, sim, series = case
+    base = {"n_iter": 15} if method == "fused_tv" else None
+    got = sweep(series, sim.factors, method, grid, base, mask_method="otsu")[0]
+    ref = reconstruct_series(series, sim.factors, method, point, mask_method="otsu")
+    np.testing.assert_allclose(got["maps"], ref.maps, rtol=1e-6, atol=1e-6 * float(np.abs(ref.maps).max()))
+    np.testing.assert_allclose(got["weight"], ref.composition.weight, atol=1e-6)
+
+
+def test_truth_cut_and_region_means(case):
+    spec, _, _ = case
+    full = Truth.of(spec)
+    assert full.region_means() == spec.region_means()
+    cut = Truth.of(spec, (7, 9))
+    assert cut.weight.shape == (2, 2, 16, 16)
+    assert cut.regions["core"].shape == (2, 16, 16)
+
+
+def test_run_benchmark_tiny_layout_and_values(tmp_path):
+    """metrics.json has issue 13's layout with sane values; the truth's region means are the specimen's."""
+    cfg = tiny(n_slices=None)
+    metrics = run_benchmark(cfg, reconstruct_series)
+    files = write_benchmark(metrics, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inside_mse.png", "metrics.json", "report.md"]
+    assert files[0].name == "metrics.json"
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    spec = make_specimen("core_shell", 16, 2, 0)
+    truth = spec.region_means()
+    entry = m["suite"]["core_shell"]["1"]["methods"]["eds_sirt"]
+    for which in ("best", "auto"):
+        e = entry[which]
+        assert {"mse_fraction_inside", "region_means", "truth_region_means", "params", "ssim"} <= set(e)
+        assert 0 < e["mse_fraction_inside"] < 0.25
+        assert e["truth_region_means"] == truth
+        assert set(e["region_means"]) == set(truth)
+        for reg in e["region_means"].values():
+            assert set(reg) == {"Ag", "Au"}
+            assert all(0 <= v <= 1 for v in reg.values())
+        assert e["params"]["n"] in (10, 30, 60)
+    assert entry["best"]["mse_fraction_inside"] <= entry["auto"]["mse_fraction_inside"] + 1e-12
+    assert m["slices"]["range"] == [0, 16]
+    assert "eds_sirt" in m["summary"]["cases"]["core_shell"]["1"]["auto_over_best"]
+    assert "| core_shell | x1 | EDS-SIRT | best |" in (tmp_path / "report.md").read_text()
+
+
+def test_report_pieces_on_a_middle_block():
+    cfg = tiny(doses=(1.0, 0.1))
+    metrics = run_benchmark(cfg, reconstruct_series)
+    assert metrics["slices"]["range"] == [7, 9]
+    assert "middle" in metrics["slices"]["note"]
+    spec = make_specimen("core_shell", 16, 2, 0)
+    want = Truth.of(spec, (7, 9)).region_means()
+    got = metrics["suite"]["core_shell"]["0.1"]["methods"]["eds_sirt"]["best"]["truth_region_means"]
+    assert json.dumps(got) == json.dumps(want)  # NaN for a region absent from the block compares equal here
+    assert benchmark_table(metrics).count("| core_shell |") == 4
+    fig = benchmark_figure(metrics)
+    assert len(fig.axes) == 2
+
+
+def test_config_refuses_bad_values():
+    with pytest.raises(ValueError, match="specimens"):
+        tiny(specimens=("teapot",))
+    with pytest.raises(ValueError, match="n_slices"):
+        tiny(n_slices=40)
+    with pytest.raises(ValueError, match="doses"):
+        tiny(doses=(0.0,))
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-c", "import sys; from chemtomo.cli import main; sys.exit(main())", *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_cli_help_and_tiny_run(tmp_path):
+    proc = _cli("benchmark", "--help")
+    assert proc.returncode == 0 and "--quick" in proc.stdout
+    out = tmp_path / "b"
+    proc = _cli("benchmark", "--quick", "--out", str(out), "--specimens", "core_shell", "--doses", "1",
+                "--methods", "eds_sirt", "--n", "16", "--slices", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert list(m["suite"]) == ["core_shell"]
+    assert set(m["suite"]["core_shell"]["1"]["methods"]["eds_sirt"]) >= {"best", "auto"}
+    proc = _cli("benchmark", "--out", str(out), "--specimens", "teapot")
+    assert proc.returncode == 2 and "teapot" in proc.stderr
