@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= results/demo
 
-.PHONY: demo demo-quick test test-fast lint real-example real-example-tv bench clean venv
+.PHONY: demo demo-quick test test-fast lint real-example real-example-tv bench benchmark benchmark-quick clean venv
 
 venv: $(STAMP)
 

@@ -96,7 +96,7 @@ def benchmark_figure(metrics: dict) -> Figure:
     axes = np.atleast_1d(fig.subplots(1, len(doses), sharey=True))
     width = 0.8 / len(methods)
     x = np.arange(len(specs))
-    for ax, dose in zip(axes, doses):
+    for ax, dose in zip(axes, doses, strict=True):
         for i, name in enumerate(methods):
             best = [suite[s][dose]["methods"][name]["best"]["mse_fraction_inside"] for s in specs]
             auto = [suite[s][dose]["methods"][name]["auto"]["mse_fraction_inside"] for s in specs]

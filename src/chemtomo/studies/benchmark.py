@@ -123,8 +123,11 @@ class BenchmarkConfig:
 
     @classmethod
     def quick(cls) -> BenchmarkConfig:
-        """A few minutes on 2 cores: 2 specimens, 2 doses, the SIRT methods and fused-TV, coarse grids,
-        ``n = 24`` and 8 middle slices."""
+        """A few minutes on 2 cores.
+
+        2 specimens, 2 doses, the SIRT methods and fused-TV, coarse grids, ``n = 24`` and
+        8 middle slices.
+        """
         return cls(specimens=("core_shell", "diffuse_alloy"), doses=(1.0, 0.1), methods=QUICK_METHODS, n=24,
                    n_slices=8, grids={k: v for k, v in QUICK_GRIDS.items() if k in QUICK_METHODS},
                    label="quick")
@@ -305,7 +308,7 @@ def sweep(series: TiltSeries, factors: Factors, method: str, grid: dict, base: d
     others = [k for k in names if k != "n"]
     out = []
     for values in itertools.product(*(grid[k] for k in others)):
-        fixed = dict(zip(others, values))
+        fixed = dict(zip(others, values, strict=True))
         t0 = time.perf_counter()
         if "n" in grid:
             ns = sorted(int(v) for v in grid["n"])
