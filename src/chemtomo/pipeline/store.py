@@ -58,6 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.atomic import remove_stale_temporaries
 from ..io.provenance import to_json
 
 STORE_FORMAT = "chemtomo-volume-store"
@@ -321,6 +322,7 @@ class VolumeStore:
             store._set_status("reconstructing")
             return store
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path.parent, f".{path.name}.tmp-")  # stores half-created by killed runs
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         group = zarr.open_group(str(tmp), mode="w")
         k, c = len(lines), int(chunk_slices)
