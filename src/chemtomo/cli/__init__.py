@@ -8,8 +8,11 @@ writing such a module and naming it in ``COMMANDS``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
+import threading
 
 COMMANDS = (
     "demo",
@@ -42,6 +45,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    """SIGTERM handler: raise SystemExit(143) so every ``finally`` and context manager cleans up.
+
+    A second SIGTERM while cleaning up kills the process the default way.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit():
+    """Within the block, SIGTERM ends the process like Ctrl-C does: by an exception, after cleanup.
+
+    Only in the main thread (where Python runs signal handlers); the previous
+    handler is restored afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``chemtomo`` command line.
 
@@ -56,11 +85,18 @@ def main(argv: list[str] | None = None) -> int:
         The exit code: the command's (0 on success), or 2 after printing a
         :class:`UserError`, ValueError, KeyError or FileNotFoundError as one line
         on stderr.
+
+    Raises
+    ------
+    SystemExit
+        With code 143 on SIGTERM, raised where the command was, so that its
+        temporary files are removed on the way out (as on Ctrl-C).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args._run(args) or 0)
+        with _sigterm_as_exit():  # temporary files are removed on SIGTERM as on Ctrl-C
+            return int(args._run(args) or 0)
     except (UserError, ValueError, KeyError, FileNotFoundError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"chemtomo {args.command}: error: {msg}", file=sys.stderr)

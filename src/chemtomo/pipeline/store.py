@@ -20,13 +20,18 @@ result of :mod:`chemtomo.io.result`)::
     attrs["chemtomo_chunks"]  chunk index -> {slices, sha256, seconds, host, pid, written}
     attrs["chemtomo_result"]  status and, once complete, the threshold,
                               response ratios and parameters of the run
+    attrs["chemtomo_repairs"] damaged chunks found on resuming: chunk, slices,
+                              reason, found (time), host, pid
 
 Why it survives a kill: Zarr's local store writes every file to a temporary
 name and renames it, so a file is either old or new, never half; a chunk's
 record (with the SHA-256 of its float32 bytes) is written only after all of
 its data, so a chunk without a record is simply recomputed, and a chunk whose
-bytes no longer match its record (a damaged disk, a hand edit) is reported and
-recomputed. The fingerprint (SHA-256 of the parameters that change the maps
+bytes no longer match its record (a damaged disk, a hand edit), or whose file
+cannot be read at all (truncated, overwritten: any codec or I/O error), is
+reported (a warning naming the chunk and the reason, and an entry in
+``attrs["chemtomo_repairs"]``, see :meth:`VolumeStore.repairs`), its files are
+removed, and it is recomputed. The fingerprint (SHA-256 of the parameters that change the maps
 and of every input array) is fixed when the store is created: a run with other
 inputs or parameters is refused with the list of what differs, instead of
 mixing chunks of two reconstructions.
@@ -34,6 +39,9 @@ mixing chunks of two reconstructions.
 The store has one writer, the process that drives the run (the client of a
 Dask cluster); workers only compute and return arrays, so they need neither
 the store nor a shared file system.
+
+The module is over 500 lines on purpose: it is the store's whole on-disk
+format (layout, fingerprint, chunk records, repairs, lock) in one place.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -49,11 +58,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.atomic import remove_stale_temporaries
 from ..io.provenance import to_json
 
 STORE_FORMAT = "chemtomo-volume-store"
 STORE_FORMAT_VERSION = "1"
 _META, _CHUNKS, _RESULT = "chemtomo", "chemtomo_chunks", "chemtomo_result"
+_REPAIRS = "chemtomo_repairs"
+
+log = logging.getLogger("chemtomo.pipeline.store")
 
 
 def _zarr():
@@ -248,6 +261,8 @@ class VolumeStore:
     n_grid: int
     chunk_slices: int
     fingerprint: dict = field(default_factory=dict)
+    #: chunk index -> why it failed the last :meth:`verify` (read by :meth:`forget`)
+    damaged: dict = field(default_factory=dict)
 
     # -- creation and reopening ------------------------------------------------------------
 
@@ -307,6 +322,7 @@ class VolumeStore:
             store._set_status("reconstructing")
             return store
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path.parent, f".{path.name}.tmp-")  # stores half-created by killed runs
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         group = zarr.open_group(str(tmp), mode="w")
         k, c = len(lines), int(chunk_slices)
@@ -408,25 +424,101 @@ class VolumeStore:
         a, b = self.chunks[index]
         return np.asarray(self.maps[:, a:b])
 
-    def verify(self) -> tuple[list[int], list[int]]:
-        """``(good, bad)``: recorded chunks whose bytes match their SHA-256, and those that do not."""
-        good, bad = [], []
+    def chunk_files(self, index: int) -> list[Path]:
+        """The files holding chunk ``index``'s maps (one per line; absent ones included)."""
+        a = self.maps
+        grid = [-(-n // c) for n, c in zip(a.shape, a.chunks, strict=True)]
+        i_chunk = self.chunks[index][0] // a.chunks[1]
+        files = []
+        for coords in np.ndindex(grid[0], grid[2], grid[3]):
+            key = a.metadata.encode_chunk_key((coords[0], i_chunk, coords[1], coords[2]))
+            files.append(self.path / "maps" / key)
+        return files
+
+    def check_chunks(self) -> tuple[list[int], dict[int, str]]:
+        """``(good, bad)``: recorded chunks whose data read back and match their SHA-256, and the others.
+
+        Reading a chunk can fail in any way when its file is damaged (a truncated
+        or overwritten file raises in the codec, e.g. Zstd, or in I/O): such a
+        chunk is bad, never an error of this method.
+
+        Returns
+        -------
+        good : list of int
+            Verified chunk indices, ascending.
+        bad : dict
+            Chunk index -> why it is bad (a sentence naming the file or the failure).
+        """
+        good: list[int] = []
+        bad: dict[int, str] = {}
         chunks = self.chunks
         for i, rec in sorted(self.records().items()):
             if i >= len(chunks) or tuple(rec.slices) != chunks[i]:
-                bad.append(i)
-            elif array_sha256(self.read_chunk(i)) == rec.sha256:
+                bad[i] = f"its record (slices {tuple(rec.slices)}) does not fit the store's layout"
+                continue
+            missing = [f for f in self.chunk_files(i) if not f.is_file()]
+            try:
+                data = self.read_chunk(i)
+            except Exception as exc:  # noqa: BLE001 - a damaged file raises anything (codec, I/O, shape)
+                msg = (str(exc).splitlines() or [""])[0][:200]
+                bad[i] = f"it cannot be read ({type(exc).__name__}: {msg})"
+                continue
+            if array_sha256(data) == rec.sha256:
                 good.append(i)
+            elif missing:
+                bad[i] = "its file(s) are missing: " + ", ".join(str(f.relative_to(self.path)) for f in missing)
             else:
-                bad.append(i)
+                bad[i] = "its data do not match the recorded SHA-256"
         return good, bad
 
+    def verify(self) -> tuple[list[int], list[int]]:
+        """``(good, bad)``: recorded chunks whose bytes match their SHA-256, and those that do not.
+
+        A chunk that cannot be read (a damaged file) is bad. Each bad chunk is
+        logged as a warning with the reason and kept in :attr:`damaged` for
+        :meth:`forget`; see :meth:`check_chunks`.
+        """
+        good, bad = self.check_chunks()
+        self.damaged = dict(bad)
+        for i, why in sorted(bad.items()):
+            a, b = self.chunks[i] if i < len(self.chunks) else (-1, -1)
+            log.warning("store %s: chunk %d (slices %d:%d) is damaged: %s", self.path, i, a, b, why)
+        return good, sorted(bad)
+
     def forget(self, indices) -> None:
-        """Drop the records of ``indices`` (their chunks will be recomputed)."""
+        """Drop the records and the files of chunks ``indices`` (they will be recomputed).
+
+        Chunks found damaged by the last :meth:`verify` are also listed, with the
+        reason, in the store's repairs (:meth:`repairs`).
+        """
+        indices = sorted({int(i) for i in indices})
         raw = dict(dict(self.group.attrs).get(_CHUNKS, {}))
         for i in indices:
-            raw.pop(str(int(i)), None)
-        self.group.attrs[_CHUNKS] = raw
+            raw.pop(str(i), None)
+        self.group.attrs[_CHUNKS] = raw  # the record first: a chunk without one is recomputed
+        repairs = list(dict(self.group.attrs).get(_REPAIRS, []))
+        for i in indices:
+            if i < len(self.chunks):
+                for f in self.chunk_files(i):
+                    f.unlink(missing_ok=True)  # never read again, even by a partial write
+            if i in self.damaged:
+                a, b = self.chunks[i] if i < len(self.chunks) else (-1, -1)
+                repairs.append({"chunk": i, "slices": [a, b], "reason": self.damaged.pop(i), "found": _now(),
+                                "host": socket.gethostname(), "pid": os.getpid()})
+                log.warning("store %s: recomputing chunk %d (slices %d:%d)", self.path, i, a, b)
+        if repairs:
+            self.group.attrs[_REPAIRS] = repairs
+
+    def repairs(self) -> list[dict]:
+        """The damaged chunks found on resuming, oldest first.
+
+        Returns
+        -------
+        list of dict
+            ``{chunk, slices, reason, found, host, pid}`` for each chunk dropped
+            by :meth:`forget` after :meth:`verify` found it damaged.
+        """
+        return [dict(r) for r in dict(self.group.attrs).get(_REPAIRS, [])]
 
     def write_chunk(self, index: int, maps: np.ndarray, *, factor: str = "", seconds: float = float("nan"),
                     host: str = "", pid: int = 0, max_rss_bytes: int = 0) -> ChunkRecord:
