@@ -67,6 +67,25 @@ def test_stage_options_refuse_bad_values(cls, kw, match):
         cls(**kw)
 
 
+def test_method_keyed_options_are_canonical_and_checked():
+    # hyphenated names key the same method as the CLI's: before, only `methods` was normalised and the
+    # per-method n_iter, method_options, auto and auto_grid of "fused-tv" were silently ignored
+    r = ReconstructionOptions(methods=["eds-sirt", "fused-tv"], n_iter={"default": 50, "fused-tv": 300},
+                              method_options={"fused-tv": {"mu": 0.2}}, auto=["fused-tv"],
+                              auto_grid={"fused-tv": {"mu": (0.1, 0.2)}})
+    assert r.methods == ("eds_sirt", "fused_tv") and r.n_iter == {"default": 50, "fused_tv": 300}
+    assert r.method_options == {"fused_tv": {"mu": 0.2}} and r.auto == ("fused_tv",)
+    assert r.auto_grid == {"fused_tv": {"mu": (0.1, 0.2)}}
+    for kw, match in ((dict(methods=["hebt_sirtt"]), "unknown reconstruction method"),
+                      (dict(n_iter={"fused_tv": 300}), "n_iter names 'fused_tv'"),
+                      (dict(method_options={"hebt_sirt": {"alhpa": 0.5}}), r"unknown parameter\(s\) \['alhpa'\]"),
+                      (dict(method_options={"fused_tv": {"mu": 0.2}}), "method_options names 'fused_tv'"),
+                      (dict(auto=["ls_tv"]), "auto names"),
+                      (dict(auto_grid={"fused_tv": {"mu": (0.1,)}}), "auto_grid names")):
+        with pytest.raises(ValueError, match=match):
+            ReconstructionOptions(**kw)
+
+
 def test_every_keyword_belongs_to_one_stage_and_unknown_ones_are_named(tmp_path):
     routed = route_overrides({"bin_factor": 1, "n_iter": 5, "figures": False, "pixel_nm": 2.0}, STAGES)
     assert routed == {"line_maps": {"pixel_nm": 2.0}, "preprocess": {"bin_factor": 1},

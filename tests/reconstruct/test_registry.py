@@ -95,7 +95,8 @@ def test_params_are_validated_frozen_and_picklable():
     with pytest.raises(FrozenInstanceError):
         p.mu = 1.0
     assert pickle.loads(pickle.dumps(p)) == p
-    for bad in ({"n_iter": 0}, {"mu": -1.0}, {"theta": 0.0}, {"haadf_model_error": float("nan")}):
+    for bad in ({"n_iter": 0}, {"mu": -1.0}, {"theta": 0.0}, {"haadf_model_error": float("nan")},
+                {"haadf_model_error": 0.0}, {"haadf_model_error": 1.0}):  # tv_solve's range: (0, 1)
         with pytest.raises(ValueError):
             get_method("fused_tv").params(bad)
     with pytest.raises(ValueError, match="takes FusedTvParams"):
@@ -119,6 +120,28 @@ def test_pipeline_validates_before_any_work():
         reconstruct_series(series, factors, "eds_sirt", {"n_itr": 999, "mu": 3.0})
     with pytest.raises(ValueError, match="alpha"):
         reconstruct_series(series, factors, "eds_sirt", alpha=0.5)
+
+
+def test_automatic_rule_solves_the_runs_model(monkeypatch):
+    # the CV of mu must fit the model the final solve uses: before, the rule's solves took tv_solve's
+    # defaults (coupled TV, 1 % HAADF model error) whatever the run's parameters
+    import chemtomo.reconstruct.methods as methods
+
+    seen = {}
+    real = methods.cv_tv_weight
+
+    def spy(*args, **kw):
+        seen.update(kw)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(methods, "cv_tv_weight", spy)
+    series = core_shell_series(n_slices=2, n_pixels=16)
+    params = {"n_iter": 5, "coupled": False, "haadf_model_error": 0.05, "haadf_gain": 0.5, "theta": 1.5}
+    res = reconstruct_series(series, paper_table2(LINES), "fused_tv", params, auto=True, auto_slices=1,
+                             auto_grid={"mu": (0.1, 0.2)}, filter_sigma=None)
+    assert {k: seen[k] for k in ("coupled", "haadf_model_error", "haadf_gain", "theta", "n_iter")} == {
+        "coupled": False, "haadf_model_error": 0.05, "haadf_gain": 0.5, "theta": 1.5, "n_iter": 5}
+    assert res.parameters["coupled"] is False and res.parameters["haadf_model_error"] == 0.05
 
 
 # -- the CLI reads the registry -------------------------------------------------------------------
@@ -169,6 +192,9 @@ def test_cli_params_flags_and_errors():
         method_params(p.parse_args(["--out", "x", "--param", "eds_sirt.mu=5"]), ["eds_sirt"])
     with pytest.raises(ValueError, match="not among the methods run"):
         method_params(p.parse_args(["--out", "x", "--param", "ls_tv.mu=5"]), ["eds_sirt"])
+    # -n for a method not run (a typo) is an error, as --param METHOD.NAME is, not silently ignored
+    with pytest.raises(ValueError, match=r"--iterations names \['fused_tvv'\]"):
+        method_params(p.parse_args(["--out", "x", "-n", "100", "fused_tvv=300"]), ["eds_sirt", "fused_tv"])
 
 
 # -- a method added here alone ---------------------------------------------------------------------

@@ -275,6 +275,9 @@ def method_params(args, methods) -> dict[str, dict]:
     from chemtomo.reconstruct import canonical_name, get_method
 
     iters = parse_iterations(args.iterations)
+    stray = sorted(set(iters) - {"default"} - set(methods))
+    if stray:  # a misspelt or absent method would otherwise keep its default silently
+        raise ValueError(f"--iterations names {stray}, which are not among the methods run ({list(methods)})")
     out: dict[str, dict] = {}
     for m in methods:
         names = get_method(m).Params.names()

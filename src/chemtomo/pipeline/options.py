@@ -106,6 +106,45 @@ class ReconstructionOptions:
             raise ValueError(f"beam_kev must be > 0 (keV), got {self.beam_kev!r}")
         if self.chunk_slices is not None and int(self.chunk_slices) < 1:
             raise ValueError(f"chunk_slices must be >= 1 or None, got {self.chunk_slices!r}")
+        self._check_methods()
+
+    def _check_methods(self) -> None:
+        """Method names canonical (``fused-tv`` -> ``fused_tv``) wherever they key an option; unknown ones refused.
+
+        Without this, ``methods=["fused-tv"]`` ran while ``n_iter={"fused-tv": 300}``,
+        ``method_options={"fused-tv": ...}``, ``auto=["fused-tv"]`` and ``auto_grid`` keyed
+        by the hyphenated (or a misspelt) name were silently ignored.
+        """
+        from ..reconstruct import canonical_name, get_method
+
+        methods = tuple(get_method(m).name for m in self.methods)  # an unknown method fails here
+        object.__setattr__(self, "methods", methods)
+
+        def keyed(field: str, value, extra=()):
+            if value is None or not isinstance(value, dict):
+                return value
+            out = {}
+            for key, v in value.items():
+                name = key if key in extra else canonical_name(key)
+                if name not in methods and name not in extra:
+                    raise ValueError(f"{field} names {key!r}, which is not among the methods run {list(methods)}")
+                out[name] = v
+            return out
+
+        object.__setattr__(self, "n_iter", keyed("n_iter", self.n_iter, extra=("default",)))
+        options = keyed("method_options", self.method_options)
+        for m, given in (options or {}).items():
+            get_method(m).params(given)  # an unknown or bad parameter fails here, before any method runs
+        object.__setattr__(self, "method_options", options)
+        object.__setattr__(self, "auto_grid", keyed("auto_grid", self.auto_grid))
+        if self.auto is not True and self.auto is not False:
+            if isinstance(self.auto, str):
+                raise ValueError(f"auto is True, False or a sequence of method names, got the string {self.auto!r}")
+            auto = tuple(canonical_name(m) for m in self.auto or ())
+            stray = [m for m in auto if m not in methods]
+            if stray:
+                raise ValueError(f"auto names {stray}, which are not among the methods run {list(methods)}")
+            object.__setattr__(self, "auto", auto)
 
 
 @dataclass(frozen=True)

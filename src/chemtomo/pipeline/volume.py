@@ -275,7 +275,7 @@ def reconstruct_series(
     if auto:
         choice = choose_series_parameters(method, W, raw, prepared, lines, r, geom, filter_sigma, filter_axes,
                                           getattr(p, "n_iter", None), int(auto_slices), constants, noise_factor,
-                                          auto_grid)
+                                          auto_grid, params=p)
         p = m.apply_choice(p, choice.params)
         log.info("automatic parameters for %s: %s (%s)", method, choice.params, choice.rule)
         if choice.info.get("at_grid_edge"):
@@ -389,11 +389,13 @@ def auto_slice_block(series: TiltSeries, lines: list[str], n: int) -> tuple[int,
 
 def choose_series_parameters(method: str, W, series: TiltSeries, prepared: TiltSeries, lines: list[str], r,
                              geom: TiltGeometry, filter_sigma, filter_axes: str, n_iter: int | None, n_slices: int,
-                             constants=None, noise_factor: float | str = 1.0, grid: dict | None = None):
+                             constants=None, noise_factor: float | str = 1.0, grid: dict | None = None,
+                             params=None):
     """The method's parameters chosen on a block of slices (see ``reconstruct_series(auto=True)``).
 
     ``series`` holds the counts the rules score, ``prepared`` what the method reconstructs;
-    ``n_iter`` (the run's) is the iteration budget of the solves a rule runs (None: the rule's default).
+    ``n_iter`` (the run's) is the iteration budget of the solves a rule runs (None: the rule's default);
+    ``params`` (the run's) fixes what the rule does not choose (e.g. the regularised solvers' model options).
     """
     from ..reconstruct import choose_parameters
     from ..reconstruct.autoparam import estimate_noise_factor
@@ -408,7 +410,7 @@ def choose_series_parameters(method: str, W, series: TiltSeries, prepared: TiltS
     choice = choose_parameters(
         method, W, raw.eds, data=data.eds, haadf=raw.haadf, r=r, n_tilts=geom.n_tilts,
         n_pixels=geom.n_pixels, filter_sigma=float(filter_sigma or 0.0), filter_axes=filter_axes,
-        constants=constants, noise_factor=float(noise_factor), grid=grid,
+        constants=constants, noise_factor=float(noise_factor), grid=grid, params=params,
         **({} if n_iter is None else {"n_iter": int(n_iter)}))
     choice.info["slices"] = [a, b]
     choice.info["noise_factor"] = float(noise_factor)

@@ -384,7 +384,7 @@ def choose_parameters(
     method: str, W: Operator, counts: np.ndarray, *, data: np.ndarray | None = None,
     haadf: np.ndarray | None = None, r=None, n_tilts: int | None = None, n_pixels: int | None = None,
     filter_sigma: float = 0.0, filter_axes: str = "sinogram", grid: dict | None = None,
-    n_iter: int = 300, noise_factor: float = 1.0, constants=None,
+    n_iter: int = 300, noise_factor: float = 1.0, constants=None, params=None,
 ) -> CVResult:
     """The parameters of ``method`` chosen from the data alone, by that method's rule.
 
@@ -418,6 +418,9 @@ def choose_parameters(
     constants : TVConstants or dict, optional
         The regularised solvers' constants of the whole volume, when the choice is
         made on some of its slices.
+    params : MethodParams or dict, optional
+        The run's parameters: the rule's solves use those it does not choose (e.g.
+        ``coupled`` and the fused model's HAADF noise), as the final solve does.
 
     Returns
     -------
@@ -436,5 +439,6 @@ def choose_parameters(
         raise ValueError(f"{m.name} needs the HAADF data and the response ratios to choose its parameters")
     inputs = RuleInputs(counts, data=data, haadf=haadf, r=r, n_tilts=n_tilts, n_pixels=n_pixels,
                         filter_sigma_px=filter_sigma, filter_axes=filter_axes, n_iter=n_iter,
-                        noise_factor=noise_factor, constants=constants)
+                        noise_factor=noise_factor, constants=constants,
+                        params=None if params is None else m.params(params))
     return m.choose(W, inputs, g)

@@ -256,7 +256,10 @@ class FusedTvParams(TvParams):
 
     def __post_init__(self):
         super().__post_init__()
-        self._set("haadf_model_error", _finite_nonneg("haadf_model_error", self.haadf_model_error))
+        eps = _finite_nonneg("haadf_model_error", self.haadf_model_error)
+        if not 0 < eps < 1:  # as tv_solve requires: 0 makes the HAADF rows' variance 0 where the gain is 0
+            raise ValueError(f"haadf_model_error is a fraction in (0, 1), got {self.haadf_model_error!r}")
+        self._set("haadf_model_error", eps)
         self._set("haadf_gain", _finite_nonneg("haadf_gain", self.haadf_gain))
 
     def model_options(self) -> dict:
@@ -302,8 +305,11 @@ class TvMethod(Method):
     def choose(self, W: Operator, inputs: RuleInputs, grid):
         """``mu`` by cross-validation (``grid["mu"]``; ``inputs.n_iter`` iterations per solve)."""
         budget = {} if inputs.n_iter is None else {"n_iter": inputs.n_iter}
+        # the model the final solve uses: the run's coupling, step balance and HAADF noise model
+        p = self.params(inputs.params)
         return cv_tv_weight(W, inputs.counts, self.model, grid["mu"], haadf=inputs.haadf, r=inputs.r,
-                            constants=inputs.constants, **budget)
+                            constants=inputs.constants, coupled=p.coupled, theta=p.theta, **p.model_options(),
+                            **budget)
 
     def apply_choice(self, params: TvParams, chosen) -> TvParams:
         """``{"mu": ...}`` -> ``mu`` (and no absolute ``lam``)."""

@@ -103,6 +103,9 @@ class RuleInputs:
         Variance over mean of ``counts``.
     constants : dict or None
         The volume's set-up constants, when the choice is made on some of its slices.
+    params : MethodParams or None
+        The run's parameters (those the rule does not choose, e.g. the model options of
+        the regularised solvers, must be the ones the final solve uses; None: the defaults).
     """
 
     counts: np.ndarray
@@ -116,6 +119,7 @@ class RuleInputs:
     n_iter: int | None = None
     noise_factor: float = 1.0
     constants: Any = None
+    params: Any = None
 
 
 # ----------------------------------------------------------------------------- parameters
