@@ -208,6 +208,11 @@ def reconstruct_absorption_corrected(
     geom = first.geometry
     # the particle mask's threshold is chosen once, on the uncorrected maps, and kept
     later = {**kwargs, "threshold": float(first.composition.threshold.value)}
+    if later.get("auto"):  # the parameters chosen on the uncorrected data are kept, not chosen again
+        names = get_method(method).Params.names()
+        later["params"] = {k: first.parameters[k] for k in names if k in first.parameters}
+        for k in ("auto", "auto_grid", "n_iter", "alpha"):
+            later.pop(k, None)
     W = astra_matrix(geom)
     current, changes, T_all, rho = first, [], {}, None
     for _ in range(int(max_outer)):

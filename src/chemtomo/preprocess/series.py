@@ -116,7 +116,7 @@ class Preprocessed:
     clipped : dict line -> dict
     unfiltered : TiltSeries or None
         The same series without the Gaussian filter (for methods that model the
-        counts' noise: ``chemtomo.reconstruct.RAW_COUNTS``); None when no filter was applied.
+        counts' noise: a method's ``raw_counts``); None when no filter was applied.
     bin_factor : int
     pixel_nm_raw : float
     windows_kev : dict
