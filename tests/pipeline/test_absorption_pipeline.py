@@ -42,3 +42,23 @@ def test_refuses_bad_options(corrected):
         reconstruct_absorption_corrected(None, None, tol=0.0)
     with pytest.raises(ValueError, match="max_outer"):
         reconstruct_absorption_corrected(None, None, max_outer=0)
+
+
+def test_automatic_choice_is_made_once_and_kept(monkeypatch):
+    import chemtomo.pipeline.volume as volume
+
+    calls = []
+    real = volume.choose_series_parameters
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(volume, "choose_series_parameters", counting)
+    sp = make_specimen("oxide_supported", n=16, oversampling=2, field_nm=300.0)
+    sim = simulate_series_absorbed(sp, np.arange(-60.0, 61.0, 15.0), "super-x", noise=False, step_fraction=1.0)
+    res = reconstruct_absorption_corrected(sim.series, sim.factors, "eds_sirt", filter_sigma=None, auto=True,
+                                           auto_grid={"n": [20, 50]}, max_outer=2)
+    assert len(calls) == 1
+    assert res.corrected.parameters["n_iter"] == res.uncorrected.parameters["n_iter"]
+    assert "auto" not in res.corrected.parameters and "auto" in res.uncorrected.parameters
