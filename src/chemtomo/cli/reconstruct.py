@@ -9,7 +9,9 @@ Two kinds of input:
   registration, alignment, EDS-SIRT and HEBT, quantification, stacks and
   figures into the ``--out`` folder);
 - preprocessed per-line stacks (``--eds LINE=PATH``, ``--haadf PATH``,
-  ``.hspy`` with the tilt as navigation axis): one method, one result file.
+  ``.hspy`` with the tilt as navigation axis): one method, one result file;
+- a HAADF (or ADF) stack alone (``--haadf PATH``, no ``--eds``): its volume by
+  ``--method sirt`` (default) or ``tv`` (:func:`run_haadf`), written as ``/haadf``.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ def add_parser(sub):
     p.add_argument("--eds", action="append", default=[], metavar="LINE=PATH",
                    help="an EDS line stack, e.g. Ag_La=eds_Ag_La.hspy (repeat per line)")
     p.add_argument("--haadf", metavar="PATH",
-                   help=f"the HAADF stack (needed by {', '.join(n for n in names if get_method(n).needs_haadf)})")
+                   help=f"the HAADF stack (needed by {', '.join(n for n in names if get_method(n).needs_haadf)}); "
+                        "alone (no --eds): reconstruct the HAADF volume, --method sirt (default) or tv")
     p.add_argument("--angles", type=float, nargs="+", metavar="DEG",
                    help="tilt angles, overriding the files' (raw input: one per file, in the files' order)")
     p.add_argument("--angles-from", choices=("auto", "metadata", "filename"), default="auto",
@@ -69,7 +72,7 @@ def add_parser(sub):
                         "default auto: the file's convention, checked against the data")
     p.add_argument("--method", nargs="+", metavar="METHOD",
                    help=f"{' | '.join(names)} (hyphens work too: fused-tv; default {DEFAULT_METHOD}; raw input: "
-                        f"{' '.join(DEFAULT_RAW_METHODS)})")
+                        f"{' '.join(DEFAULT_RAW_METHODS)}; --haadf alone: sirt | tv, default sirt)")
     p.add_argument("--iterations", "-n", nargs="+", metavar="N|METHOD=N",
                    help="iterations, for every method or per method, e.g. -n 100 fused_tv=300 ("
                         f"{_defaults_text('n_iter')})")
@@ -495,19 +498,20 @@ def run_stacks(args) -> int:
     Raises
     ------
     ValueError
-        No ``--eds`` stacks, or more than one ``--method``.
+        No ``--eds`` stacks (nor ``--haadf`` alone), or more than one ``--method``.
     """
-    import shutil
-
-    from chemtomo.io import export_result_volumes, provenance, write_result, write_result_signals
+    from chemtomo.io import provenance
     from chemtomo.io.factors import resolve_factors
     from chemtomo.io.hspy import read_tilt_series
     from chemtomo.pipeline import reconstruct_series
     from chemtomo.pipeline.volume import DEFAULT_METHOD
 
     eds = parse_eds(args.eds)
+    if not eds and args.haadf:
+        return run_haadf(args)
     if not eds:
-        raise ValueError("give a raw tilt series (folder or files) with --lines, or stacks with --eds LINE=PATH")
+        raise ValueError("give a raw tilt series (folder or files) with --lines, stacks with --eds LINE=PATH, "
+                         "or a HAADF stack alone with --haadf PATH")
     methods = args.method or [DEFAULT_METHOD]
     if len(methods) != 1:
         raise ValueError("with --eds stacks give one --method (raw input reconstructs several)")
@@ -529,20 +533,7 @@ def run_stacks(args) -> int:
     inputs = list(eds.values()) + ([args.haadf] if args.haadf else [])
     prov = provenance(inputs, factors_spec=args.factors)
     path = out_path(args.out)
-    written = []
-    try:  # stacks and signals first, the result last: a failure leaves none of them
-        exports = [e for e in args.export if e != "none"]
-        if exports:
-            written += export_result_volumes(result, path.parent / "export", exports, args.export_kinds,
-                                             map_units=args.map_units, prefix=f"{method}_")
-        if args.signals != "none":
-            written += write_result_signals(result, path.parent / "signals", format=args.signals,
-                                            map_units=args.map_units, provenance=prov, prefix=f"{method}_")
-        write_result(path, result, prov)
-    except BaseException:
-        for p in written:
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-        raise
+    written = write_outputs(args, result, path, method, prov, args.export_kinds)
     if result.response_ratios is not None:
         rr = result.response_ratios
         print("response ratios: " + ", ".join(f"{ln} {r:.4g}" for ln, r in zip(rr.lines, rr.r, strict=True))
@@ -554,5 +545,122 @@ def run_stacks(args) -> int:
     th = result.composition.threshold
     print(f"mask: {th.method} threshold {th.value:.4g}, volume fraction {th.volume_fraction:.3f}, "
           f"stability {th.stability:.3f}", file=sys.stderr)
+    print(f"wrote {path}" + (f" (+ {len(written)} stacks/signals)" if written else ""), file=sys.stderr)
+    return 0
+
+
+def write_outputs(args, result, path: Path, method: str, prov: dict, kinds) -> list[Path]:
+    """Write the stacks (``--export``), signals (``--signals``) and the result file of a stack run.
+
+    Stacks and signals first, the result last: on a failure none of them is left behind.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+    result : VolumeResult
+    path : Path
+        The result file.
+    method : str
+        Prefix of the stacks' and signals' names.
+    prov : dict
+        Provenance.
+    kinds : list of str
+        Volumes to export.
+
+    Returns
+    -------
+    list of Path
+        The stacks and signals written.
+    """
+    import shutil
+
+    from chemtomo.io import export_result_volumes, write_result, write_result_signals
+
+    written: list[Path] = []
+    try:
+        exports = [e for e in args.export if e != "none"]
+        if exports:
+            written += export_result_volumes(result, path.parent / "export", exports, kinds,
+                                             map_units=args.map_units, prefix=f"{method}_")
+        if args.signals != "none":
+            written += write_result_signals(result, path.parent / "signals", format=args.signals,
+                                            map_units=args.map_units, provenance=prov, prefix=f"{method}_")
+        write_result(path, result, prov)
+    except BaseException:
+        for p in written:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        raise
+    return written
+
+
+def haadf_refusals(args) -> list[str]:
+    """The options given that a HAADF-only run does not take (EDS, quantification, store), as flags."""
+    from chemtomo.physics import DETECTOR_EFFICIENCY
+    from chemtomo.preprocess import FILTER_SIGMA_PX
+
+    given = {
+        "--mask": args.mask != "esf", "--threshold": args.threshold is not None,
+        "--factors": args.factors != "physics", "--beam-kev": args.beam_kev is not None,
+        "--efficiency": args.efficiency != DETECTOR_EFFICIENCY, "--filter-sigma": args.filter_sigma != FILTER_SIGMA_PX,
+        "--alpha": args.alpha is not None, "--auto": args.auto is not None, "--auto-grid": bool(args.auto_grid),
+        "--store": args.store is not None, "--resume": bool(args.resume),
+    }
+    return [k for k, v in given.items() if v]
+
+
+def run_haadf(args) -> int:
+    """The HAADF-only path: ``--haadf PATH`` with no ``--eds`` -> a result file holding ``/haadf``.
+
+    ``--method sirt`` (default) or ``tv`` (least squares + TV); ``-n``, ``--mu`` and
+    ``--param NAME=VALUE`` set the engine's parameters (``eds_sirt``'s or ``ls_tv``'s).
+    The volume is per nm of beam path, as the maps (``--map-units per_pixel`` for the
+    exports and signals in ASTRA's convention).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``chemtomo reconstruct`` arguments with ``--haadf`` and no ``--eds``.
+
+    Returns
+    -------
+    int
+        The exit code (0).
+
+    Raises
+    ------
+    ValueError
+        More than one ``--method`` or one other than sirt/tv, an option that applies to
+        EDS or quantification only (``--mask``, ``--factors``, ...), ``--store``, or
+        export kinds other than ``haadf``.
+    """
+    from chemtomo.io import provenance
+    from chemtomo.io.hspy import read_tilt_series
+    from chemtomo.pipeline.haadf import haadf_engine, reconstruct_haadf
+
+    methods = args.method or ["sirt"]
+    if len(methods) != 1:
+        raise ValueError(f"a HAADF-only run takes one --method (sirt or tv), got {methods}")
+    engine = haadf_engine(methods[0])
+    refused = haadf_refusals(args)
+    if refused:
+        raise ValueError(f"{', '.join(refused)} apply to EDS maps and their quantification (or a store); a "
+                         "HAADF-only run (--haadf without --eds) does not take them")
+    default_kinds = ["maps", "weight"]
+    kinds = ["haadf"] if list(args.export_kinds) == default_kinds else list(args.export_kinds)
+    if kinds != ["haadf"]:
+        raise ValueError(f"a HAADF-only run exports only the HAADF volume (--export-kinds haadf), got {kinds}")
+    params = method_params(args, [engine])[engine]
+    series = read_tilt_series({}, args.haadf, args.angles, args.pixel_nm, tilt_axis=args.tilt_axis,
+                              haadf_signal=args.haadf_signal)
+    result = reconstruct_haadf(series, engine, params, chunk_slices=args.chunk_slices, progress=not args.quiet,
+                               scheduler=args.scheduler)
+    prov = provenance([args.haadf])
+    path = out_path(args.out)
+    name = result.parameters["method"]
+    written = write_outputs(args, result, path, name, prov, kinds)
+    vol = result.haadf_volume
+    print(f"{name}: HAADF volume {vol.shape[0]} x {vol.shape[1]} x {vol.shape[2]} voxels of "
+          f"{result.geometry.grid_pixel_nm:.4g} nm ({result.parameters['n_iter']} iterations), per nm of beam path",
+          file=sys.stderr)
     print(f"wrote {path}" + (f" (+ {len(written)} stacks/signals)" if written else ""), file=sys.stderr)
     return 0

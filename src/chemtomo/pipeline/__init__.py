@@ -1,5 +1,6 @@
-"""Pipelines: whole tilt series to quantified volumes."""
+"""Pipelines: whole tilt series to quantified volumes, and HAADF-only volumes."""
 
+from .haadf import reconstruct_haadf
 from .volume import VolumeResult, reconstruct_series, series_to_channel_data, slice_chunks
 
-__all__ = ["VolumeResult", "reconstruct_series", "series_to_channel_data", "slice_chunks"]
+__all__ = ["VolumeResult", "reconstruct_haadf", "reconstruct_series", "series_to_channel_data", "slice_chunks"]

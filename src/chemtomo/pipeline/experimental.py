@@ -160,7 +160,8 @@ def crop_result(res: VolumeResult, crop_px: int) -> VolumeResult:
     Returns
     -------
     VolumeResult
-        With the cropped geometry; ``parameters`` record ``crop_px`` and the padded geometry.
+        With the cropped geometry (and HAADF volume); ``parameters`` record ``crop_px`` and the padded
+        geometry.
     """
     from ..geometry import TiltGeometry
 
@@ -173,7 +174,8 @@ def crop_result(res: VolumeResult, crop_px: int) -> VolumeResult:
     geom = TiltGeometry(g.angles_deg, g.n_pixels - 2 * c, g.pixel_nm, g.n_grid - 2 * c,
                         grid_pixel_nm=g.grid_pixel_nm)
     params = dict(res.parameters, crop_px=c, padded_geometry=g.key(), geometry=geom.key())
-    return replace(res, maps=maps, geometry=geom, parameters=params)
+    haadf = None if res.haadf_volume is None else np.ascontiguousarray(res.haadf_volume[:, c:n - c, c:n - c])
+    return replace(res, maps=maps, geometry=geom, parameters=params, haadf_volume=haadf)
 
 
 def requantify(res: VolumeResult, factors, lines: Sequence[str], mask_method: str | None = None,

@@ -352,6 +352,7 @@ def bootstrap_uncertainty(
         "backend": pr["backend"], "chunk_slices": options.get("chunk_slices"), "scheduler": options.get("scheduler"),
         "memory_budget_gb": options.get("memory_budget_gb"), "constants": constants,
         "response_ratios": result.response_ratios if m.needs_haadf else None,
+        "haadf_volume": False,  # the replicas' maps are all the spread needs
     }
     filt = (pr["filter_sigma"], pr["filter_axes"])
     per_pass = replicas if replicas_per_pass is None else min(int(replicas_per_pass), replicas)
@@ -411,7 +412,7 @@ def _jackknife(series, counts, factors, m, chosen, constants, result, mask, regs
             filter_axes=pr["filter_axes"], threshold=result.composition.threshold.value, backend=pr["backend"],
             chunk_slices=options.get("chunk_slices"), scheduler=options.get("scheduler"),
             memory_budget_gb=options.get("memory_budget_gb"), constants=constants,
-            response_ratios=result.response_ratios if m.needs_haadf else None)
+            response_ratios=result.response_ratios if m.needs_haadf else None, haadf_volume=False)
         s_maps[t] = np.asarray(out.maps, np.float32)
         s_w[t], s_a[t] = _fractions(s_maps[t], factors, lines, out.factor, mask)
     est_maps = np.asarray(result.maps, np.float32)

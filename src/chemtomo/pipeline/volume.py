@@ -41,6 +41,9 @@ log = logging.getLogger("chemtomo.pipeline")
 
 # the method of a run that names none (the paper's bimodal HEBT)
 DEFAULT_METHOD = "hebt_sirt"
+# the HAADF volume of a chemical run: SIRT with the method's n_iter for these, else this many iterations
+SIRT_METHODS = ("eds_sirt", "hebt_sirt")
+HAADF_VOLUME_N_ITER = 100
 
 
 @dataclass
@@ -62,17 +65,25 @@ class VolumeResult:
     theory_response_ratios : ndarray or None
     geometry : TiltGeometry
     parameters : dict
+    haadf_volume : ndarray (n_slices, n_grid, n_grid) or None
+        The HAADF volume (slices, z, x), float32, per nm of beam path like the maps
+        (ASTRA/etspy SIRT values are these times the voxel size): a SIRT of the
+        series' HAADF stack (:func:`haadf_sirt_volume`), None when the series has no
+        HAADF or the run was asked for none. A HAADF-only result
+        (:func:`chemtomo.pipeline.haadf.reconstruct_haadf`) holds no lines, an empty
+        ``maps`` (0, n_slices, n_grid, n_grid) and no composition (None).
     """
 
     lines: list[str]
     elements: list[str]
     maps: np.ndarray
     factor: str
-    composition: Composition
+    composition: Composition | None
     response_ratios: ResponseRatios | None
     theory_response_ratios: np.ndarray | None
     geometry: TiltGeometry
     parameters: dict = field(default_factory=dict)
+    haadf_volume: np.ndarray | None = None
 
 
 def series_to_channel_data(series: TiltSeries, lines: list[str], start: int = 0, stop: int | None = None,
@@ -101,6 +112,87 @@ def slice_chunks(n_slices: int, chunk_slices: int | None):
     """
     chunk = n_slices if not chunk_slices else max(1, int(chunk_slices))
     return [(a, min(a + chunk, n_slices)) for a in range(0, n_slices, chunk)]
+
+
+def haadf_channel_data(series: TiltSeries, start: int = 0, stop: int | None = None) -> ChannelData:
+    """The HAADF stack's slices ``start:stop`` as a one-channel :class:`ChannelData` (``lines == ["HAADF"]``).
+
+    The HAADF reconstructions run the EDS-only engines (``eds_sirt``, ``ls_tv``) on it.
+
+    Raises
+    ------
+    ValueError
+        The series has no HAADF images.
+    """
+    if series.haadf is None:
+        raise ValueError("the tilt series has no HAADF images to reconstruct")
+    stop = series.n_slices if stop is None else stop
+    return ChannelData(["HAADF"], sinogram_to_columns(series.haadf[:, start:stop])[None], None, None)
+
+
+def solve_in_memory(runner: Runner, spec: ChunkSpec, make_data, k: int, n_slices: int, n_grid: int, chunk: int,
+                    bar=None) -> tuple[np.ndarray, str]:
+    """Run every chunk of ``n_slices`` slices on ``runner`` into one in-memory volume.
+
+    Parameters
+    ----------
+    runner : Runner
+    spec : ChunkSpec
+    make_data : callable
+        ``make_data(start, stop)`` -> the chunk's :class:`ChannelData`.
+    k : int
+        Channels (lines) the method returns.
+    n_slices, n_grid : int
+    chunk : int
+        Slices per chunk (:func:`slice_chunks`).
+    bar : tqdm or None
+        Progress bar advanced per chunk.
+
+    Returns
+    -------
+    maps : ndarray, (k, n_slices, n_grid, n_grid) float32
+    factor : str
+        The factor kind of the last chunk (``"f"`` when there was none).
+    """
+    maps = np.zeros((k, n_slices, n_grid, n_grid), np.float32)
+    kinds: list[str] = []
+    chunks = slice_chunks(n_slices, chunk)
+
+    def keep(i, a, b, out):
+        maps[:, a:b] = out.maps
+        kinds.append(out.factor)
+        _report(bar, i, a, b, out, len(chunks))
+
+    runner.run(spec, [(i, a, b) for i, (a, b) in enumerate(chunks)], make_data, keep)
+    return maps, (kinds[-1] if kinds else "f")
+
+
+def haadf_sirt_volume(runner: Runner, series: TiltSeries, n_iter: int, backend: str, group: int | None,
+                      chunk_slices: int | None = None) -> np.ndarray:
+    """SIRT (non-negative, ``eds_sirt``'s engine) of the series' HAADF stack: (n_slices, n_grid, n_grid), per nm.
+
+    Parameters
+    ----------
+    runner : Runner
+        Where the chunks run (the chemical run's own).
+    series : TiltSeries
+        With HAADF images.
+    n_iter : int
+        SIRT iterations.
+    backend : str
+    group : int or None
+        Pixel grouping of the batched engine (the run's).
+    chunk_slices : int, optional
+        Slices per chunk (default: sized from the runner's memory for one channel).
+    """
+    geom = series.geometry()
+    spec = ChunkSpec(geom.key(), backend, "eds_sirt", {"n_iter": int(n_iter)}, group=group)
+    chunk = int(chunk_slices) if chunk_slices else plan_chunk_slices(
+        geom, 1, series.n_slices, "eds_sirt", runner.slot_bytes, backend,
+        1 if runner.kind == "inprocess" else max(8, 4 * runner.slots))
+    vol, _ = solve_in_memory(runner, spec, lambda a, b: haadf_channel_data(series, a, b), 1, series.n_slices,
+                             geom.n_grid, chunk)
+    return vol[0]
 
 
 def prepare_series(series: TiltSeries, filter_sigma: float | None, filter_axes: str) -> TiltSeries:
@@ -138,6 +230,7 @@ def reconstruct_series(
     counts: TiltSeries | None = None,
     noise_factor: float | str = 1.0,
     constants: dict | None = None,
+    haadf_volume: bool = True,
 ) -> VolumeResult:
     """EDS-only or bimodal reconstruction of every slice, then quantification.
 
@@ -212,6 +305,11 @@ def reconstruct_series(
         this series by :meth:`~chemtomo.reconstruct.Method.setup`). The bootstrap
         (:mod:`.uncertainty`) hands the measured data's to its replicas, so that the
         replicas do not change the regularisation. Ignored by methods without a set-up.
+    haadf_volume : bool
+        Also reconstruct the HAADF stack, when the series has one, into
+        ``VolumeResult.haadf_volume`` (:func:`haadf_sirt_volume`: one channel, SIRT
+        with the method's ``n_iter`` for the SIRT methods, else
+        ``HAADF_VOLUME_N_ITER``). It does not touch the maps.
 
     Notes
     -----
@@ -303,18 +401,7 @@ def reconstruct_series(
             bar = tqdm(total=n_slices, desc=method + (f" ({it} it)" if it is not None else ""), unit="slice")
         try:
             if store is None:
-                maps = np.zeros((k, n_slices, geom.n_grid, geom.n_grid), np.float32)
-                kinds: list[str] = []
-
-                def keep(i, a, b, out):
-                    maps[:, a:b] = out.maps
-                    kinds.append(out.factor)
-                    _report(bar, i, a, b, out, n_chunks)
-
-                chunks = slice_chunks(n_slices, chunk)
-                n_chunks = len(chunks)
-                runner.run(spec, [(i, a, b) for i, (a, b) in enumerate(chunks)], make_data, keep)
-                factor_kind = kinds[-1] if kinds else "f"
+                maps, factor_kind = solve_in_memory(runner, spec, make_data, k, n_slices, geom.n_grid, chunk, bar)
                 q = factors.f(lines) if factor_kind == "f" else factors.z(lines)
                 elements = [factors[ln].element for ln in lines]
                 comp = quantify(maps, q, factors.atomic_weights(lines), lines, elements, mask_method, threshold)
@@ -356,6 +443,10 @@ def reconstruct_series(
                 comp = Composition(list(lines), elements, StoreArray(g["fractions/weight"], np.float64),
                                    StoreArray(g["fractions/atomic"], np.float64), StoreArray(g["mask"], bool), th)
                 maps = StoreArray(vs.maps)
+            haadf_vol = haadf_iter = None
+            if haadf_volume and series.haadf is not None:
+                haadf_iter = int(p.n_iter) if method in SIRT_METHODS else HAADF_VOLUME_N_ITER
+                haadf_vol = haadf_sirt_volume(runner, series, haadf_iter, backend, group, chunk_slices)
             where = runner.describe()
         finally:
             if bar is not None:
@@ -367,6 +458,8 @@ def reconstruct_series(
             "lines": lines, "factor": factor_kind, "geometry": geom.key(),
             "factors": factors.subset(lines).as_dict(), "scheduler": where,
         }
+        if haadf_vol is not None:
+            params["haadf_volume"] = {"method": "sirt", "n_iter": haadf_iter}
         if constants is not None:
             params["constants"] = constants
         if choice is not None:
@@ -375,7 +468,7 @@ def reconstruct_series(
             params["store"] = str(store)
             vs.mark_complete({"parameters": params, "elements": elements,
                               "response_ratios": None if rr is None else rr.as_dict()})
-    return VolumeResult(lines, elements, maps, factor_kind, comp, rr, theory, geom, params)
+    return VolumeResult(lines, elements, maps, factor_kind, comp, rr, theory, geom, params, haadf_vol)
 
 
 def auto_slice_block(series: TiltSeries, lines: list[str], n: int) -> tuple[int, int]:
