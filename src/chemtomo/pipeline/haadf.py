@@ -35,8 +35,9 @@ from ..projector import DEFAULT_BACKEND
 from ..projector.batched import default_group
 from ..reconstruct import MethodParams, get_method
 from ..tiltseries import TiltSeries
+from .chunks import haadf_channel_data, solve_in_memory
 from .distributed import ChunkSpec, Runner, chunk_operator, plan_chunk_slices
-from .volume import VolumeResult, haadf_channel_data, solve_in_memory
+from .volume import VolumeResult
 
 #: HAADF-only method -> the registered engine that runs it on one channel.
 HAADF_METHODS = {"sirt": "eds_sirt", "tv": "ls_tv"}

@@ -1,0 +1,183 @@
+"""Parsing the method and run arguments of ``chemtomo reconstruct`` into the registry's terms.
+
+Defaults shown in the help come from the method registry; ``-n``, ``--param``,
+``--auto`` and ``--auto-grid`` become each method's validated parameters.
+"""
+
+from __future__ import annotations
+
+
+def _defaults_text(name: str) -> str:
+    """``"default eds_sirt 100, hebt_sirt 100"``: the registry's defaults of ``name`` per method."""
+    from chemtomo.reconstruct import get_method, method_names
+
+    have = [(n, get_method(n).Params.defaults()[name]) for n in method_names()
+            if name in get_method(n).Params.names()]
+    return "default " + ", ".join(f"{n} {v}" for n, v in have) if have else "no method has it"
+
+
+def grid_names() -> list[str]:
+    """Every candidate name of the registered methods' automatic rules."""
+    from chemtomo.reconstruct import get_method, method_names
+
+    return sorted({k for n in method_names() for k in get_method(n).default_grid})
+
+
+def parse_pad(text: str):
+    """The ``--pad`` value: ``"auto"`` or a number of pixels (int >= 0).
+
+    Raises
+    ------
+    ValueError
+        ``text`` is neither ``auto`` nor a non-negative integer.
+    """
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    try:
+        v = int(text)
+    except ValueError:
+        raise ValueError(f"--pad takes a number of pixels or 'auto', got {text!r}") from None
+    if v < 0:
+        raise ValueError(f"--pad must be >= 0, got {v}")
+    return v
+
+
+def parse_angle_range(text: str):
+    """``"-50:50:5"`` -> [-50, -45, ..., 50]; or a comma/space separated list."""
+    import numpy as np
+
+    t = text.strip()
+    if ":" in t:
+        parts = t.split(":")
+        if len(parts) != 3:
+            raise ValueError(f"--tomviz-angles takes START:STOP:STEP (e.g. -50:50:5), got {text!r}")
+        a, b, st = (float(x) for x in parts)
+        if st == 0 or (b - a) / st < 0:
+            raise ValueError(f"--tomviz-angles {text!r}: STEP must be non-zero and go from START to STOP")
+        return np.arange(a, b + st / 2, st).tolist()
+    return [float(x) for x in t.replace(",", " ").split()]
+
+
+def parse_iterations(items: list[str] | None) -> dict:
+    """``["100", "fused_tv=300"]`` -> ``{"default": 100, "fused_tv": 300}`` (no entry: the method's default)."""
+    from chemtomo.reconstruct import canonical_name
+
+    out: dict = {}
+    for it in items or ():
+        key, _, val = it.rpartition("=")
+        key = canonical_name(key) if key else "default"
+        try:
+            n = int(val)
+        except ValueError:
+            raise ValueError(f"--iterations takes N or METHOD=N (e.g. 100 or fused_tv=300), got {it!r}") from None
+        if n < 1:
+            raise ValueError(f"the number of iterations must be a positive integer, got {it!r}")
+        out[key] = n
+    return out
+
+
+def auto_methods(args, methods) -> list[str]:
+    """The methods whose parameters ``--auto`` chooses: all with a bare ``--auto``, else those named."""
+    from chemtomo.reconstruct import canonical_name
+
+    if args.auto is None:
+        return []
+    named = [canonical_name(m) for m in args.auto]
+    unknown = [m for m in named if m not in methods]
+    if unknown:
+        raise ValueError(f"--auto names {unknown}, which are not among the methods run ({methods})")
+    return named or list(methods)
+
+
+def parse_auto_grid(items: list[str]) -> dict:
+    """``["mu=0.02,0.04"]`` -> ``{"mu": (0.02, 0.04)}`` (``n`` as integers)."""
+    names = grid_names()
+    out = {}
+    for it in items:
+        name, _, vals = it.partition("=")
+        if name not in names or not vals:
+            raise ValueError(f"--auto-grid takes NAME=V1,V2,... with NAME one of {names}, got {it!r}")
+        try:
+            out[name] = tuple((int if name == "n" else float)(v) for v in vals.split(","))
+        except ValueError:
+            raise ValueError(f"--auto-grid {it!r}: the values must be numbers") from None
+    return out
+
+
+def auto_grids(items: list[str], methods) -> dict | None:
+    """Per method, the ``--auto-grid`` candidates its rule takes (a name no method takes is an error)."""
+    from chemtomo.reconstruct import get_method
+
+    grid = parse_auto_grid(items)
+    if not grid:
+        return None
+    out = {m: {k: v for k, v in grid.items() if k in get_method(m).default_grid} for m in methods}
+    unused = sorted(set(grid) - {k for g in out.values() for k in g})
+    if unused:
+        raise ValueError(f"--auto-grid {unused}: no rule of the methods run ({list(methods)}) takes it")
+    return out
+
+
+def parse_value(text: str):
+    """A ``--param`` value: int, float, true/false, none, else the text."""
+    t = text.strip()
+    low = t.lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    for kind in (int, float):
+        try:
+            return kind(t)
+        except ValueError:
+            pass
+    return t
+
+
+def method_params(args, methods) -> dict[str, dict]:
+    """Per method, the parameters given on the command line (validated by the registry).
+
+    ``-n`` (all or per method), ``--alpha`` and ``--mu`` (for the methods that have them),
+    ``--param NAME=VALUE`` (every method run that has NAME; a name none has is an error)
+    and ``--param METHOD.NAME=VALUE`` (that method; an unknown name is an error).
+    """
+    from chemtomo.reconstruct import canonical_name, get_method
+
+    iters = parse_iterations(args.iterations)
+    stray = sorted(set(iters) - {"default"} - set(methods))
+    if stray:  # a misspelt or absent method would otherwise keep its default silently
+        raise ValueError(f"--iterations names {stray}, which are not among the methods run ({list(methods)})")
+    out: dict[str, dict] = {}
+    for m in methods:
+        names = get_method(m).Params.names()
+        given = {}
+        n = iters.get(m, iters.get("default"))
+        if n is not None:
+            given["n_iter"] = n
+        for name in ("alpha", "mu"):
+            if getattr(args, name, None) is not None and name in names:
+                given[name] = float(getattr(args, name))
+        out[m] = given
+    for it in getattr(args, "param", None) or ():
+        key, sep, val = it.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param takes NAME=VALUE or METHOD.NAME=VALUE, got {it!r}")
+        target, dot, name = key.rpartition(".")
+        if dot:
+            target = canonical_name(target)
+            if target not in out:
+                raise ValueError(f"--param {it!r}: method {target!r} is not among the methods run ({list(methods)})")
+            get_method(target).Params.check_names([name], target)
+            out[target][name] = parse_value(val)
+        else:
+            takers = [m for m in methods if name in get_method(m).Params.names()]
+            if not takers:
+                raise ValueError(f"--param {it!r}: no method run has a parameter {name!r}; theirs are "
+                                 + "; ".join(f"{m}: {list(get_method(m).Params.names())}" for m in methods))
+            for m in takers:
+                out[m][name] = parse_value(val)
+    for m, given in out.items():  # fail here, before any work
+        get_method(m).params(given)
+    return out
