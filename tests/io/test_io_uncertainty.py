@@ -125,6 +125,8 @@ def test_markdown_table():
     assert md.splitlines()[0] == "| region | Fe wt % |"
     assert "| core | 50.0 ± 1.2 (48.0–52.0) |" in md and "90 % interval" in md
     assert composition_table_markdown([]) == ""
+    small = [{**rows[0], "se": 0.00031, "low": 0.4995, "high": 0.5006}]
+    assert "| core | 50.000 ± 0.031 (49.950–50.060) |" in composition_table_markdown(small)
 
 
 def test_figures_build_on_their_own_canvas(tmp_path, volume_result):

@@ -168,7 +168,8 @@ def composition_table_markdown(rows: list[dict], *, quantity: str = "weight", di
     quantity : {"weight", "atomic", "maps"}
         Fractions in % (``wt %``/``at %``), maps as they are (4 significant digits).
     digits : int
-        Decimals of the percentages.
+        Decimals of the percentages, at least (more, up to 4, where the standard
+        error needs them for two significant digits).
 
     Returns
     -------
@@ -182,11 +183,17 @@ def composition_table_markdown(rows: list[dict], *, quantity: str = "weight", di
     p = 100 * float(rows[0].get("interval", 0.9))
     unit = {"weight": "wt %", "atomic": "at %"}.get(quantity, "")
 
-    def fmt(x: float) -> str:
-        return f"{100 * x:.{digits}f}" if quantity != "maps" else f"{x:.4g}"
+    def cell(r: dict) -> str:
+        if quantity == "maps":
+            v, se, lo, hi = (f"{r[k]:.4g}" for k in ("value", "se", "low", "high"))
+            return f"{v} ± {se} ({lo}–{hi})"
+        se = 100 * r["se"]
+        # enough decimals for two significant digits of a small standard error (at most 4)
+        d = digits if not (np.isfinite(se) and se > 0) else max(digits, min(4, 1 - int(np.floor(np.log10(se)))))
+        v, s, lo, hi = (f"{100 * r[k]:.{d}f}" for k in ("value", "se", "low", "high"))
+        return f"{v} ± {s} ({lo}–{hi})"
 
-    cells = {(r["region"], r["element"]): f"{fmt(r['value'])} ± {fmt(r['se'])} ({fmt(r['low'])}–{fmt(r['high'])})"
-             for r in rows}
+    cells = {(r["region"], r["element"]): cell(r) for r in rows}
     head = "| region | " + " | ".join(f"{el} {unit}".strip() for el in els) + " |"
     lines = [head, "|" + "---|" * (len(els) + 1)]
     for reg in regions:
