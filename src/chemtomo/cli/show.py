@@ -23,7 +23,9 @@ def add_parser(sub):
         "show", help="draw the figures of a result file (PNG files; no window)",
         description="Draw the figures a chemtomo result file allows: preprocessed tilt series (as the paper's "
                     "Fig. 14), orthoslices of the reconstructed maps and of the weight fractions (Figs 15-16), "
-                    "a 3-D rendering of the quantified volume (Fig. 17) and the alignment. Files only, headless.")
+                    "a 3-D rendering of the quantified volume (Fig. 17) and the alignment; for a result with an "
+                    "uncertainty (reconstruct --replicas), error maps beside the weight fractions, region "
+                    "compositions with their intervals and a markdown table. Files only, headless.")
     p.add_argument("result", help="a result file (.h5) or the folder holding result.h5")
     p.add_argument("--out", help="folder for the figures (default: figures/ beside the result)")
     p.add_argument("--slices", type=int, nargs="+", metavar="N",

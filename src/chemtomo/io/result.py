@@ -12,6 +12,17 @@ axis; a 2-D slice is one slice)::
     /haadf                          the HAADF volume, per nm (when the result has one)
     /response_ratios/<line>         fitted r_A (scalar); group attribute ``r2``;
                                     dataset attribute ``theory`` where known
+    /uncertainty                    (when written with one) the bootstrap's spread:
+        /<spread>/<quantity>/<name>/{se,low,high}
+                                    spread "bootstrap" (and "jackknife"), quantity
+                                    "maps" (per line), "weight", "atomic" (per
+                                    element): per-voxel standard error and central
+                                    interval, labelled as the volume they qualify
+                                    (plus attrs ``statistic``, ``interval``, ``spread``)
+        /<spread> attrs: regions (JSON: region -> quantity -> name -> value, mean,
+                         se, low, high), n_replicas
+        attrs: replicas, seed, interval, source, noise_factor, haadf_sigma,
+               haadf_sigma_kind, method, notes (JSON), seconds (JSON)
     root attrs: format = "chemtomo-result", format_version, pixel_nm,
                 axes = "slices,z,x" (format 1.0's name, kept), axis_names = "y,z,x",
                 axis_units = "nm,nm,nm", map_units = "per_nm", map_units_note,
@@ -36,7 +47,8 @@ size). The file states it (``map_units``, ``map_units_note``);
 and the mask do not depend on it.
 
 Format 1.0 files (no per-dataset attributes, no ``map_units``) read as before;
-their maps are per nm too.
+their maps are per nm too. A file without ``/uncertainty`` reads with
+``uncertainty`` None.
 
 The file is written under a temporary name and renamed when complete.
 """
@@ -50,6 +62,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .provenance import to_json as _json
+from .uncertainty import QUANTITIES, SPREAD_KINDS, STATISTICS, uncertainty_dict
 
 FORMAT = "chemtomo-result"
 FORMAT_VERSION = "1.1"
@@ -188,7 +201,76 @@ def _haadf_volume(result, haadf):
     return None
 
 
-def write_result(path, result, provenance: dict | None = None, *, haadf: np.ndarray | None = None) -> Path:
+_STAT_WORDS = {"se": "standard error of the {q}", "low": "lower bound of the {p:g} % interval of the {q}",
+               "high": "upper bound of the {p:g} % interval of the {q}"}
+
+
+def _write_uncertainty(f, unc, px: float, method: str, opts: dict) -> None:
+    """The ``/uncertainty`` group (module docstring) of :func:`uncertainty_dict` data ``unc``."""
+    g = f.create_group("uncertainty")
+    for k in ("replicas", "seed", "interval", "source", "noise_factor", "haadf_sigma_kind", "method"):
+        g.attrs[k] = unc[k]
+    g.attrs["haadf_sigma"] = np.nan if unc["haadf_sigma"] is None else float(unc["haadf_sigma"])
+    g.attrs["notes"] = _json(unc["notes"])
+    g.attrs["seconds"] = _json(unc["seconds"])
+    p = 100 * float(unc["interval"])
+    for spread in SPREAD_KINDS:
+        ss = unc.get(spread)
+        if ss is None:
+            continue
+        gs = g.create_group(spread)
+        gs.attrs["regions"] = _json(ss["regions"])
+        gs.attrs["n_replicas"] = int(unc["replicas"]) if spread == "bootstrap" else -1
+        for q in QUANTITIES:
+            for name, stats in ss[q].items():
+                gn = gs.create_group(f"{q}/{name}")
+                for st in STATISTICS:
+                    ds = gn.create_dataset(st, data=np.asarray(stats[st], dtype=np.float32), **opts)
+                    label_volume(ds, q, name, px, method if q == "maps" else "")
+                    words = _STAT_WORDS[st].format(p=p, q=volume_quantity(q, name))
+                    ds.attrs["quantity"] = f"{words} ({spread})"
+                    ds.attrs["long_name"] = f"{volume_title(q, name, method if q == 'maps' else '')}: {st}"
+                    ds.attrs["statistic"] = st
+                    ds.attrs["interval"] = float(unc["interval"])
+                    ds.attrs["spread"] = spread
+
+
+def _read_uncertainty(f, px: float, map_units: str) -> dict | None:
+    """The ``/uncertainty`` group as :func:`uncertainty_dict` data (maps in ``map_units``), or None."""
+    if "uncertainty" not in f:
+        return None
+    g = f["uncertainty"]
+    out = {k: g.attrs[k].item() if hasattr(g.attrs[k], "item") else g.attrs[k]
+           for k in ("replicas", "seed", "interval", "source", "noise_factor", "haadf_sigma_kind", "method")}
+    out = {k: (str(v) if isinstance(v, (str, bytes)) else v) for k, v in out.items()}
+    sigma = float(g.attrs["haadf_sigma"])
+    out["haadf_sigma"] = None if np.isnan(sigma) else sigma
+    out["notes"] = json.loads(g.attrs["notes"])
+    out["seconds"] = json.loads(g.attrs["seconds"])
+    scale = 1.0 if map_units == "per_nm" else px
+    for spread in SPREAD_KINDS:
+        if spread not in g:
+            out[spread] = None
+            continue
+        gs = g[spread]
+        ss: dict = {}
+        for q in QUANTITIES:
+            ss[q] = {}
+            for name in (gs[q] if q in gs else []):
+                ss[q][name] = {st: (convert_map(gs[q][name][st][()], px, map_units) if q == "maps"
+                                    else gs[q][name][st][()]) for st in STATISTICS}
+        ss["regions"] = json.loads(gs.attrs["regions"])
+        if scale != 1.0:
+            for group in ss["regions"].values():
+                for stats in group.get("maps", {}).values():
+                    for k in stats:
+                        stats[k] = stats[k] * scale
+        out[spread] = ss
+    return out
+
+
+def write_result(path, result, provenance: dict | None = None, *, haadf: np.ndarray | None = None,
+                 uncertainty=None) -> Path:
     """Write a :class:`chemtomo.pipeline.VolumeResult` to HDF5 at ``path`` (layout: module docstring).
 
     Parameters
@@ -203,6 +285,10 @@ def write_result(path, result, provenance: dict | None = None, *, haadf: np.ndar
     haadf : ndarray (y, z, x), optional
         The HAADF volume, per nm; default the result's ``haadf_volume`` (or
         ``haadf``) attribute where it has one.
+    uncertainty : Uncertainty or dict, optional
+        :func:`chemtomo.pipeline.uncertainty.bootstrap_uncertainty`'s result for
+        ``result`` (or its :func:`chemtomo.io.uncertainty.uncertainty_dict`):
+        written as the ``/uncertainty`` group.
 
     Returns
     -------
@@ -215,6 +301,7 @@ def write_result(path, result, provenance: dict | None = None, *, haadf: np.ndar
     px = float(result.geometry.grid_pixel_nm)
     method = str((result.parameters or {}).get("method", ""))
     haadf = _haadf_volume(result, haadf)
+    unc = None if uncertainty is None else uncertainty_dict(uncertainty)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
@@ -256,6 +343,8 @@ def write_result(path, result, provenance: dict | None = None, *, haadf: np.ndar
                     d.attrs["units"] = "1"
                     if result.theory_response_ratios is not None:
                         d.attrs["theory"] = float(result.theory_response_ratios[i])
+            if unc is not None:
+                _write_uncertainty(f, unc, px, method, opts)
     return path
 
 
@@ -276,7 +365,9 @@ def read_result(path, *, map_units: str = "per_nm") -> dict:
         ``maps``, ``weight``, ``atomic`` (name -> ndarray (y, z, x)), ``mask``
         (bool), ``haadf`` (ndarray or None), ``response_ratios`` (line -> r),
         ``r2``, ``parameters``, ``provenance``, ``pixel_nm``, ``map_units``,
-        ``format_version``.
+        ``format_version``, ``uncertainty`` (the ``/uncertainty`` group as
+        :func:`chemtomo.io.uncertainty.uncertainty_dict` data, maps in
+        ``map_units``; None when the file has none).
 
     Raises
     ------
@@ -311,4 +402,5 @@ def read_result(path, *, map_units: str = "per_nm") -> dict:
         out["pixel_nm"] = px
         out["map_units"] = map_units
         out["format_version"] = str(f.attrs.get("format_version", "1.0"))
+        out["uncertainty"] = _read_uncertainty(f, px, map_units)
     return out

@@ -7,6 +7,8 @@ One file per volume, written by HyperSpy/RosettaSciIO itself::
     <folder>/<prefix>atomic_<element>.hspy atomic fraction
     <folder>/<prefix>mask.hspy             particle mask (uint8)
     <folder>/<prefix>haadf.hspy            HAADF volume (when the result has one)
+    <folder>/<prefix>se_weight_<element>.hspy  bootstrap standard error of the weight
+                                           fraction (when the result has an uncertainty)
 
 Each is a ``Signal2D`` of shape ``(y | z, x)`` -- HyperSpy's notation: one
 navigation axis ``y`` (the slices along the tilt axis), signal axes ``z``
@@ -33,6 +35,9 @@ from pathlib import Path
 from .atomic import atomic_path
 from .result import AXIS_NAMES, VOLUME_KINDS
 from .volumes import VolumeEntry, result_volume_entries
+
+#: The volumes written by default: every kind, and the weight fractions' standard errors when present.
+SIGNAL_KINDS = VOLUME_KINDS + ("se_weight",)
 
 SIGNAL_FORMATS = ("hspy", "zspy")
 SIGNAL_FORMAT_VERSION = "1.0"
@@ -109,16 +114,18 @@ def volume_signal(entry: VolumeEntry, pixel_nm: float, chemtomo_metadata: dict |
     return s
 
 
-def result_signals(result, kinds: Iterable[str] = VOLUME_KINDS, *, map_units: str = "per_nm",
+def result_signals(result, kinds: Iterable[str] = SIGNAL_KINDS, *, map_units: str = "per_nm",
                    provenance: dict | None = None) -> dict:
     """HyperSpy signals of a result's volumes, by name (``weight_Fe``, ``maps_Fe_Ka``, ``mask``, ...).
 
     Parameters
     ----------
-    result : VolumeResult, dict or path
-        A result, a :func:`chemtomo.io.read_result` dict or a result file.
-    kinds : iterable of {"maps", "weight", "atomic", "mask", "haadf"}
-        Which volumes (default all the result holds).
+    result : VolumeResult, Uncertainty, dict or path
+        A result, a result with its uncertainty, a :func:`chemtomo.io.read_result`
+        dict or a result file.
+    kinds : iterable of {"maps", "weight", "atomic", "mask", "haadf", "se_maps", "se_weight", "se_atomic"}
+        Which volumes (default all the result holds, with ``se_weight_<el>`` when it
+        has an uncertainty).
     map_units : {"per_nm", "per_pixel"}
         Maps and HAADF per nm of beam path (chemtomo) or per voxel
         (ASTRA/etspy/tomviz SIRT: times ``pixel_nm``).
@@ -134,19 +141,21 @@ def result_signals(result, kinds: Iterable[str] = VOLUME_KINDS, *, map_units: st
     return {e.key: volume_signal(e, summary.pixel_nm, md) for e in entries}
 
 
-def write_result_signals(result, folder, *, format: str = "hspy", kinds: Iterable[str] = VOLUME_KINDS,
+def write_result_signals(result, folder, *, format: str = "hspy", kinds: Iterable[str] = SIGNAL_KINDS,
                          map_units: str = "per_nm", provenance: dict | None = None, prefix: str = "") -> list[Path]:
     """Write a result's volumes as HyperSpy files in ``folder`` (layout: module docstring), all or none.
 
     Parameters
     ----------
-    result : VolumeResult, dict or path
-        A result, a :func:`chemtomo.io.read_result` dict or a result file.
+    result : VolumeResult, Uncertainty, dict or path
+        A result, a result with its uncertainty, a :func:`chemtomo.io.read_result`
+        dict or a result file.
     folder : path
         Created if needed.
     format : {"hspy", "zspy"}
         ``zspy`` needs ``zarr``.
-    kinds : iterable of {"maps", "weight", "atomic", "mask", "haadf"}
+    kinds : iterable of str
+        As :func:`result_signals`.
     map_units : {"per_nm", "per_pixel"}
     provenance : dict, optional
     prefix : str
@@ -155,7 +164,7 @@ def write_result_signals(result, folder, *, format: str = "hspy", kinds: Iterabl
     Returns
     -------
     list of Path
-        The files, in the order maps, weight, atomic, mask, haadf.
+        The files, in the order maps, weight, atomic, mask, haadf, se_weight.
 
     Raises
     ------
@@ -181,5 +190,5 @@ def write_result_signals(result, folder, *, format: str = "hspy", kinds: Iterabl
     return paths
 
 
-__all__ = ["AXIS_NAMES", "SIGNAL_FORMATS", "result_signals", "volume_signal", "write_result_signals",
+__all__ = ["AXIS_NAMES", "SIGNAL_FORMATS", "SIGNAL_KINDS", "result_signals", "volume_signal", "write_result_signals",
            "zspy_supported"]

@@ -5,7 +5,14 @@ One list (:func:`result_volume_entries`) feeds the HyperSpy signals
 reader (:mod:`.napari_reader`), so a volume has the same name (``weight_Fe``),
 title (``"Fe weight fraction"``), units and voxel size in all of them.
 A result is a :class:`chemtomo.pipeline.VolumeResult`, a
-:func:`chemtomo.io.read_result` dict, or the path of a result file.
+:func:`chemtomo.io.read_result` dict, the path of a result file, or a
+:class:`chemtomo.pipeline.uncertainty.Uncertainty` (its result, with the
+uncertainty).
+
+Besides :data:`~chemtomo.io.result.VOLUME_KINDS`, the standard errors of a result
+with an uncertainty are volumes of kinds :data:`UNCERTAINTY_KINDS`
+(``se_weight_<el>``: the bootstrap standard error of the weight fraction); a
+result without one has none.
 """
 
 from __future__ import annotations
@@ -28,6 +35,10 @@ from .result import (
     volume_quantity,
     volume_title,
 )
+from .uncertainty import uncertainty_dict
+
+#: Per-voxel standard errors (of the bootstrap) a result with an uncertainty holds.
+UNCERTAINTY_KINDS = ("se_maps", "se_weight", "se_atomic")
 
 
 @dataclass
@@ -92,7 +103,10 @@ class ResultSummary:
 
 
 def _as_dict(result, provenance: dict | None) -> dict:
-    """A read_result-like dict (maps per nm) from a path, a dict or a VolumeResult."""
+    """A read_result-like dict (maps per nm) from a path, a dict, a VolumeResult or an Uncertainty."""
+    if hasattr(result, "bootstrap") and hasattr(result, "result"):  # an Uncertainty
+        res = _as_dict(result.result, provenance)
+        return {**res, "uncertainty": uncertainty_dict(result)}
     if isinstance(result, (str, Path)):
         res = read_result(result)
     elif isinstance(result, dict):
@@ -131,8 +145,9 @@ def result_volume_entries(result, kinds: Iterable[str] = VOLUME_KINDS, *, map_un
     ----------
     result : VolumeResult, dict or path
         A result, a :func:`~chemtomo.io.read_result` dict (maps per nm) or a result file.
-    kinds : iterable of {"maps", "weight", "atomic", "mask", "haadf"}
-        Which volumes; a kind the result does not hold (HAADF) is skipped.
+    kinds : iterable of {"maps", "weight", "atomic", "mask", "haadf", "se_maps", "se_weight", "se_atomic"}
+        Which volumes; a kind the result does not hold (HAADF, the standard errors
+        of a result without an uncertainty) is skipped.
     map_units : {"per_nm", "per_pixel"}
         Maps and HAADF per nm of path (chemtomo) or per voxel (ASTRA/etspy/tomviz).
     provenance : dict, optional
@@ -149,9 +164,9 @@ def result_volume_entries(result, kinds: Iterable[str] = VOLUME_KINDS, *, map_un
         An unknown kind or map_units.
     """
     kinds = list(kinds)
-    bad = [k for k in kinds if k not in VOLUME_KINDS]
+    bad = [k for k in kinds if k not in VOLUME_KINDS + UNCERTAINTY_KINDS]
     if bad:
-        raise ValueError(f"volume kinds must be among {VOLUME_KINDS}, got {bad}")
+        raise ValueError(f"volume kinds must be among {VOLUME_KINDS + UNCERTAINTY_KINDS}, got {bad}")
     check_map_units(map_units)
     res = _as_dict(result, provenance)
     px = float(res["pixel_nm"])
@@ -175,8 +190,31 @@ def result_volume_entries(result, kinds: Iterable[str] = VOLUME_KINDS, *, map_un
             key = f"{kind}_{name}" if name else kind
             out.append(VolumeEntry(kind, name, key, data, volume_title(kind, name, method),
                                    volume_quantity(kind, name, map_units), value_units(kind, map_units)))
+    out += _se_entries(res, kinds, px, method, map_units)
     summary = ResultSummary(px, method, params, res.get("provenance") or {}, list(res.get("maps", {})),
                             list(res.get("weight", {})), dict(res.get("response_ratios") or {}), res.get("r2"),
                             map_units)
     return out, summary
+
+
+def _se_entries(res: dict, kinds: list[str], px: float, method: str, map_units: str) -> list[VolumeEntry]:
+    """The bootstrap standard-error volumes of ``kinds`` (``se_weight_<el>``, ...), if the result has them."""
+    unc = res.get("uncertainty")
+    boot = (unc or {}).get("bootstrap")
+    out = []
+    if not boot:
+        return out
+    for kind in UNCERTAINTY_KINDS:
+        if kind not in kinds:
+            continue
+        base = kind[3:]
+        for name, stats in boot.get(base, {}).items():
+            data = np.asarray(stats["se"], dtype=np.float32)
+            if base == "maps":
+                data = np.asarray(convert_map(data, px, map_units), dtype=np.float32)
+            title = f"{volume_title(base, name, method if base == 'maps' else '')}: standard error"
+            quantity = f"bootstrap standard error of the {volume_quantity(base, name, map_units)}"
+            out.append(VolumeEntry(kind, name, f"{kind}_{name}", data, title, quantity,
+                                   value_units(base, map_units)))
+    return out
 

@@ -7,7 +7,9 @@
 - :func:`fig_render3d`: isosurfaces of each element's rich domains inside the
   particle mask, by scikit-image marching cubes drawn with matplotlib (Fig. 17);
 - :func:`fig_alignment`: shifts per tilt (and a tomviz comparison), HAADF
-  registration and shadowing factors.
+  registration and shadowing factors;
+- for a result with an ``/uncertainty`` group, the error maps, region error bars
+  and composition table of :mod:`chemtomo.report.uncertainty`.
 
 :func:`draw_result_figures` draws all that a result file allows (a phantom
 result has no tilt series or alignment). Maps keep their units: one colour
@@ -296,4 +298,9 @@ def draw_result_figures(result_path, folder, *, slices: Sequence[int] | None = N
                                   "percentile in the particle)"))
     if res.get("alignment"):
         out.append(fig_alignment(res["alignment"], res.get("preprocess") or {}, folder / "alignment.png"))
+    if res.get("uncertainty"):  # of the top-level (primary) result
+        from .uncertainty import draw_uncertainty_figures
+
+        out += draw_uncertainty_figures(res, folder, slice_index=sl[len(sl) // 2],
+                                        method=res["parameters"].get("method"))
     return out
