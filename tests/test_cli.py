@@ -72,6 +72,24 @@ def test_reconstruct_writes_documented_layout(simulated, tmp_path, method):
     assert not list(out.glob(".*tmp*"))
 
 
+def test_reconstruct_with_replicas_writes_uncertainty(simulated, tmp_path):
+    out = tmp_path / "unc"
+    proc = chemtomo("reconstruct", *_eds_args(simulated), "--method", "eds_sirt", "-n", "30", "--replicas", "3",
+                    "--seed", "2", "--out", str(out), "--quiet")
+    assert "+-" in proc.stderr
+    from chemtomo.io import read_result
+
+    res = read_result(out / "result.h5")
+    unc = res["uncertainty"]
+    assert unc is not None and unc["replicas"] == 3 and unc["seed"] == 2
+    se = np.asarray(unc["bootstrap"]["weight"]["Au"]["se"])
+    mask = np.asarray(res["mask"], bool)
+    assert se.shape == mask.shape and np.all(se[mask] >= 0) and se[mask].max() > 0
+    bad = chemtomo("reconstruct", *_eds_args(simulated), "--jackknife", "--out", str(tmp_path / "x"), check=False)
+    assert bad.returncode == 2 and "--replicas" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "x").exists()
+
+
 def _write_stack(path, data, angles):
     to_signal(data, angles, 1.5, "test").save(path, overwrite=True)
 

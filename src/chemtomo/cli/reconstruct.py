@@ -96,6 +96,13 @@ def add_parser(sub):
     p.add_argument("--efficiency", type=float, default=DETECTOR_EFFICIENCY,
                    help=f"flat detector efficiency (default {DETECTOR_EFFICIENCY})")
     p.add_argument("--chunk-slices", type=int, help="slices per batched solve (bounds memory; raw input: 32)")
+    u = p.add_argument_group("stacks: uncertainty (parametric bootstrap of the counts)")
+    u.add_argument("--replicas", type=int, metavar="N",
+                   help="also reconstruct N >= 2 Poisson replicas of the counts and write the per-voxel and region "
+                        "standard errors and 90%% intervals (/uncertainty in the result)")
+    u.add_argument("--jackknife", action="store_true",
+                   help="with --replicas: also the leave-one-tilt-out spread (one reconstruction per tilt)")
+    u.add_argument("--seed", type=int, default=0, help="seed of the replicas (default 0)")
     g = p.add_argument_group("raw input: preprocessing and outputs")
     g.add_argument("--bin", type=int, default=2, help="sum-bin images by this factor after alignment (default 2)")
     g.add_argument("--register", choices=("xcorr", "com", "none"), default="xcorr",
@@ -192,7 +199,11 @@ def run(args) -> int:
         Both raw inputs and ``--eds``/``--haadf`` stacks given, ``--tilt-axis``
         with raw inputs, or ``--lines`` with stacks.
     """
+    if args.jackknife and not args.replicas:
+        raise ValueError("--jackknife needs --replicas N (the bootstrap it adds to)")
     if args.inputs:
+        if args.replicas:
+            raise ValueError("--replicas applies to --eds/--haadf stacks; the raw route has no uncertainty yet")
         if args.eds or args.haadf:
             raise ValueError("give either a raw tilt series (positional) or --eds/--haadf stacks, not both")
         if args.tilt_axis != "auto":
@@ -255,10 +266,18 @@ def run_stacks(args) -> int:
         scheduler=args.scheduler, store=args.store, resume=args.resume,
         auto=method in auto_methods(args, [method]), auto_grid=(auto_grids(args.auto_grid, [method]) or {}).get(method),
     )
+    unc = None
+    if args.replicas:
+        from chemtomo.pipeline.uncertainty import bootstrap_uncertainty
+
+        unc = bootstrap_uncertainty(series, factors, method, params, replicas=args.replicas, seed=args.seed,
+                                    jackknife=args.jackknife, result=result, filter_sigma=args.filter_sigma,
+                                    mask_method=args.mask, threshold=args.threshold, chunk_slices=args.chunk_slices,
+                                    scheduler=args.scheduler)
     inputs = list(eds.values()) + ([args.haadf] if args.haadf else [])
     prov = provenance(inputs, factors_spec=args.factors)
     path = out_path(args.out)
-    written = write_outputs(args, result, path, method, prov, args.export_kinds)
+    written = write_outputs(args, result, path, method, prov, args.export_kinds, uncertainty=unc)
     if result.response_ratios is not None:
         rr = result.response_ratios
         print("response ratios: " + ", ".join(f"{ln} {r:.4g}" for ln, r in zip(rr.lines, rr.r, strict=True))
@@ -270,11 +289,15 @@ def run_stacks(args) -> int:
     th = result.composition.threshold
     print(f"mask: {th.method} threshold {th.value:.4g}, volume fraction {th.volume_fraction:.3f}, "
           f"stability {th.stability:.3f}", file=sys.stderr)
+    if unc is not None:
+        print(f"weight fractions, value +- bootstrap se ({unc.replicas} replicas, {100 * unc.interval:g}% intervals): "
+              + "; ".join(f"{r['region']} {r['element']} {r['value']:.4f} +- {r['se']:.4f} "
+                          f"[{r['low']:.4f}, {r['high']:.4f}]" for r in unc.table("weight")), file=sys.stderr)
     print(f"wrote {path}" + (f" (+ {len(written)} stacks/signals)" if written else ""), file=sys.stderr)
     return 0
 
 
-def write_outputs(args, result, path: Path, method: str, prov: dict, kinds) -> list[Path]:
+def write_outputs(args, result, path: Path, method: str, prov: dict, kinds, uncertainty=None) -> list[Path]:
     """Write the stacks (``--export``), signals (``--signals``) and the result file of a stack run.
 
     Stacks and signals first, the result last: on a failure none of them is left behind.
@@ -291,6 +314,9 @@ def write_outputs(args, result, path: Path, method: str, prov: dict, kinds) -> l
         Provenance.
     kinds : list of str
         Volumes to export.
+    uncertainty : Uncertainty, optional
+        The bootstrap of the run (``--replicas``): written to ``/uncertainty`` and as
+        standard-error signals.
 
     Returns
     -------
@@ -308,9 +334,10 @@ def write_outputs(args, result, path: Path, method: str, prov: dict, kinds) -> l
             written += export_result_volumes(result, path.parent / "export", exports, kinds,
                                              map_units=args.map_units, prefix=f"{method}_")
         if args.signals != "none":
-            written += write_result_signals(result, path.parent / "signals", format=args.signals,
-                                            map_units=args.map_units, provenance=prov, prefix=f"{method}_")
-        write_result(path, result, prov)
+            written += write_result_signals(result if uncertainty is None else uncertainty, path.parent / "signals",
+                                            format=args.signals, map_units=args.map_units, provenance=prov,
+                                            prefix=f"{method}_")
+        write_result(path, result, prov, uncertainty=uncertainty)
     except BaseException:
         for p in written:
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
@@ -328,7 +355,7 @@ def haadf_refusals(args) -> list[str]:
         "--factors": args.factors != "physics", "--beam-kev": args.beam_kev is not None,
         "--efficiency": args.efficiency != DETECTOR_EFFICIENCY, "--filter-sigma": args.filter_sigma != FILTER_SIGMA_PX,
         "--alpha": args.alpha is not None, "--auto": args.auto is not None, "--auto-grid": bool(args.auto_grid),
-        "--store": args.store is not None, "--resume": bool(args.resume),
+        "--store": args.store is not None, "--resume": bool(args.resume), "--replicas": bool(args.replicas),
     }
     return [k for k, v in given.items() if v]
 
