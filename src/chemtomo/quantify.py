@@ -230,11 +230,68 @@ def otsu(total) -> Threshold:
 MaskMethod = Literal["esf", "otsu"]
 
 
+def check_threshold(threshold, signal_range: tuple[float, float] | None = None) -> float:
+    """A given mask threshold as a float, refused if it is not finite or selects nothing or everything.
+
+    Parameters
+    ----------
+    threshold : float
+        Threshold on the total signal ``sum_A X_A / k_A``: a voxel is particle where the
+        signal exceeds it.
+    signal_range : (float, float), optional
+        The total signal's minimum and maximum; with it, a threshold that leaves an
+        empty mask (``>= max``) or takes the whole grid (``< min``) is refused.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        Not a number, NaN or infinite; an empty mask or the whole grid.
+    """
+    try:
+        t = float("nan") if isinstance(threshold, (bool, str)) else float(threshold)
+    except (TypeError, ValueError):
+        t = float("nan")
+    if not np.isfinite(t):
+        raise ValueError(f"threshold must be a finite number (the total signal sum_A X_A/k_A above which a voxel "
+                         f"is particle), got {threshold!r}; or leave it out to choose it by mask_method (esf, otsu)")
+    if signal_range is not None:
+        lo, hi = (float(v) for v in signal_range)
+        if t >= hi or t < lo:
+            what = "an empty mask (volume fraction 0)" if t >= hi else "the whole grid (volume fraction 1)"
+            allowed = (f"allowed: a value in [{lo:.6g}, {hi:.6g}), the total signal's range" if hi > lo
+                       else f"the total signal is {hi:.6g} everywhere, so no threshold separates a particle")
+            raise ValueError(f"threshold {t:g} gives {what}: no particle/background split to quantify; {allowed}; "
+                             "or leave it out to choose it by mask_method (esf, otsu)")
+    return t
+
+
+
 def particle_mask(total, method: MaskMethod = "esf", threshold: float | None = None):
-    """``(mask, Threshold)`` for the total signal; ``threshold`` overrides the method."""
+    """``(mask, Threshold)`` for the total signal; ``threshold`` overrides the method.
+
+    Parameters
+    ----------
+    total : ndarray
+        The total signal (:func:`total_signal`).
+    method : {"esf", "otsu"}
+        How the threshold is chosen when none is given.
+    threshold : float, optional
+        A given threshold, checked by :func:`check_threshold` (finite, leaving
+        neither an empty mask nor the whole grid).
+
+    Returns
+    -------
+    mask : ndarray of bool
+    threshold : Threshold
+    """
     total = np.asarray(total, dtype=np.float64)
     if threshold is not None:
-        th = Threshold(float(threshold), "given", _volume(total, threshold), _stability(total, threshold))
+        t = check_threshold(threshold, (float(total.min()), float(total.max())) if total.size else None)
+        th = Threshold(t, "given", _volume(total, t), _stability(total, t))
     elif method == "esf":
         th = esf_threshold(total)
     elif method == "otsu":

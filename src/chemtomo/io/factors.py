@@ -19,21 +19,47 @@ def read_factor_table(path, beam_kev: float = float("nan")) -> Factors:
     Every line needs: ``element, atomic_weight (g/mol), sigma_elastic_barn, sigma_ionization_barn,
     fluorescence_yield, relative_intensity, detector_efficiency``; ``beam_kev`` and ``energy_kev``
     are optional. The output of ``chemtomo factors --json`` is such a table.
+
+    Every error names the file: unreadable or malformed JSON/CSV, a missing
+    column, a non-numeric, non-positive or non-finite value, a fraction
+    (fluorescence yield, relative intensity, detector efficiency) beyond 1.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.json`` or ``.csv`` table.
+    beam_kev : float
+        The beam energy (keV) of lines whose row gives none (default NaN: unknown).
+
+    Returns
+    -------
+    Factors
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no factor table at {path}")
     if path.suffix.lower() == ".json":
-        rows = json.loads(path.read_text())
+        try:
+            rows = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: not a readable JSON factor table ({exc}); the output of "
+                             "'chemtomo factors --json' is one") from None
         if not isinstance(rows, dict):
             raise ValueError(f"{path}: a JSON factor table is an object keyed by line name")
     elif path.suffix.lower() == ".csv":
-        with open(path, newline="") as fh:
-            rows = {r["line"]: r for r in csv.DictReader(fh)}
+        try:
+            with open(path, newline="") as fh:
+                rows = {r["line"]: r for r in csv.DictReader(fh)}
+        except KeyError:
+            raise ValueError(f"{path}: a CSV factor table needs a 'line' column (and {list(REQUIRED)})") from None
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise ValueError(f"{path}: not a readable CSV factor table ({exc})") from None
     else:
         raise ValueError(f"{path}: factor tables are .json or .csv, got {path.suffix!r}")
     out = []
     for line, r in rows.items():
+        if not isinstance(r, dict):
+            raise ValueError(f"{path}: line {line!r} is {r!r}, not an object of factors {list(REQUIRED)}")
         missing = [k for k in REQUIRED if k not in r]
         if missing:
             raise ValueError(f"{path}: line {line!r} lacks {missing}; every line needs {list(REQUIRED)}")
@@ -43,11 +69,17 @@ def read_factor_table(path, beam_kev: float = float("nan")) -> Factors:
             raise ValueError(f"{path}: line {line!r} has a non-numeric value ({exc})") from None
         bad = [k for k, v in vals.items() if not v > 0]
         if bad:
-            raise ValueError(f"{path}: line {line!r}: {bad} must be positive")
-        out.append(LineFactors(
-            line=line, element=str(r["element"]), beam_kev=float(r.get("beam_kev", beam_kev)),
-            energy_kev=float(r.get("energy_kev", "nan")), sources={"all": f"user table {path.name}"}, **vals,
-        ))
+            raise ValueError(f"{path}: line {line!r}: {bad} must be positive, got "
+                             f"{ {k: r[k] for k in bad} }")
+        try:
+            out.append(LineFactors(
+                line=line, element=str(r["element"]), beam_kev=float(r.get("beam_kev", beam_kev)),
+                energy_kev=float(r.get("energy_kev", "nan")), sources={"all": f"user table {path.name}"}, **vals,
+            ))
+        except (TypeError, ValueError) as exc:  # a fraction beyond 1, a non-numeric beam energy ...
+            raise ValueError(f"{path}: {exc}") from None
+    if not out:
+        raise ValueError(f"{path}: the factor table holds no line")
     return Factors(out)
 
 
@@ -105,4 +137,7 @@ def resolve_factors(factors, lines: Sequence[str], beam_kev: float | None,
 
         return paper_table2(list(lines), detector_efficiency=efficiency)
     table = read_factor_table(factors)
-    return resolve_factors(table, lines, beam_kev, efficiency)
+    missing = [ln for ln in lines if ln not in table]
+    if missing:
+        raise KeyError(f"the factor table {factors} has no line(s) {missing}; it holds {list(table)}")
+    return table.subset(lines)

@@ -22,9 +22,10 @@ import re
 
 import numpy as np
 
-MIN_TILTS = 3
-"""Fewest tilts accepted as a tilt series: alignment compares neighbouring tilts and the
-tilt-axis fit needs three projections; one or two views do not determine a volume."""
+from ..geometry import MIN_TILTS as MIN_TILTS
+from ..geometry import check_angles_deg as check_angles_deg
+from ..geometry import check_enough_tilts as check_enough_tilts
+from ..geometry import looks_like_radians as looks_like_radians
 
 _NOT_LENGTHS = {"", "<undefined>", "undefined", "none", "px", "pix", "pixel", "pixels", "a.u.", "au"}
 _ALIASES = {"a": "Å", "ang": "Å", "angstrom": "Å", "angstroms": "Å", "um": "µm", "μm": "µm",
@@ -210,57 +211,6 @@ def image_role(sig) -> tuple[str, str]:
 
 
 # --------------------------------------------------------------------------- angles and tilts
-
-def check_angles_deg(angles, where: str, *, allow_radians_look: bool = False) -> np.ndarray:
-    """Check tilt angles in degrees: finite, within +-90, no repeat, not radians.
-
-    Parameters
-    ----------
-    angles : array_like
-    where : str
-        Where they come from (file or option), for the messages.
-    allow_radians_look : bool
-        Accept a set that looks like radians (the caller asserted degrees).
-
-    Returns
-    -------
-    ndarray of float
-
-    Raises
-    ------
-    ValueError
-        Non-finite, beyond +-90 degrees, repeated, or every ``|angle| <= 1.6``
-        with more than 3 tilts spanning more than 0.5 (radians, not degrees).
-    """
-    a = np.asarray(angles, dtype=float).ravel()
-    if a.size == 0:
-        raise ValueError(f"{where}: no tilt angles")
-    if not np.all(np.isfinite(a)) or np.any(np.abs(a) > 90):
-        raise ValueError(f"{where}: tilt angles must be finite and within [-90, 90] degrees, got "
-                         f"{np.round(a, 4).tolist()}")
-    if not allow_radians_look and looks_like_radians(a):
-        raise ValueError(f"{where}: the tilt angles {np.round(a, 4).tolist()[:6]}... look like radians (all within "
-                         "+-1.6); chemtomo takes degrees: convert them (np.degrees) or give them in degrees "
-                         "(--angles)")
-    r = np.round(a, 6)
-    vals, counts = np.unique(r, return_counts=True)
-    if np.any(counts > 1):
-        raise ValueError(f"{where}: tilt angle(s) {vals[counts > 1].tolist()} repeat; each tilt must appear once")
-    return a
-
-
-def looks_like_radians(angles) -> bool:
-    """True for more than 3 angles, all within +-1.6, spanning more than 0.5: radians, not degrees."""
-    a = np.asarray(angles, dtype=float).ravel()
-    return bool(a.size > 3 and np.all(np.abs(a) <= 1.6) and np.ptp(a) > 0.5)
-
-
-def check_enough_tilts(n: int, where: str) -> None:
-    """Refuse fewer than :data:`MIN_TILTS` tilts, saying how many were found and how many are needed."""
-    if n < MIN_TILTS:
-        what = "a single acquisition (one tilt)" if n == 1 else f"{n} tilts"
-        raise ValueError(
-            f"{where} is {what}, not a tilt series: a tilt series needs at least {MIN_TILTS} tilts at distinct "
-            "angles (alignment compares neighbouring tilts and the tilt-axis fit needs three; useful series have "
-            "20 or more); give the folder or the files of the whole series"
-        )
+# MIN_TILTS, check_angles_deg, check_enough_tilts and looks_like_radians live in
+# chemtomo.geometry (below io and tiltseries, so TiltSeries checks with the very same rules);
+# they are re-exported here for the readers.

@@ -12,6 +12,7 @@ in barn mol/g. :class:`LineFactors` holds every ingredient with its source;
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 
@@ -21,9 +22,17 @@ AVOGADRO = 6.02214076e23  # 1/mol, exact (SI 2019)
 BARN_CM2 = 1e-24  # cm^2
 
 
+def _number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
 @dataclass(frozen=True)
 class LineFactors:
     """Every ingredient of f_A and z_A for one X-ray line, with its source.
+
+    Checked on construction: the weight and cross-sections positive and finite;
+    the fluorescence yield, relative intensity and detector efficiency fractions
+    in (0, 1]; ``beam_kev`` positive or NaN (ValueError naming the line).
 
     Attributes
     ----------
@@ -67,6 +76,19 @@ class LineFactors:
     energy_kev: float = float("nan")
     sources: Mapping[str, str] = field(default_factory=dict)
     solid_angle_sr: float | None = None
+
+    def __post_init__(self):
+        for name in ("atomic_weight", "sigma_elastic_barn", "sigma_ionization_barn"):
+            v = getattr(self, name)
+            if not _number(v) or not (math.isfinite(v) and v > 0):
+                raise ValueError(f"line {self.line!r}: {name} must be a positive, finite number, got {v!r}")
+        for name in ("fluorescence_yield", "relative_intensity", "detector_efficiency"):
+            v = getattr(self, name)
+            if not _number(v) or not 0 < v <= 1:
+                raise ValueError(f"line {self.line!r}: {name} is a fraction and must be in (0, 1], got {v!r}")
+        if not _number(self.beam_kev) or not (math.isnan(self.beam_kev) or 0 < self.beam_kev < math.inf):
+            raise ValueError(f"line {self.line!r}: beam_kev must be a positive number (keV) or NaN (not known), "
+                             f"got {self.beam_kev!r}")
 
     @property
     def f_barn_mol_per_g(self) -> float:

@@ -104,6 +104,10 @@ class ReconstructionOptions:
             raise ValueError(f"efficiency must be in (0, 1], got {self.efficiency!r}")
         if self.beam_kev is not None and not float(self.beam_kev) > 0:
             raise ValueError(f"beam_kev must be > 0 (keV), got {self.beam_kev!r}")
+        if self.threshold is not None:
+            from ..quantify import check_threshold
+
+            check_threshold(self.threshold)  # finite, before any work
         if self.chunk_slices is not None and int(self.chunk_slices) < 1:
             raise ValueError(f"chunk_slices must be >= 1 or None, got {self.chunk_slices!r}")
         self._check_methods()

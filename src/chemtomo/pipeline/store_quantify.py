@@ -32,6 +32,7 @@ def quantify_store(store: VolumeStore, factors, atomic_weights, elements: list[s
         ESF_SEED,
         Threshold,
         atomic_fractions,
+        check_threshold,
         esf_threshold,
         total_signal,
         weight_fractions,
@@ -48,7 +49,10 @@ def quantify_store(store: VolumeStore, factors, atomic_weights, elements: list[s
 
     curve: dict = {}
     if threshold is not None:
-        value, method = float(threshold), "given"
+        check_threshold(threshold)  # finite, before a pass over the store
+        ranges = [(float(t.min()), float(t.max())) for _, _, _, t in totals()]
+        lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+        value, method = check_threshold(threshold, (lo, hi)), "given"
     elif mask_method == "esf":
         max_voxels, seed = ESF_MAX_VOXELS, ESF_SEED  # esf_threshold's own sampling defaults
         if size <= max_voxels:

@@ -23,7 +23,7 @@ from ..physics import Factors
 from ..preprocess import FILTER_SIGMA_PX, gaussian_filter_stack
 from ..projector import DEFAULT_BACKEND
 from ..projector.batched import default_group
-from ..quantify import Composition, quantify
+from ..quantify import Composition, check_threshold, quantify
 from ..reconstruct import (
     ChannelData,
     MethodParams,
@@ -229,6 +229,9 @@ def reconstruct_series(
     if needs_haadf and series.haadf is None:
         raise ValueError(f"method {method!r} needs HAADF images; this series has none (use one of "
                          f"{[n for n in method_names() if not get_method(n).needs_haadf]})")
+    series.check_for_reconstruction(needs_haadf=needs_haadf)  # degenerate channels named before any solve
+    if threshold is not None:
+        check_threshold(threshold)  # finite, before any solve (its range is checked on the maps)
     if chunk_slices is not None and (isinstance(chunk_slices, bool) or int(chunk_slices) < 1):
         raise ValueError(f"chunk_slices must be a positive integer, got {chunk_slices!r}")
     if memory_budget_gb is not None and not (np.isfinite(memory_budget_gb) and memory_budget_gb > 0):

@@ -15,6 +15,7 @@ channel, whatever ``k``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,13 @@ from ..projector.base import DTYPE, Operator
 from ..projector.compose import ChannelMix
 from .result import SolverResult
 from .sirt import sirt
+
+log = logging.getLogger("chemtomo.reconstruct")
+
+#: Below this coefficient of determination the fit ``I^H = sum_A r_A I_A`` is reported
+#: (a warning with the number and the likely causes): the lines explain less than half of
+#: the HAADF's variance.
+R2_FLOOR = 0.5
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,18 @@ def estimate_response_ratios(
     Returns
     -------
     ResponseRatios
+
+    Raises
+    ------
+    ValueError
+        No EDS line, sizes that differ, no finite sample, or a constant HAADF
+        (the fit's R^2 is then undefined).
+
+    Notes
+    -----
+    An R^2 below :data:`R2_FLOOR`, and a line whose fitted ``r_A`` is 0 (it does
+    not explain the HAADF), are logged as warnings (logger ``chemtomo.reconstruct``)
+    with the number and the likely causes.
     """
     if not eds:
         raise ValueError("estimate_response_ratios needs at least one EDS line")
@@ -83,6 +103,14 @@ def estimate_response_ratios(
     A = np.stack(cols, axis=1)
     ok = np.isfinite(h) & np.all(np.isfinite(A), axis=1)
     A, h = A[ok], h[ok]
+    if h.size == 0:
+        raise ValueError("the response-ratio fit has no sample where the HAADF and every EDS line are finite")
+    if float(np.ptp(h)) == 0:
+        raise ValueError(
+            f"the response-ratio fit I^H = sum_A r_A I_A is undefined (R^2 has no meaning): the HAADF is "
+            f"{'all zero' if h[0] == 0 else 'constant'} ({float(h[0]):g} at all {h.size} samples); check the "
+            "HAADF images (empty, saturated, the wrong detector) or use an EDS-only method"
+        )
     # scale columns for conditioning; undo afterwards
     s = np.sqrt(np.sum(A * A, axis=0))
     s[s == 0] = 1.0
@@ -94,7 +122,24 @@ def estimate_response_ratios(
     res = h - A @ r
     ss_tot = float(np.sum((h - h.mean()) ** 2))
     r2 = 1.0 - float(res @ res) / ss_tot if ss_tot > 0 else float("nan")
-    return ResponseRatios(tuple(eds), r, r2, int(h.size))
+    lines = tuple(eds)
+    if r2 < R2_FLOOR:
+        log.warning(
+            "the response-ratio fit I^H = sum_A r_A I_A is poor: R^2 = %.3f (below %.2g) over %d samples, "
+            "r = %s; likely causes: a HAADF misregistered against the EDS maps, a line of the specimen missing "
+            "from the lines, or the wrong detector's image given as HAADF", r2, R2_FLOOR, h.size,
+            dict(zip(lines, np.round(r, 6).tolist(), strict=True)),
+        )
+    # a line whose fitted contribution (coef: r_A times the column's norm) is nil next to the HAADF
+    zero = [ln for ln, c in zip(lines, coef, strict=True) if c <= 1e-8 * float(np.linalg.norm(h))]
+    if zero:
+        log.warning(
+            "the response-ratio fit gives r_A = 0 for %s: %s not explain the HAADF (an empty or misassigned "
+            "line map, or a HAADF misregistered against it); HEBT scales a line's counts by r_A, so its map "
+            "will not reflect them: check the line or use an EDS-only method",
+            zero, "this line does" if len(zero) == 1 else "these lines do",
+        )
+    return ResponseRatios(lines, r, r2, int(h.size))
 
 
 def check_alpha(alpha: float) -> float:
