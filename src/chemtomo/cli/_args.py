@@ -181,3 +181,83 @@ def method_params(args, methods) -> dict[str, dict]:
     for m, given in out.items():  # fail here, before any work
         get_method(m).params(given)
     return out
+
+
+def given_options(args, flags) -> list[str]:
+    """The flags among ``flags`` given on the command line: their value differs from the parser's default.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed arguments; ``args._default_of`` (set by the subcommand's parser,
+        ``p.set_defaults(_default_of=p.get_default)``) gives each default, else
+        ``None``, ``False`` and ``[]`` count as not given.
+    flags : iterable of str
+        Long option names, e.g. ``"--no-rotation"`` (destination ``no_rotation``).
+
+    Returns
+    -------
+    list of str
+        The flags given, in the order of ``flags``.
+    """
+    default_of = getattr(args, "_default_of", None)
+    out = []
+    for flag in flags:
+        dest = flag.lstrip("-").replace("-", "_")
+        value = getattr(args, dest, None)
+        if default_of is not None:
+            given = value != default_of(dest)
+        else:
+            given = value not in (None, False, [])
+        if given:
+            out.append(flag)
+    return out
+
+
+def refuse_options(args, flags, route: str, applies_to: str) -> None:
+    """Raise if any of ``flags`` was given: they do not apply to ``route``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+    flags : iterable of str
+        The options the route does not take.
+    route : str
+        The route, as the message names it (e.g. ``"a raw tilt series (positional inputs)"``).
+    applies_to : str
+        What the options apply to instead, for the message.
+
+    Raises
+    ------
+    ValueError
+        Naming the options given and the route.
+    """
+    given = given_options(args, flags)
+    if given:
+        verb, pron = ("does", "it applies") if len(given) == 1 else ("do", "they apply")
+        raise ValueError(f"{', '.join(given)} {verb} not apply to {route}; {pron} to {applies_to}")
+
+
+def check_raw_values(args) -> None:
+    """Refuse values of the raw route's line-map options outside their range, naming the option.
+
+    Raises
+    ------
+    ValueError
+        ``--integration-width`` not a positive finite number, an ``--elements``
+        entry that is not a chemical symbol, ``--bin`` below 1.
+    """
+    import math
+
+    from chemtomo.physics import atomic_number
+
+    w = args.integration_width
+    if not (math.isfinite(w) and w > 0):
+        raise ValueError(f"--integration-width must be a positive number of FWHMs, got {w:g}")
+    for el in args.elements or ():
+        try:
+            atomic_number(el)
+        except ValueError as exc:
+            raise ValueError(f"--elements: {exc}") from None
+    if args.bin < 1:
+        raise ValueError(f"--bin must be an integer >= 1, got {args.bin}")

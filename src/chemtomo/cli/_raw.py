@@ -5,7 +5,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._args import auto_grids, auto_methods, method_params, parse_angle_range, parse_iterations, parse_pad
+from ._args import (
+    auto_grids,
+    auto_methods,
+    check_raw_values,
+    method_params,
+    parse_angle_range,
+    parse_iterations,
+    parse_pad,
+)
+from ._outputs import check_output
 
 
 def run_raw(args) -> int:
@@ -35,8 +44,10 @@ def raw_options(args) -> tuple:
     Raises
     ------
     ValueError
-        No ``--lines``, an ``.h5`` output name, ``--compare-tomviz`` without
-        ``--tomviz-angles``, or a value an options class refuses.
+        No ``--lines``, an ``.h5`` output name or an output folder that cannot be
+        written (:func:`~chemtomo.cli._outputs.check_output`), ``--compare-tomviz``
+        without ``--tomviz-angles``, a value out of range (:func:`~chemtomo.cli._args.check_raw_values`),
+        or a value an options class refuses.
     """
     from chemtomo.pipeline.options import DEFAULT_METHODS, OutputOptions, ReconstructionOptions
     from chemtomo.preprocess.raw import LineMapOptions
@@ -47,6 +58,9 @@ def raw_options(args) -> tuple:
         raise ValueError("give the X-ray lines to map with --lines (e.g. --lines Fe_Ka Si_Ka O_Ka)")
     if Path(args.out).suffix.lower() in (".h5", ".hdf5"):
         raise ValueError("a raw tilt series writes a folder (result.h5, export/, figures/): give --out FOLDER")
+    check_output(args.out, kind="folder")
+    check_output(Path(args.out) / "result.h5", inputs=args.inputs, overwrite=args.overwrite)
+    check_raw_values(args)
     if args.compare_tomviz and not args.tomviz_angles:
         raise ValueError("--compare-tomviz needs --tomviz-angles=START:STOP:STEP (the file holds no angles)")
     exports = [e for e in args.export if e != "none"]

@@ -23,10 +23,23 @@ from ._args import (
     _defaults_text,
     auto_grids,
     auto_methods,
+    given_options,
     grid_names,
     method_params,
+    refuse_options,
 )
+from ._outputs import check_output
 from ._raw import run_raw
+
+#: options only the raw route (positional tilt files) takes: refused with --eds/--haadf stacks
+RAW_ONLY = ("--lines", "--angles-from", "--bin", "--register", "--reference-line", "--align", "--no-rotation",
+            "--no-axis-offset", "--shadowing", "--pad", "--quantify-lines", "--line-method", "--elements",
+            "--integration-width", "--no-figures", "--compare-tomviz", "--tomviz-angles")
+#: options only the stack routes (--eds/--haadf) take: refused with a raw tilt series
+STACK_ONLY = ("--tilt-axis", "--replicas", "--jackknife", "--seed")
+#: options a HAADF-only run (--haadf without --eds) does not take: EDS maps, quantification, store
+HAADF_REFUSED = ("--mask", "--threshold", "--factors", "--beam-kev", "--efficiency", "--filter-sigma", "--alpha",
+                 "--auto", "--auto-grid", "--store", "--resume", "--replicas")
 
 
 def add_parser(sub):
@@ -151,7 +164,12 @@ def add_parser(sub):
     p.add_argument("--resume", action="store_true", help="continue the run in --store, skipping verified chunks")
     p.add_argument("--out", required=True,
                    help="result file (.h5) or folder (writes result.h5 inside; raw input: a folder)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out file that is not a chemtomo result (an existing chemtomo result "
+                        "is replaced without it, as re-running a command replaces its own output; any other file "
+                        "is refused unless this is given, so that a mistyped name cannot destroy unrelated data)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(_default_of=p.get_default)
     return p
 
 
@@ -196,22 +214,25 @@ def run(args) -> int:
     Raises
     ------
     ValueError
-        Both raw inputs and ``--eds``/``--haadf`` stacks given, ``--tilt-axis``
-        with raw inputs, or ``--lines`` with stacks.
+        An empty ``--out``; both raw inputs and ``--eds``/``--haadf`` stacks
+        given; an option of the stack routes (:data:`STACK_ONLY`) with raw
+        inputs, or one of the raw route (:data:`RAW_ONLY`) with stacks.
     """
+    if not str(args.out).strip():
+        raise ValueError("--out is empty: give a result file (.h5) or a folder")
     if args.jackknife and not args.replicas:
         raise ValueError("--jackknife needs --replicas N (the bootstrap it adds to)")
     if args.inputs:
-        if args.replicas:
-            raise ValueError("--replicas applies to --eds/--haadf stacks; the raw route has no uncertainty yet")
         if args.eds or args.haadf:
             raise ValueError("give either a raw tilt series (positional) or --eds/--haadf stacks, not both")
-        if args.tilt_axis != "auto":
-            raise ValueError("--tilt-axis applies to --haadf/--eds stacks; a raw tilt series' axis direction is "
-                             "estimated by its alignment (--no-rotation to keep the images' own)")
+        refuse_options(args, STACK_ONLY, "a raw tilt series (positional inputs)",
+                       "--eds/--haadf stacks (a raw series' tilt-axis direction is estimated by its alignment, "
+                       "--no-rotation keeps the images' own; the raw route has no uncertainty yet)")
         return run_raw(args)
     if args.lines:
         raise ValueError("--lines applies to a raw tilt series: give its folder or files as positional arguments")
+    refuse_options(args, RAW_ONLY, "--eds/--haadf stacks",
+                   "a raw tilt series (positional folder or files with --lines)")
     return run_stacks(args)
 
 
@@ -255,6 +276,8 @@ def run_stacks(args) -> int:
 
     method = get_method(methods[0]).name
     params = method_params(args, [method])[method]
+    inputs = list(eds.values()) + ([args.haadf] if args.haadf else [])
+    path = check_output(out_path(args.out), inputs=inputs, overwrite=args.overwrite)
     series = read_tilt_series(eds, args.haadf, args.angles, args.pixel_nm, tilt_axis=args.tilt_axis,
                               haadf_signal=args.haadf_signal)
     beam = args.beam_kev if args.beam_kev is not None else series.metadata.get("beam_kev")
@@ -274,9 +297,7 @@ def run_stacks(args) -> int:
                                     jackknife=args.jackknife, result=result, filter_sigma=args.filter_sigma,
                                     mask_method=args.mask, threshold=args.threshold, chunk_slices=args.chunk_slices,
                                     scheduler=args.scheduler)
-    inputs = list(eds.values()) + ([args.haadf] if args.haadf else [])
     prov = provenance(inputs, factors_spec=args.factors)
-    path = out_path(args.out)
     written = write_outputs(args, result, path, method, prov, args.export_kinds, uncertainty=unc)
     if result.response_ratios is not None:
         rr = result.response_ratios
@@ -347,17 +368,7 @@ def write_outputs(args, result, path: Path, method: str, prov: dict, kinds, unce
 
 def haadf_refusals(args) -> list[str]:
     """The options given that a HAADF-only run does not take (EDS, quantification, store), as flags."""
-    from chemtomo.physics import DETECTOR_EFFICIENCY
-    from chemtomo.preprocess import FILTER_SIGMA_PX
-
-    given = {
-        "--mask": args.mask != "esf", "--threshold": args.threshold is not None,
-        "--factors": args.factors != "physics", "--beam-kev": args.beam_kev is not None,
-        "--efficiency": args.efficiency != DETECTOR_EFFICIENCY, "--filter-sigma": args.filter_sigma != FILTER_SIGMA_PX,
-        "--alpha": args.alpha is not None, "--auto": args.auto is not None, "--auto-grid": bool(args.auto_grid),
-        "--store": args.store is not None, "--resume": bool(args.resume), "--replicas": bool(args.replicas),
-    }
-    return [k for k, v in given.items() if v]
+    return given_options(args, HAADF_REFUSED)
 
 
 def run_haadf(args) -> int:
@@ -402,12 +413,12 @@ def run_haadf(args) -> int:
     if kinds != ["haadf"]:
         raise ValueError(f"a HAADF-only run exports only the HAADF volume (--export-kinds haadf), got {kinds}")
     params = method_params(args, [engine])[engine]
+    path = check_output(out_path(args.out), inputs=[args.haadf], overwrite=args.overwrite)
     series = read_tilt_series({}, args.haadf, args.angles, args.pixel_nm, tilt_axis=args.tilt_axis,
                               haadf_signal=args.haadf_signal)
     result = reconstruct_haadf(series, engine, params, chunk_slices=args.chunk_slices, progress=not args.quiet,
                                scheduler=args.scheduler)
     prov = provenance([args.haadf])
-    path = out_path(args.out)
     name = result.parameters["method"]
     written = write_outputs(args, result, path, name, prov, kinds)
     vol = result.haadf_volume

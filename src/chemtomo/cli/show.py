@@ -45,16 +45,47 @@ def run(args) -> int:
     -------
     int
         The exit code (0).
+
+    Raises
+    ------
+    ValueError
+        An empty ``--out`` or an output folder that cannot be written (checked
+        before drawing); a result that cannot be drawn. On any failure no figure
+        is left: they are drawn into a staging folder and moved into place together.
+    FileNotFoundError
+        No result file at ``RESULT``.
+    ValueError
+        ``RESULT`` is not a chemtomo result file.
     """
+    from chemtomo.io.experimental_result import staged_folder
     from chemtomo.report.volume import draw_result_figures
 
+    from ._outputs import check_output, is_chemtomo_result
+
+    if args.out is not None and not str(args.out).strip():
+        raise ValueError("--out is empty: give a folder for the figures, or leave it out (figures/ beside the result)")
     path = Path(args.result)
     if path.is_dir():
         path = path / "result.h5"
     if not path.is_file():
         raise FileNotFoundError(f"no result file at {path}")
+    if not is_chemtomo_result(path):
+        raise ValueError(f"{path} is not a chemtomo result file (not HDF5, damaged, or no format='chemtomo-result' "
+                         "attribute)")
     out = Path(args.out) if args.out else path.parent / "figures"
-    paths = draw_result_figures(path, out, slices=args.slices)
+    check_output(out, kind="folder")
+    created = not out.exists()
+    try:
+        with staged_folder(out) as stage:  # all the figures or none
+            staged = draw_result_figures(path, stage, slices=args.slices)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+    paths = [out / p.relative_to(stage) for p in staged]
     for p in paths:
         print(f"wrote {p}", file=sys.stderr)
+    if not any(p.name.startswith("fig17") for p in paths):
+        print("note: no 3-D rendering (fig17): the volume has fewer than 2 voxels along an axis "
+              "(a one-slice result)", file=sys.stderr)
     return 0

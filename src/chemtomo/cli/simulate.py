@@ -52,8 +52,15 @@ def run(args) -> int:
     from chemtomo.studies.paper_phantom import StudyConfig, study_factors
     from chemtomo.tiltseries import TiltSeries
 
+    from ._outputs import check_output
+
     if args.slices < 1:
         raise ValueError(f"--slices must be >= 1, got {args.slices}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be an integer >= 0 (a NumPy random seed), got {args.seed}")
+    if not (np.isfinite(args.dose_scale) and args.dose_scale > 0):
+        raise ValueError(f"--dose-scale must be a positive number, got {args.dose_scale:g}")
+    check_output(args.out, kind="folder")
     cfg = StudyConfig(factors=args.factors)
     factors = study_factors(cfg)
     geom = TiltGeometry(np.asarray(cfg.angles_deg), cfg.n_pixels, cfg.pixel_nm)

@@ -259,6 +259,8 @@ def draw_result_figures(result_path, folder, *, slices: Sequence[int] | None = N
     Returns
     -------
     list of Path
+        The figures drawn; no 3-D rendering (``fig17``) for a volume with fewer
+        than 2 voxels along an axis (a one-slice result).
     """
     from ..io.experimental_result import read_experimental
 
@@ -293,9 +295,10 @@ def draw_result_figures(result_path, folder, *, slices: Sequence[int] | None = N
                                slices=sl, kind="weight", pixel_nm=px,
                                title=f"Weight fractions inside the particle mask ({mask_kind}; 0 outside)"))
     d = methods[primary]
-    out.append(fig_render3d(d["weight"], d["mask"], folder / "fig17_render3d.png", pixel_nm=px,
-                            title=f"{primary}: domains rich in each element (weight fraction above its 75th "
-                                  "percentile in the particle)"))
+    if min(np.shape(d["mask"])) >= 2:  # a surface needs 2 voxels along every axis (a one-slice result has none)
+            out.append(fig_render3d(d["weight"], d["mask"], folder / "fig17_render3d.png", pixel_nm=px,
+                                title=f"{primary}: domains rich in each element (weight fraction above its 75th "
+                                      "percentile in the particle)"))
     if res.get("alignment"):
         out.append(fig_alignment(res["alignment"], res.get("preprocess") or {}, folder / "alignment.png"))
     if res.get("uncertainty"):  # of the top-level (primary) result
