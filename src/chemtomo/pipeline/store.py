@@ -58,7 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.atomic import remove_stale_temporaries
+from ..io.atomic import pid_alive, remove_stale_temporaries
 from ..io.provenance import to_json
 
 STORE_FORMAT = "chemtomo-volume-store"
@@ -158,18 +158,6 @@ class Fingerprint:
             elif old_in[key] != self.inputs[key]:
                 out.append(f"input {key}: data differ (sha256 {old_in[key][:12]}... -> {self.inputs[key][:12]}...)")
         return out
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, another user's
-        return True
-    return True
 
 
 def _short(v, n: int = 60) -> str:
@@ -382,7 +370,7 @@ class VolumeStore:
                     other = json.loads(self._lock_path.read_text())
                 except (OSError, ValueError):
                     other = {}
-                if other.get("host") == me["host"] and not _alive(int(other.get("pid", 0))):
+                if other.get("host") == me["host"] and not pid_alive(int(other.get("pid", 0))):
                     self._lock_path.unlink(missing_ok=True)  # its writer was killed: stale
                     continue
                 raise StoreExistsError(
