@@ -10,6 +10,9 @@ Two kinds of input:
   figures into the ``--out`` folder);
 - preprocessed per-line stacks (``--eds LINE=PATH``, ``--haadf PATH``,
   ``.hspy`` with the tilt as navigation axis): one method, one result file;
+  with ``--absorption single|super-x`` the method runs inside the absorption
+  correction's outer loop (:func:`chemtomo.pipeline.absorption.reconstruct_absorption_corrected`)
+  and the file holds the corrected maps, plus ``/absorption``;
 - a HAADF (or ADF) stack alone (``--haadf PATH``, no ``--eds``): its volume by
   ``--method sirt`` (default) or ``tv`` (:func:`run_haadf`), written as ``/haadf``.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ._absorption import ABSORPTION_OPTIONS, absorption_default, absorption_options, print_absorption
 from ._args import (
     _defaults_text,
     auto_grids,
@@ -36,15 +40,17 @@ RAW_ONLY = ("--lines", "--angles-from", "--bin", "--register", "--reference-line
             "--no-axis-offset", "--shadowing", "--pad", "--quantify-lines", "--line-method", "--elements",
             "--integration-width", "--no-figures", "--compare-tomviz", "--tomviz-angles")
 #: options only the stack routes (--eds/--haadf) take: refused with a raw tilt series
-STACK_ONLY = ("--tilt-axis", "--replicas", "--jackknife", "--seed")
+STACK_ONLY = ("--tilt-axis", "--replicas", "--jackknife", "--seed", "--absorption", "--density", "--absorption-tol",
+              "--absorption-max-outer")
 #: options a HAADF-only run (--haadf without --eds) does not take: EDS maps, quantification, store
 HAADF_REFUSED = ("--mask", "--threshold", "--factors", "--beam-kev", "--efficiency", "--filter-sigma", "--alpha",
-                 "--auto", "--auto-grid", "--store", "--resume", "--replicas")
+                 "--auto", "--auto-grid", "--store", "--resume", "--replicas") + ABSORPTION_OPTIONS
 
 
 def add_parser(sub):
     """The ``reconstruct`` subcommand; its help reads the methods and their defaults from the registry."""
     from chemtomo.physics import DETECTOR_EFFICIENCY
+    from chemtomo.physics.absorption import DETECTOR_GEOMETRIES
     from chemtomo.pipeline.options import DEFAULT_METHODS as DEFAULT_RAW_METHODS
     from chemtomo.pipeline.volume import DEFAULT_METHOD
     from chemtomo.preprocess import FILTER_SIGMA_PX
@@ -116,6 +122,21 @@ def add_parser(sub):
     u.add_argument("--jackknife", action="store_true",
                    help="with --replicas: also the leave-one-tilt-out spread (one reconstruction per tilt)")
     u.add_argument("--seed", type=int, default=0, help="seed of the replicas (default 0)")
+    a = p.add_argument_group("stacks: X-ray absorption in the specimen (issue 14)")
+    a.add_argument("--absorption", choices=("none", *DETECTOR_GEOMETRIES), default="none",
+                   help="correct the EDS counts for absorption on the way to these detectors (nominal geometries: "
+                        + "; ".join(f"{k}: take-off {v[0][0]:g} deg, {len(v[0])} detector(s), "
+                                    f"{sum(v[2]):g} sr" for k, v in DETECTOR_GEOMETRIES.items())
+                        + ") by an outer loop around --method; the corrected maps are the result, the uncorrected "
+                          "fractions and the transmissions go to /absorption (default none)")
+    a.add_argument("--density", type=float, metavar="G_CM3",
+                   help="density inside the particle mask (g/cm^3) for --absorption; default: estimated from the "
+                        "absolute maps and the series' dose each iteration")
+    a.add_argument("--absorption-tol", type=float, metavar="TOL",
+                   help=f"stop the outer loop when the weight fractions change less than this (default "
+                        f"{absorption_default('tol')})")
+    a.add_argument("--absorption-max-outer", type=int, metavar="N",
+                   help=f"most corrected reconstructions (default {absorption_default('max_outer')})")
     g = p.add_argument_group("raw input: preprocessing and outputs")
     g.add_argument("--bin", type=int, default=2, help="sum-bin images by this factor after alignment (default 2)")
     g.add_argument("--register", choices=("xcorr", "com", "none"), default="xcorr",
@@ -255,7 +276,8 @@ def run_stacks(args) -> int:
     Raises
     ------
     ValueError
-        No ``--eds`` stacks (nor ``--haadf`` alone), or more than one ``--method``.
+        No ``--eds`` stacks (nor ``--haadf`` alone), or more than one ``--method``;
+        a bad absorption option (:func:`~chemtomo.cli._absorption.absorption_options`).
     """
     from chemtomo.io import provenance
     from chemtomo.io.factors import resolve_factors
@@ -276,19 +298,28 @@ def run_stacks(args) -> int:
 
     method = get_method(methods[0]).name
     params = method_params(args, [method])[method]
+    absorption = absorption_options(args)
     inputs = list(eds.values()) + ([args.haadf] if args.haadf else [])
     path = check_output(out_path(args.out), inputs=inputs, overwrite=args.overwrite)
     series = read_tilt_series(eds, args.haadf, args.angles, args.pixel_nm, tilt_axis=args.tilt_axis,
                               haadf_signal=args.haadf_signal)
     beam = args.beam_kev if args.beam_kev is not None else series.metadata.get("beam_kev")
     factors = resolve_factors(args.factors, series.lines, beam, args.efficiency)
-    result = reconstruct_series(
-        series, factors, method, params,
+    run_kwargs = dict(
         filter_sigma=args.filter_sigma, mask_method=args.mask, threshold=args.threshold,
         chunk_slices=args.chunk_slices, progress=not args.quiet,
         scheduler=args.scheduler, store=args.store, resume=args.resume,
         auto=method in auto_methods(args, [method]), auto_grid=(auto_grids(args.auto_grid, [method]) or {}).get(method),
     )
+    absorbed = None
+    if absorption is None:
+        result = reconstruct_series(series, factors, method, params, **run_kwargs)
+    else:
+        from chemtomo.pipeline.absorption import reconstruct_absorption_corrected
+
+        absorbed = reconstruct_absorption_corrected(series, factors, method, **absorption, params=params,
+                                                    **run_kwargs)
+        result = absorbed.corrected
     unc = None
     if args.replicas:
         from chemtomo.pipeline.uncertainty import bootstrap_uncertainty
@@ -298,7 +329,8 @@ def run_stacks(args) -> int:
                                     mask_method=args.mask, threshold=args.threshold, chunk_slices=args.chunk_slices,
                                     scheduler=args.scheduler)
     prov = provenance(inputs, factors_spec=args.factors)
-    written = write_outputs(args, result, path, method, prov, args.export_kinds, uncertainty=unc)
+    written = write_outputs(args, result, path, method, prov, args.export_kinds, uncertainty=unc,
+                            absorption=absorbed)
     if result.response_ratios is not None:
         rr = result.response_ratios
         print("response ratios: " + ", ".join(f"{ln} {r:.4g}" for ln, r in zip(rr.lines, rr.r, strict=True))
@@ -310,6 +342,8 @@ def run_stacks(args) -> int:
     th = result.composition.threshold
     print(f"mask: {th.method} threshold {th.value:.4g}, volume fraction {th.volume_fraction:.3f}, "
           f"stability {th.stability:.3f}", file=sys.stderr)
+    if absorbed is not None:
+        print_absorption(absorbed)
     if unc is not None:
         print(f"weight fractions, value +- bootstrap se ({unc.replicas} replicas, {100 * unc.interval:g}% intervals): "
               + "; ".join(f"{r['region']} {r['element']} {r['value']:.4f} +- {r['se']:.4f} "
@@ -318,7 +352,8 @@ def run_stacks(args) -> int:
     return 0
 
 
-def write_outputs(args, result, path: Path, method: str, prov: dict, kinds, uncertainty=None) -> list[Path]:
+def write_outputs(args, result, path: Path, method: str, prov: dict, kinds, uncertainty=None,
+                  absorption=None) -> list[Path]:
     """Write the stacks (``--export``), signals (``--signals``) and the result file of a stack run.
 
     Stacks and signals first, the result last: on a failure none of them is left behind.
@@ -338,6 +373,9 @@ def write_outputs(args, result, path: Path, method: str, prov: dict, kinds, unce
     uncertainty : Uncertainty, optional
         The bootstrap of the run (``--replicas``): written to ``/uncertainty`` and as
         standard-error signals.
+    absorption : AbsorptionResult, optional
+        The absorption correction whose corrected reconstruction is ``result``
+        (``--absorption``): written to ``/absorption``.
 
     Returns
     -------
@@ -358,7 +396,7 @@ def write_outputs(args, result, path: Path, method: str, prov: dict, kinds, unce
             written += write_result_signals(result if uncertainty is None else uncertainty, path.parent / "signals",
                                             format=args.signals, map_units=args.map_units, provenance=prov,
                                             prefix=f"{method}_")
-        write_result(path, result, prov, uncertainty=uncertainty)
+        write_result(path, result, prov, uncertainty=uncertainty, absorption=absorption)
     except BaseException:
         for p in written:
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)

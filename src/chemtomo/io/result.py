@@ -23,6 +23,12 @@ axis; a 2-D slice is one slice)::
                          se, low, high), n_replicas
         attrs: replicas, seed, interval, source, noise_factor, haadf_sigma,
                haadf_sigma_kind, method, notes (JSON), seconds (JSON)
+    /absorption                     (when written with one) the absorption
+                                    correction: per-line transmissions (mean over
+                                    tilts), the uncorrected weight fractions, the
+                                    density and the outer loop's record; the
+                                    primary maps and fractions are the corrected
+                                    ones (layout: :mod:`chemtomo.io.absorption`)
     root attrs: format = "chemtomo-result", format_version, pixel_nm,
                 axes = "slices,z,x" (format 1.0's name, kept), axis_names = "y,z,x",
                 axis_units = "nm,nm,nm", map_units = "per_nm", map_units_note,
@@ -48,7 +54,7 @@ and the mask do not depend on it.
 
 Format 1.0 files (no per-dataset attributes, no ``map_units``) read as before;
 their maps are per nm too. A file without ``/uncertainty`` reads with
-``uncertainty`` None.
+``uncertainty`` None, one without ``/absorption`` with ``absorption`` None.
 
 The file is written under a temporary name and renamed when complete.
 """
@@ -60,6 +66,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .absorption import read_absorption, write_absorption
 from .atomic import atomic_path
 from .provenance import to_json as _json
 from .uncertainty import QUANTITIES, SPREAD_KINDS, STATISTICS, uncertainty_dict
@@ -270,7 +277,7 @@ def _read_uncertainty(f, px: float, map_units: str) -> dict | None:
 
 
 def write_result(path, result, provenance: dict | None = None, *, haadf: np.ndarray | None = None,
-                 uncertainty=None) -> Path:
+                 uncertainty=None, absorption=None) -> Path:
     """Write a :class:`chemtomo.pipeline.VolumeResult` to HDF5 at ``path`` (layout: module docstring).
 
     Parameters
@@ -289,6 +296,11 @@ def write_result(path, result, provenance: dict | None = None, *, haadf: np.ndar
         :func:`chemtomo.pipeline.uncertainty.bootstrap_uncertainty`'s result for
         ``result`` (or its :func:`chemtomo.io.uncertainty.uncertainty_dict`):
         written as the ``/uncertainty`` group.
+    absorption : AbsorptionResult or dict, optional
+        :func:`chemtomo.pipeline.absorption.reconstruct_absorption_corrected`'s
+        result whose corrected reconstruction is ``result`` (or its
+        :func:`chemtomo.io.absorption.absorption_dict`): written as the
+        ``/absorption`` group.
 
     Returns
     -------
@@ -345,6 +357,8 @@ def write_result(path, result, provenance: dict | None = None, *, haadf: np.ndar
                         d.attrs["theory"] = float(result.theory_response_ratios[i])
             if unc is not None:
                 _write_uncertainty(f, unc, px, method, opts)
+            if absorption is not None:
+                write_absorption(f, absorption, px, label_volume, opts)
     return path
 
 
@@ -367,7 +381,9 @@ def read_result(path, *, map_units: str = "per_nm") -> dict:
         ``r2``, ``parameters``, ``provenance``, ``pixel_nm``, ``map_units``,
         ``format_version``, ``uncertainty`` (the ``/uncertainty`` group as
         :func:`chemtomo.io.uncertainty.uncertainty_dict` data, maps in
-        ``map_units``; None when the file has none).
+        ``map_units``; None when the file has none), ``absorption`` (the
+        ``/absorption`` group as :func:`chemtomo.io.absorption.absorption_dict`
+        data; None when the file has none).
 
     Raises
     ------
@@ -403,4 +419,5 @@ def read_result(path, *, map_units: str = "per_nm") -> dict:
         out["map_units"] = map_units
         out["format_version"] = str(f.attrs.get("format_version", "1.0"))
         out["uncertainty"] = _read_uncertainty(f, px, map_units)
+        out["absorption"] = read_absorption(f)
     return out
