@@ -291,7 +291,7 @@ def main(argv=None) -> int:
         return 0
 
     import chemtomo
-    from chemtomo.pipeline.distributed import WORKER_BASELINE_BYTES, chunk_bytes, operator_bytes
+    from chemtomo.pipeline.memory import WORKER_BASELINE_BYTES, chunk_bytes, operator_bytes
 
     report = {
         "benchmark": "dask_scaling", "chemtomo": chemtomo.__version__, "python": platform.python_version(),

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import h5py
 import numpy as np
 import pytest
@@ -13,16 +10,9 @@ from chemtomo.geometry import TiltGeometry, columns_to_sinogram, volume_to_colum
 from chemtomo.io import read_result
 from chemtomo.io.hspy import to_signal
 from chemtomo.projector import make_operator
+from test_cli import chemtomo
 
 PIXEL_NM = 1.5
-
-
-def chemtomo(*args, check=True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-c", "import sys; from chemtomo.cli import main; sys.exit(main())", *args],
-                          capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"chemtomo {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return proc
 
 
 @pytest.fixture(scope="module")

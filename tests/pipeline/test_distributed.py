@@ -20,13 +20,11 @@ from chemtomo.pipeline import reconstruct_series, series_to_channel_data
 from chemtomo.pipeline.distributed import (
     ChunkSpec,
     Runner,
-    chunk_bytes,
     chunk_operator,
-    operator_bytes,
-    plan_chunk_slices,
     reconstruct_chunk,
     resolve_scheduler,
 )
+from chemtomo.pipeline.memory import chunk_bytes, operator_bytes, plan_chunk_slices
 from chemtomo.pipeline.store import (
     StoreExistsError,
     StoreMismatchError,

@@ -6,11 +6,9 @@ from scipy.stats import multinomial
 
 from chemtomo.geometry import TiltGeometry
 from chemtomo.projector import make_operator
-from chemtomo.reconstruct.autoparam import (
-    choose_parameters,
+from chemtomo.reconstruct.autoparam import choose_parameters, cv_sirt_iterations, discrepancy_sirt_iterations
+from chemtomo.reconstruct.heldout import (
     composition_deviance,
-    cv_sirt_iterations,
-    discrepancy_sirt_iterations,
     expected_deviance,
     filter_training,
     heldout_deviance,

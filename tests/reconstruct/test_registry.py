@@ -15,7 +15,8 @@ import pytest
 
 from chemtomo.physics import paper_table2
 from chemtomo.pipeline import reconstruct_series
-from chemtomo.pipeline.distributed import ChunkSpec, Runner, chunk_bytes, reconstruct_chunk
+from chemtomo.pipeline.distributed import ChunkSpec, Runner, reconstruct_chunk
+from chemtomo.pipeline.memory import chunk_bytes
 from chemtomo.pipeline.store import VolumeStore
 from chemtomo.pipeline.volume import prepare_series, series_to_channel_data
 from chemtomo.preprocess import FILTER_SIGMA_PX

@@ -16,7 +16,8 @@ import numpy as np
 from ..geometry import sinogram_to_columns
 from ..reconstruct import ChannelData
 from ..tiltseries import TiltSeries
-from .distributed import ChunkSpec, Runner, plan_chunk_slices
+from .distributed import ChunkSpec, Runner
+from .memory import plan_chunk_slices
 
 log = logging.getLogger("chemtomo.pipeline")
 

@@ -47,14 +47,7 @@ import numpy as np
 
 from ..geometry import TiltGeometry, columns_to_volume
 from ..reconstruct import ChannelData, MethodParams, get_method
-from .memory import (  # noqa: F401  (the memory model, re-exported beside the runner that uses it)
-    _BUDGET_FILL,
-    WORKER_BASELINE_BYTES,
-    chunk_bytes,
-    default_memory_budget,
-    operator_bytes,
-    plan_chunk_slices,
-)
+from .memory import _BUDGET_FILL, WORKER_BASELINE_BYTES, default_memory_budget
 
 log = logging.getLogger("chemtomo.pipeline")
 

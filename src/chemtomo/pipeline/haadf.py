@@ -36,7 +36,8 @@ from ..projector.batched import default_group
 from ..reconstruct import MethodParams, get_method
 from ..tiltseries import TiltSeries
 from .chunks import haadf_channel_data, solve_in_memory
-from .distributed import ChunkSpec, Runner, chunk_operator, plan_chunk_slices
+from .distributed import ChunkSpec, Runner, chunk_operator
+from .memory import plan_chunk_slices
 from .volume import VolumeResult
 
 #: HAADF-only method -> the registered engine that runs it on one channel.

@@ -39,7 +39,8 @@ from .chunks import (
     series_to_channel_data,
     solve_in_memory,
 )
-from .distributed import ChunkSpec, Runner, chunk_operator, plan_chunk_slices
+from .distributed import ChunkSpec, Runner, chunk_operator
+from .memory import plan_chunk_slices
 from .store import Fingerprint, StoreArray, VolumeStore, array_sha256
 from .store_quantify import quantify_store
 

@@ -56,15 +56,12 @@ import numpy as np
 from ..projector.base import DTYPE, Operator
 from ..projector.columns import HebtColumns
 from .fused import tv_constants, tv_solve
-from .heldout import (  # noqa: F401  (the rules' statistics, re-exported where they were)
+from .heldout import (
     DEFAULT_FOLDS,
     DEFAULT_SEED,
-    composition_deviance,
     discrepancy_ratio,
-    expected_deviance,
     filter_training,
     heldout_deviance,
-    poisson_deviance,
     ray_folds,
     training_masks,
 )

@@ -27,26 +27,17 @@ from .autoparam import cv_hebt, cv_tv_weight, discrepancy_sirt_iterations
 from .fused import tv_constants, tv_solve
 from .hebt import check_alpha, hebt_sirt
 from .registry import (
-    METHODS,
     ChannelData,
     FactorKind,
     Method,
     MethodParams,
     MethodResult,
     RuleInputs,
-    canonical_name,
-    get_method,
-    method_names,
     register,
-    unregister,
 )
 from .sirt import check_iterations, sirt
 
-__all__ = [
-    "METHODS", "ChannelData", "EdsSirtParams", "FactorKind", "FusedTvParams", "HebtSirtParams", "Method",
-    "MethodParams", "MethodResult", "RuleInputs", "TvParams", "canonical_name", "get_method", "method_names",
-    "register", "unregister",
-]
+__all__ = ["EdsSirtParams", "FusedTvParams", "HebtSirtParams", "TvParams"]
 
 # Candidate iteration counts of the SIRT rules and dimensionless TV weights (factor sqrt 2
 # apart) of the regularised solvers' rule; the phantom study's sweeps use the same values.

@@ -80,6 +80,11 @@ def _labels(*masks) -> np.ndarray:
     return out
 
 
+def _bands(part, d) -> np.ndarray:
+    """Labels inside ``part`` by ``d``, a signed distance in voxels: 1 below -1, 2 within +-1, 3 above 1."""
+    return _labels(part & (d < -1), part & (np.abs(d) <= 1), part & (d > 1))
+
+
 def _vec(parts, shape_like):
     """Broadcast (k,) material vectors times masks: sum of outer products."""
     return sum(np.multiply.outer(v, m.astype(np.float64)) for v, m in parts) + np.zeros((1,) + shape_like.shape)
@@ -119,7 +124,7 @@ def core_shell(n: int, oversampling: int = 2, seed: int = 0, *, field_nm: float 
     def labels(y, z, x):
         d = (_dist(y, z, x, cc) - rc) / px
         part = _ellipsoid_sdf(y, z, x, (0, 0, 0), axes, R) <= 0
-        return _labels(part & (d < -1), part & (np.abs(d) <= 1), part & (d > 1))
+        return _bands(part, d)
 
     return build_specimen(
         "core_shell", els, model, labels, ["core", "interface", "shell"], n, oversampling, seed, L,
@@ -299,7 +304,7 @@ def janus(n: int, oversampling: int = 2, seed: int = 0, *, field_nm: float | Non
     def labels(y, z, x):
         part, d = split(y, z, x)
         d = d / px
-        return _labels(part & (d < -1), part & (np.abs(d) <= 1), part & (d > 1))
+        return _bands(part, d)
 
     return build_specimen(
         "janus", els, model, labels, ["ag_side", "interface", "cu_side"], n, oversampling, seed, L,
