@@ -135,6 +135,11 @@ def test_eds_only_method_runs_on_one_projector(series, factors):
     out = reconstruct_series(series, factors, "eds_sirt", {"n_iter": 5})
     assert out.haadf_volume.shape == (series.n_slices, 24, 24)  # the HAADF's SIRT at its own 31 tilts
     assert out.parameters["haadf_geometry"]["angles_deg"] == H_ANGLES.tolist()
+    from chemtomo.pipeline.haadf import reconstruct_haadf
+
+    alone = reconstruct_haadf(series, "sirt", n_iter=5)  # the HAADF-only path, at the HAADF's tilts too
+    np.testing.assert_array_equal(alone.haadf_volume, out.haadf_volume)
+    assert alone.parameters["geometry"]["angles_deg"] == H_ANGLES.tolist()
 
 
 def test_bimodal_run_refuses_eds_beyond_the_haadf(factors):
@@ -155,3 +160,21 @@ def test_automatic_parameters_with_two_tilt_sets(series, factors, method):
 def test_dask_local_cluster_gives_the_same_bits(series, factors, whole):
     out = reconstruct_series(series, factors, "hebt_sirt", RUNS["hebt_sirt"], chunk_slices=2, scheduler="local:2")
     np.testing.assert_array_equal(np.asarray(out.maps), np.asarray(whole["hebt_sirt"].maps))
+
+
+def test_cli_haadf_angles_from_the_stack_or_a_file(series, tmp_path, capsys):
+    from chemtomo.cli import main
+    from chemtomo.io import read_result
+    from chemtomo.io.hspy import write_tilt_series
+
+    paths = write_tilt_series(tmp_path / "in", series)
+    (tmp_path / "haadf.tlt").write_text("\n".join(f"{a:g}" for a in H_ANGLES) + "\n")
+    base = ["reconstruct", "--eds", f"Ag_La={paths['Ag_La']}", "--eds", f"Au_Ma={paths['Au_Ma']}",
+            "--haadf", str(paths["HAADF"]), "--method", "hebt_sirt", "-n", "5", "--factors", "paper",
+            "--export", "none", "--quiet"]
+    for how, value in (("stack", "stack"), ("file", str(tmp_path / "haadf.tlt"))):
+        assert main([*base, "--haadf-angles", value, "--out", str(tmp_path / how)]) == 0
+        back = read_result(tmp_path / how / "result.h5")
+        np.testing.assert_array_equal(back["haadf_angles_deg"], H_ANGLES)
+    assert main([*base, "--out", str(tmp_path / "none")]) == 2  # one tilt set asked: refused, the fix named
+    assert "--haadf-angles" in capsys.readouterr().err

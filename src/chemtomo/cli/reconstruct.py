@@ -12,7 +12,8 @@ Two kinds of input:
   ``.hspy`` with the tilt as navigation axis): one method, one result file;
   with ``--absorption single|super-x`` the method runs inside the absorption
   correction's outer loop (:func:`chemtomo.pipeline.absorption.reconstruct_absorption_corrected`)
-  and the file holds the corrected maps, plus ``/absorption``;
+  and the file holds the corrected maps, plus ``/absorption``; with
+  ``--haadf-angles FILE|stack`` the HAADF has tilts of its own (:func:`haadf_angles`);
 - a HAADF (or ADF) stack alone (``--haadf PATH``, no ``--eds``): its volume by
   ``--method sirt`` (default) or ``tv`` (:func:`run_haadf`), written as ``/haadf``.
 """

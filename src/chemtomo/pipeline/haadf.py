@@ -142,7 +142,7 @@ def reconstruct_haadf(
         raise ValueError(f"chunk_slices must be a positive integer, got {chunk_slices!r}")
     if memory_budget_gb is not None and not (np.isfinite(memory_budget_gb) and memory_budget_gb > 0):
         raise ValueError(f"memory_budget_gb must be a positive number, got {memory_budget_gb!r}")
-    geom = series.geometry()
+    geom = series.haadf_geometry()  # the HAADF's own tilts when it has them
     n_slices = series.n_slices
     group = default_group() if backend == "batched" else None
     constants = None

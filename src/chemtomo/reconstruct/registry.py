@@ -54,6 +54,7 @@ class ChannelData:
     eds : ndarray, (k, n_rays, s)
         EDS line data (counts), one column per slice.
     haadf : ndarray (n_rays, s) or None
+        On the rays of ``W.modality("haadf")`` (its own tilts' when it has them).
     response_ratios : ndarray (k,) or None
         ``r_A`` (needed by bimodal methods).
     """
@@ -247,7 +248,10 @@ class Method:
         Parameters
         ----------
         W : Operator
-            Projector of one slice.
+            Projector of one slice: the EDS lines'. A HAADF at tilts of its own comes
+            with a :class:`~chemtomo.projector.modality.PerModality` ``W`` whose
+            ``W.modality("haadf")`` is its projector; a method that uses the HAADF asks
+            for it so (every operator answers, with itself when one geometry serves both).
         data : ChannelData
         params : MethodParams
             This method's (validated) parameters.
