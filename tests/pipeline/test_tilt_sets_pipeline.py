@@ -178,3 +178,18 @@ def test_cli_haadf_angles_from_the_stack_or_a_file(series, tmp_path, capsys):
         np.testing.assert_array_equal(back["haadf_angles_deg"], H_ANGLES)
     assert main([*base, "--out", str(tmp_path / "none")]) == 2  # one tilt set asked: refused, the fix named
     assert "--haadf-angles" in capsys.readouterr().err
+
+
+def test_stack_files_with_a_finer_haadf_are_binned(series, tmp_path):
+    from chemtomo.io.hspy import read_tilt_series, to_signal, write_tilt_series
+
+    paths = write_tilt_series(tmp_path / "in", series)
+    fine = np.repeat(np.repeat(series.haadf, 2, axis=1), 2, axis=2)  # each pixel as 2 x 2 of half the size
+    to_signal(fine, series.haadf_angles, 0.5, "HAADF").save(tmp_path / "fine.hspy", overwrite=True)
+    eds = {ln: paths[ln] for ln in LINES}
+    back = read_tilt_series(eds, tmp_path / "fine.hspy", haadf_angles_deg="file")
+    np.testing.assert_array_equal(back.haadf, series.haadf)  # the mean of four equal values
+    assert back.metadata["haadf_binning"] == 2 and back.pixel_nm == 1.0
+    to_signal(fine, series.haadf_angles, 0.7, "HAADF").save(tmp_path / "odd.hspy", overwrite=True)
+    with pytest.raises(ValueError, match="not an integer"):
+        read_tilt_series(eds, tmp_path / "odd.hspy", haadf_angles_deg="file")

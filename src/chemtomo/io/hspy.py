@@ -302,7 +302,9 @@ def read_tilt_series(eds: dict[str, str | Path], haadf: str | Path | None = None
         The HAADF at tilts of its own: its angles (degrees), or ``"file"`` for the
         angles its stack states (metadata, angle file, navigation axis: as
         :func:`read_stack`). None (default): every file is at one tilt set, and
-        files that disagree are refused.
+        files that disagree are refused. A HAADF at tilts of its own may also have
+        its own pixel size, finer than the EDS stacks' by an integer factor: it is
+        binned to their grid (``TiltSeries(haadf_pixel_nm=...)``); any other is refused.
 
     Returns
     -------
@@ -322,7 +324,7 @@ def read_tilt_series(eds: dict[str, str | Path], haadf: str | Path | None = None
         raise ValueError("haadf_angles_deg (--haadf-angles) is given but there is no HAADF stack")
     if isinstance(haadf_angles_deg, str) and haadf_angles_deg != "file":
         raise ValueError(f"haadf_angles_deg is an array of angles or 'file', got {haadf_angles_deg!r}")
-    stacks, angles, px, meta, px_from, h_angles = {}, None, None, {}, None, None
+    stacks, angles, px, meta, px_from, h_angles, h_px = {}, None, None, {}, None, None, None
     paths = dict(eds)
     if haadf is not None:
         paths = {"HAADF": haadf, **paths}
@@ -337,7 +339,9 @@ def read_tilt_series(eds: dict[str, str | Path], haadf: str | Path | None = None
             hint = ("" if own or haadf is None else "; a HAADF at tilts of its own takes haadf_angles_deg "
                     "(--haadf-angles FILE, or 'file' for the HAADF stack's own)")
             raise ValueError(f"{p}: tilt angles differ from the other files' ({a} vs {angles}){hint}")
-        if px is not None and not np.isclose(pnm, px, rtol=1e-3):
+        if own and name == "HAADF":  # its own grid: binned to the EDS's by TiltSeries, or refused there
+            h_px = pnm
+        elif px is not None and not np.isclose(pnm, px, rtol=1e-3):
             raise ValueError(f"pixel sizes differ: {p} {pnm:.6g} nm, {px_from} {px:.6g} nm; every channel must be on "
                              "one grid (bin or resample them alike)")
         if name == "HAADF" and md.get("role") and md["role"][0] not in ("HAADF", "unknown", "EDS map"):
@@ -345,7 +349,8 @@ def read_tilt_series(eds: dict[str, str | Path], haadf: str | Path | None = None
             if haadf_signal is None or str(haadf_signal).lower() not in (str(nm).lower(), r.lower()):
                 raise ValueError(f"{p} is a {r} image ({nm}), not HAADF; use it as HAADF only by choice: "
                                  f"haadf_signal={nm!r} (--haadf-signal {nm})")
-        angles, px, px_from = a, pnm, px_from or p
+        if not (own and name == "HAADF"):
+            angles, px, px_from = a, pnm, px_from or p
         for k, v in md.items():
             if k not in ("notes", "role", "angle_source"):
                 meta.setdefault(k, v)
@@ -353,4 +358,6 @@ def read_tilt_series(eds: dict[str, str | Path], haadf: str | Path | None = None
     h = stacks.pop("HAADF", None)
     if own and not stacks:
         raise ValueError("haadf_angles_deg (--haadf-angles) needs EDS stacks: a HAADF-only series has one tilt set")
-    return TiltSeries(angles, px, stacks, h, meta, haadf_angles_deg=h_angles)
+    if h_px is not None and np.isclose(h_px, px, rtol=1e-3):
+        h_px = None
+    return TiltSeries(angles, px, stacks, h, meta, haadf_angles_deg=h_angles, haadf_pixel_nm=h_px)
