@@ -193,3 +193,34 @@ def test_stack_files_with_a_finer_haadf_are_binned(series, tmp_path):
     to_signal(fine, series.haadf_angles, 0.7, "HAADF").save(tmp_path / "odd.hspy", overwrite=True)
     with pytest.raises(ValueError, match="not an integer"):
         read_tilt_series(eds, tmp_path / "odd.hspy", haadf_angles_deg="file")
+
+
+@pytest.mark.parametrize("method, n_e, n_h, k, s", [("hebt_sirt", 7, 31, 2, 10), ("hebt_sirt", 11, 61, 3, 4),
+                                                    ("fused_tv", 7, 31, 2, 5), ("eds_sirt", 7, 31, 2, 10)])
+def test_chunk_bytes_bounds_the_measured_peak_with_two_geometries(method, n_e, n_h, k, s):
+    """As tests/pipeline/test_distributed.py for one geometry: tracemalloc's peak of a chunk within the model."""
+    import tracemalloc
+
+    from chemtomo.pipeline import series_to_channel_data
+    from chemtomo.pipeline.distributed import ChunkSpec, chunk_operator, reconstruct_chunk
+    from chemtomo.pipeline.memory import chunk_bytes
+
+    rng = np.random.default_rng(1)
+    ge = TiltGeometry(np.linspace(-70, 70, n_e), 48, 1.0)
+    gh = TiltGeometry(np.linspace(-75, 75, n_h), 48, 1.0)
+    hk = None if method == "eds_sirt" else gh.key()  # as reconstruct_series: an EDS-only method has one projector
+    spec = ChunkSpec(ge.key(), "batched", method, {"n_iter": 3}, haadf_geometry=hk)
+    chunk_operator(ge.key(), "batched", None, hk)  # counted by operator_bytes
+    ser = TiltSeries(ge.angles_deg, 1.0, {f"l{i}": rng.random((n_e, s, 48), dtype=np.float32) for i in range(k)},
+                     rng.random((n_h, s, 48), dtype=np.float32), haadf_angles_deg=gh.angles_deg)
+    data = series_to_channel_data(ser, [f"l{i}" for i in range(k)], r=np.ones(k))
+    reconstruct_chunk(spec, data)  # compile outside the measurement
+    tracemalloc.start()
+    try:
+        reconstruct_chunk(spec, data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    peak += data.eds.nbytes + data.haadf.nbytes
+    est = chunk_bytes(ge, k, s, method, "batched", gh)
+    assert 0.25 * est <= peak <= est, (peak, est)
