@@ -224,3 +224,14 @@ def test_chunk_bytes_bounds_the_measured_peak_with_two_geometries(method, n_e, n
     peak += data.eds.nbytes + data.haadf.nbytes
     est = chunk_bytes(ge, k, s, method, "batched", gh)
     assert 0.25 * est <= peak <= est, (peak, est)
+
+
+def test_bootstrap_and_jackknife_keep_the_haadf_tilts(factors):
+    """Replicas and the jackknife (an EDS tilt left out, the HAADF whole) run on a per-modality series."""
+    from chemtomo.pipeline.uncertainty import bootstrap_uncertainty
+
+    s = tilt_set_series(n_slices=3)
+    u = bootstrap_uncertainty(s, factors, "hebt_sirt", {"n_iter": 5}, replicas=2, jackknife=True)
+    for spread in (u.bootstrap, u.jackknife):
+        assert spread.maps.se.shape == (2, 3, 24, 24) and np.all(np.isfinite(spread.maps.se))
+    assert u.jackknife.maps.se.max() > 0  # the 7 leave-one-out runs differ
