@@ -69,7 +69,8 @@ def run(args) -> int:
                                seed=args.seed, noise=not args.noiseless)
     s = sim.series
     rep = lambda a: np.repeat(a, args.slices, axis=1)  # noqa: E731
-    series = TiltSeries(s.angles_deg, s.pixel_nm, {k: rep(v) for k, v in s.eds.items()}, rep(s.haadf), s.metadata)
+    series = TiltSeries(s.angles_deg, s.pixel_nm, {k: rep(v) for k, v in s.eds.items()}, rep(s.haadf), s.metadata,
+                        haadf_angles_deg=s.haadf_angles_deg)
     out = Path(args.out)
     paths = write_tilt_series(out, series)
     truth = out / "truth.h5"

@@ -145,7 +145,8 @@ class Preprocessed:
         s = self.series
         cut = slice(p, s.shape[2] - p)
         return TiltSeries(s.angles_deg, s.pixel_nm, {k: v[..., cut] for k, v in s.eds.items()},
-                          None if s.haadf is None else s.haadf[..., cut], dict(s.metadata))
+                          None if s.haadf is None else s.haadf[..., cut], dict(s.metadata),
+                          haadf_angles_deg=s.haadf_angles_deg)
 
     def to_signals(self) -> dict:
         """The preprocessed stacks as HyperSpy Signal2D (tilt | y, x)."""

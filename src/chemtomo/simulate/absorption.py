@@ -172,7 +172,8 @@ def simulate_series_absorbed(specimen: Specimen, angles_deg, detectors: Detector
                                              "step_fraction": step_fraction}}
     eds_noisy = {ln: draw(m) for ln, m in eds_mean.items()}
     noisy = TiltSeries(clean.angles_deg, clean.pixel_nm, eds=eds_noisy, haadf=draw(clean.haadf),
-                       metadata={**meta, "noise": "poisson" if noise else "none"})
+                       metadata={**meta, "noise": "poisson" if noise else "none"},
+                       haadf_angles_deg=clean.haadf_angles_deg)
     clean_abs = TiltSeries(clean.angles_deg, clean.pixel_nm, eds=eds_mean, haadf=clean.haadf,
-                           metadata={**meta, "noise": "none"})
+                           metadata={**meta, "noise": "none"}, haadf_angles_deg=clean.haadf_angles_deg)
     return SpecimenSimulation(noisy, clean_abs, specimen, plain.lines, plain.factors, proj_abs)
