@@ -6,12 +6,16 @@ no file written or changed (no output, no temporary). The corpus runs through
 case); :func:`test_corpus_sample_in_subprocess` runs a sample as a user does,
 in a subprocess, to check the same from the outside.
 
-Classes: ``out`` (output paths), ``route`` (options that do not apply to the
-route), ``value`` (values out of range), ``show``, ``simulate``.
+Classes: ``out`` (output paths), ``store`` (``--store`` paths), ``route`` (options
+that do not apply to the route), ``depends`` (options that do not apply to the
+methods run or lack the option they depend on), ``value`` (values out of range),
+``angles`` (radians refused unless asserted, contradicting assertions), ``show``,
+``simulate``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -103,6 +107,24 @@ def _readonly_result(o: Path, d: Path) -> None:
     (o / "ro.h5").chmod(0o444)
 
 
+def _folder(o: Path) -> None:
+    (o / "mine").mkdir()
+    (o / "mine" / "keep.txt").write_text("my data\n")
+
+
+def _store(o: Path) -> None:
+    """A folder that looks like a chemtomo store (its zarr.json names the format)."""
+    (o / "run.zarr").mkdir()
+    (o / "run.zarr" / "zarr.json").write_text(json.dumps(
+        {"zarr_format": 3, "node_type": "group", "attributes": {"chemtomo": {"format": "chemtomo-volume-store"}}}))
+
+
+def _radian_stacks(o: Path) -> None:
+    """The corpus's stacks with their angles stored in radians (the navigation axis still says degrees)."""
+    for name, v in _blob_stacks(2).items():
+        to_signal(v, np.radians(ANGLES), 1.5, "test").save(o / f"{name}.hspy", overwrite=True)
+
+
 STACKS = ["reconstruct", "--eds", "Ag_La={d}/Ag_La.hspy", "--eds", "Au_Ma={d}/Au_Ma.hspy",
           "--haadf", "{d}/haadf.hspy", "--factors", "paper", "--quiet"]
 HAADF = ["reconstruct", "--haadf", "{d}/haadf.hspy", "--quiet"]
@@ -170,6 +192,64 @@ CASES = [
     ("eds-line-twice", ["reconstruct", "--eds", "Ag_La={d}/Ag_La.hspy", "--eds", "Ag_La={d}/Au_Ma.hspy", *OUT],
      ["'Ag_La' given twice"], None),
     ("no-input", ["reconstruct", *OUT], ["give a raw tilt series"], None),
+    # ---- store: --store checked with the outputs, before any work
+    ("store-empty", [*STACKS, *OUT, "--store", ""], ["--store is empty"], None),
+    ("store-existing-file", [*STACKS, *OUT, "--store", "{o}/afile"], ["afile is an existing file"], _file),
+    ("store-under-file", [*STACKS, *OUT, "--store", "{o}/afile/run.zarr"], ["is a file, not a folder"], _file),
+    ("store-holds-inputs", [*STACKS, *OUT, "--store", "{d}"], ["holds the input"], None),
+    ("store-holds-output", [*STACKS, "--out", "{o}/st/r.h5", "--store", "{o}/st"], ["holds the output"], None),
+    ("store-unrelated-folder", [*STACKS, *OUT, "--store", "{o}/mine"], ["not a chemtomo store", "--overwrite"],
+     _folder),
+    ("store-exists-no-resume", [*STACKS, *OUT, "--store", "{o}/run.zarr"],
+     ["already holds a chemtomo store", "--resume"], _store),
+    ("store-resume-unrelated", [*STACKS, *OUT, "--store", "{o}/mine", "--resume"], ["--resume cannot continue"],
+     _folder),
+    ("store-resume-and-overwrite", [*STACKS, *OUT, "--store", "{o}/run.zarr", "--resume", "--overwrite"],
+     ["give one of them"], _store),
+    ("resume-without-store", [*STACKS, *OUT, "--resume"], ["--resume needs --store"], None),
+    ("raw-store-existing-file", [*RAW, *OUT, "--method", "eds_sirt", "--store", "{o}/afile"],
+     ["afile is an existing file"], _file),
+    ("raw-store-per-method-exists", [*RAW, *OUT, "--store", "{o}/s.zarr", "--method", "eds_sirt", "hebt_sirt"],
+     ["s-eds_sirt.zarr", "not a chemtomo store"], lambda o: (o / "s-eds_sirt.zarr").mkdir()),
+    # ---- depends: an option that does not apply to the method or without the one it depends on
+    ("alpha-with-eds-sirt", [*STACKS, *OUT, "--method", "eds_sirt", "--alpha", "0.3"],
+     ["--alpha 0.3", "no method run has a parameter 'alpha'", "eds_sirt: ['n_iter'"], None),
+    ("mu-with-hebt-sirt", [*STACKS, *OUT, "--method", "hebt_sirt", "--mu", "0.1"],
+     ["--mu 0.1", "'mu'", "hebt_sirt: ["], None),
+    ("param-alpha-with-eds-sirt", [*STACKS, *OUT, "--method", "eds_sirt", "--param", "alpha=0.3"],
+     ["no method run has a parameter 'alpha'"], None),
+    ("haadf-mu-with-sirt", [*HAADF, *OUT, "--mu", "0.1"], ["--mu 0.1", "'mu'"], None),
+    ("raw-alpha-with-eds-sirt", [*RAW, *OUT, "--method", "eds_sirt", "--alpha", "0.3"], ["'alpha'"], None),
+    ("auto-grid-without-auto", [*STACKS, *OUT, "--auto-grid", "n=10,20"], ["--auto-grid needs --auto"], None),
+    ("seed-without-replicas", [*STACKS, *OUT, "--seed", "3"], ["--seed needs --replicas"], None),
+    ("mask-and-threshold", [*STACKS, *OUT, "--mask", "otsu", "--threshold", "0.1"], ["give one of them"], None),
+    ("haadf-signal-without-haadf", ["reconstruct", "--eds", "Ag_La={d}/Ag_La.hspy", "--method", "eds_sirt",
+                                    "--haadf-signal", "DF-S", *OUT], ["--haadf-signal needs --haadf"], None),
+    ("raw-tomviz-angles-alone", [*RAW, *OUT, "--tomviz-angles=-50:50:5"], ["--tomviz-angles needs --compare"],
+     None),
+    ("raw-reference-line-no-register", [*RAW, *OUT, "--register", "none", "--reference-line", "Ag_La"],
+     ["--reference-line", "--register none"], None),
+    ("export-kinds-without-export", [*STACKS, *OUT, "--export", "none", "--export-kinds", "mask"],
+     ["--export-kinds", "--export none"], None),
+    ("map-units-nothing-written", [*STACKS, *OUT, "--export", "none", "--map-units", "per_pixel"],
+     ["--map-units", "writes neither"], None),
+    ("beam-kev-with-paper", [*STACKS, *OUT, "--beam-kev", "300"], ["--beam-kev 300", "Table 2"], None),
+    ("beam-kev-with-table", [*STACKS[:-3], "--factors", "{o}/t.json", "--quiet", *OUT, "--beam-kev", "200"],
+     ["--beam-kev does not apply to a factor table"], None),
+    ("efficiency-with-table", [*STACKS[:-3], "--factors", "{o}/t.json", "--quiet", *OUT, "--efficiency", "0.5"],
+     ["--efficiency does not apply to a factor table"], None),
+    # ---- angles: radians refused unless asserted; an assertion that contradicts the values refused
+    ("angles-given-in-radians", [*STACKS, *OUT, "--angles", "-1.0472", "-0.5236", "0", "0.5236", "1.0472"],
+     ["look like radians", "--angles-unit rad"], None),
+    ("stack-angles-in-radians", ["reconstruct", "--eds", "Ag_La={o}/Ag_La.hspy", "--eds", "Au_Ma={o}/Au_Ma.hspy",
+                                 "--haadf", "{o}/haadf.hspy", "--factors", "paper", "--quiet", *OUT],
+     ["look like radians", "--angles-unit rad"], _radian_stacks),
+    ("haadf-angles-in-radians", ["reconstruct", "--haadf", "{o}/haadf.hspy", "--quiet", *OUT],
+     ["look like radians", "--angles-unit rad"], _radian_stacks),
+    ("degrees-asserted-as-radians", [*STACKS, *OUT, "--angles-unit", "rad"], ["asserted to be radians",
+                                                                             "beyond pi/2"], None),
+    ("given-degrees-asserted-as-radians", [*HAADF, *OUT, "--angles-unit", "rad", "--angles", "-60", "-30", "0",
+                                           "30", "60"], ["asserted to be radians", "look like degrees"], None),
     # ---- simulate
     ("simulate-seed-negative", ["simulate", "--out", "{o}/sim", "--seed", "-1"], ["--seed", "-1"], None),
     ("simulate-slices-zero", ["simulate", "--out", "{o}/sim", "--slices", "0"], ["--slices", ">= 1"], None),
@@ -303,4 +383,61 @@ def test_show_writes_all_figures_or_none(one_slice, tmp_path, monkeypatch):
     (existing / "keep.txt").write_text("x")
     calls.clear()
     assert main(["show", str(one_slice / "res"), "--out", str(existing)]) == 2
+    assert sorted(p.name for p in existing.iterdir()) == ["keep.txt"]
+
+
+# --------------------------------------------------------------------------- radians asserted, stores, simulate
+
+def test_radians_asserted_give_the_degree_result(one_slice, tmp_path, capsys):
+    """Stacks whose angles are radians, read with --angles-unit rad: the same maps as the degree stacks."""
+    rad = tmp_path / "rad"
+    rad.mkdir()
+    for name, v in _blob_stacks(1).items():
+        to_signal(v, np.radians(ANGLES), 1.5, "test").save(rad / f"{name}.hspy")
+    assert _reconstruct(rad, tmp_path / "refused") == 2
+    assert "look like radians" in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()
+    assert _reconstruct(rad, tmp_path / "res", "--angles-unit", "rad") == 0
+    with h5py.File(one_slice / "res" / "result.h5") as f, h5py.File(tmp_path / "res" / "result.h5") as g:
+        for line in ("Ag_La", "Au_Ma"):
+            ref = f[f"maps/{line}"][()]
+            np.testing.assert_allclose(g[f"maps/{line}"][()], ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
+def test_store_overwrite_replaces_an_unrelated_folder_only_when_asked(one_slice, tmp_path, capsys):
+    _folder(tmp_path)
+    store = tmp_path / "mine"
+    assert _reconstruct(one_slice, tmp_path / "r1", "--store", str(store)) == 2
+    assert "not a chemtomo store" in capsys.readouterr().err
+    assert (store / "keep.txt").is_file() and not (tmp_path / "r1").exists()
+    assert _reconstruct(one_slice, tmp_path / "r2", "--store", str(store), "--overwrite") == 0
+    assert not (store / "keep.txt").exists() and (store / "zarr.json").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "a temporary was left"
+    # the store now exists: without --resume or --overwrite it is refused, with --resume it is continued
+    assert _reconstruct(one_slice, tmp_path / "r3", "--store", str(store)) == 2
+    assert "already holds a chemtomo store" in capsys.readouterr().err
+    assert _reconstruct(one_slice, tmp_path / "r4", "--store", str(store), "--resume") == 0
+    with h5py.File(tmp_path / "r2" / "result.h5") as f, h5py.File(tmp_path / "r4" / "result.h5") as g:
+        np.testing.assert_array_equal(f["maps/Ag_La"][()], g["maps/Ag_La"][()])
+
+
+def test_simulate_writes_all_files_or_none(tmp_path, monkeypatch):
+    import chemtomo.io.hspy as hspy
+
+    real = hspy.write_tilt_series
+
+    def fail_after_writing(folder, series):
+        real(folder, series)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(hspy, "write_tilt_series", fail_after_writing)
+    out = tmp_path / "new" / "sim"
+    with pytest.raises(OSError, match="disk full"):
+        main(["simulate", "--out", str(out), "--noiseless"])
+    assert not (tmp_path / "new").exists(), "simulate left a folder or files behind"
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("x")
+    with pytest.raises(OSError, match="disk full"):
+        main(["simulate", "--out", str(existing), "--noiseless"])
     assert sorted(p.name for p in existing.iterdir()) == ["keep.txt"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .geometry import TiltGeometry, check_angles_deg, check_enough_tilts
+from .geometry import TiltGeometry, angles_to_deg, check_angles_deg, check_enough_tilts
 
 log = logging.getLogger("chemtomo.tiltseries")
 
@@ -38,8 +38,10 @@ class TiltSeries:
     ----------
     angles_deg : array_like, (n_tilts,)
         Tilt angles in degrees: distinct, within +-90 (and at least
-        :data:`~chemtomo.geometry.MIN_TILTS` to be reconstructed). A set that looks like radians is refused:
-        convert it with ``np.degrees``.
+        :data:`~chemtomo.geometry.MIN_TILTS` to be reconstructed). A set that looks like radians is refused
+        unless ``metadata["angles_unit"] == "deg"`` (the degrees were asserted). Angles in radians: build the
+        series with :meth:`from_angles` (``angles_unit="rad"``), which converts them with
+        :func:`~chemtomo.geometry.angles_to_deg`.
     pixel_nm : float
         Pixel size (nm) of every image: positive and finite.
     eds : dict line -> ndarray (n_tilts, n_slices, n_pixels)
@@ -47,7 +49,9 @@ class TiltSeries:
     haadf : ndarray (n_tilts, n_slices, n_pixels), optional
     metadata : dict
         Acquisition facts in stated units (``beam_kev``, ``eds_dose``,
-        ``haadf_dose`` electrons per beam position, ``solid_angle_sr``, ...).
+        ``haadf_dose`` electrons per beam position, ``solid_angle_sr``, ...);
+        ``angles_unit="deg"``: the angles are known to be degrees (asserted, or
+        converted from radians), so the radian check is not made.
     """
 
     angles_deg: np.ndarray
@@ -71,6 +75,39 @@ class TiltSeries:
             self.eds = {k: np.ascontiguousarray(v[order]) for k, v in self.eds.items()}
             if self.haadf is not None:
                 self.haadf = np.ascontiguousarray(self.haadf[order])
+
+    @classmethod
+    def from_angles(cls, angles, angles_unit: str | None, pixel_nm: float, eds: dict | None = None,
+                    haadf=None, metadata: dict | None = None) -> TiltSeries:
+        """A series whose angles are given in a stated unit: converted to degrees and checked.
+
+        Parameters
+        ----------
+        angles : array_like, (n_tilts,)
+        angles_unit : {"deg", "rad"} or None
+            ``"rad"``: converted (``np.degrees``; they must lie within +-pi/2);
+            ``"deg"``: degrees even if they look like radians; None: as the
+            constructor (degrees; a radian-looking set refused). See
+            :func:`~chemtomo.geometry.angles_to_deg`.
+        pixel_nm, eds, haadf, metadata
+            As for the constructor.
+
+        Returns
+        -------
+        TiltSeries
+            With ``angles_deg`` in degrees and, for a stated unit,
+            ``metadata["angles_unit"] = "deg"``.
+
+        Raises
+        ------
+        ValueError
+            An unknown unit, radians beyond +-pi/2, or any check of the constructor.
+        """
+        deg = angles_to_deg(angles, angles_unit, f"TiltSeries angles ({angles_unit or 'deg'})")
+        md = dict(metadata or {})
+        if angles_unit is not None:
+            md["angles_unit"] = "deg"
+        return cls(deg, pixel_nm, dict(eds or {}), haadf, md)
 
     @property
     def lines(self) -> list[str]:
@@ -126,7 +163,8 @@ class TiltSeries:
                     f"register them to the same grid first (all stacks: "
                     f"{ {k: tuple(s.shape) for k, s in stacks.items()} })"
                 )
-        check_angles_deg(self.angles_deg, "TiltSeries angles_deg")
+        check_angles_deg(self.angles_deg, "TiltSeries angles_deg",
+                         allow_radians_look=self.metadata.get("angles_unit") == "deg")
         for name, v in stacks.items():
             bad = ~np.isfinite(v)
             if np.any(bad):

@@ -120,6 +120,7 @@ def reconstruct_series(
     store: str | os.PathLike | None = None,
     scheduler=None,
     resume: bool = False,
+    replace_store: bool = False,
     memory_budget_gb: float | None = None,
     auto: bool = False,
     auto_slices: int = 8,
@@ -171,6 +172,11 @@ def reconstruct_series(
     resume : bool
         Continue the run in ``store``: verified chunks are kept, the rest
         computed. A store of other inputs or parameters is refused.
+    replace_store : bool
+        Replace what is at ``store`` (an earlier store, or a folder the caller
+        was told may be replaced: CLI ``--overwrite``) by this run's new store,
+        when the run starts; without it an existing ``store`` is an error
+        unless ``resume``.
     memory_budget_gb : float, optional
         Memory (GiB) the chunks may use on this machine (default: half of what
         is available). Sizes the chunks; on a LocalCluster it is shared by the
@@ -239,6 +245,8 @@ def reconstruct_series(
         raise ValueError(f"memory_budget_gb must be a positive number, got {memory_budget_gb!r}")
     if resume and store is None:
         raise ValueError("resume=True needs a store to resume from (store=PATH, --store)")
+    if replace_store and resume:
+        raise ValueError("replace_store=True starts the store afresh, resume=True continues it: give one")
     if auto and not m.default_grid:
         raise ValueError(f"method {method!r} has no automatic parameter rule (auto=True); methods with one: "
                          f"{[n for n in method_names() if get_method(n).default_grid]}")
@@ -312,7 +320,7 @@ def reconstruct_series(
                     "filter_axes": None if m.raw_counts or not filter_sigma else filter_axes})
                 vs = VolumeStore.open(store, fp, lines=lines,
                                       n_slices=n_slices, n_grid=geom.n_grid, chunk_slices=chunk, resume=resume,
-                                      chunk_slices_given=bool(chunk_slices))
+                                      chunk_slices_given=bool(chunk_slices), replace=replace_store)
                 stack.callback(vs.close)
                 chunk = vs.chunk_slices
                 good, bad = vs.verify()
