@@ -125,6 +125,26 @@ def _radian_stacks(o: Path) -> None:
         to_signal(v, np.radians(ANGLES), 1.5, "test").save(o / f"{name}.hspy", overwrite=True)
 
 
+def _bad_files(o: Path, d: Path) -> None:
+    """Inputs that are not tilt-series stacks, and stacks that do not fit the others."""
+    (o / "empty.hspy").write_bytes(b"")
+    (o / "truncated.hspy").write_bytes((d / "Ag_La.hspy").read_bytes()[:300])
+    (o / "image.hspy").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)
+    (o / "text.hspy").write_text("tilt angles: -60 -30 0 30 60\n")
+    with h5py.File(o / "foreign.h5", "w") as f:
+        f["data"] = np.arange(3)
+    stacks = _blob_stacks(2)
+    to_signal(stacks["haadf"], ANGLES, 3.0, "test").save(o / "haadf_3nm.hspy")
+    s = to_signal(stacks["Ag_La"], ANGLES, 1.5, "test")
+    for i in (1, 2):
+        s.axes_manager[i].units = ""
+    s.save(o / "no_unit.hspy")
+    to_signal(stacks["Ag_La"][:, :, 11:13], ANGLES, 1.5, "test").save(o / "two_px.hspy")
+    import hyperspy.api as hs
+
+    hs.signals.Signal1D(np.ones((5, 2, 24, 16), dtype=np.float32)).save(o / "spectrum_image.hspy")
+
+
 STACKS = ["reconstruct", "--eds", "Ag_La={d}/Ag_La.hspy", "--eds", "Au_Ma={d}/Au_Ma.hspy",
           "--haadf", "{d}/haadf.hspy", "--factors", "paper", "--quiet"]
 HAADF = ["reconstruct", "--haadf", "{d}/haadf.hspy", "--quiet"]
@@ -227,6 +247,14 @@ CASES = [
                                     "--haadf-signal", "DF-S", *OUT], ["--haadf-signal needs --haadf"], None),
     ("raw-tomviz-angles-alone", [*RAW, *OUT, "--tomviz-angles=-50:50:5"], ["--tomviz-angles needs --compare"],
      None),
+    ("raw-reference-line-not-a-line", [*RAW, *OUT, "--reference-line", "Fe_Ka"], ["--reference-line ['Fe_Ka']",
+                                                                                  "not among the --lines"], None),
+    ("raw-quantify-lines-not-lines", [*RAW, *OUT, "--quantify-lines", "Ag_La", "Cu_Ka"],
+     ["--quantify-lines ['Cu_Ka']", "not among the --lines"], None),
+    ("raw-compare-tomviz-missing", [*RAW, *OUT, "--compare-tomviz", "{o}/none.json", "--tomviz-angles=-60:60:30"],
+     ["--compare-tomviz", "no such file"], None),
+    ("replicas-one", [*STACKS, *OUT, "--replicas", "1"], ["--replicas", ">= 2", "got 1"], None),
+    ("replicas-zero", [*STACKS, *OUT, "--replicas", "0"], ["--replicas", ">= 2", "got 0"], None),
     ("raw-reference-line-no-register", [*RAW, *OUT, "--register", "none", "--reference-line", "Ag_La"],
      ["--reference-line", "--register none"], None),
     ("export-kinds-without-export", [*STACKS, *OUT, "--export", "none", "--export-kinds", "mask"],
@@ -250,6 +278,34 @@ CASES = [
                                                                              "beyond pi/2"], None),
     ("given-degrees-asserted-as-radians", [*HAADF, *OUT, "--angles-unit", "rad", "--angles", "-60", "-30", "0",
                                            "30", "60"], ["asserted to be radians", "look like degrees"], None),
+    # ---- input: files that cannot be read or do not fit, named with the reason
+    *[(f"input-{name}", ["reconstruct", "--eds", f"Ag_La={{o}}/{fname}", "--haadf", "{d}/haadf.hspy", "--factors",
+                         "paper", "--quiet", *OUT], [fname, *words], _bad_files)
+      for name, fname, words in (
+          ("empty", "empty.hspy", ["empty file"]),
+          ("truncated", "truncated.hspy", ["cannot be read", "truncated"]),
+          ("png", "image.hspy", ["cannot be read"]),
+          ("text", "text.hspy", ["cannot be read"]),
+          ("foreign-hdf5", "foreign.h5", ["cannot be read", "not a valid HyperSpy"]),
+          ("spectrum-image", "spectrum_image.hspy", ["must be a stack of 2-D images"]),
+          ("no-pixel-unit", "no_unit.hspy", ["no length unit", "--pixel-nm"]),
+          ("missing", "nope.hspy", ["no such file"]))],
+    ("input-folder-as-stack", [*STACKS[:2], "Ag_La={d}", *STACKS[3:], *OUT], ["no such file", "data"], None),
+    ("haadf-at-other-pixel-size", ["reconstruct", "--eds", "Ag_La={d}/Ag_La.hspy", "--haadf", "{o}/haadf_3nm.hspy",
+                                   "--factors", "paper", "--quiet", *OUT], ["pixel sizes differ", "3 nm"],
+     _bad_files),
+    ("pixel-nm-zero", [*STACKS, *OUT, "--pixel-nm", "0"], ["--pixel-nm", "got 0"], None),
+    ("pixel-nm-nan", [*STACKS, *OUT, "--pixel-nm", "nan"], ["--pixel-nm", "nan"], None),
+    ("two-pixel-images", ["reconstruct", "--eds", "Ag_La={o}/two_px.hspy", "--method", "eds_sirt", "--factors",
+                          "paper", "--quiet", *OUT], ["2 pixels across the tilt axis", "at least 4"], _bad_files),
+    ("two-lines-of-one-element", ["reconstruct", "--eds", "Ag_La={d}/Ag_La.hspy", "--eds", "Ag_Ka={d}/Au_Ma.hspy",
+                                  "--method", "eds_sirt", "--beam-kev", "200", "--quiet", *OUT],
+     ["['Ag_La', 'Ag_Ka'] are all of element Ag"], None),
+    ("filter-wider-than-images", [*STACKS, *OUT, "--filter-sigma", "1000"], ["--filter-sigma", "wider than the images"],
+     None),
+    ("filter-negative", [*STACKS, *OUT, "--filter-sigma", "-1"], ["sigma", "non-negative"], None),
+    ("chunk-slices-zero", [*STACKS, *OUT, "--chunk-slices", "0"], ["chunk_slices", "positive"], None),
+    ("efficiency-five", [*STACKS, *OUT, "--efficiency", "5"], ["efficiency", "(0, 1]", "5"], None),
     # ---- simulate
     ("simulate-seed-negative", ["simulate", "--out", "{o}/sim", "--seed", "-1"], ["--seed", "-1"], None),
     ("simulate-slices-zero", ["simulate", "--out", "{o}/sim", "--slices", "0"], ["--slices", ">= 1"], None),
@@ -441,3 +497,30 @@ def test_simulate_writes_all_files_or_none(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         main(["simulate", "--out", str(existing), "--noiseless"])
     assert sorted(p.name for p in existing.iterdir()) == ["keep.txt"]
+
+
+def test_memory_beyond_the_machine_is_a_stated_estimate(data, tmp_path, capsys, monkeypatch):
+    """A run that does not fit: exit 2 with the memory one slice needs, no traceback, nothing written."""
+    import chemtomo.pipeline.distributed as dist
+
+    monkeypatch.setattr(dist, "default_memory_budget", lambda: 1024)  # a machine with 1 KiB to spare
+    o = tmp_path / "work"
+    o.mkdir()
+    before = _snapshot(data, o)
+    code = main(_argv([*STACKS, "--out", "{o}/res"], data, o))
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert "out of memory" in err and "GiB" in err and "needs" in err, err
+    assert _snapshot(data, o) == before
+
+
+def test_staging_folder_of_a_killed_run_is_removed(one_slice, tmp_path, caplog):
+    """A SIGKILLed show/simulate/raw run leaves out/.staging-PID: the next run into out removes it and says so."""
+    out = tmp_path / "figs"
+    stale = out / ".staging-999999999"  # no such process
+    stale.mkdir(parents=True)
+    (stale / "fig15_orthoslices_maps.png").write_bytes(b"half")
+    assert main(["show", str(one_slice / "res"), "--out", str(out)]) == 0
+    assert not stale.exists()
+    assert "no longer running" in caplog.text
+    assert sorted(p.name for p in out.iterdir()) == ["fig15_orthoslices_maps.png", "fig16_orthoslices_weight.png"]

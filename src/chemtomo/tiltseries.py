@@ -22,6 +22,10 @@ log = logging.getLogger("chemtomo.tiltseries")
 #: are set to 0; deeper ones are refused.
 ROUNDING_NEGATIVE_REL = 1e-5
 
+#: Fewest pixels across the tilt axis of a series to be reconstructed (a slice of
+#: MIN_PIXELS^2 voxels is the least the particle mask's edge fit works on).
+MIN_PIXELS = 4
+
 
 
 @dataclass
@@ -195,7 +199,8 @@ class TiltSeries:
         Raises
         ------
         ValueError
-            Fewer than :data:`~chemtomo.geometry.MIN_TILTS` tilts (a series of
+            Images fewer than :data:`MIN_PIXELS` pixels across the tilt axis;
+            fewer than :data:`~chemtomo.geometry.MIN_TILTS` tilts (a series of
             projections may be simulated or stored, but one or two views do not
             determine a volume); an EDS line with no counts (all zero) or the same value everywhere:
             a line with no counts cannot be quantified. For ``needs_haadf``: no
@@ -204,6 +209,10 @@ class TiltSeries:
             level, an inverted image). Negative pixels of noise are accepted.
         """
         check_enough_tilts(self.angles_deg.size, f"the tilt series (angles {np.round(self.angles_deg, 3).tolist()})")
+        if self.shape[2] < MIN_PIXELS:
+            raise ValueError(f"the images are {self.shape[2]} pixels across the tilt axis: too few to reconstruct "
+                             f"a slice (at least {MIN_PIXELS}; the particle mask needs background around the "
+                             "particle); crop or bin the images less")
         for name in self.lines if lines is None else lines:
             v = self.eds[name]
             hi, lo = float(v.max()), float(v.min())

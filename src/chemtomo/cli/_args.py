@@ -295,12 +295,16 @@ def check_dependent_options(args, route: str) -> None:
 
     Raises
     ------
+    FileNotFoundError
+        ``--compare-tomviz`` names no file.
     ValueError
         ``--auto-grid`` without ``--auto``; ``--seed`` without ``--replicas``;
         ``--mask`` beside ``--threshold``; ``--resume`` without ``--store`` or
         with ``--overwrite``; ``--haadf-signal`` on the stack route without
         ``--haadf``; ``--tomviz-angles`` without ``--compare-tomviz``;
-        ``--reference-line`` with ``--register none``; ``--export-kinds`` with
+        ``--reference-line`` with ``--register none``, or it or a
+        ``--quantify-lines`` entry not among ``--lines``; ``--replicas`` below 2;
+        ``--export-kinds`` with
         ``--export none``; ``--map-units`` with neither exports nor signals;
         ``--beam-kev`` with a factor table (or ``paper`` at another energy than
         its Table 2); ``--efficiency`` with a factor table.
@@ -322,6 +326,22 @@ def check_dependent_options(args, route: str) -> None:
     for flag, needs, missing, what in pairs:
         if missing and given(flag):
             raise ValueError(f"{flag} needs {needs} ({what}); without it {flag} would be ignored")
+    replicas = getattr(args, "replicas", None)
+    if replicas is not None and replicas < 2:
+        raise ValueError(f"--replicas must be an integer >= 2 (the bootstrap's Poisson replicas), got {replicas}")
+    if route == "raw":  # the raw route finds these only after minutes of line maps and alignment
+        lines = list(args.lines or ())
+        for flag, names in (("--reference-line", [args.reference_line] if args.reference_line else []),
+                            ("--quantify-lines", list(args.quantify_lines or ()))):
+            stray = [n for n in names if n not in lines]
+            if lines and stray:
+                raise ValueError(f"{flag} {stray} {'is' if len(stray) == 1 else 'are'} not among the --lines "
+                                 f"{lines}")
+        if args.compare_tomviz:
+            from pathlib import Path
+
+            if not Path(args.compare_tomviz).is_file():
+                raise FileNotFoundError(f"--compare-tomviz: no such file: {args.compare_tomviz}")
     if getattr(args, "threshold", None) is not None and given("--mask"):
         raise ValueError("--threshold fixes the mask threshold, replacing the --mask method: give one of them")
     if getattr(args, "resume", False) and getattr(args, "overwrite", False):

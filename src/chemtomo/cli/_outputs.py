@@ -124,7 +124,7 @@ def staged_output(out: str | os.PathLike) -> Iterator[Path]:
     ``out`` and any of its parents that did not exist before are removed again
     when the block fails, so a refused or interrupted run leaves nothing.
     Staging folders of killed runs (``.staging-PID`` of a process no longer
-    running) are removed first, with a warning.
+    running) are removed first, with a warning (by ``staged_folder``).
 
     Parameters
     ----------
@@ -136,11 +136,9 @@ def staged_output(out: str | os.PathLike) -> Iterator[Path]:
     Path
         The staging folder to write into.
     """
-    from chemtomo.io.atomic import remove_stale_temporaries
     from chemtomo.io.experimental_result import staged_folder
 
     out = Path(out)
-    remove_stale_temporaries(out, ".staging-")  # left by a killed run (SIGKILL)
     created = []
     p = out
     while not p.exists() and p != p.parent:

@@ -370,7 +370,8 @@ def write_outputs(args, result, path: Path, method: str, prov: dict, kinds, unce
                   absorption=None) -> list[Path]:
     """Write the stacks (``--export``), signals (``--signals``) and the result file of a stack run.
 
-    Stacks and signals first, the result last: on a failure none of them is left behind.
+    Stacks and signals first, the result last: on a failure none of them is left behind,
+    nor the folders this write created.
 
     Parameters
     ----------
@@ -396,11 +397,14 @@ def write_outputs(args, result, path: Path, method: str, prov: dict, kinds, unce
     list of Path
         The stacks and signals written.
     """
+    import contextlib
     import shutil
 
     from chemtomo.io import export_result_volumes, write_result, write_result_signals
 
     written: list[Path] = []
+    new_folders = [f for f in (path.parent / "export", path.parent / "signals", path.parent, *path.parent.parents)
+                   if not f.exists()]  # deepest first
     try:
         exports = [e for e in args.export if e != "none"]
         if exports:
@@ -414,6 +418,9 @@ def write_outputs(args, result, path: Path, method: str, prov: dict, kinds, unce
     except BaseException:
         for p in written:
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        for f in new_folders:  # the folders this write created, if nothing else is in them
+            with contextlib.suppress(OSError):
+                f.rmdir()
         raise
     return written
 

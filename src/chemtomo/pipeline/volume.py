@@ -23,7 +23,7 @@ from ..physics import Factors
 from ..preprocess import FILTER_SIGMA_PX, gaussian_filter_stack
 from ..projector import DEFAULT_BACKEND
 from ..projector.batched import default_group
-from ..quantify import Composition, check_threshold, quantify
+from ..quantify import Composition, check_one_line_per_element, check_threshold, quantify
 from ..reconstruct import (
     ChannelData,
     MethodParams,
@@ -43,6 +43,9 @@ from .distributed import ChunkSpec, Runner, chunk_operator
 from .memory import plan_chunk_slices
 from .store import Fingerprint, StoreArray, VolumeStore, array_sha256
 from .store_quantify import quantify_store
+
+#: full width at half maximum of a Gaussian, in sigmas (2 sqrt(2 ln 2))
+FWHM_PER_SIGMA = 2.3548200450309493
 
 log = logging.getLogger("chemtomo.pipeline")
 
@@ -232,6 +235,13 @@ def reconstruct_series(
     missing = [ln for ln in lines if ln not in factors]
     if missing:
         raise KeyError(f"no physics factors for line(s) {missing}; factors hold {list(factors)}")
+    check_one_line_per_element(lines, [factors[ln].element for ln in lines])  # before any solve, not at writing
+    n_px = series.shape[2]
+    if filter_sigma and float(filter_sigma) * FWHM_PER_SIGMA > n_px:
+        raise ValueError(f"filter_sigma {float(filter_sigma):g} px (--filter-sigma): the Gaussian's FWHM "
+                         f"({float(filter_sigma) * FWHM_PER_SIGMA:.3g} px) is wider than the images ({n_px} px "
+                         f"across the tilt axis) and would blur them flat; give a sigma below "
+                         f"{n_px / FWHM_PER_SIGMA:.3g} px (default {FILTER_SIGMA_PX} px, 0: no filter)")
     needs_haadf = m.needs_haadf
     if needs_haadf and series.haadf is None:
         raise ValueError(f"method {method!r} needs HAADF images; this series has none (use one of "
