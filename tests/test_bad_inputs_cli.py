@@ -145,6 +145,28 @@ def _bad_files(o: Path, d: Path) -> None:
     hs.signals.Signal1D(np.ones((5, 2, 24, 16), dtype=np.float32)).save(o / "spectrum_image.hspy")
 
 
+def _raw_series(o: Path, names=None) -> None:
+    """Five small EDS spectrum images (Fe Ka, Cu Ka; .hspy) in ``o/raw``, named ``names`` (default scan_i)."""
+    from chemtomo.io.microscope import _hs
+
+    _hs()  # HyperSpy and exSpy imported without their deprecation chatter
+    import exspy
+
+    from chemtomo.preprocess.linemaps import synthesize_spectrum_image
+
+    (o / "raw").mkdir()
+    rng = np.random.default_rng(0)
+    for name in names or [f"scan_{i}" for i in range(5)]:
+        maps = {"Fe_Ka": np.full((8, 10), 20.0), "Cu_Ka": np.full((8, 10), 10.0)}
+        sig = exspy.signals.EDSTEMSpectrum(synthesize_spectrum_image(maps, (0.0, 0.02, 500), rng=rng))
+        for ax in sig.axes_manager.navigation_axes:
+            ax.units, ax.scale = "nm", 2.0
+        e = sig.axes_manager.signal_axes[0]
+        e.units, e.offset, e.scale = "keV", 0.0, 0.02
+        sig.metadata.set_item("Acquisition_instrument.TEM.beam_energy", 200.0)
+        sig.save(o / "raw" / f"{name}.hspy")
+
+
 STACKS = ["reconstruct", "--eds", "Ag_La={d}/Ag_La.hspy", "--eds", "Au_Ma={d}/Au_Ma.hspy",
           "--haadf", "{d}/haadf.hspy", "--factors", "paper", "--quiet"]
 HAADF = ["reconstruct", "--haadf", "{d}/haadf.hspy", "--quiet"]
@@ -306,6 +328,15 @@ CASES = [
     ("filter-negative", [*STACKS, *OUT, "--filter-sigma", "-1"], ["sigma", "non-negative"], None),
     ("chunk-slices-zero", [*STACKS, *OUT, "--chunk-slices", "0"], ["chunk_slices", "positive"], None),
     ("efficiency-five", [*STACKS, *OUT, "--efficiency", "5"], ["efficiency", "(0, 1]", "5"], None),
+    ("raw-angles-given-in-radians", ["reconstruct", "{o}/raw", "--lines", "Fe_Ka", "Cu_Ka", "--quiet", *OUT,
+                                     "--angles", "-0.6981", "-0.3491", "0", "0.3491", "0.6981"],
+     ["(user)", "look like radians", "--angles-unit rad"], lambda o: _raw_series(o)),
+    ("raw-file-names-in-radians", ["reconstruct", "{o}/raw", "--lines", "Fe_Ka", "Cu_Ka", "--quiet", *OUT],
+     ["(filename)", "look like radians", "--angles-unit rad"],
+     lambda o: _raw_series(o, [f"tilt_{a:.4f}" for a in np.radians([-40, -20, 0, 20, 40])])),
+    ("raw-degrees-asserted-as-radians", ["reconstruct", "{o}/raw", "--lines", "Fe_Ka", "Cu_Ka", "--quiet", *OUT,
+                                         "--angles-unit", "rad"], ["asserted to be radians", "beyond pi/2"],
+     lambda o: _raw_series(o, [f"tilt_{a:+d}" for a in (-40, -20, 0, 20, 40)])),
     # ---- simulate
     ("simulate-seed-negative", ["simulate", "--out", "{o}/sim", "--seed", "-1"], ["--seed", "-1"], None),
     ("simulate-slices-zero", ["simulate", "--out", "{o}/sim", "--slices", "0"], ["--slices", ">= 1"], None),
