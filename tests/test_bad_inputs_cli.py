@@ -6,12 +6,16 @@ no file written or changed (no output, no temporary). The corpus runs through
 case); :func:`test_corpus_sample_in_subprocess` runs a sample as a user does,
 in a subprocess, to check the same from the outside.
 
-Classes: ``out`` (output paths), ``route`` (options that do not apply to the
-route), ``value`` (values out of range), ``show``, ``simulate``.
+Classes: ``out`` (output paths), ``store`` (``--store`` paths), ``route`` (options
+that do not apply to the route), ``depends`` (options that do not apply to the
+methods run or lack the option they depend on), ``value`` (values out of range),
+``angles`` (radians refused unless asserted, contradicting assertions), ``show``,
+``simulate``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -103,6 +107,66 @@ def _readonly_result(o: Path, d: Path) -> None:
     (o / "ro.h5").chmod(0o444)
 
 
+def _folder(o: Path) -> None:
+    (o / "mine").mkdir()
+    (o / "mine" / "keep.txt").write_text("my data\n")
+
+
+def _store(o: Path) -> None:
+    """A folder that looks like a chemtomo store (its zarr.json names the format)."""
+    (o / "run.zarr").mkdir()
+    (o / "run.zarr" / "zarr.json").write_text(json.dumps(
+        {"zarr_format": 3, "node_type": "group", "attributes": {"chemtomo": {"format": "chemtomo-volume-store"}}}))
+
+
+def _radian_stacks(o: Path) -> None:
+    """The corpus's stacks with their angles stored in radians (the navigation axis still says degrees)."""
+    for name, v in _blob_stacks(2).items():
+        to_signal(v, np.radians(ANGLES), 1.5, "test").save(o / f"{name}.hspy", overwrite=True)
+
+
+def _bad_files(o: Path, d: Path) -> None:
+    """Inputs that are not tilt-series stacks, and stacks that do not fit the others."""
+    (o / "empty.hspy").write_bytes(b"")
+    (o / "truncated.hspy").write_bytes((d / "Ag_La.hspy").read_bytes()[:300])
+    (o / "image.hspy").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)
+    (o / "text.hspy").write_text("tilt angles: -60 -30 0 30 60\n")
+    with h5py.File(o / "foreign.h5", "w") as f:
+        f["data"] = np.arange(3)
+    stacks = _blob_stacks(2)
+    to_signal(stacks["haadf"], ANGLES, 3.0, "test").save(o / "haadf_3nm.hspy")
+    s = to_signal(stacks["Ag_La"], ANGLES, 1.5, "test")
+    for i in (1, 2):
+        s.axes_manager[i].units = ""
+    s.save(o / "no_unit.hspy")
+    to_signal(stacks["Ag_La"][:, :, 11:13], ANGLES, 1.5, "test").save(o / "two_px.hspy")
+    import hyperspy.api as hs
+
+    hs.signals.Signal1D(np.ones((5, 2, 24, 16), dtype=np.float32)).save(o / "spectrum_image.hspy")
+
+
+def _raw_series(o: Path, names=None) -> None:
+    """Five small EDS spectrum images (Fe Ka, Cu Ka; .hspy) in ``o/raw``, named ``names`` (default scan_i)."""
+    from chemtomo.io.microscope import _hs
+
+    _hs()  # HyperSpy and exSpy imported without their deprecation chatter
+    import exspy
+
+    from chemtomo.preprocess.linemaps import synthesize_spectrum_image
+
+    (o / "raw").mkdir()
+    rng = np.random.default_rng(0)
+    for name in names or [f"scan_{i}" for i in range(5)]:
+        maps = {"Fe_Ka": np.full((8, 10), 20.0), "Cu_Ka": np.full((8, 10), 10.0)}
+        sig = exspy.signals.EDSTEMSpectrum(synthesize_spectrum_image(maps, (0.0, 0.02, 500), rng=rng))
+        for ax in sig.axes_manager.navigation_axes:
+            ax.units, ax.scale = "nm", 2.0
+        e = sig.axes_manager.signal_axes[0]
+        e.units, e.offset, e.scale = "keV", 0.0, 0.02
+        sig.metadata.set_item("Acquisition_instrument.TEM.beam_energy", 200.0)
+        sig.save(o / "raw" / f"{name}.hspy")
+
+
 STACKS = ["reconstruct", "--eds", "Ag_La={d}/Ag_La.hspy", "--eds", "Au_Ma={d}/Au_Ma.hspy",
           "--haadf", "{d}/haadf.hspy", "--factors", "paper", "--quiet"]
 HAADF = ["reconstruct", "--haadf", "{d}/haadf.hspy", "--quiet"]
@@ -170,6 +234,109 @@ CASES = [
     ("eds-line-twice", ["reconstruct", "--eds", "Ag_La={d}/Ag_La.hspy", "--eds", "Ag_La={d}/Au_Ma.hspy", *OUT],
      ["'Ag_La' given twice"], None),
     ("no-input", ["reconstruct", *OUT], ["give a raw tilt series"], None),
+    # ---- store: --store checked with the outputs, before any work
+    ("store-empty", [*STACKS, *OUT, "--store", ""], ["--store is empty"], None),
+    ("store-existing-file", [*STACKS, *OUT, "--store", "{o}/afile"], ["afile is an existing file"], _file),
+    ("store-under-file", [*STACKS, *OUT, "--store", "{o}/afile/run.zarr"], ["is a file, not a folder"], _file),
+    ("store-holds-inputs", [*STACKS, *OUT, "--store", "{d}"], ["holds the input"], None),
+    ("store-holds-output", [*STACKS, "--out", "{o}/st/r.h5", "--store", "{o}/st"], ["holds the output"], None),
+    ("store-unrelated-folder", [*STACKS, *OUT, "--store", "{o}/mine"], ["not a chemtomo store", "--overwrite"],
+     _folder),
+    ("store-exists-no-resume", [*STACKS, *OUT, "--store", "{o}/run.zarr"],
+     ["already holds a chemtomo store", "--resume"], _store),
+    ("store-resume-unrelated", [*STACKS, *OUT, "--store", "{o}/mine", "--resume"], ["--resume cannot continue"],
+     _folder),
+    ("store-resume-and-overwrite", [*STACKS, *OUT, "--store", "{o}/run.zarr", "--resume", "--overwrite"],
+     ["give one of them"], _store),
+    ("resume-without-store", [*STACKS, *OUT, "--resume"], ["--resume needs --store"], None),
+    ("raw-store-existing-file", [*RAW, *OUT, "--method", "eds_sirt", "--store", "{o}/afile"],
+     ["afile is an existing file"], _file),
+    ("raw-store-per-method-exists", [*RAW, *OUT, "--store", "{o}/s.zarr", "--method", "eds_sirt", "hebt_sirt"],
+     ["s-eds_sirt.zarr", "not a chemtomo store"], lambda o: (o / "s-eds_sirt.zarr").mkdir()),
+    # ---- depends: an option that does not apply to the method or without the one it depends on
+    ("alpha-with-eds-sirt", [*STACKS, *OUT, "--method", "eds_sirt", "--alpha", "0.3"],
+     ["--alpha 0.3", "no method run has a parameter 'alpha'", "eds_sirt: ['n_iter'"], None),
+    ("mu-with-hebt-sirt", [*STACKS, *OUT, "--method", "hebt_sirt", "--mu", "0.1"],
+     ["--mu 0.1", "'mu'", "hebt_sirt: ["], None),
+    ("param-alpha-with-eds-sirt", [*STACKS, *OUT, "--method", "eds_sirt", "--param", "alpha=0.3"],
+     ["no method run has a parameter 'alpha'"], None),
+    ("haadf-mu-with-sirt", [*HAADF, *OUT, "--mu", "0.1"], ["--mu 0.1", "'mu'"], None),
+    ("raw-alpha-with-eds-sirt", [*RAW, *OUT, "--method", "eds_sirt", "--alpha", "0.3"], ["'alpha'"], None),
+    ("auto-grid-without-auto", [*STACKS, *OUT, "--auto-grid", "n=10,20"], ["--auto-grid needs --auto"], None),
+    ("seed-without-replicas", [*STACKS, *OUT, "--seed", "3"], ["--seed needs --replicas"], None),
+    ("mask-and-threshold", [*STACKS, *OUT, "--mask", "otsu", "--threshold", "0.1"], ["give one of them"], None),
+    ("haadf-signal-without-haadf", ["reconstruct", "--eds", "Ag_La={d}/Ag_La.hspy", "--method", "eds_sirt",
+                                    "--haadf-signal", "DF-S", *OUT], ["--haadf-signal needs --haadf"], None),
+    ("raw-tomviz-angles-alone", [*RAW, *OUT, "--tomviz-angles=-50:50:5"], ["--tomviz-angles needs --compare"],
+     None),
+    ("raw-reference-line-not-a-line", [*RAW, *OUT, "--reference-line", "Fe_Ka"], ["--reference-line ['Fe_Ka']",
+                                                                                  "not among the --lines"], None),
+    ("raw-quantify-lines-not-lines", [*RAW, *OUT, "--quantify-lines", "Ag_La", "Cu_Ka"],
+     ["--quantify-lines ['Cu_Ka']", "not among the --lines"], None),
+    ("raw-compare-tomviz-missing", [*RAW, *OUT, "--compare-tomviz", "{o}/none.json", "--tomviz-angles=-60:60:30"],
+     ["--compare-tomviz", "no such file"], None),
+    ("replicas-one", [*STACKS, *OUT, "--replicas", "1"], ["--replicas", ">= 2", "got 1"], None),
+    ("replicas-zero", [*STACKS, *OUT, "--replicas", "0"], ["--replicas", ">= 2", "got 0"], None),
+    ("raw-reference-line-no-register", [*RAW, *OUT, "--register", "none", "--reference-line", "Ag_La"],
+     ["--reference-line", "--register none"], None),
+    ("export-kinds-without-export", [*STACKS, *OUT, "--export", "none", "--export-kinds", "mask"],
+     ["--export-kinds", "--export none"], None),
+    ("map-units-nothing-written", [*STACKS, *OUT, "--export", "none", "--map-units", "per_pixel"],
+     ["--map-units", "writes neither"], None),
+    ("beam-kev-with-paper", [*STACKS, *OUT, "--beam-kev", "300"], ["--beam-kev 300", "Table 2"], None),
+    ("beam-kev-with-table", [*STACKS[:-3], "--factors", "{o}/t.json", "--quiet", *OUT, "--beam-kev", "200"],
+     ["--beam-kev does not apply to a factor table"], None),
+    ("efficiency-with-table", [*STACKS[:-3], "--factors", "{o}/t.json", "--quiet", *OUT, "--efficiency", "0.5"],
+     ["--efficiency does not apply to a factor table"], None),
+    # ---- angles: radians refused unless asserted; an assertion that contradicts the values refused
+    ("angles-given-in-radians", [*STACKS, *OUT, "--angles", "-1.0472", "-0.5236", "0", "0.5236", "1.0472"],
+     ["look like radians", "--angles-unit rad"], None),
+    ("stack-angles-in-radians", ["reconstruct", "--eds", "Ag_La={o}/Ag_La.hspy", "--eds", "Au_Ma={o}/Au_Ma.hspy",
+                                 "--haadf", "{o}/haadf.hspy", "--factors", "paper", "--quiet", *OUT],
+     ["look like radians", "--angles-unit rad"], _radian_stacks),
+    ("haadf-angles-in-radians", ["reconstruct", "--haadf", "{o}/haadf.hspy", "--quiet", *OUT],
+     ["look like radians", "--angles-unit rad"], _radian_stacks),
+    ("degrees-asserted-as-radians", [*STACKS, *OUT, "--angles-unit", "rad"], ["asserted to be radians",
+                                                                             "beyond pi/2"], None),
+    ("given-degrees-asserted-as-radians", [*HAADF, *OUT, "--angles-unit", "rad", "--angles", "-60", "-30", "0",
+                                           "30", "60"], ["asserted to be radians", "look like degrees"], None),
+    # ---- input: files that cannot be read or do not fit, named with the reason
+    *[(f"input-{name}", ["reconstruct", "--eds", f"Ag_La={{o}}/{fname}", "--haadf", "{d}/haadf.hspy", "--factors",
+                         "paper", "--quiet", *OUT], [fname, *words], _bad_files)
+      for name, fname, words in (
+          ("empty", "empty.hspy", ["empty file"]),
+          ("truncated", "truncated.hspy", ["cannot be read", "truncated"]),
+          ("png", "image.hspy", ["cannot be read"]),
+          ("text", "text.hspy", ["cannot be read"]),
+          ("foreign-hdf5", "foreign.h5", ["cannot be read", "not a valid HyperSpy"]),
+          ("spectrum-image", "spectrum_image.hspy", ["must be a stack of 2-D images"]),
+          ("no-pixel-unit", "no_unit.hspy", ["no length unit", "--pixel-nm"]),
+          ("missing", "nope.hspy", ["no such file"]))],
+    ("input-folder-as-stack", [*STACKS[:2], "Ag_La={d}", *STACKS[3:], *OUT], ["no such file", "data"], None),
+    ("haadf-at-other-pixel-size", ["reconstruct", "--eds", "Ag_La={d}/Ag_La.hspy", "--haadf", "{o}/haadf_3nm.hspy",
+                                   "--factors", "paper", "--quiet", *OUT], ["pixel sizes differ", "3 nm"],
+     _bad_files),
+    ("pixel-nm-zero", [*STACKS, *OUT, "--pixel-nm", "0"], ["--pixel-nm", "got 0"], None),
+    ("pixel-nm-nan", [*STACKS, *OUT, "--pixel-nm", "nan"], ["--pixel-nm", "nan"], None),
+    ("two-pixel-images", ["reconstruct", "--eds", "Ag_La={o}/two_px.hspy", "--method", "eds_sirt", "--factors",
+                          "paper", "--quiet", *OUT], ["2 pixels across the tilt axis", "at least 4"], _bad_files),
+    ("two-lines-of-one-element", ["reconstruct", "--eds", "Ag_La={d}/Ag_La.hspy", "--eds", "Ag_Ka={d}/Au_Ma.hspy",
+                                  "--method", "eds_sirt", "--beam-kev", "200", "--quiet", *OUT],
+     ["['Ag_La', 'Ag_Ka'] are all of element Ag"], None),
+    ("filter-wider-than-images", [*STACKS, *OUT, "--filter-sigma", "1000"], ["--filter-sigma", "wider than the images"],
+     None),
+    ("filter-negative", [*STACKS, *OUT, "--filter-sigma", "-1"], ["sigma", "non-negative"], None),
+    ("chunk-slices-zero", [*STACKS, *OUT, "--chunk-slices", "0"], ["chunk_slices", "positive"], None),
+    ("efficiency-five", [*STACKS, *OUT, "--efficiency", "5"], ["efficiency", "(0, 1]", "5"], None),
+    ("raw-angles-given-in-radians", ["reconstruct", "{o}/raw", "--lines", "Fe_Ka", "Cu_Ka", "--quiet", *OUT,
+                                     "--angles", "-0.6981", "-0.3491", "0", "0.3491", "0.6981"],
+     ["(user)", "look like radians", "--angles-unit rad"], lambda o: _raw_series(o)),
+    ("raw-file-names-in-radians", ["reconstruct", "{o}/raw", "--lines", "Fe_Ka", "Cu_Ka", "--quiet", *OUT],
+     ["(filename)", "look like radians", "--angles-unit rad"],
+     lambda o: _raw_series(o, [f"tilt_{a:.4f}" for a in np.radians([-40, -20, 0, 20, 40])])),
+    ("raw-degrees-asserted-as-radians", ["reconstruct", "{o}/raw", "--lines", "Fe_Ka", "Cu_Ka", "--quiet", *OUT,
+                                         "--angles-unit", "rad"], ["asserted to be radians", "beyond pi/2"],
+     lambda o: _raw_series(o, [f"tilt_{a:+d}" for a in (-40, -20, 0, 20, 40)])),
     # ---- simulate
     ("simulate-seed-negative", ["simulate", "--out", "{o}/sim", "--seed", "-1"], ["--seed", "-1"], None),
     ("simulate-slices-zero", ["simulate", "--out", "{o}/sim", "--slices", "0"], ["--slices", ">= 1"], None),
@@ -304,3 +471,87 @@ def test_show_writes_all_figures_or_none(one_slice, tmp_path, monkeypatch):
     calls.clear()
     assert main(["show", str(one_slice / "res"), "--out", str(existing)]) == 2
     assert sorted(p.name for p in existing.iterdir()) == ["keep.txt"]
+
+
+# --------------------------------------------------------------------------- radians asserted, stores, simulate
+
+def test_radians_asserted_give_the_degree_result(one_slice, tmp_path, capsys):
+    """Stacks whose angles are radians, read with --angles-unit rad: the same maps as the degree stacks."""
+    rad = tmp_path / "rad"
+    rad.mkdir()
+    for name, v in _blob_stacks(1).items():
+        to_signal(v, np.radians(ANGLES), 1.5, "test").save(rad / f"{name}.hspy")
+    assert _reconstruct(rad, tmp_path / "refused") == 2
+    assert "look like radians" in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()
+    assert _reconstruct(rad, tmp_path / "res", "--angles-unit", "rad") == 0
+    with h5py.File(one_slice / "res" / "result.h5") as f, h5py.File(tmp_path / "res" / "result.h5") as g:
+        for line in ("Ag_La", "Au_Ma"):
+            ref = f[f"maps/{line}"][()]
+            np.testing.assert_allclose(g[f"maps/{line}"][()], ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
+def test_store_overwrite_replaces_an_unrelated_folder_only_when_asked(one_slice, tmp_path, capsys):
+    _folder(tmp_path)
+    store = tmp_path / "mine"
+    assert _reconstruct(one_slice, tmp_path / "r1", "--store", str(store)) == 2
+    assert "not a chemtomo store" in capsys.readouterr().err
+    assert (store / "keep.txt").is_file() and not (tmp_path / "r1").exists()
+    assert _reconstruct(one_slice, tmp_path / "r2", "--store", str(store), "--overwrite") == 0
+    assert not (store / "keep.txt").exists() and (store / "zarr.json").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "a temporary was left"
+    # the store now exists: without --resume or --overwrite it is refused, with --resume it is continued
+    assert _reconstruct(one_slice, tmp_path / "r3", "--store", str(store)) == 2
+    assert "already holds a chemtomo store" in capsys.readouterr().err
+    assert _reconstruct(one_slice, tmp_path / "r4", "--store", str(store), "--resume") == 0
+    with h5py.File(tmp_path / "r2" / "result.h5") as f, h5py.File(tmp_path / "r4" / "result.h5") as g:
+        np.testing.assert_array_equal(f["maps/Ag_La"][()], g["maps/Ag_La"][()])
+
+
+def test_simulate_writes_all_files_or_none(tmp_path, monkeypatch):
+    import chemtomo.io.hspy as hspy
+
+    real = hspy.write_tilt_series
+
+    def fail_after_writing(folder, series):
+        real(folder, series)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(hspy, "write_tilt_series", fail_after_writing)
+    out = tmp_path / "new" / "sim"
+    with pytest.raises(OSError, match="disk full"):
+        main(["simulate", "--out", str(out), "--noiseless"])
+    assert not (tmp_path / "new").exists(), "simulate left a folder or files behind"
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("x")
+    with pytest.raises(OSError, match="disk full"):
+        main(["simulate", "--out", str(existing), "--noiseless"])
+    assert sorted(p.name for p in existing.iterdir()) == ["keep.txt"]
+
+
+def test_memory_beyond_the_machine_is_a_stated_estimate(data, tmp_path, capsys, monkeypatch):
+    """A run that does not fit: exit 2 with the memory one slice needs, no traceback, nothing written."""
+    import chemtomo.pipeline.distributed as dist
+
+    monkeypatch.setattr(dist, "default_memory_budget", lambda: 1024)  # a machine with 1 KiB to spare
+    o = tmp_path / "work"
+    o.mkdir()
+    before = _snapshot(data, o)
+    code = main(_argv([*STACKS, "--out", "{o}/res"], data, o))
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert "out of memory" in err and "GiB" in err and "needs" in err, err
+    assert _snapshot(data, o) == before
+
+
+def test_staging_folder_of_a_killed_run_is_removed(one_slice, tmp_path, caplog):
+    """A SIGKILLed show/simulate/raw run leaves out/.staging-PID: the next run into out removes it and says so."""
+    out = tmp_path / "figs"
+    stale = out / ".staging-999999999"  # no such process
+    stale.mkdir(parents=True)
+    (stale / "fig15_orthoslices_maps.png").write_bytes(b"half")
+    assert main(["show", str(one_slice / "res"), "--out", str(out)]) == 0
+    assert not stale.exists()
+    assert "no longer running" in caplog.text
+    assert sorted(p.name for p in out.iterdir()) == ["fig15_orthoslices_maps.png", "fig16_orthoslices_weight.png"]

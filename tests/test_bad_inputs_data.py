@@ -92,6 +92,72 @@ def test_rounding_negatives_are_clipped_deeper_ones_refused():
     assert s.eds["Ag_La"].min() == 0 and eds.min() < 0  # the caller's array is left alone
 
 
+# --------------------------------------------------------------------------- angle units asserted
+
+ANGLE_UNIT_CASES = {
+    "radians not asserted": (np.radians(ANGLES), None, "--angles-unit rad"),
+    "degrees asserted as radians": (ANGLES, "rad", "beyond pi/2"),
+    "unknown unit": (ANGLES, "grad", "angle unit must be one of"),
+    "radians asserted, NaN": (_with(np.radians(ANGLES), 2, np.nan), "rad", "finite"),
+    "radians asserted, repeat": (np.radians([-60, -30, 0, 0, 30, 60, 45]), "rad", "repeat"),
+}
+
+
+@pytest.mark.parametrize("angles, unit, needle", ANGLE_UNIT_CASES.values(), ids=ANGLE_UNIT_CASES.keys())
+def test_bad_angle_unit_refused(angles, unit, needle):
+    with pytest.raises(ValueError) as info:
+        TiltSeries.from_angles(angles, unit, 1.0, {"Ag_La": _stack(1)})
+    assert needle in str(info.value), str(info.value)
+
+
+def test_radians_asserted_through_every_reader(tmp_path):
+    """TiltSeries.from_angles, read_tilt_series (file angles, given angles, a radian axis) and resolve_angles."""
+    from chemtomo.io.angles import resolve_angles
+    from chemtomo.io.hspy import read_tilt_series, to_signal
+    from chemtomo.preprocess.raw import LineMapOptions
+
+    rad = np.radians(ANGLES)
+    s = TiltSeries.from_angles(rad, "rad", 1.0, {"Ag_La": _stack(1)})
+    np.testing.assert_allclose(s.angles_deg, ANGLES, atol=1e-12)
+    assert s.metadata["angles_unit"] == "deg"
+    to_signal(_stack(1), rad, 1.5, "Ag_La").save(tmp_path / "rad.hspy")
+    with pytest.raises(ValueError, match="look like radians.*--angles-unit rad"):
+        read_tilt_series({"Ag_La": tmp_path / "rad.hspy"})
+    for given in (None, rad):
+        got = read_tilt_series({"Ag_La": tmp_path / "rad.hspy"}, angles_deg=given, angles_unit="rad")
+        np.testing.assert_allclose(got.angles_deg, ANGLES, atol=1e-12)
+    axis = to_signal(_stack(1), ANGLES, 1.5, "Ag_La")
+    del axis.metadata.Tomography.tilts  # the angles only in the navigation axis, in radians
+    axis.axes_manager[0].units, axis.axes_manager[0].scale, axis.axes_manager[0].offset = "rad", np.radians(20), \
+        np.radians(-60)
+    axis.save(tmp_path / "radaxis.hspy")
+    with pytest.raises(ValueError, match="is in radians.*--angles-unit rad"):
+        read_tilt_series({"Ag_La": tmp_path / "radaxis.hspy"})
+    got = read_tilt_series({"Ag_La": tmp_path / "radaxis.hspy"}, angles_unit="rad")
+    np.testing.assert_allclose(got.angles_deg, ANGLES, atol=1e-9)
+    names = [tmp_path / f"t{i}.bcf" for i in range(ANGLES.size)]
+    with pytest.raises(ValueError, match=r"\(user\) .*look like radians.*--angles-unit rad"):
+        resolve_angles(names, [None] * ANGLES.size, rad)
+    got, _ = resolve_angles(names, [None] * ANGLES.size, rad, "auto", "rad")
+    np.testing.assert_allclose(got, ANGLES, atol=1e-12)
+    with pytest.raises(ValueError, match="angles_unit must be one of"):
+        LineMapOptions(angles_unit="degrees")
+
+
+def test_degrees_asserted_keep_a_narrow_series(tmp_path):
+    """A series within +-1.5 degrees looks like radians: refused, unless degrees are asserted (then kept as is)."""
+    from chemtomo.io.hspy import read_tilt_series, to_signal
+
+    narrow = np.linspace(-1.5, 1.5, 7)
+    with pytest.raises(ValueError, match="look like radians"):
+        _series(angles_deg=narrow)
+    np.testing.assert_array_equal(TiltSeries.from_angles(narrow, "deg", 1.0, {"Ag_La": _stack(1)}).angles_deg,
+                                  narrow)
+    to_signal(_stack(1), narrow, 1.5, "Ag_La").save(tmp_path / "narrow.hspy")
+    got = read_tilt_series({"Ag_La": tmp_path / "narrow.hspy"}, angles_unit="deg")
+    np.testing.assert_array_equal(got.angles_deg, narrow)
+
+
 def test_min_tilts_is_one_constant():
     from chemtomo.io import metadata
 

@@ -15,7 +15,8 @@ Array conventions (used everywhere in chemtomo):
 The checks of a tilt series' angles live here too, below the readers of
 :mod:`chemtomo.io` and :class:`chemtomo.tiltseries.TiltSeries`, so that both apply
 the same rules: :func:`check_angles_deg` (finite, within +-90 degrees, not
-radians, no repeat) and :func:`check_enough_tilts` (at least :data:`MIN_TILTS`).
+radians, no repeat), :func:`angles_to_deg` (angles in a stated unit, converted
+and checked) and :func:`check_enough_tilts` (at least :data:`MIN_TILTS`).
 """
 
 from __future__ import annotations
@@ -148,6 +149,11 @@ def volume_to_columns(vol: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- angles and tilts
 
+def _shown(a: np.ndarray) -> list[float]:
+    """Angles for a message, to 6 significant digits (any float: NaN, inf, 1e308 without a warning)."""
+    return [float(f"{x:.6g}") for x in np.asarray(a, dtype=float).ravel()]
+
+
 def check_angles_deg(angles, where: str, *, allow_radians_look: bool = False) -> np.ndarray:
     """Check tilt angles in degrees: finite, within +-90, no repeat, not radians.
 
@@ -174,16 +180,88 @@ def check_angles_deg(angles, where: str, *, allow_radians_look: bool = False) ->
         raise ValueError(f"{where}: no tilt angles")
     if not np.all(np.isfinite(a)) or np.any(np.abs(a) > 90):
         raise ValueError(f"{where}: tilt angles must be finite and within [-90, 90] degrees, got "
-                         f"{np.round(a, 4).tolist()}")
+                         f"{_shown(a)}")
     if not allow_radians_look and looks_like_radians(a):
-        raise ValueError(f"{where}: the tilt angles {np.round(a, 4).tolist()[:6]}... look like radians (all within "
-                         "+-1.6); chemtomo takes degrees: convert them (np.degrees) or give them in degrees "
-                         "(--angles)")
+        raise ValueError(f"{where}: the tilt angles {_shown(a[:6])}... look like radians (all within "
+                         "+-1.6); chemtomo takes degrees: if they are radians, say so (--angles-unit rad, "
+                         "angles_unit='rad') and they are converted; if they are degrees, say that (--angles-unit "
+                         "deg); or give them in degrees (--angles)")
     r = np.round(a, 6)
     vals, counts = np.unique(r, return_counts=True)
     if np.any(counts > 1):
         raise ValueError(f"{where}: tilt angle(s) {vals[counts > 1].tolist()} repeat; each tilt must appear once")
     return a
+
+
+ANGLE_UNITS = ("deg", "rad")
+"""Units in which tilt angles may be asserted (CLI ``--angles-unit``, ``angles_unit=``)."""
+
+
+def angles_to_deg(angles, unit: str | None, where: str) -> np.ndarray:
+    """Tilt angles in degrees from angles in a stated unit, checked (:func:`check_angles_deg`).
+
+    The one conversion of tilt angles at the edge: the readers, the command
+    line (``--angles-unit``) and :meth:`chemtomo.tiltseries.TiltSeries.from_angles`
+    go through it.
+
+    Parameters
+    ----------
+    angles : array_like
+        The angles as read or given.
+    unit : {"deg", "rad"} or None
+        ``"rad"``: they are radians, converted (``np.degrees``); they must lie
+        within +-pi/2. ``"deg"``: they are degrees, even if they look like
+        radians (a series within +-1.6 degrees). None: degrees, and a set that
+        looks like radians is refused (:func:`looks_like_radians`).
+    where : str
+        Where the angles come from, for the messages.
+
+    Returns
+    -------
+    ndarray of float
+        The angles in degrees.
+
+    Raises
+    ------
+    ValueError
+        An unknown unit; angles asserted as radians beyond +-pi/2 (degrees,
+        most likely); see :func:`check_angles_deg`.
+    """
+    return check_angles_deg(convert_angles(angles, unit, where), where, allow_radians_look=unit is not None)
+
+
+def convert_angles(angles, unit: str | None, where: str) -> np.ndarray:
+    """Angles in a stated unit to degrees, without the other checks of :func:`angles_to_deg`.
+
+    Parameters
+    ----------
+    angles : array_like
+    unit : {"deg", "rad"} or None
+        ``"rad"``: converted (``np.degrees``), after checking that they lie within
+        +-pi/2; ``"deg"`` or None: returned as they are.
+    where : str
+        For the messages.
+
+    Returns
+    -------
+    ndarray of float
+
+    Raises
+    ------
+    ValueError
+        An unknown unit, or radians beyond +-pi/2 (degrees, most likely).
+    """
+    if unit is not None and unit not in ANGLE_UNITS:
+        raise ValueError(f"{where}: the angle unit must be one of {ANGLE_UNITS} (or None: degrees, radians "
+                         f"refused), got {unit!r}")
+    a = np.asarray(angles, dtype=float).ravel()
+    if unit != "rad":
+        return a
+    if np.any(np.abs(a[np.isfinite(a)]) > np.pi / 2 + 1e-9):  # NaN and inf are refused by the degree checks
+        raise ValueError(f"{where}: the tilt angles were asserted to be radians (--angles-unit rad) but "
+                         f"{_shown(a[:6])}... reach {float(np.abs(a[np.isfinite(a)]).max()):g}, beyond pi/2 "
+                         "(90 degrees): they look like degrees; leave --angles-unit out or give 'deg'")
+    return np.degrees(a)
 
 
 def looks_like_radians(angles) -> bool:

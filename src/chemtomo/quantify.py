@@ -321,9 +321,40 @@ class Composition:
     threshold: Threshold
 
 
+def check_one_line_per_element(lines, elements) -> None:
+    """Refuse two lines of one element: the fractions are normalised over elements, each counted once.
+
+    Parameters
+    ----------
+    lines, elements : sequence of str
+        The lines quantified and the element of each.
+
+    Raises
+    ------
+    ValueError
+        Naming the element and its lines (two lines of one element would count
+        it twice in every voxel's normalisation: all fractions wrong).
+    """
+    by_element: dict = {}
+    for ln, el in zip(lines, elements, strict=True):
+        by_element.setdefault(el, []).append(ln)
+    dup = {el: lns for el, lns in by_element.items() if len(lns) > 1}
+    if dup:
+        raise ValueError("; ".join(f"lines {lns} are all of element {el}" for el, lns in dup.items())
+                         + ": the fractions are normalised over the elements, each counted once, so give one "
+                           "line per element (the one with the most counts, or the one the factors are best for)")
+
+
 def quantify(maps, factors, atomic_weights, lines, elements, mask_method: MaskMethod = "esf",
              threshold: float | None = None) -> Composition:
-    """Mask, then weight and atomic fractions of ``maps`` (k, ...)."""
+    """Mask, then weight and atomic fractions of ``maps`` (k, ...).
+
+    Raises
+    ------
+    ValueError
+        Two lines of one element (:func:`check_one_line_per_element`); a bad mask threshold.
+    """
+    check_one_line_per_element(lines, elements)
     total = total_signal(maps, factors)
     mask, th = particle_mask(total, mask_method, threshold)
     w = weight_fractions(maps, factors, mask)

@@ -41,6 +41,7 @@ from .geometry import (
     MIN_TILTS,
     SHARED_TILT_TOL_DEG,
     TiltGeometry,
+    angles_to_deg,
     check_angles_deg,
     check_enough_tilts,
     match_tilts,
@@ -52,6 +53,10 @@ log = logging.getLogger("chemtomo.tiltseries")
 #: rounding (of a background subtraction, a registration shift, a type conversion) and
 #: are set to 0; deeper ones are refused.
 ROUNDING_NEGATIVE_REL = 1e-5
+
+#: Fewest pixels across the tilt axis of a series to be reconstructed (a slice of
+#: MIN_PIXELS^2 voxels is the least the particle mask's edge fit works on).
+MIN_PIXELS = 4
 
 
 
@@ -70,8 +75,10 @@ class TiltSeries:
     angles_deg : array_like, (n_tilts,)
         Tilt angles in degrees of the EDS lines (and of the HAADF unless
         ``haadf_angles_deg`` is given): distinct, within +-90 (and at least
-        :data:`~chemtomo.geometry.MIN_TILTS` to be reconstructed). A set that looks like radians is refused:
-        convert it with ``np.degrees``.
+        :data:`~chemtomo.geometry.MIN_TILTS` to be reconstructed). A set that looks like radians is refused
+        unless ``metadata["angles_unit"] == "deg"`` (the degrees were asserted). Angles in radians: build the
+        series with :meth:`from_angles` (``angles_unit="rad"``), which converts them with
+        :func:`~chemtomo.geometry.angles_to_deg`.
     pixel_nm : float
         Pixel size (nm) of every image: positive and finite.
     eds : dict line -> ndarray (n_tilts, n_slices, n_pixels)
@@ -79,7 +86,9 @@ class TiltSeries:
     haadf : ndarray (n_haadf_tilts, n_slices, n_pixels), optional
     metadata : dict
         Acquisition facts in stated units (``beam_kev``, ``eds_dose``,
-        ``haadf_dose`` electrons per beam position, ``solid_angle_sr``, ...).
+        ``haadf_dose`` electrons per beam position, ``solid_angle_sr``, ...);
+        ``angles_unit="deg"``: the angles are known to be degrees (asserted, or
+        converted from radians), so the radian check is not made.
     haadf_angles_deg : array_like, (n_haadf_tilts,), optional
         The HAADF's own tilt angles (degrees; same rules as ``angles_deg``); None:
         the HAADF is at ``angles_deg`` (module docstring for what is refused).
@@ -169,6 +178,44 @@ class TiltSeries:
         log.info("the HAADF (%.6g nm pixels) is binned %d x %d to the EDS grid (%.6g nm)", h_nm, n, n, px)
         self.metadata = {**self.metadata, "haadf_binning": n}
         self.haadf_pixel_nm = None
+
+    @classmethod
+    def from_angles(cls, angles, angles_unit: str | None, pixel_nm: float, eds: dict | None = None,
+                    haadf=None, metadata: dict | None = None, haadf_angles=None) -> TiltSeries:
+        """A series whose angles are given in a stated unit: converted to degrees and checked.
+
+        Parameters
+        ----------
+        angles : array_like, (n_tilts,)
+        angles_unit : {"deg", "rad"} or None
+            ``"rad"``: converted (``np.degrees``; they must lie within +-pi/2);
+            ``"deg"``: degrees even if they look like radians; None: as the
+            constructor (degrees; a radian-looking set refused). See
+            :func:`~chemtomo.geometry.angles_to_deg`.
+        pixel_nm, eds, haadf, metadata
+            As for the constructor.
+        haadf_angles : array_like, (n_haadf_tilts,), optional
+            The HAADF's own tilt angles, in the same unit (``haadf_angles_deg``
+            of the constructor).
+
+        Returns
+        -------
+        TiltSeries
+            With ``angles_deg`` in degrees and, for a stated unit,
+            ``metadata["angles_unit"] = "deg"``.
+
+        Raises
+        ------
+        ValueError
+            An unknown unit, radians beyond +-pi/2, or any check of the constructor.
+        """
+        deg = angles_to_deg(angles, angles_unit, f"TiltSeries angles ({angles_unit or 'deg'})")
+        md = dict(metadata or {})
+        if angles_unit is not None:
+            md["angles_unit"] = "deg"
+        h_deg = None if haadf_angles is None else angles_to_deg(
+            haadf_angles, angles_unit, f"TiltSeries HAADF angles ({angles_unit or 'deg'})")
+        return cls(deg, pixel_nm, dict(eds or {}), haadf, md, haadf_angles_deg=h_deg)
 
     @property
     def lines(self) -> list[str]:
@@ -275,7 +322,8 @@ class TiltSeries:
                     f"register them to the same grid first (all stacks: "
                     f"{ {k: tuple(s.shape) for k, s in stacks.items()} })"
                 )
-        check_angles_deg(self.angles_deg, "TiltSeries angles_deg" + (" (the EDS tilts)" if own else ""))
+        check_angles_deg(self.angles_deg, "TiltSeries angles_deg" + (" (the EDS tilts)" if own else ""),
+                         allow_radians_look=self.metadata.get("angles_unit") == "deg")
         if own:
             self._check_haadf_angles()
         for name, v in stacks.items():
@@ -299,7 +347,8 @@ class TiltSeries:
 
     def _check_haadf_angles(self) -> None:
         """The HAADF's own tilt set: a valid set, and not the EDS set read twice."""
-        h = check_angles_deg(self.haadf_angles_deg, "TiltSeries haadf_angles_deg (the HAADF tilts)")
+        h = check_angles_deg(self.haadf_angles_deg, "TiltSeries haadf_angles_deg (the HAADF tilts)",
+                             allow_radians_look=self.metadata.get("angles_unit") == "deg")
         e = self.angles_deg
         if h.size == e.size:
             diff = np.abs(np.sort(h) - np.sort(e))
@@ -325,7 +374,8 @@ class TiltSeries:
         Raises
         ------
         ValueError
-            Fewer than :data:`~chemtomo.geometry.MIN_TILTS` tilts (a series of
+            Images fewer than :data:`MIN_PIXELS` pixels across the tilt axis;
+            fewer than :data:`~chemtomo.geometry.MIN_TILTS` tilts (a series of
             projections may be simulated or stored, but one or two views do not
             determine a volume); an EDS line with no counts (all zero) or the same value everywhere:
             a line with no counts cannot be quantified. For ``needs_haadf``: no
@@ -336,6 +386,10 @@ class TiltSeries:
             HAADF's range (module docstring). Negative pixels of noise are accepted.
         """
         check_enough_tilts(self.angles_deg.size, f"the tilt series (angles {np.round(self.angles_deg, 3).tolist()})")
+        if self.shape[2] < MIN_PIXELS:
+            raise ValueError(f"the images are {self.shape[2]} pixels across the tilt axis: too few to reconstruct "
+                             f"a slice (at least {MIN_PIXELS}; the particle mask needs background around the "
+                             "particle); crop or bin the images less")
         for name in self.lines if lines is None else lines:
             v = self.eds[name]
             hi, lo = float(v.max()), float(v.min())

@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     -------
     int
         The exit code: the command's (0 on success), or 2 after printing a
-        :class:`UserError`, ValueError, KeyError or FileNotFoundError as one line
-        on stderr.
+        :class:`UserError`, ValueError, KeyError, FileNotFoundError or
+        MemoryError (with the memory needed, where known) as one line on stderr.
 
     Raises
     ------
@@ -100,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, ValueError, KeyError, FileNotFoundError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"chemtomo {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except MemoryError as exc:  # the memory model's estimate (pipeline.memory), or NumPy's allocation size
+        print(f"chemtomo {args.command}: error: out of memory: {exc or 'an allocation failed'}; use fewer slices "
+              "per chunk (--chunk-slices), bin the images, or a machine or workers with more memory",
+              file=sys.stderr)
         return 2
 
 

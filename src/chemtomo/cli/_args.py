@@ -136,12 +136,26 @@ def parse_value(text: str):
     return t
 
 
+def _parameters_of(methods) -> str:
+    """``"theirs are eds_sirt: ['n_iter']; ..."``: the parameters of each method, for a message."""
+    from chemtomo.reconstruct import get_method
+
+    return "theirs are " + "; ".join(f"{m}: {list(get_method(m).Params.names())}" for m in methods)
+
+
 def method_params(args, methods) -> dict[str, dict]:
     """Per method, the parameters given on the command line (validated by the registry).
 
-    ``-n`` (all or per method), ``--alpha`` and ``--mu`` (for the methods that have them),
+    ``-n`` (all or per method), ``--alpha`` and ``--mu`` (for the methods that have them;
+    one that no method run has is an error naming the methods and their parameters),
     ``--param NAME=VALUE`` (every method run that has NAME; a name none has is an error)
     and ``--param METHOD.NAME=VALUE`` (that method; an unknown name is an error).
+
+    Raises
+    ------
+    ValueError
+        ``-n`` naming a method not run; ``--alpha``, ``--mu`` or ``--param NAME``
+        that no method run takes; a value the method's parameters refuse.
     """
     from chemtomo.reconstruct import canonical_name, get_method
 
@@ -160,6 +174,10 @@ def method_params(args, methods) -> dict[str, dict]:
             if getattr(args, name, None) is not None and name in names:
                 given[name] = float(getattr(args, name))
         out[m] = given
+    for name in ("alpha", "mu"):  # a value no method run takes would otherwise be ignored silently
+        if getattr(args, name, None) is not None and not any(name in get_method(m).Params.names() for m in methods):
+            raise ValueError(f"--{name} {getattr(args, name):g}: no method run has a parameter {name!r}; "
+                             + _parameters_of(methods))
     for it in getattr(args, "param", None) or ():
         key, sep, val = it.partition("=")
         if not sep or not key:
@@ -174,8 +192,7 @@ def method_params(args, methods) -> dict[str, dict]:
         else:
             takers = [m for m in methods if name in get_method(m).Params.names()]
             if not takers:
-                raise ValueError(f"--param {it!r}: no method run has a parameter {name!r}; theirs are "
-                                 + "; ".join(f"{m}: {list(get_method(m).Params.names())}" for m in methods))
+                raise ValueError(f"--param {it!r}: no method run has a parameter {name!r}; " + _parameters_of(methods))
             for m in takers:
                 out[m][name] = parse_value(val)
     for m, given in out.items():  # fail here, before any work
@@ -261,3 +278,113 @@ def check_raw_values(args) -> None:
             raise ValueError(f"--elements: {exc}") from None
     if args.bin < 1:
         raise ValueError(f"--bin must be an integer >= 1, got {args.bin}")
+
+
+def check_dependent_options(args, route: str) -> None:
+    """Refuse an option given without the one it depends on, or beside one that overrides it.
+
+    Each of these would otherwise be ignored without a word (issue 12): the run
+    would go on with a setting other than the one the user believes was used.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``chemtomo reconstruct`` arguments.
+    route : {"raw", "stacks", "haadf"}
+        The route the run takes (raw tilt series, ``--eds`` stacks, ``--haadf`` alone).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``--compare-tomviz`` names no file.
+    ValueError
+        ``--auto-grid`` without ``--auto``; ``--seed`` without ``--replicas``;
+        ``--mask`` beside ``--threshold``; ``--resume`` without ``--store`` or
+        with ``--overwrite``; ``--haadf-signal`` on the stack route without
+        ``--haadf``; ``--tomviz-angles`` without ``--compare-tomviz``;
+        ``--reference-line`` with ``--register none``, or it or a
+        ``--quantify-lines`` entry not among ``--lines``; ``--replicas`` below 2;
+        ``--export-kinds`` with
+        ``--export none``; ``--map-units`` with neither exports nor signals;
+        ``--beam-kev`` with a factor table (or ``paper`` at another energy than
+        its Table 2); ``--efficiency`` with a factor table.
+    """
+    def given(flag):
+        return bool(given_options(args, [flag]))
+
+    pairs = [
+        ("--auto-grid", "--auto", getattr(args, "auto", None) is None,
+         "the candidates of the automatic rules: give --auto as well"),
+        ("--seed", "--replicas", route != "raw" and not getattr(args, "replicas", None),
+         "the seed of the bootstrap's Poisson replicas"),
+        ("--resume", "--store", not getattr(args, "store", None), "it continues the run in a store"),
+        ("--tomviz-angles", "--compare-tomviz", route == "raw" and not getattr(args, "compare_tomviz", None),
+         "the angles of the tomviz alignment file compared"),
+        ("--haadf-signal", "--haadf", route == "stacks" and not getattr(args, "haadf", None),
+         "which image of the --haadf file is used as HAADF"),
+    ]
+    for flag, needs, missing, what in pairs:
+        if missing and given(flag):
+            raise ValueError(f"{flag} needs {needs} ({what}); without it {flag} would be ignored")
+    replicas = getattr(args, "replicas", None)
+    if replicas is not None and replicas < 2:
+        raise ValueError(f"--replicas must be an integer >= 2 (the bootstrap's Poisson replicas), got {replicas}")
+    if route == "raw":  # the raw route finds these only after minutes of line maps and alignment
+        lines = list(args.lines or ())
+        for flag, names in (("--reference-line", [args.reference_line] if args.reference_line else []),
+                            ("--quantify-lines", list(args.quantify_lines or ()))):
+            stray = [n for n in names if n not in lines]
+            if lines and stray:
+                raise ValueError(f"{flag} {stray} {'is' if len(stray) == 1 else 'are'} not among the --lines "
+                                 f"{lines}")
+        if args.compare_tomviz:
+            from pathlib import Path
+
+            if not Path(args.compare_tomviz).is_file():
+                raise FileNotFoundError(f"--compare-tomviz: no such file: {args.compare_tomviz}")
+    if getattr(args, "threshold", None) is not None and given("--mask"):
+        raise ValueError("--threshold fixes the mask threshold, replacing the --mask method: give one of them")
+    if getattr(args, "resume", False) and getattr(args, "overwrite", False):
+        raise ValueError("--resume continues the store and --overwrite replaces it: give one of them")
+    if route == "raw" and args.register == "none" and given("--reference-line"):
+        raise ValueError("--reference-line is the map the HAADF is registered to; with --register none there is "
+                         "no registration")
+    exports = [e for e in getattr(args, "export", ()) if e != "none"]
+    if not exports and given("--export-kinds") and route != "haadf":
+        raise ValueError("--export-kinds chooses the volumes of the --export stacks; --export none writes none")
+    if not exports and getattr(args, "signals", "none") == "none" and given("--map-units"):
+        raise ValueError("--map-units applies to the --export stacks and --signals; this run writes neither "
+                         "(result.h5 is always per nm)")
+    check_factor_options(args)
+
+
+def check_factor_options(args) -> None:
+    """Refuse ``--beam-kev`` and ``--efficiency`` where the ``--factors`` given do not use them.
+
+    ``physics`` uses both; ``paper`` (the paper's Table 2, at its own beam energy per
+    line) uses ``--efficiency`` and accepts only a ``--beam-kev`` that is one of
+    the table's; a factor table (file) holds both already.
+
+    Raises
+    ------
+    ValueError
+        Naming the option, the factors and what to do.
+    """
+    spec = getattr(args, "factors", "physics")
+    if spec in (None, "physics"):
+        return
+    beam = getattr(args, "beam_kev", None)
+    if spec == "paper":
+        from chemtomo.physics.presets import TABLE2
+
+        energies = sorted({v[1] for v in TABLE2.values()})
+        if beam is not None and beam not in energies:
+            raise ValueError(f"--beam-kev {beam:g}: --factors paper is the paper's Table 2, given at "
+                             f"{', '.join(f'{e:g}' for e in energies)} keV (per line); leave --beam-kev out, or "
+                             "use --factors physics to compute the factors at your beam energy")
+        return
+    stray = [f for f in ("--beam-kev", "--efficiency") if given_options(args, [f])]
+    if stray:
+        raise ValueError(f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to a factor table "
+                         f"(--factors {spec}): the table holds the factors with its beam energy and detector "
+                         "efficiency; leave them out, or use --factors physics")

@@ -14,7 +14,7 @@ from ._args import (
     parse_iterations,
     parse_pad,
 )
-from ._outputs import check_output
+from ._outputs import check_output, check_store
 
 
 def run_raw(args) -> int:
@@ -45,7 +45,8 @@ def raw_options(args) -> tuple:
     ------
     ValueError
         No ``--lines``, an ``.h5`` output name or an output folder that cannot be
-        written (:func:`~chemtomo.cli._outputs.check_output`), ``--compare-tomviz``
+        written (:func:`~chemtomo.cli._outputs.check_output`), a ``--store`` that
+        must not be (:func:`~chemtomo.cli._outputs.check_store`), ``--compare-tomviz``
         without ``--tomviz-angles``, a value out of range (:func:`~chemtomo.cli._args.check_raw_values`),
         or a value an options class refuses.
     """
@@ -68,10 +69,17 @@ def raw_options(args) -> tuple:
     if args.resume:
         engine["resume"] = True
     methods = [canonical_name(m) for m in (args.method or DEFAULT_METHODS)]
+    if args.store is not None:  # one store per method when several run (run_experimental's names)
+        st = Path(args.store)
+        for s in ([st] if len(methods) == 1 or not str(st).strip() else
+                  [st.with_name(f"{st.stem}-{m}{st.suffix}") for m in methods]):
+            check_store(s, inputs=args.inputs, outputs=[args.out], resume=args.resume, overwrite=args.overwrite)
+        if args.overwrite:
+            engine["replace_store"] = True
     line_maps = LineMapOptions(angles_deg=args.angles, angle_source=args.angles_from, pixel_nm=args.pixel_nm,
                                haadf_title=args.haadf_signal,
                                line_method=args.line_method, integration_width=args.integration_width,
-                               elements=args.elements)
+                               elements=args.elements, angles_unit=args.angles_unit)
     preprocess = PreprocessOptions(register=args.register, reference_line=args.reference_line, align=args.align,
                                    rotation=not args.no_rotation, offset=not args.no_axis_offset, bin_factor=args.bin,
                                    shadowing=None if args.shadowing == "none" else args.shadowing,
@@ -81,7 +89,7 @@ def raw_options(args) -> tuple:
         n_iter=parse_iterations(args.iterations), alpha=args.alpha, quantify_lines=args.quantify_lines,
         mask_method=args.mask, threshold=args.threshold, chunk_slices=args.chunk_slices or 32,
         engine_options=engine or None, auto=auto_methods(args, methods), method_options=method_params(args, methods),
-        auto_grid=auto_grids(args.auto_grid, methods))
+        auto_grid=auto_grids(args.auto_grid, auto_methods(args, methods)))  # only the rules that run
     output = OutputOptions(export=exports, export_kinds=args.export_kinds, figures=not args.no_figures,
                            signals=None if args.signals == "none" else args.signals, map_units=args.map_units,
                            compare_tomviz=args.compare_tomviz,

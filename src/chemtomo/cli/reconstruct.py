@@ -28,12 +28,13 @@ from ._args import (
     _defaults_text,
     auto_grids,
     auto_methods,
+    check_dependent_options,
     given_options,
     grid_names,
     method_params,
     refuse_options,
 )
-from ._outputs import check_output
+from ._outputs import check_output, check_store
 from ._raw import run_raw
 
 #: options only the raw route (positional tilt files) takes: refused with --eds/--haadf stacks
@@ -74,6 +75,10 @@ def add_parser(sub):
                         "alone (no --eds): reconstruct the HAADF volume, --method sirt (default) or tv")
     p.add_argument("--angles", type=float, nargs="+", metavar="DEG",
                    help="tilt angles, overriding the files' (raw input: one per file, in the files' order)")
+    p.add_argument("--angles-unit", choices=("deg", "rad"),
+                   help="the unit of the tilt angles, given (--angles) or read from the files, on every route: rad "
+                        "converts them to degrees; deg accepts a set within +-1.6 (default: degrees, and a set "
+                        "that looks like radians is refused)")
     p.add_argument("--angles-from", choices=("auto", "metadata", "filename"), default="auto",
                    help="raw input: where tilt angles come from (default auto: metadata, else file names)")
     p.add_argument("--haadf-angles", metavar="FILE|stack",
@@ -186,14 +191,17 @@ def add_parser(sub):
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="where chunks run: a Dask scheduler address (tcp://host:8786) or scheduler file, 'local[:N]' "
                         "for a LocalCluster of N workers; default $CHEMTOMO_SCHEDULER, else in this process")
-    p.add_argument("--store", metavar="PATH", help="write maps chunk by chunk to this Zarr store (resumable)")
+    p.add_argument("--store", metavar="PATH",
+                   help="write maps chunk by chunk to this Zarr store, a folder (resumable); an existing one needs "
+                        "--resume (continue it) or --overwrite (start afresh)")
     p.add_argument("--resume", action="store_true", help="continue the run in --store, skipping verified chunks")
     p.add_argument("--out", required=True,
                    help="result file (.h5) or folder (writes result.h5 inside; raw input: a folder)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing --out file that is not a chemtomo result (an existing chemtomo result "
                         "is replaced without it, as re-running a command replaces its own output; any other file "
-                        "is refused unless this is given, so that a mistyped name cannot destroy unrelated data)")
+                        "is refused unless this is given, so that a mistyped name cannot destroy unrelated data); "
+                        "also replace an existing --store folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(_default_of=p.get_default)
     return p
@@ -242,7 +250,8 @@ def run(args) -> int:
     ValueError
         An empty ``--out``; both raw inputs and ``--eds``/``--haadf`` stacks
         given; an option of the stack routes (:data:`STACK_ONLY`) with raw
-        inputs, or one of the raw route (:data:`RAW_ONLY`) with stacks.
+        inputs, or one of the raw route (:data:`RAW_ONLY`) with stacks; an option
+        without the one it depends on (:func:`~chemtomo.cli._args.check_dependent_options`).
     """
     if not str(args.out).strip():
         raise ValueError("--out is empty: give a result file (.h5) or a folder")
@@ -254,11 +263,13 @@ def run(args) -> int:
         refuse_options(args, STACK_ONLY, "a raw tilt series (positional inputs)",
                        "--eds/--haadf stacks (a raw series' tilt-axis direction is estimated by its alignment, "
                        "--no-rotation keeps the images' own; the raw route has no uncertainty yet)")
+        check_dependent_options(args, "raw")
         return run_raw(args)
     if args.lines:
         raise ValueError("--lines applies to a raw tilt series: give its folder or files as positional arguments")
     refuse_options(args, RAW_ONLY, "--eds/--haadf stacks",
                    "a raw tilt series (positional folder or files with --lines)")
+    check_dependent_options(args, "haadf" if args.haadf and not args.eds else "stacks")
     return run_stacks(args)
 
 
@@ -306,14 +317,18 @@ def run_stacks(args) -> int:
     absorption = absorption_options(args)
     inputs = list(eds.values()) + ([args.haadf] if args.haadf else [])
     path = check_output(out_path(args.out), inputs=inputs, overwrite=args.overwrite)
+    if args.store is not None:
+        check_store(args.store, inputs=inputs, outputs=[path], resume=args.resume, overwrite=args.overwrite)
     series = read_tilt_series(eds, args.haadf, args.angles, args.pixel_nm, tilt_axis=args.tilt_axis,
-                              haadf_signal=args.haadf_signal, haadf_angles_deg=haadf_angles(args))
+                              haadf_signal=args.haadf_signal, haadf_angles_deg=haadf_angles(args),
+                              angles_unit=args.angles_unit)
     beam = args.beam_kev if args.beam_kev is not None else series.metadata.get("beam_kev")
     factors = resolve_factors(args.factors, series.lines, beam, args.efficiency)
     run_kwargs = dict(
         filter_sigma=args.filter_sigma, mask_method=args.mask, threshold=args.threshold,
         chunk_slices=args.chunk_slices, progress=not args.quiet,
         scheduler=args.scheduler, store=args.store, resume=args.resume,
+        **({"replace_store": True} if args.store and args.overwrite else {}),
         auto=method in auto_methods(args, [method]), auto_grid=(auto_grids(args.auto_grid, [method]) or {}).get(method),
     )
     absorbed = None
@@ -361,7 +376,8 @@ def write_outputs(args, result, path: Path, method: str, prov: dict, kinds, unce
                   absorption=None) -> list[Path]:
     """Write the stacks (``--export``), signals (``--signals``) and the result file of a stack run.
 
-    Stacks and signals first, the result last: on a failure none of them is left behind.
+    Stacks and signals first, the result last: on a failure none of them is left behind,
+    nor the folders this write created.
 
     Parameters
     ----------
@@ -387,11 +403,14 @@ def write_outputs(args, result, path: Path, method: str, prov: dict, kinds, unce
     list of Path
         The stacks and signals written.
     """
+    import contextlib
     import shutil
 
     from chemtomo.io import export_result_volumes, write_result, write_result_signals
 
     written: list[Path] = []
+    new_folders = [f for f in (path.parent / "export", path.parent / "signals", path.parent, *path.parent.parents)
+                   if not f.exists()]  # deepest first
     try:
         exports = [e for e in args.export if e != "none"]
         if exports:
@@ -405,6 +424,9 @@ def write_outputs(args, result, path: Path, method: str, prov: dict, kinds, unce
     except BaseException:
         for p in written:
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        for f in new_folders:  # the folders this write created, if nothing else is in them
+            with contextlib.suppress(OSError):
+                f.rmdir()
         raise
     return written
 
@@ -478,7 +500,7 @@ def run_haadf(args) -> int:
     params = method_params(args, [engine])[engine]
     path = check_output(out_path(args.out), inputs=[args.haadf], overwrite=args.overwrite)
     series = read_tilt_series({}, args.haadf, args.angles, args.pixel_nm, tilt_axis=args.tilt_axis,
-                              haadf_signal=args.haadf_signal)
+                              haadf_signal=args.haadf_signal, angles_unit=args.angles_unit)
     result = reconstruct_haadf(series, engine, params, chunk_slices=args.chunk_slices, progress=not args.quiet,
                                scheduler=args.scheduler)
     prov = provenance([args.haadf])

@@ -57,10 +57,9 @@ def run(args) -> int:
     ValueError
         ``RESULT`` is not a chemtomo result file.
     """
-    from chemtomo.io.experimental_result import staged_folder
     from chemtomo.report.volume import draw_result_figures
 
-    from ._outputs import check_output, is_chemtomo_result
+    from ._outputs import check_output, is_chemtomo_result, staged_output
 
     if args.out is not None and not str(args.out).strip():
         raise ValueError("--out is empty: give a folder for the figures, or leave it out (figures/ beside the result)")
@@ -74,14 +73,8 @@ def run(args) -> int:
                          "attribute)")
     out = Path(args.out) if args.out else path.parent / "figures"
     check_output(out, kind="folder")
-    created = not out.exists()
-    try:
-        with staged_folder(out) as stage:  # all the figures or none
-            staged = draw_result_figures(path, stage, slices=args.slices)
-    except BaseException:
-        if created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        raise
+    with staged_output(out) as stage:  # all the figures or none
+        staged = draw_result_figures(path, stage, slices=args.slices)
     paths = [out / p.relative_to(stage) for p in staged]
     for p in paths:
         print(f"wrote {p}", file=sys.stderr)

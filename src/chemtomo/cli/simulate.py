@@ -41,18 +41,25 @@ def run(args) -> int:
     -------
     int
         The exit code (0).
+
+    Raises
+    ------
+    ValueError
+        ``--slices`` below 1, a negative ``--seed``, ``--dose-scale`` not
+        positive, or an ``--out`` that cannot be written (checked before any
+        work). The files are written all or none: on a failure (or Ctrl-C,
+        SIGTERM) none is left, nor a folder the run created.
     """
     import h5py
     import numpy as np
 
     from chemtomo.geometry import TiltGeometry
-    from chemtomo.io.atomic import atomic_path
     from chemtomo.io.hspy import write_tilt_series
     from chemtomo.simulate import Acquisition, core_shell_phantom, simulate_tilt_series
     from chemtomo.studies.paper_phantom import StudyConfig, study_factors
     from chemtomo.tiltseries import TiltSeries
 
-    from ._outputs import check_output
+    from ._outputs import check_output, staged_output
 
     if args.slices < 1:
         raise ValueError(f"--slices must be >= 1, got {args.slices}")
@@ -72,13 +79,15 @@ def run(args) -> int:
     series = TiltSeries(s.angles_deg, s.pixel_nm, {k: rep(v) for k, v in s.eds.items()}, rep(s.haadf), s.metadata,
                         haadf_angles_deg=s.haadf_angles_deg)
     out = Path(args.out)
-    paths = write_tilt_series(out, series)
-    truth = out / "truth.h5"
-    with atomic_path(truth) as tmp, h5py.File(tmp, "w") as f:
-        for i, el in enumerate(sim.phantom.elements):
-            f[f"fractions/weight/{el}"] = np.repeat(sim.phantom.weight[i][None], args.slices, 0).astype(np.float32)
-        f["density_g_cm3"] = np.repeat(sim.phantom.density_g_cm3[None], args.slices, 0).astype(np.float32)
-        f.attrs["pixel_nm"] = sim.phantom.pixel_nm
-    for name, pth in {**paths, "truth": truth}.items():
+    with staged_output(out) as stage:  # every file or none: staged, then moved into place together
+        staged = write_tilt_series(stage, series)
+        with h5py.File(stage / "truth.h5", "w") as f:
+            for i, el in enumerate(sim.phantom.elements):
+                f[f"fractions/weight/{el}"] = np.repeat(sim.phantom.weight[i][None], args.slices,
+                                                        0).astype(np.float32)
+            f["density_g_cm3"] = np.repeat(sim.phantom.density_g_cm3[None], args.slices, 0).astype(np.float32)
+            f.attrs["pixel_nm"] = sim.phantom.pixel_nm
+    paths = {name: out / p.name for name, p in staged.items()}
+    for name, pth in {**paths, "truth": out / "truth.h5"}.items():
         print(f"{name}: {pth}", file=sys.stderr)
     return 0

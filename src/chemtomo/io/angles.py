@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..geometry import convert_angles
 from .metadata import looks_like_radians
 
 HAADF_COMPANION = "_haadf"
@@ -60,7 +61,8 @@ def angle_from_filename(path) -> float | None:
 
 
 def resolve_angles(paths: Sequence[Path], metadata_angles: Sequence[float | None],
-                   angles_deg=None, angle_source: AngleSource = "auto") -> tuple[np.ndarray, str]:
+                   angles_deg=None, angle_source: AngleSource = "auto",
+                   angles_unit: str | None = None) -> tuple[np.ndarray, str]:
     """Tilt angles of ``paths`` and where they came from (``user``, ``metadata``, ``filename``).
 
     Parameters
@@ -72,6 +74,11 @@ def resolve_angles(paths: Sequence[Path], metadata_angles: Sequence[float | None
     angles_deg : array_like, optional
         The user's angles (degrees), one per file in the order of ``paths``.
     angle_source : {"auto", "user", "metadata", "filename"}
+    angles_unit : {"deg", "rad"}, optional
+        The unit of the angles, whichever source they come from (CLI
+        ``--angles-unit``): ``"rad"`` converts them to degrees; ``"deg"``
+        accepts a set that looks like radians; None (default) refuses such a
+        set (:func:`chemtomo.geometry.angles_to_deg`).
 
     Returns
     -------
@@ -135,12 +142,14 @@ def resolve_angles(paths: Sequence[Path], metadata_angles: Sequence[float | None
             f"no tilt angles found: {why} and the file names carry none ({names[:3]}...); "
             "give them with angles_deg=[...] (CLI: --angles -40 -35 ...) in the order of the files"
         )
+    angles = convert_angles(angles, angles_unit, f"the tilt angles ({source})")
     if not np.all(np.isfinite(angles)) or np.any(np.abs(angles) > 90):
         raise ValueError(f"tilt angles must be finite and within [-90, 90] degrees, got {angles.tolist()}")
-    if looks_like_radians(angles):
+    if angles_unit is None and looks_like_radians(angles):
         raise ValueError(
             f"the tilt angles ({source}) {np.round(angles, 4).tolist()[:6]}... look like radians (all within +-1.6); "
-            "chemtomo takes degrees: give them in degrees (--angles -40 -35 ...)"
+            "chemtomo takes degrees: if they are radians, say so (--angles-unit rad, angles_unit='rad') and they "
+            "are converted; or give them in degrees (--angles -40 -35 ...)"
         )
     r = np.round(angles, 6)
     for a in np.unique(r):

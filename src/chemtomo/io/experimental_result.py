@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import remove_stale_temporaries
 from .export import EXPORT_KINDS
 from .provenance import to_json as _json
 from .result import label_volume, read_result
@@ -248,7 +249,8 @@ def staged_folder(out) -> Iterator[Path]:
     (``os.replace``, file by file, keeping sub-folders) only when the block
     ends without an exception; the staging folder is removed either way, so
     a failure leaves no half output. Existing files of the same names are
-    replaced.
+    replaced. Staging folders left by runs that no longer run (a SIGKILL)
+    are removed first.
 
     Parameters
     ----------
@@ -270,6 +272,7 @@ def staged_folder(out) -> Iterator[Path]:
         raise ValueError(f"{out}: the experimental pipeline writes a folder (result.h5, export/, figures/); "
                          "give a folder name")
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out, ".staging-")  # staging folders of killed runs (SIGKILL), with a warning
     stage = out / f".staging-{os.getpid()}"
     if stage.exists():
         shutil.rmtree(stage)

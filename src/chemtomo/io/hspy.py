@@ -12,7 +12,7 @@ signal axes are ``y`` (along the tilt axis: the slices, image rows) and ``x``
 - angles: the caller's, else ``metadata.Tomography.tilts``, else an IMOD
   angle file beside the stack (``.rawtlt``/``.tlt``), else the navigation axis
   in degrees (radians and image numbers refused), checked by
-  :func:`chemtomo.io.metadata.check_angles_deg`;
+  :func:`chemtomo.geometry.angles_to_deg` (``angles_unit``: radians converted when asserted);
 - pixel size: the image axes in any length unit (HyperSpy converts), or the
   caller's; none is an error naming ``--pixel-nm``;
 - beam energy: ``Acquisition_instrument.TEM.beam_energy`` or the SEM key, as
@@ -28,9 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..geometry import angles_to_deg
 from ..tiltseries import TiltSeries
 from .atomic import atomic_path
-from .metadata import axis_pixel_nm, beam_energy_kev, check_angles_deg, image_role
+from .metadata import axis_pixel_nm, beam_energy_kev, image_role
 from .orientation import check_layout, normalise_tilt_axis, to_chemtomo_layout
 from .stacks import (
     MRC_SUFFIXES,
@@ -146,7 +147,7 @@ def _is_etspy(s) -> bool:
     return tomo is not None and any(tomo.has_item(k) for k in ETSPY_KEYS)
 
 
-def _signal_angles(s, path: Path, n: int) -> tuple[np.ndarray | None, str | None]:
+def _signal_angles(s, path: Path, n: int, angles_unit: str | None = None) -> tuple[np.ndarray | None, str | None]:
     tilts = s.metadata.get_item("Tomography.tilts")
     if tilts is not None:
         return np.asarray(tilts, dtype=float).ravel(), "metadata.Tomography.tilts"
@@ -159,8 +160,11 @@ def _signal_angles(s, path: Path, n: int) -> tuple[np.ndarray | None, str | None
     ax = nav[0]
     units = str(ax.units).strip().lower()
     if units.startswith("rad"):
-        raise ValueError(f"{path}: the navigation axis {ax.name!s} is in radians; chemtomo takes degrees: convert "
-                         "the axis (scale and offset x 180/pi) or give the angles in degrees with --angles")
+        if angles_unit == "rad":  # converted by read_stack, as every angle asserted to be radians
+            return np.asarray(ax.axis, dtype=float), f"navigation axis {ax.name!s} (radians)"
+        raise ValueError(f"{path}: the navigation axis {ax.name!s} is in radians; chemtomo takes degrees: give "
+                         "--angles-unit rad (angles_unit='rad') to convert them, convert the axis (scale and "
+                         "offset x 180/pi), or give the angles in degrees with --angles")
     if units.startswith("deg") or units == "°":
         values = np.asarray(ax.axis, dtype=float)
         if str(ax.name) == "Projections" and float(ax.offset) == 0 and float(ax.scale) == 1 and n > 1:
@@ -172,7 +176,8 @@ def _signal_angles(s, path: Path, n: int) -> tuple[np.ndarray | None, str | None
 
 
 def read_stack(path, angles_deg=None, *, pixel_nm: float | None = None,
-               tilt_axis: str | None = None) -> tuple[np.ndarray, np.ndarray, float, dict]:
+               tilt_axis: str | None = None,
+               angles_unit: str | None = None) -> tuple[np.ndarray, np.ndarray, float, dict]:
     """``(stack, angles_deg, pixel_nm, metadata)`` from a tilt-series stack, in chemtomo's layout.
 
     Parameters
@@ -191,6 +196,11 @@ def read_stack(path, angles_deg=None, *, pixel_nm: float | None = None,
         row one slice: chemtomo, IMOD), ``"columns"`` (along x: etspy;
         transposed on reading); default the file's convention. Checked against
         the data (:func:`chemtomo.io.orientation.check_layout`).
+    angles_unit : {"deg", "rad"}, optional
+        The unit of the angles, given or the file's (CLI ``--angles-unit``):
+        ``"rad"`` converts them to degrees (a navigation axis in radians is
+        read only so); ``"deg"`` accepts a set that looks like radians;
+        None (default) refuses such a set (:func:`chemtomo.geometry.angles_to_deg`).
 
     Returns
     -------
@@ -231,7 +241,8 @@ def read_stack(path, angles_deg=None, *, pixel_nm: float | None = None,
         if data.ndim != 3 or s.axes_manager.signal_dimension != 2:
             raise ValueError(f"{path}: a tilt series must be a stack of 2-D images (tilt | y, x), got "
                              f"{type(s).__name__} {s.axes_manager._get_dimension_str()} (data shape {data.shape})")
-        file_angles, angle_source = (None, None) if angles_deg is not None else _signal_angles(s, path, data.shape[0])
+        file_angles, angle_source = ((None, None) if angles_deg is not None
+                                     else _signal_angles(s, path, data.shape[0], angles_unit))
         try:
             file_px, px_problem = axis_pixel_nm(s.axes_manager.signal_axes, str(path)), None
         except ValueError as exc:
@@ -259,7 +270,9 @@ def read_stack(path, angles_deg=None, *, pixel_nm: float | None = None,
                          "or angles_deg=")
     if angles.size != data.shape[0]:
         raise ValueError(f"{path}: {data.shape[0]} images but {angles.size} tilt angles ({angle_source})")
-    check_angles_deg(angles, f"{path} ({angle_source})")
+    if angles_unit is None and angles_deg is None and md.get("angles_unit") == "deg":
+        angles_unit = "deg"  # written by chemtomo for a series whose degrees were asserted
+    angles = angles_to_deg(angles, angles_unit, f"{path} ({angle_source})")
     if pixel_nm is not None:
         if not np.isfinite(pixel_nm) or pixel_nm <= 0:
             raise ValueError(f"pixel_nm (--pixel-nm) must be a positive number of nm, got {pixel_nm!r}")
@@ -279,7 +292,8 @@ def read_stack(path, angles_deg=None, *, pixel_nm: float | None = None,
 
 def read_tilt_series(eds: dict[str, str | Path], haadf: str | Path | None = None,
                      angles_deg=None, pixel_nm: float | None = None, *, tilt_axis: str | None = None,
-                     haadf_signal: str | None = None, haadf_angles_deg=None) -> TiltSeries:
+                     haadf_signal: str | None = None, haadf_angles_deg=None,
+                     angles_unit: str | None = None) -> TiltSeries:
     """A :class:`TiltSeries` from per-channel stacks (``.hspy``, ``.zspy``, DM, MRC, TIFF).
 
     Parameters
@@ -299,12 +313,16 @@ def read_tilt_series(eds: dict[str, str | Path], haadf: str | Path | None = None
         BF, BSE ...) when it has this name (``--haadf-signal``); without it such
         a stack is refused as HAADF.
     haadf_angles_deg : array_like or "file", optional
-        The HAADF at tilts of its own: its angles (degrees), or ``"file"`` for the
+        The HAADF at tilts of its own: its angles (in ``angles_unit``), or ``"file"`` for the
         angles its stack states (metadata, angle file, navigation axis: as
         :func:`read_stack`). None (default): every file is at one tilt set, and
         files that disagree are refused. A HAADF at tilts of its own may also have
         its own pixel size, finer than the EDS stacks' by an integer factor: it is
         binned to their grid (``TiltSeries(haadf_pixel_nm=...)``); any other is refused.
+    angles_unit : {"deg", "rad"}, optional
+        The unit of the angles, given or the files' (:func:`read_stack`); with a
+        unit the series' ``metadata["angles_unit"]`` is ``"deg"`` (the angles
+        are known to be degrees).
 
     Returns
     -------
@@ -331,10 +349,12 @@ def read_tilt_series(eds: dict[str, str | Path], haadf: str | Path | None = None
     for name, p in paths.items():
         if own and name == "HAADF":
             given = None if isinstance(haadf_angles_deg, str) else haadf_angles_deg
-            data, h_angles, pnm, md = read_stack(p, given, pixel_nm=pixel_nm, tilt_axis=tilt_axis)
+            data, h_angles, pnm, md = read_stack(p, given, pixel_nm=pixel_nm, tilt_axis=tilt_axis,
+                                                 angles_unit=angles_unit)
             a = angles
         else:
-            data, a, pnm, md = read_stack(p, angles_deg, pixel_nm=pixel_nm, tilt_axis=tilt_axis)
+            data, a, pnm, md = read_stack(p, angles_deg, pixel_nm=pixel_nm, tilt_axis=tilt_axis,
+                                          angles_unit=angles_unit)
         if angles is not None and (a.size != angles.size or not np.allclose(a, angles)):
             hint = ("" if own or haadf is None else "; a HAADF at tilts of its own takes haadf_angles_deg "
                     "(--haadf-angles FILE, or 'file' for the HAADF stack's own)")
@@ -360,4 +380,6 @@ def read_tilt_series(eds: dict[str, str | Path], haadf: str | Path | None = None
         raise ValueError("haadf_angles_deg (--haadf-angles) needs EDS stacks: a HAADF-only series has one tilt set")
     if h_px is not None and np.isclose(h_px, px, rtol=1e-3):
         h_px = None
+    if angles_unit is not None:
+        meta["angles_unit"] = "deg"
     return TiltSeries(angles, px, stacks, h, meta, haadf_angles_deg=h_angles, haadf_pixel_nm=h_px)

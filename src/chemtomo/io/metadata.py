@@ -18,6 +18,7 @@ error naming the file and the option that supplies it, never assumed:
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -62,6 +63,12 @@ def length_nm(scale: float, units, where: str, flag: str = "--pixel-nm") -> floa
         raise ValueError(f"{where}: the pixel size has no length unit (scale {scale!r}, units {u or 'none'!r}); "
                          f"give the pixel size with {flag}")
     u = _ALIASES.get(u.lower(), u)
+    try:
+        finite = math.isfinite(float(scale))
+    except (TypeError, ValueError):
+        finite = False
+    if not finite:  # before HyperSpy, which warns on a NaN or infinite axis scale
+        raise ValueError(f"{where}: pixel size {scale!r} {u} is not a finite number; give it with {flag}")
     from hyperspy.axes import UniformDataAxis
 
     ax = UniformDataAxis(size=2, scale=float(scale), units=u)

@@ -352,7 +352,7 @@ class RawTiltSeries:
 
 def open_tilt_series(inputs, angles_deg=None, angle_source: AngleSource = "auto",
                      haadf_title: str | None = None, progress: bool = False, *,
-                     haadf_signal: str | None = None) -> RawTiltSeries:
+                     haadf_signal: str | None = None, angles_unit: str | None = None) -> RawTiltSeries:
     """Scan and check a raw tilt series: a folder, or a list of files (one per tilt).
 
     Parameters
@@ -374,6 +374,9 @@ def open_tilt_series(inputs, angles_deg=None, angle_source: AngleSource = "auto"
         ``"Ch 1"``; the CLI's ``--haadf-signal``; same as ``haadf_title``). By
         default only an image recognised as HAADF (detector or channel name) is
         used; DF, BF, BSE, SE images and elemental maps never are.
+    angles_unit : {"deg", "rad"}, optional
+        The unit of the angles from any source (:func:`~chemtomo.io.angles.resolve_angles`;
+        CLI ``--angles-unit``): ``"rad"`` converts them to degrees.
 
     Returns
     -------
@@ -433,7 +436,7 @@ def open_tilt_series(inputs, angles_deg=None, angle_source: AngleSource = "auto"
     if ref.pixel_problem:
         notes.append(ref.pixel_problem)
     md = [f.metadata_angle_deg for f in infos]
-    angles, source = resolve_angles(paths, md, angles_deg, angle_source)
+    angles, source = resolve_angles(paths, md, angles_deg, angle_source, angles_unit)
     if source != "metadata" and all(a is not None for a in md) and len({round(a, 6) for a in md}) == 1 \
             and len(md) > 1:
         notes.append(f"metadata tilt_alpha is {md[0]:g} deg in every file: ignored")

@@ -58,7 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.atomic import pid_alive, remove_stale_temporaries
+from ..io.atomic import pid_alive, remove_stale_temporaries, replace_path
 from ..io.provenance import to_json
 
 STORE_FORMAT = "chemtomo-volume-store"
@@ -201,6 +201,20 @@ class ChunkRecord:
                    d.get("written", ""), int(d.get("max_rss_bytes", 0)))
 
 
+def _check_not_written(lock: Path, path: Path) -> None:
+    """Raise StoreExistsError if ``lock`` names a writer that may still run (another host, or a live pid)."""
+    if not lock.is_file():
+        return
+    try:
+        other = json.loads(lock.read_text())
+    except (OSError, ValueError):
+        other = {}
+    if other.get("host") == socket.gethostname() and not pid_alive(int(other.get("pid", 0) or 0)):
+        return
+    raise StoreExistsError(f"the store {path} is being written by pid {other.get('pid')} on {other.get('host')} "
+                           f"since {other.get('since')}; it cannot be replaced while that run writes it")
+
+
 class StoreArray:
     """A read-only view of a store array that loads on indexing (``np.asarray`` loads it all).
 
@@ -256,7 +270,8 @@ class VolumeStore:
 
     @classmethod
     def open(cls, path, fingerprint: Fingerprint, *, lines: list[str], n_slices: int, n_grid: int,
-             chunk_slices: int, resume: bool, chunk_slices_given: bool = False) -> VolumeStore:
+             chunk_slices: int, resume: bool, chunk_slices_given: bool = False,
+             replace: bool = False) -> VolumeStore:
         """Create the store at ``path``, or reopen it to resume.
 
         Parameters
@@ -276,6 +291,11 @@ class VolumeStore:
         chunk_slices_given : bool
             ``chunk_slices`` was asked for explicitly: a resumed store with other
             chunks is then an error instead of silently keeping its own.
+        replace : bool
+            Without ``resume``: replace whatever is at ``path`` (a store of
+            another run, a folder the user allowed to be replaced) by the new
+            store, in one rename (:func:`chemtomo.io.atomic.replace_path`) once
+            the new store is created.
 
         Raises
         ------
@@ -286,7 +306,7 @@ class VolumeStore:
         """
         zarr = _zarr()
         path = Path(path)
-        if path.exists():
+        if path.exists() and not (replace and not resume):
             if not resume:
                 raise StoreExistsError(
                     f"the store {path} already exists: resume it (--resume, resume=True) or choose a new path")
@@ -309,8 +329,11 @@ class VolumeStore:
             store._lock()
             store._set_status("reconstructing")
             return store
+        if path.exists():  # replace: never a store another live run writes
+            _check_not_written(path / "chemtomo.lock", path)
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(path.parent, f".{path.name}.tmp-")  # stores half-created by killed runs
+        remove_stale_temporaries(path.parent, f".{path.name}.old-")  # set aside by a killed replacement
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         group = zarr.open_group(str(tmp), mode="w")
         k, c = len(lines), int(chunk_slices)
@@ -323,7 +346,7 @@ class VolumeStore:
                        "axes": "line,slices,z,x"},
         }
         group.attrs.update({_META: meta, _CHUNKS: {}, _RESULT: {"status": "reconstructing"}})
-        os.replace(tmp, path)  # a store appears whole, with its fingerprint, or not at all
+        replace_path(tmp, path)  # a store appears whole, with its fingerprint, or not at all
         store = cls._reopen(path)
         store._lock()
         return store

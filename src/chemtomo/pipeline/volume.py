@@ -30,7 +30,7 @@ from ..physics import Factors
 from ..preprocess import FILTER_SIGMA_PX, gaussian_filter_stack
 from ..projector import DEFAULT_BACKEND
 from ..projector.batched import default_group
-from ..quantify import Composition, check_threshold, quantify
+from ..quantify import Composition, check_one_line_per_element, check_threshold, quantify
 from ..reconstruct import (
     ChannelData,
     MethodParams,
@@ -51,6 +51,9 @@ from .distributed import ChunkSpec, Runner, chunk_operator
 from .memory import plan_chunk_slices
 from .store import Fingerprint, StoreArray, VolumeStore, array_sha256
 from .store_quantify import quantify_store
+
+#: full width at half maximum of a Gaussian, in sigmas (2 sqrt(2 ln 2))
+FWHM_PER_SIGMA = 2.3548200450309493
 
 log = logging.getLogger("chemtomo.pipeline")
 
@@ -128,6 +131,7 @@ def reconstruct_series(
     store: str | os.PathLike | None = None,
     scheduler=None,
     resume: bool = False,
+    replace_store: bool = False,
     memory_budget_gb: float | None = None,
     auto: bool = False,
     auto_slices: int = 8,
@@ -179,6 +183,11 @@ def reconstruct_series(
     resume : bool
         Continue the run in ``store``: verified chunks are kept, the rest
         computed. A store of other inputs or parameters is refused.
+    replace_store : bool
+        Replace what is at ``store`` (an earlier store, or a folder the caller
+        was told may be replaced: CLI ``--overwrite``) by this run's new store,
+        when the run starts; without it an existing ``store`` is an error
+        unless ``resume``.
     memory_budget_gb : float, optional
         Memory (GiB) the chunks may use on this machine (default: half of what
         is available). Sizes the chunks; on a LocalCluster it is shared by the
@@ -234,6 +243,13 @@ def reconstruct_series(
     missing = [ln for ln in lines if ln not in factors]
     if missing:
         raise KeyError(f"no physics factors for line(s) {missing}; factors hold {list(factors)}")
+    check_one_line_per_element(lines, [factors[ln].element for ln in lines])  # before any solve, not at writing
+    n_px = series.shape[2]
+    if filter_sigma and float(filter_sigma) * FWHM_PER_SIGMA > n_px:
+        raise ValueError(f"filter_sigma {float(filter_sigma):g} px (--filter-sigma): the Gaussian's FWHM "
+                         f"({float(filter_sigma) * FWHM_PER_SIGMA:.3g} px) is wider than the images ({n_px} px "
+                         f"across the tilt axis) and would blur them flat; give a sigma below "
+                         f"{n_px / FWHM_PER_SIGMA:.3g} px (default {FILTER_SIGMA_PX} px, 0: no filter)")
     needs_haadf = m.needs_haadf
     if needs_haadf and series.haadf is None:
         raise ValueError(f"method {method!r} needs HAADF images; this series has none (use one of "
@@ -247,6 +263,8 @@ def reconstruct_series(
         raise ValueError(f"memory_budget_gb must be a positive number, got {memory_budget_gb!r}")
     if resume and store is None:
         raise ValueError("resume=True needs a store to resume from (store=PATH, --store)")
+    if replace_store and resume:
+        raise ValueError("replace_store=True starts the store afresh, resume=True continues it: give one")
     if auto and not m.default_grid:
         raise ValueError(f"method {method!r} has no automatic parameter rule (auto=True); methods with one: "
                          f"{[n for n in method_names() if get_method(n).default_grid]}")
@@ -332,7 +350,7 @@ def reconstruct_series(
                     "filter_axes": None if m.raw_counts or not filter_sigma else filter_axes})
                 vs = VolumeStore.open(store, fp, lines=lines,
                                       n_slices=n_slices, n_grid=geom.n_grid, chunk_slices=chunk, resume=resume,
-                                      chunk_slices_given=bool(chunk_slices))
+                                      chunk_slices_given=bool(chunk_slices), replace=replace_store)
                 stack.callback(vs.close)
                 chunk = vs.chunk_slices
                 good, bad = vs.verify()

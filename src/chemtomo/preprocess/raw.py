@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from .._options import with_overrides
+from ..geometry import ANGLE_UNITS
 from ..io.microscope import RawTiltSeries, open_tilt_series
 from ._signals import is_signal
 from .linemaps import line_energy_kev, line_intensities, split_line
@@ -60,6 +61,10 @@ class LineMapOptions:
     elements : sequence of str, optional
         Elements of the specimen whose lines the background windows avoid and
         the fit models (default: the files' ``Sample.elements`` and the lines').
+    angles_unit : {"deg", "rad"}, optional
+        The unit of the tilt angles, from whichever source (CLI ``--angles-unit``):
+        ``"rad"`` converts them to degrees; default None: degrees, a set that
+        looks like radians refused.
 
     Raises
     ------
@@ -77,8 +82,11 @@ class LineMapOptions:
     line_width: tuple[float, float] = (2.0, 2.0)
     window_width: float = 1.0
     elements: Sequence[str] | None = None
+    angles_unit: Literal["deg", "rad"] | None = None
 
     def __post_init__(self):
+        if self.angles_unit not in (None, *ANGLE_UNITS):
+            raise ValueError(f"angles_unit must be one of {ANGLE_UNITS} or None, got {self.angles_unit!r}")
         if self.angle_source not in ANGLE_SOURCES:
             raise ValueError(f"angle_source must be one of {ANGLE_SOURCES}, got {self.angle_source!r}")
         if self.line_method not in LINE_METHODS:
@@ -194,7 +202,7 @@ def load_line_maps(inputs, lines: Sequence[str], options: LineMapOptions | None 
     """
     o = with_overrides(options, LineMapOptions, overrides, "line-map options")
     raw = inputs if isinstance(inputs, RawTiltSeries) else open_tilt_series(
-        inputs, o.angles_deg, o.angle_source, o.haadf_title, progress=progress)
+        inputs, o.angles_deg, o.angle_source, o.haadf_title, progress=progress, angles_unit=o.angles_unit)
     lines = check_lines(lines, raw.energy_axis)
     px = raw.require_pixel_nm(o.pixel_nm)
     n = len(raw)
