@@ -155,6 +155,12 @@ def test_velox_spectrum_image_and_reduced_file(tmp_path, capsys):
     _vendor()
     comp = quantify_spectrum(VELOX, ["Ca_Ka", "Cu_Ka"])
     assert comp.intensities.shape == (2, 16, 16) and comp.source["beam_kev"] == 300.0
+    # the Velox file states its detectors' solid angle (0.7 sr): the JSON table carries partial cross-sections
+    assert comp.solid_angle_sr == pytest.approx(0.7) and comp.source["detector"]["n_detectors"] == 4
+    write_table(comp, tmp_path / "v.json")
+    fac = json.loads((tmp_path / "v.json").read_text())["factors"]["Ca_Ka"]
+    assert fac["partial_cross_section_barn"] == pytest.approx(
+        fac["f_barn_mol_per_g"] * 0.7 / (4 * np.pi) * fac["atomic_weight"], rel=1e-12)
     assert main(["quantify", str(VELOX_REDUCED), "--lines", "Ca_Ka", "Cu_Ka"]) == 2
     assert "--signal" in capsys.readouterr().err
     comp = quantify_spectrum(VELOX_REDUCED, ["Ca_Ka", "Cu_Ka"], signal_index=0)

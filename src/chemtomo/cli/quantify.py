@@ -52,6 +52,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help="flat detector efficiency in (0, 1] (default 0.96)")
     det.add_argument("--detector", choices=sorted(DETECTOR_PRESETS), default=None,
                      help="physical detector model for the efficiency (with --factors physics)")
+    p.add_argument("--solid-angle-sr", type=float, default=None,
+                   help="EDS solid angle (sr) for the partial cross-sections in the JSON table (default: the "
+                        "file's, Velox only; fractions do not need it)")
     p.add_argument("--intensity", choices=INTENSITY_METHODS, default="windows",
                    help="line intensities: exSpy's background windows (default) or a local fit that "
                         "separates overlapping lines")
@@ -84,7 +87,8 @@ def run(args) -> int:
         raise UserError(f"--out {args.out}: the table is written as .csv or .json")
     eff = args.detector if args.detector is not None else args.efficiency
     comp = quantify_spectrum(args.spectrum, args.lines, args.factors, beam_kev=args.beam_kev, efficiency=eff,
-                             intensity=args.intensity, bin_factor=args.bin, signal_index=args.signal)
+                             intensity=args.intensity, bin_factor=args.bin, signal_index=args.signal,
+                             solid_angle_sr=args.solid_angle_sr)
     if args.maps is not None and not comp.is_image:
         raise UserError(f"--maps: {args.spectrum} is a single spectrum, not a spectrum image; drop --maps")
     rows = comp.table()

@@ -22,7 +22,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._absorption import ABSORPTION_OPTIONS, absorption_default, absorption_options, print_absorption
+from ._absorption import (
+    ABSORPTION_OPTIONS,
+    FROM_FILE,
+    absorption_default,
+    absorption_options,
+    add_detector_arguments,
+    file_detectors,
+    print_absorption,
+)
 from ._args import (
     _defaults_text,
     auto_grids,
@@ -40,8 +48,7 @@ RAW_ONLY = ("--lines", "--angles-from", "--bin", "--register", "--reference-line
             "--no-axis-offset", "--shadowing", "--pad", "--quantify-lines", "--line-method", "--elements",
             "--integration-width", "--no-figures", "--compare-tomviz", "--tomviz-angles")
 #: options only the stack routes (--eds/--haadf) take: refused with a raw tilt series
-STACK_ONLY = ("--tilt-axis", "--replicas", "--jackknife", "--seed", "--absorption", "--density", "--absorption-tol",
-              "--absorption-max-outer")
+STACK_ONLY = ("--tilt-axis", "--replicas", "--jackknife", "--seed", *ABSORPTION_OPTIONS)
 #: options a HAADF-only run (--haadf without --eds) does not take: EDS maps, quantification, store
 HAADF_REFUSED = ("--mask", "--threshold", "--factors", "--beam-kev", "--efficiency", "--filter-sigma", "--alpha",
                  "--auto", "--auto-grid", "--store", "--resume", "--replicas") + ABSORPTION_OPTIONS
@@ -123,10 +130,11 @@ def add_parser(sub):
                    help="with --replicas: also the leave-one-tilt-out spread (one reconstruction per tilt)")
     u.add_argument("--seed", type=int, default=0, help="seed of the replicas (default 0)")
     a = p.add_argument_group("stacks: X-ray absorption in the specimen (issue 14)")
-    a.add_argument("--absorption", choices=("none", *DETECTOR_GEOMETRIES), default="none",
+    a.add_argument("--absorption", choices=("none", FROM_FILE, *DETECTOR_GEOMETRIES), default="none",
                    help="correct the EDS counts for absorption on the way to these detectors (nominal geometries: "
                         + "; ".join(f"{k}: take-off {v[0][0]:g} deg, {len(v[0])} detector(s), "
                                     f"{sum(v[2]):g} sr" for k, v in DETECTOR_GEOMETRIES.items())
+                        + f"; {FROM_FILE}: the detectors the --eds files' metadata state"
                         + ") by an outer loop around --method; the corrected maps are the result, the uncorrected "
                           "fractions and the transmissions go to /absorption (default none)")
     a.add_argument("--density", type=float, metavar="G_CM3",
@@ -137,6 +145,7 @@ def add_parser(sub):
                         f"{absorption_default('tol')})")
     a.add_argument("--absorption-max-outer", type=int, metavar="N",
                    help=f"most corrected reconstructions (default {absorption_default('max_outer')})")
+    add_detector_arguments(a)
     g = p.add_argument_group("raw input: preprocessing and outputs")
     g.add_argument("--bin", type=int, default=2, help="sum-bin images by this factor after alignment (default 2)")
     g.add_argument("--register", choices=("xcorr", "com", "none"), default="xcorr",
@@ -305,6 +314,7 @@ def run_stacks(args) -> int:
                               haadf_signal=args.haadf_signal)
     beam = args.beam_kev if args.beam_kev is not None else series.metadata.get("beam_kev")
     factors = resolve_factors(args.factors, series.lines, beam, args.efficiency)
+    absorption = file_detectors(absorption, series, args)
     run_kwargs = dict(
         filter_sigma=args.filter_sigma, mask_method=args.mask, threshold=args.threshold,
         chunk_slices=args.chunk_slices, progress=not args.quiet,

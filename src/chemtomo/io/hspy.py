@@ -30,6 +30,7 @@ import numpy as np
 
 from ..tiltseries import TiltSeries
 from .atomic import atomic_path
+from .detector_meta import detector_facts
 from .metadata import axis_pixel_nm, beam_energy_kev, check_angles_deg, image_role
 from .orientation import check_layout, normalise_tilt_axis, to_chemtomo_layout
 from .stacks import (
@@ -244,6 +245,9 @@ def read_stack(path, angles_deg=None, *, pixel_nm: float | None = None,
         beam = beam_energy_kev(s.metadata)
         if "beam_kev" not in md and beam is not None:
             md["beam_kev"] = beam
+        det = detector_facts(s)
+        if det.any:
+            md["eds_detector"] = det.as_dict()
         role = image_role(s)
     if angles_deg is not None:
         angles, angle_source = np.asarray(angles_deg, dtype=float).ravel(), "given"
@@ -297,7 +301,9 @@ def read_tilt_series(eds: dict[str, str | Path], haadf: str | Path | None = None
     Returns
     -------
     TiltSeries
-        ``metadata["beam_kev"]`` from the files when they state it.
+        ``metadata["beam_kev"]`` from the files when they state it, and
+        ``metadata["eds_detector"]`` (:meth:`chemtomo.io.detector_meta.DetectorFacts.as_dict`)
+        when they state any EDS detector fact.
 
     Raises
     ------

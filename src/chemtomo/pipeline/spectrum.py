@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.atomic import atomic_path
+from ..io.detector_meta import detector_facts
 from ..io.metadata import beam_energy_kev
 from ..io.vendor import load_signals, quiet_hyperspy
 from ..physics import Factors
@@ -74,6 +75,7 @@ class SpectrumComposition:
     factors: Factors
     pixel_nm: float | None = None
     source: dict = field(default_factory=dict)
+    solid_angle_sr: float | None = None
 
     @property
     def is_image(self) -> bool:
@@ -250,7 +252,8 @@ def _bin(data: np.ndarray, factor: int) -> np.ndarray:
 
 def quantify_spectrum(spectrum, lines=None, factors=None, *, beam_kev: float | None = None,
                       efficiency=None, intensity: str = "windows", bin_factor: int = 1,
-                      signal_index: int | None = None, avoid=None) -> SpectrumComposition:
+                      signal_index: int | None = None, avoid=None,
+                      solid_angle_sr: float | None = None) -> SpectrumComposition:
     """Quantify one spectrum or spectrum image by the thin-film model with chemtomo's factors.
 
     Parameters
@@ -279,6 +282,8 @@ def quantify_spectrum(spectrum, lines=None, factors=None, *, beam_kev: float | N
     avoid : list of str, optional
         Elements whose lines the background windows avoid (default: the
         file's ``Sample.elements``).
+    solid_angle_sr : float, optional
+        EDS solid angle (sr); default: the file's (Velox), else none.
 
     Returns
     -------
@@ -343,10 +348,16 @@ def quantify_spectrum(spectrum, lines=None, factors=None, *, beam_kev: float | N
     if not facts["is_image"]:
         inten, w, a = inten[:, 0, 0], w[:, 0, 0], a[:, 0, 0]
     pixel_nm = facts["pixel_nm"] * b if facts["pixel_nm"] is not None else None
+    det = detector_facts(sig)
+    omega = solid_angle_sr if solid_angle_sr is not None else det.solid_angle_sr
+    if omega is not None:
+        omega = det.require_solid_angle_sr(omega, str(path))
     source = {"file": str(path), "signal": str(sig.metadata.General.title), "beam_kev": beam_kev,
               "beam_kev_from": beam_origin, "intensity_method": intensity, "bin_factor": b,
-              "background_avoids": avoid, "model": "thin film, C_A = (I_A/f_A) / sum_B (I_B/f_B) (Yuan 2020 eq 12)"}
-    return SpectrumComposition(lines, elements, inten, w, a, tot, tw, ta, fac, pixel_nm, source)
+              "background_avoids": avoid, "model": "thin film, C_A = (I_A/f_A) / sum_B (I_B/f_B) (Yuan 2020 eq 12)",
+              "detector": det.as_dict(),
+              "solid_angle_from": None if omega is None else ("given" if solid_angle_sr is not None else "file")}
+    return SpectrumComposition(lines, elements, inten, w, a, tot, tw, ta, fac, pixel_nm, source, omega)
 
 
 # --------------------------------------------------------------------------- writers
@@ -375,7 +386,7 @@ def write_table(comp: SpectrumComposition, path) -> Path:
     with atomic_path(path) as tmp:
         if kind == ".json":
             doc = {"format": "chemtomo spectrum quantification", "format_version": TABLE_FORMAT_VERSION,
-                   "rows": rows, "source": comp.source, "factors": comp.factors.as_dict(),
+                   "rows": rows, "source": comp.source, "factors": comp.factors.as_dict(comp.solid_angle_sr),
                    "spectrum_image": ({"shape": list(comp.intensities.shape[1:]), "pixel_nm": comp.pixel_nm}
                                       if comp.is_image else None)}
             Path(tmp).write_text(json.dumps(doc, indent=2, default=float))
