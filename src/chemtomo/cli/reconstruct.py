@@ -86,9 +86,10 @@ def add_parser(sub):
     p.add_argument("--haadf-signal", metavar="NAME",
                    help="the image to use as HAADF, by title or detector (e.g. DF-S): only an image named HAADF "
                         "is taken otherwise")
-    p.add_argument("--tilt-axis", default="auto", choices=("auto", "rows", "columns"),
-                   help="stacks: the tilt axis runs along image rows (y; chemtomo, IMOD) or columns (x; etspy); "
-                        "default auto: the file's convention, checked against the data")
+    p.add_argument("--tilt-axis", default="auto", metavar="auto|rows|columns|DEG",
+                   help="stacks: the tilt axis runs along image rows (y; chemtomo, IMOD) or columns (x; etspy), or "
+                        "DEG: rotate the images by DEG degrees to bring it along y; default auto: the rotation "
+                        "estimated from the data (projection invariance) and corrected, else the file's convention")
     p.add_argument("--method", nargs="+", metavar="METHOD",
                    help=f"{' | '.join(names)} (hyphens work too: fused-tv; default {DEFAULT_METHOD}; raw input: "
                         f"{' '.join(DEFAULT_RAW_METHODS)}; --haadf alone: sirt | tv, default sirt)")

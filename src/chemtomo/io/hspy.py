@@ -32,7 +32,15 @@ from ..tiltseries import TiltSeries
 from .atomic import atomic_path
 from .detector_meta import detector_facts
 from .metadata import axis_pixel_nm, beam_energy_kev, check_angles_deg, image_role
-from .orientation import check_layout, normalise_tilt_axis, to_chemtomo_layout
+from .orientation import (
+    SNAP_DEG,
+    check_layout,
+    estimate_axis_rotation,
+    normalise_tilt_axis,
+    parse_tilt_axis,
+    rotate_stack,
+    to_chemtomo_layout,
+)
 from .stacks import (
     MRC_SUFFIXES,
     TIFF_SUFFIXES,
@@ -169,7 +177,7 @@ def _signal_angles(s, path: Path, n: int) -> tuple[np.ndarray | None, str | None
 
 
 def read_stack(path, angles_deg=None, *, pixel_nm: float | None = None,
-               tilt_axis: str | None = None) -> tuple[np.ndarray, np.ndarray, float, dict]:
+               tilt_axis: str | None = None, check: bool = True) -> tuple[np.ndarray, np.ndarray, float, dict]:
     """``(stack, angles_deg, pixel_nm, metadata)`` from a tilt-series stack, in chemtomo's layout.
 
     Parameters
@@ -188,6 +196,9 @@ def read_stack(path, angles_deg=None, *, pixel_nm: float | None = None,
         row one slice: chemtomo, IMOD), ``"columns"`` (along x: etspy;
         transposed on reading); default the file's convention. Checked against
         the data (:func:`chemtomo.io.orientation.check_layout`).
+    check : bool
+        Check the layout against the data (default True; ``read_tilt_series``
+        with ``tilt_axis="auto"`` orients all stacks itself).
 
     Returns
     -------
@@ -270,7 +281,8 @@ def read_stack(path, angles_deg=None, *, pixel_nm: float | None = None,
         px = file_px
     layout = chosen or convention or "rows"
     by = f"tilt_axis={chosen!r}" if chosen else conv_name + ("" if convention else " rows")
-    check_layout(data, layout, str(path), by)
+    if check:
+        check_layout(data, layout, str(path), by)
     md.update({"tilt_axis": layout, "angle_source": angle_source, "notes": notes})
     if role is not None:
         md["role"] = list(role)
@@ -291,8 +303,14 @@ def read_tilt_series(eds: dict[str, str | Path], haadf: str | Path | None = None
         Overrides the angles stored in the files.
     pixel_nm : float, optional
         Overrides the pixel size stored in the files.
-    tilt_axis : {"rows", "columns", "auto"}, optional
-        See :func:`read_stack`.
+    tilt_axis : {"rows", "columns", "auto"}, float or None, optional
+        None (default): each file's convention, checked against the data
+        (:func:`read_stack`); ``"rows"``/``"columns"``: that layout, checked;
+        ``"auto"``: the in-plane rotation of the tilt axis estimated from the
+        data and corrected, any angle (0 and 90 degrees exactly, by keeping
+        or transposing), or the files' convention when the estimate is
+        uncertain; a number: that rotation (degrees) applied to every stack.
+        ``metadata["tilt_axis_rotation_deg"]`` and ``notes`` say what was done.
     haadf_signal : str, optional
         Accept a ``haadf`` stack that its metadata call something else (DF-S,
         BF, BSE ...) when it has this name (``--haadf-signal``); without it such
@@ -313,12 +331,15 @@ def read_tilt_series(eds: dict[str, str | Path], haadf: str | Path | None = None
     """
     if not eds and haadf is None:
         raise ValueError("give at least one EDS line file (LINE=PATH) or a HAADF stack")
+    mode = parse_tilt_axis(tilt_axis)
+    turn = mode == "auto" or isinstance(mode, float)  # read in the files' convention, then orient all alike
     stacks, angles, px, meta, px_from = {}, None, None, {}, None
     paths = dict(eds)
     if haadf is not None:
         paths = {"HAADF": haadf, **paths}
     for name, p in paths.items():
-        data, a, pnm, md = read_stack(p, angles_deg, pixel_nm=pixel_nm, tilt_axis=tilt_axis)
+        data, a, pnm, md = read_stack(p, angles_deg, pixel_nm=pixel_nm, tilt_axis=None if turn else tilt_axis,
+                                      check=not turn)
         if angles is not None and (a.size != angles.size or not np.allclose(a, angles)):
             raise ValueError(f"{p}: tilt angles differ from the other files' ({a} vs {angles})")
         if px is not None and not np.isclose(pnm, px, rtol=1e-3):
@@ -334,5 +355,54 @@ def read_tilt_series(eds: dict[str, str | Path], haadf: str | Path | None = None
             if k not in ("notes", "role", "angle_source"):
                 meta.setdefault(k, v)
         stacks[name] = data
+    if turn:
+        stacks = _orient(stacks, mode, paths, meta)
     h = stacks.pop("HAADF", None)
     return TiltSeries(angles, px, stacks, h, meta)
+
+
+def _orient(stacks: dict, mode, paths: dict, meta: dict) -> dict:
+    """Turn every stack alike so the tilt axis runs along y: by the given rotation or the estimated one.
+
+    ``mode="auto"``: the rotation is estimated on the HAADF stack (else the
+    EDS stacks' sum, each normalised) by projection invariance
+    (:func:`chemtomo.io.orientation.estimate_axis_rotation`); an uncertain
+    estimate leaves the files' convention, checked as without ``auto``
+    (a 90-degree contradiction is refused). Within ``SNAP_DEG`` of 0 nothing
+    is done, of 90 the stacks are transposed (exact), else every image is
+    rotated (linear interpolation). ``meta`` records what was done.
+    """
+    if mode == "auto":
+        ref = stacks.get("HAADF")
+        if ref is None:
+            ref = sum(np.asarray(v, dtype=np.float64) / max(float(np.mean(v)), 1e-300) for v in stacks.values())
+        rot, info = estimate_axis_rotation(ref)
+        meta["tilt_axis_estimate"] = {k: v for k, v in info.items() if k != "reason"}
+        if not info["confident"]:
+            for name, data in stacks.items():
+                check_layout(data, "rows", str(paths[name]),
+                             f"tilt_axis='auto' kept the file's convention: the rotation could not be estimated "
+                             f"({info['reason']})")
+            meta.setdefault("notes", []).append(f"tilt axis: rotation not estimated ({info['reason']}); the files' "
+                                                "convention kept")
+            meta["tilt_axis_rotation_deg"] = 0.0
+            return stacks
+        by = f"estimated from the data ({'HAADF' if 'HAADF' in stacks else 'EDS sum'})"
+    else:
+        rot, by = float(mode), "given"
+    rot = float((rot + 90.0) % 180.0 - 90.0)
+    if abs(rot) <= SNAP_DEG:
+        applied, out = 0.0, stacks
+    elif 90.0 - abs(rot) <= SNAP_DEG:
+        applied = 90.0
+        out = {k: np.ascontiguousarray(np.swapaxes(v, 1, 2)) for k, v in stacks.items()}
+    else:
+        applied = rot
+        out = {k: rotate_stack(v, rot) for k, v in stacks.items()}
+    meta["tilt_axis_rotation_deg"] = applied
+    meta.setdefault("notes", []).append(
+        f"tilt axis: rotation {rot:.2f} deg {by}; "
+        + ("none applied (within 1 deg of the image's y axis)" if applied == 0.0 else
+           "stacks transposed (the axis ran along x)" if applied == 90.0 else
+           f"every image rotated by {rot:.2f} deg (linear interpolation)"))
+    return out
