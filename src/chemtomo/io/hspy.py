@@ -49,6 +49,7 @@ from .stacks import (
     read_mrc,
     read_tiff,
 )
+from .vendor import check_zspy_readable
 
 HSPY_SUFFIXES = (".hspy", ".h5", ".hdf5", ".zspy")
 DM_SUFFIXES = (".dm3", ".dm4")
@@ -220,6 +221,7 @@ def read_stack(path, angles_deg=None, *, pixel_nm: float | None = None,
         contradict.
     """
     path = Path(path)
+    check_zspy_readable(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     suffix = path.suffix.lower()
