@@ -188,6 +188,8 @@ def test_clear_refusals(tmp_path, capsys):
     with pytest.raises(ValueError, match="--beam-kev"):
         quantify_spectrum(s, LINES)
     comp = quantify_spectrum(s, LINES, beam_kev=BEAM_KEV)
+    with pytest.raises(ValueError, match="--factors physics"):
+        quantify_spectrum(s, LINES, "paper", beam_kev=BEAM_KEV, efficiency="windowless-sdd")
     with pytest.raises(ValueError, match=".csv or .json"):
         write_table(comp, tmp_path / "t.txt")
     assert set(composition_signals(comp)) == {"intensity", "weight", "atomic"}

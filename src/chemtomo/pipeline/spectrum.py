@@ -323,7 +323,10 @@ def quantify_spectrum(spectrum, lines=None, factors=None, *, beam_kev: float | N
         beam_kev, beam_origin = facts["beam_kev"], "file metadata (Acquisition_instrument.*.beam_energy)"
     if factors is None:
         factors = "physics"
-    if isinstance(efficiency, str) and efficiency in DETECTOR_PRESETS and factors == "physics":
+    if isinstance(efficiency, str) and (efficiency not in DETECTOR_PRESETS or factors != "physics"):
+        raise ValueError(f"detector {efficiency!r}: a detector preset ({', '.join(DETECTOR_PRESETS)}) applies to "
+                         "computed factors (--factors physics) only")
+    if isinstance(efficiency, str):
         if beam_kev is None:
             raise ValueError(f"{path}: the beam energy is not in the file's metadata "
                              "(Acquisition_instrument.TEM.beam_energy); give it with --beam-kev")
