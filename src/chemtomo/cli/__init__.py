@@ -19,6 +19,7 @@ COMMANDS = (
     "simulate",
     "reconstruct",
     "factors",
+    "quantify",
     "show",
     "benchmark",
 )

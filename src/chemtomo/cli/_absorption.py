@@ -7,7 +7,60 @@ import sys
 from ._args import given_options
 
 #: the absorption-correction options (stacks with --eds only)
-ABSORPTION_OPTIONS = ("--absorption", "--density", "--absorption-tol", "--absorption-max-outer")
+ABSORPTION_OPTIONS = ("--absorption", "--density", "--absorption-tol", "--absorption-max-outer",
+                      "--eds-elevation-deg", "--eds-azimuth-deg", "--solid-angle-sr")
+
+#: the choice of --absorption that takes the detectors from the files' metadata
+FROM_FILE = "file"
+
+
+def add_detector_arguments(group) -> None:
+    """Add the options that give detector facts a file lacks (``--absorption file``) to ``group``.
+
+    Parameters
+    ----------
+    group : argparse._ArgumentGroup
+    """
+    group.add_argument("--eds-elevation-deg", type=float, nargs="+", metavar="DEG",
+                       help="with --absorption file: EDS detector elevation (take-off) angle(s), one per detector "
+                            "or one for all, if the files do not state it")
+    group.add_argument("--eds-azimuth-deg", type=float, nargs="+", metavar="DEG",
+                       help="with --absorption file: EDS detector azimuth(s) in HyperSpy's convention (0: "
+                            "perpendicular to the tilt axis), one per detector, if the files do not state them")
+    group.add_argument("--solid-angle-sr", type=float, metavar="SR",
+                       help="with --absorption file: the detectors' total solid angle (sr), if the files do not "
+                            "state it (only Velox files do)")
+
+
+def file_detectors(absorption: dict | None, series, args) -> dict | None:
+    """With ``--absorption file``: the detectors from the series' metadata and the options, else unchanged.
+
+    Parameters
+    ----------
+    absorption : dict or None
+        From :func:`absorption_options`.
+    series : TiltSeries
+        Read from the files (``metadata["eds_detector"]``).
+    args : argparse.Namespace
+
+    Returns
+    -------
+    dict or None
+        ``absorption`` with ``detectors`` a :class:`chemtomo.physics.DetectorGeometry`.
+
+    Raises
+    ------
+    ValueError
+        A fact neither in the files nor given, naming the metadata key and the flag.
+    """
+    if absorption is None or absorption["detectors"] != FROM_FILE:
+        return absorption
+    from chemtomo.io.detector_meta import DetectorFacts
+
+    facts = DetectorFacts.from_dict(series.metadata.get("eds_detector"))
+    geometry = facts.geometry(elevation_deg=args.eds_elevation_deg, azimuth_deg=args.eds_azimuth_deg,
+                              solid_angle_sr=args.solid_angle_sr, where="the --eds files")
+    return {**absorption, "detectors": geometry}
 
 
 def absorption_default(name: str):
@@ -48,6 +101,11 @@ def absorption_options(args) -> dict | None:
             raise ValueError(f"{', '.join(stray)} apply to the absorption correction: give --absorption single or "
                              "super-x")
         return None
+    if args.absorption != FROM_FILE:
+        stray = given_options(args, ABSORPTION_OPTIONS[4:])
+        if stray:
+            raise ValueError(f"{', '.join(stray)} give detector facts for --absorption file, not for the nominal "
+                             f"--absorption {args.absorption}")
     clash = given_options(args, ("--replicas", "--store", "--resume", "--scheduler"))
     if clash:
         raise ValueError(f"--absorption does not combine with {', '.join(clash)} (not supported by the "

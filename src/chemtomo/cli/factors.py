@@ -7,6 +7,7 @@ Examples::
     chemtomo factors Co_Ka Zn_Ka --beam-kev 80 --detector windowless-sdd --solid-angle-sr 0.7
     chemtomo factors Ag_La Au_Ma --beam-kev 100 --haadf-mrad 94 611
     chemtomo factors Ag_La Au_Ma --preset paper-table2
+    chemtomo factors Fe_Ka Pt_La --beam-kev 200 --solid-angle-sr 0.7 --format exspy
 """
 
 from __future__ import annotations
@@ -68,7 +69,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("lines", nargs="+", metavar="LINE", help="X-ray lines, e.g. Co_Ka Zn_Ka")
     p.add_argument("--beam-kev", type=float, default=None,
                    help="incident electron energy (keV); required unless --preset")
-    p.add_argument("--json", action="store_true", help="print a JSON object keyed by line name")
+    p.add_argument("--json", action="store_true", help="print a JSON object keyed by line name (= --format json)")
+    p.add_argument("--format", choices=("table", "json", "exspy"), default=None,
+                   help="table (default), json, or exspy: k-factors (CL), zeta factors (kg/m^2) and partial "
+                        "cross-sections (barn) for exSpy's quantification (zeta and cross-sections need "
+                        "--solid-angle-sr)")
     det = p.add_mutually_exclusive_group()
     det.add_argument("--efficiency", type=float, default=None, metavar="EPS",
                      help=f"flat detector efficiency in (0, 1] (default {DETECTOR_EFFICIENCY}, "
@@ -184,9 +189,17 @@ def run(args) -> int:
     int
         The exit code (0); the factors are printed as a table or JSON.
     """
+    fmt = args.format or ("json" if args.json else "table")
+    if args.json and fmt != "json":
+        raise ValueError(f"--json and --format {fmt} disagree; give one")
     fac, solid_angle = _factors(args)
+    if fmt == "exspy":
+        from chemtomo.io.factors import exspy_factors
+
+        print(json.dumps(exspy_factors(fac, args.solid_angle_sr), indent=2))
+        return 0
     records = _records(fac, solid_angle, args.dose_ratio)
-    if args.json:
+    if fmt == "json":
         print(json.dumps(records, indent=2))
     else:
         print(_table(records))

@@ -23,7 +23,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._absorption import ABSORPTION_OPTIONS, absorption_default, absorption_options, print_absorption
+from ._absorption import (
+    ABSORPTION_OPTIONS,
+    FROM_FILE,
+    absorption_default,
+    absorption_options,
+    add_detector_arguments,
+    file_detectors,
+    print_absorption,
+)
 from ._args import (
     _defaults_text,
     auto_grids,
@@ -42,8 +50,7 @@ RAW_ONLY = ("--lines", "--angles-from", "--bin", "--register", "--reference-line
             "--no-axis-offset", "--shadowing", "--pad", "--quantify-lines", "--line-method", "--elements",
             "--integration-width", "--no-figures", "--compare-tomviz", "--tomviz-angles")
 #: options only the stack routes (--eds/--haadf) take: refused with a raw tilt series
-STACK_ONLY = ("--tilt-axis", "--replicas", "--jackknife", "--seed", "--absorption", "--density", "--absorption-tol",
-              "--absorption-max-outer", "--haadf-angles")
+STACK_ONLY = ("--tilt-axis", "--replicas", "--jackknife", "--seed", "--haadf-angles", *ABSORPTION_OPTIONS)
 #: options a HAADF-only run (--haadf without --eds) does not take: EDS maps, quantification, store
 HAADF_REFUSED = ("--mask", "--threshold", "--factors", "--beam-kev", "--efficiency", "--filter-sigma", "--alpha",
                  "--auto", "--auto-grid", "--store", "--resume", "--replicas", "--haadf-angles") + ABSORPTION_OPTIONS
@@ -89,9 +96,10 @@ def add_parser(sub):
     p.add_argument("--haadf-signal", metavar="NAME",
                    help="the image to use as HAADF, by title or detector (e.g. DF-S): only an image named HAADF "
                         "is taken otherwise")
-    p.add_argument("--tilt-axis", default="auto", choices=("auto", "rows", "columns"),
-                   help="stacks: the tilt axis runs along image rows (y; chemtomo, IMOD) or columns (x; etspy); "
-                        "default auto: the file's convention, checked against the data")
+    p.add_argument("--tilt-axis", default="auto", metavar="auto|rows|columns|DEG",
+                   help="stacks: the tilt axis runs along image rows (y; chemtomo, IMOD) or columns (x; etspy), or "
+                        "DEG: rotate the images by DEG degrees to bring it along y; default auto: the rotation "
+                        "estimated from the data (projection invariance) and corrected, else the file's convention")
     p.add_argument("--method", nargs="+", metavar="METHOD",
                    help=f"{' | '.join(names)} (hyphens work too: fused-tv; default {DEFAULT_METHOD}; raw input: "
                         f"{' '.join(DEFAULT_RAW_METHODS)}; --haadf alone: sirt | tv, default sirt)")
@@ -133,10 +141,11 @@ def add_parser(sub):
                    help="with --replicas: also the leave-one-tilt-out spread (one reconstruction per tilt)")
     u.add_argument("--seed", type=int, default=0, help="seed of the replicas (default 0)")
     a = p.add_argument_group("stacks: X-ray absorption in the specimen (issue 14)")
-    a.add_argument("--absorption", choices=("none", *DETECTOR_GEOMETRIES), default="none",
+    a.add_argument("--absorption", choices=("none", FROM_FILE, *DETECTOR_GEOMETRIES), default="none",
                    help="correct the EDS counts for absorption on the way to these detectors (nominal geometries: "
                         + "; ".join(f"{k}: take-off {v[0][0]:g} deg, {len(v[0])} detector(s), "
                                     f"{sum(v[2]):g} sr" for k, v in DETECTOR_GEOMETRIES.items())
+                        + f"; {FROM_FILE}: the detectors the --eds files' metadata state"
                         + ") by an outer loop around --method; the corrected maps are the result, the uncorrected "
                           "fractions and the transmissions go to /absorption (default none)")
     a.add_argument("--density", type=float, metavar="G_CM3",
@@ -147,6 +156,7 @@ def add_parser(sub):
                         f"{absorption_default('tol')})")
     a.add_argument("--absorption-max-outer", type=int, metavar="N",
                    help=f"most corrected reconstructions (default {absorption_default('max_outer')})")
+    add_detector_arguments(a)
     g = p.add_argument_group("raw input: preprocessing and outputs")
     g.add_argument("--bin", type=int, default=2, help="sum-bin images by this factor after alignment (default 2)")
     g.add_argument("--register", choices=("xcorr", "com", "none"), default="xcorr",
@@ -324,6 +334,7 @@ def run_stacks(args) -> int:
                               angles_unit=args.angles_unit)
     beam = args.beam_kev if args.beam_kev is not None else series.metadata.get("beam_kev")
     factors = resolve_factors(args.factors, series.lines, beam, args.efficiency)
+    absorption = file_detectors(absorption, series, args)
     run_kwargs = dict(
         filter_sigma=args.filter_sigma, mask_method=args.mask, threshold=args.threshold,
         chunk_slices=args.chunk_slices, progress=not args.quiet,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..physics import DETECTOR_EFFICIENCY, Factors, LineFactors
+from ..physics import AVOGADRO, DETECTOR_EFFICIENCY, Factors, LineFactors
 
 REQUIRED = ("element", "atomic_weight", "sigma_elastic_barn", "sigma_ionization_barn",
             "fluorescence_yield", "relative_intensity", "detector_efficiency")
@@ -141,3 +142,68 @@ def resolve_factors(factors, lines: Sequence[str], beam_kev: float | None,
     if missing:
         raise KeyError(f"the factor table {factors} has no line(s) {missing}; it holds {list(table)}")
     return table.subset(lines)
+
+
+EXSPY_METHODS = ("CL", "zeta", "cross_section")
+
+
+def exspy_factors(factors: Factors, solid_angle_sr: float | None = None) -> dict:
+    """The factors in the form exSpy's ``quantification(intensities, method, factors)`` takes.
+
+    From the thin-film model ``I_A = D_e N_A (Omega/4 pi) f_A C_A rho t``:
+
+    - ``CL`` (Cliff-Lorimer, weight fractions ``C_A ∝ k_A I_A``): ``k_A = f_1 / f_A``,
+      relative to the first line (k = 1);
+    - ``zeta`` (kg/m², ``rho t C_A = zeta_A I_A / D_e`` with the dose ``D_e`` in
+      electrons): ``zeta_A = 1 / (N_A (Omega/4 pi) f_A)``, f_A converted from
+      barn mol/g to m² mol/kg;
+    - ``cross_section`` (barn, atoms ``N_A = I_A / (sigma_A D_e)`` with the dose
+      per area): the partial cross-section ``sigma_A = f_A (Omega/4 pi) M_A``.
+
+    The zeta factors and cross-sections are absolute and need the detector's
+    solid angle; without one they are left out (``None``) and ``missing`` says
+    which fact is needed. The lists follow the order of ``factors``: give exSpy
+    the intensities in the same order (``s.get_lines_intensity(xray_lines=lines)``).
+
+    Parameters
+    ----------
+    factors : Factors
+    solid_angle_sr : float, optional
+        EDS solid angle (sr); default: the lines' own (all equal), if known.
+
+    Returns
+    -------
+    dict
+        ``lines``, ``elements``, ``solid_angle_sr``, ``beam_kev``,
+        ``factors`` (``method -> list or None``), ``units``, ``composition``
+        (what each method returns), ``missing`` and ``usage``: JSON-ready.
+    """
+    lines = factors.lines
+    f = factors.f()
+    omegas = {factors[x].solid_angle_sr for x in lines}
+    if solid_angle_sr is None and len(omegas) == 1:
+        solid_angle_sr = next(iter(omegas))
+    if solid_angle_sr is not None and not 0 < solid_angle_sr <= 4 * math.pi:
+        raise ValueError(f"solid_angle_sr must be in (0, 4 pi] sr, got {solid_angle_sr!r}")
+    out = {
+        "format": "chemtomo factors for exSpy quantification",
+        "lines": lines, "elements": factors.elements,
+        "beam_kev": [factors[x].beam_kev for x in lines],
+        "solid_angle_sr": solid_angle_sr,
+        "factors": {"CL": (f[0] / f).tolist(), "zeta": None, "cross_section": None},
+        "units": {"CL": "1 (relative to the first line)", "zeta": "kg/m^2", "cross_section": "barn"},
+        "composition": {"CL": "weight", "zeta": "weight (and mass thickness in kg/m^2)",
+                        "cross_section": "atomic (and atoms per pixel)"},
+        "missing": None,
+        "usage": "s.quantification(intensities, method=M, factors=doc['factors'][M]) with intensities in the "
+                 "order of doc['lines']",
+    }
+    if solid_angle_sr is None:
+        out["missing"] = ("zeta factors and cross-sections need the EDS solid angle (sr): give --solid-angle-sr "
+                          "(Python: solid_angle_sr=)")
+        return out
+    frac = solid_angle_sr / (4 * math.pi)
+    # f in barn mol/g = 1e-28 m^2 mol / 1e-3 kg = 1e-25 m^2 mol/kg
+    out["factors"]["zeta"] = (1.0 / (AVOGADRO * frac * f * 1e-25)).tolist()
+    out["factors"]["cross_section"] = (f * frac * factors.atomic_weights()).tolist()
+    return out

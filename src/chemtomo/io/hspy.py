@@ -31,8 +31,17 @@ import numpy as np
 from ..geometry import angles_to_deg
 from ..tiltseries import TiltSeries
 from .atomic import atomic_path
-from .metadata import axis_pixel_nm, beam_energy_kev, image_role
-from .orientation import check_layout, normalise_tilt_axis, to_chemtomo_layout
+from .detector_meta import detector_facts
+from .metadata import axis_pixel_nm, beam_energy_kev, check_angles_deg, image_role
+from .orientation import (
+    SNAP_DEG,
+    check_layout,
+    estimate_axis_rotation,
+    normalise_tilt_axis,
+    parse_tilt_axis,
+    rotate_stack,
+    to_chemtomo_layout,
+)
 from .stacks import (
     MRC_SUFFIXES,
     TIFF_SUFFIXES,
@@ -41,6 +50,7 @@ from .stacks import (
     read_mrc,
     read_tiff,
 )
+from .vendor import check_zspy_readable
 
 HSPY_SUFFIXES = (".hspy", ".h5", ".hdf5", ".zspy")
 DM_SUFFIXES = (".dm3", ".dm4")
@@ -176,8 +186,8 @@ def _signal_angles(s, path: Path, n: int, angles_unit: str | None = None) -> tup
 
 
 def read_stack(path, angles_deg=None, *, pixel_nm: float | None = None,
-               tilt_axis: str | None = None,
-               angles_unit: str | None = None) -> tuple[np.ndarray, np.ndarray, float, dict]:
+               tilt_axis: str | None = None, angles_unit: str | None = None,
+               check: bool = True) -> tuple[np.ndarray, np.ndarray, float, dict]:
     """``(stack, angles_deg, pixel_nm, metadata)`` from a tilt-series stack, in chemtomo's layout.
 
     Parameters
@@ -201,6 +211,9 @@ def read_stack(path, angles_deg=None, *, pixel_nm: float | None = None,
         ``"rad"`` converts them to degrees (a navigation axis in radians is
         read only so); ``"deg"`` accepts a set that looks like radians;
         None (default) refuses such a set (:func:`chemtomo.geometry.angles_to_deg`).
+    check : bool
+        Check the layout against the data (default True; ``read_tilt_series``
+        with ``tilt_axis="auto"`` orients all stacks itself).
 
     Returns
     -------
@@ -222,6 +235,7 @@ def read_stack(path, angles_deg=None, *, pixel_nm: float | None = None,
         contradict.
     """
     path = Path(path)
+    check_zspy_readable(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     suffix = path.suffix.lower()
@@ -259,6 +273,9 @@ def read_stack(path, angles_deg=None, *, pixel_nm: float | None = None,
         beam = beam_energy_kev(s.metadata)
         if "beam_kev" not in md and beam is not None:
             md["beam_kev"] = beam
+        det = detector_facts(s)
+        if det.any:
+            md["eds_detector"] = det.as_dict()
         role = image_role(s)
     if angles_deg is not None:
         angles, angle_source = np.asarray(angles_deg, dtype=float).ravel(), "given"
@@ -283,7 +300,8 @@ def read_stack(path, angles_deg=None, *, pixel_nm: float | None = None,
         px = file_px
     layout = chosen or convention or "rows"
     by = f"tilt_axis={chosen!r}" if chosen else conv_name + ("" if convention else " rows")
-    check_layout(data, layout, str(path), by)
+    if check:
+        check_layout(data, layout, str(path), by)
     md.update({"tilt_axis": layout, "angle_source": angle_source, "notes": notes})
     if role is not None:
         md["role"] = list(role)
@@ -306,8 +324,14 @@ def read_tilt_series(eds: dict[str, str | Path], haadf: str | Path | None = None
         angles of its own).
     pixel_nm : float, optional
         Overrides the pixel size stored in the files.
-    tilt_axis : {"rows", "columns", "auto"}, optional
-        See :func:`read_stack`.
+    tilt_axis : {"rows", "columns", "auto"}, float or None, optional
+        None (default): each file's convention, checked against the data
+        (:func:`read_stack`); ``"rows"``/``"columns"``: that layout, checked;
+        ``"auto"``: the in-plane rotation of the tilt axis estimated from the
+        data and corrected, any angle (0 and 90 degrees exactly, by keeping
+        or transposing), or the files' convention when the estimate is
+        uncertain; a number: that rotation (degrees) applied to every stack.
+        ``metadata["tilt_axis_rotation_deg"]`` and ``notes`` say what was done.
     haadf_signal : str, optional
         Accept a ``haadf`` stack that its metadata call something else (DF-S,
         BF, BSE ...) when it has this name (``--haadf-signal``); without it such
@@ -327,7 +351,9 @@ def read_tilt_series(eds: dict[str, str | Path], haadf: str | Path | None = None
     Returns
     -------
     TiltSeries
-        ``metadata["beam_kev"]`` from the files when they state it.
+        ``metadata["beam_kev"]`` from the files when they state it, and
+        ``metadata["eds_detector"]`` (:meth:`chemtomo.io.detector_meta.DetectorFacts.as_dict`)
+        when they state any EDS detector fact.
 
     Raises
     ------
@@ -342,19 +368,20 @@ def read_tilt_series(eds: dict[str, str | Path], haadf: str | Path | None = None
         raise ValueError("haadf_angles_deg (--haadf-angles) is given but there is no HAADF stack")
     if isinstance(haadf_angles_deg, str) and haadf_angles_deg != "file":
         raise ValueError(f"haadf_angles_deg is an array of angles or 'file', got {haadf_angles_deg!r}")
+    mode = parse_tilt_axis(tilt_axis)
+    turn = mode == "auto" or isinstance(mode, float)  # read in the files' convention, then orient all alike
     stacks, angles, px, meta, px_from, h_angles, h_px = {}, None, None, {}, None, None, None
     paths = dict(eds)
     if haadf is not None:
         paths = {"HAADF": haadf, **paths}
     for name, p in paths.items():
+        kw = dict(pixel_nm=pixel_nm, tilt_axis=None if turn else tilt_axis, check=not turn, angles_unit=angles_unit)
         if own and name == "HAADF":
             given = None if isinstance(haadf_angles_deg, str) else haadf_angles_deg
-            data, h_angles, pnm, md = read_stack(p, given, pixel_nm=pixel_nm, tilt_axis=tilt_axis,
-                                                 angles_unit=angles_unit)
+            data, h_angles, pnm, md = read_stack(p, given, **kw)
             a = angles
         else:
-            data, a, pnm, md = read_stack(p, angles_deg, pixel_nm=pixel_nm, tilt_axis=tilt_axis,
-                                          angles_unit=angles_unit)
+            data, a, pnm, md = read_stack(p, angles_deg, **kw)
         if angles is not None and (a.size != angles.size or not np.allclose(a, angles)):
             hint = ("" if own or haadf is None else "; a HAADF at tilts of its own takes haadf_angles_deg "
                     "(--haadf-angles FILE, or 'file' for the HAADF stack's own)")
@@ -375,6 +402,8 @@ def read_tilt_series(eds: dict[str, str | Path], haadf: str | Path | None = None
             if k not in ("notes", "role", "angle_source"):
                 meta.setdefault(k, v)
         stacks[name] = data
+    if turn:
+        stacks = _orient(stacks, mode, paths, meta)
     h = stacks.pop("HAADF", None)
     if own and not stacks:
         raise ValueError("haadf_angles_deg (--haadf-angles) needs EDS stacks: a HAADF-only series has one tilt set")

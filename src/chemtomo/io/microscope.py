@@ -64,6 +64,7 @@ from .vendor import (  # noqa: F401  (quiet_hyperspy and _hs are imported from h
     _pick_haadf,
     _pick_spectrum_image,
     _pixel_nm,
+    check_zspy_readable,
     quiet_hyperspy,
 )
 
@@ -85,10 +86,13 @@ def find_tilt_files(inputs) -> list[Path]:
     inputs = [Path(p) for p in inputs]
     if not inputs:
         raise ValueError("no tilt-series files given: pass a folder or a list of files")
-    if len(inputs) == 1 and inputs[0].is_dir():
+    if len(inputs) == 1 and inputs[0].is_dir() and inputs[0].suffix.lower() != ".zspy":
         folder = inputs[0]
         files = [p for p in folder.iterdir()
-                 if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES and not _is_companion(p)]
+                 if (p.is_file() or p.suffix.lower() == ".zspy") and p.suffix.lower() in SUPPORTED_SUFFIXES
+                 and not _is_companion(p)]
+        for p in files:
+            check_zspy_readable(p)
         if not files:
             raise ValueError(
                 f"{folder} holds no tilt files ({', '.join(SUPPORTED_SUFFIXES)}); give the folder of "
@@ -97,9 +101,10 @@ def find_tilt_files(inputs) -> list[Path]:
         return sorted(files, key=_natural_key)
     out = []
     for p in inputs:
-        if p.is_dir():
+        check_zspy_readable(p)
+        if p.is_dir() and p.suffix.lower() != ".zspy":
             raise ValueError(f"{p} is a folder: give either one folder or a list of files, not both")
-        if not p.is_file():
+        if not (p.is_file() or p.is_dir()):
             raise FileNotFoundError(f"no such file: {p}")
         if p.suffix.lower() not in SUPPORTED_SUFFIXES:
             stack = p.suffix.lower() in (".mrc", ".ali", ".st", ".mrcs", ".tif", ".tiff", ".dm3", ".dm4")

@@ -70,7 +70,31 @@ def _check_bcf_whole(path: Path) -> None:
                          "copy it again from the microscope")
 
 
+def check_zspy_readable(path) -> None:
+    """Refuse a ``.zspy`` input clearly when the installed RosettaSciIO cannot read it with the installed zarr.
+
+    Parameters
+    ----------
+    path : path
+        Any input; only a ``.zspy`` name is checked.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, the reason (:func:`chemtomo.io.signals.zspy_supported`) and the way out.
+    """
+    if Path(path).suffix.lower() != ".zspy":
+        return
+    from .signals import zspy_supported
+
+    ok, why = zspy_supported()
+    if not ok:
+        raise ValueError(f"{path}: .zspy cannot be read here: {why}; save it as .hspy where it was written "
+                         "(hs.load('x.zspy').save('x.hspy'))")
+
+
 def _load(path: Path, lazy: bool):
+    check_zspy_readable(path)
     hs = _hs()
     if path.suffix.lower() == ".bcf":
         _check_bcf_whole(path)
