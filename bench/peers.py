@@ -237,13 +237,17 @@ def chemtomo_tv(case: Case, grid, repeat):
     timed_data = data_all if isinstance(case, PhantomCase) else data_sub
     scale = 1.0 if isinstance(case, PhantomCase) else case.n_slices / len(case.sub)
 
+    out = {}
+
     def timed(n):
         t_setup, c = wall(lambda: m.setup(case.op, data_all, p))  # once for the volume: not extrapolated
+        out.setdefault("constants_seconds", {})[str(n)] = t_setup
         return t_setup + scale * wall(lambda: m(case.op, timed_data, p, n_iter=n, constants=c), repeat)[0]
 
-    return {"trace": trace, "time": timed, "scale": scale,
-            "settings": f"{m.name}, mu {p.mu} (default), coupled TV, PDHG; time includes the constants' set-up"
-                        + ("" if isinstance(case, PhantomCase) else "; data clipped at zero (the model needs >= 0)")}
+    out.update(trace=trace, time=timed, scale=scale,
+               settings=f"{m.name}, mu {p.mu} (default), coupled TV, PDHG; time includes the constants' set-up"
+               + ("" if isinstance(case, PhantomCase) else "; data clipped at zero (the model needs >= 0)"))
+    return out
 
 
 def scipy_sirt(case: Case, grid, repeat):
@@ -515,9 +519,11 @@ def run(problem: str, quick: bool, slices: int, repeat: int, threads: int, only=
         if "seconds" in r:
             r["seconds"] = {str(n): s for n, s in r["seconds"].items()}
     versions = {}
-    for mod in ("numpy", "scipy", "numba", "astra", "svmbir", "mbirjax", "jax"):
+    from importlib.metadata import version
+
+    for dist in ("numpy", "scipy", "numba", "astra-toolbox", "svmbir", "mbirjax", "jax", "jaxlib"):
         with contextlib.suppress(Exception):
-            versions[mod] = str(__import__(mod).__version__)
+            versions[dist] = version(dist)
     with contextlib.suppress(Exception):
         versions["uptime"] = os.popen("uptime").read().strip()
     g = case.geom
