@@ -44,6 +44,10 @@ matrix, compiling), which is reported separately.
     python bench/peers.py --quick                      # both problems, reduced, for development
 
 Writes ``bench/results/peers-<problem>.json`` (``peers-quick-<problem>.json`` with --quick).
+
+One file of about 600 lines on purpose: a script run in its own environment (``make
+bench-peers``), each peer's adapter (axis order, units, warm-up, stopping rule) beside the
+code that times it.
 """
 
 from __future__ import annotations
