@@ -434,8 +434,13 @@ def _first_reaching(trace: dict, target: float):
     return ok[0] if ok else None
 
 
-def run(problem: str, quick: bool, slices: int, repeat: int, threads: int, only=None) -> dict:
-    """Run every route on one problem and return the JSON-friendly report (see the module docstring)."""
+def run(problem: str, quick: bool, slices: int, repeat: int, threads: int, only=None, grids=None) -> dict:
+    """Run every route on one problem and return the JSON-friendly report (see the module docstring).
+
+    ``only``: route names to run (EDS-SIRT always runs: it sets the SIRT level); ``grids``:
+    route kind (``sirt``, ``tv``, ``svmbir``, ``mbirjax``) -> iteration counts replacing the
+    problem's trace grid for that kind.
+    """
     import numba
 
     numba.set_num_threads(threads)
@@ -443,7 +448,7 @@ def run(problem: str, quick: bool, slices: int, repeat: int, threads: int, only=
     load = {"start": os.getloadavg()}
     log(f"[{problem}] building the problem ...")
     case = PhantomCase() if problem == "phantom" else VolumeCase(slices, quick)
-    grid = GRIDS["quick" if quick else ("phantom" if problem == "phantom" else "B")]
+    grid = {**GRIDS["quick" if quick else ("phantom" if problem == "phantom" else "B")], **(grids or {})}
     routes = {
         "eds_sirt": lambda: chemtomo_sirt(case, grid["sirt"], repeat),
         "hebt_sirt": (lambda: chemtomo_hebt(case, grid["sirt"], repeat)) if problem == "phantom" else None,
@@ -595,16 +600,26 @@ def main(argv=None) -> int:
     p.add_argument("--slices", type=int, default=4, help="B: contiguous central slices the peers run on")
     p.add_argument("--repeat", type=int, default=2, help="timed runs of the chemtomo, scipy and ASTRA routes")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every route that has them")
-    p.add_argument("--only", nargs="*", default=None, help="run only these routes (and eds_sirt)")
+    p.add_argument("--only", nargs="*", default=None,
+                   help="run only these routes (and eds_sirt); the result file gets the suffix -only-<routes>")
+    p.add_argument("--grid", nargs="*", default=[], metavar="KIND=N,N,...",
+                   help="replace a trace grid, e.g. svmbir=16,24,32,48 (kinds: sirt, tv, svmbir, mbirjax)")
     p.add_argument("--table", nargs="+", type=Path, default=None, help="print the markdown table of result files")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     args = p.parse_args(argv)
     if args.table:
         print(table(args.table), end="")
         return 0
+    grids = {}
+    for item in args.grid:
+        kind, _, counts = item.partition("=")
+        if kind not in GRIDS["B"] or not counts:
+            p.error(f"--grid wants KIND=N,N,... with KIND one of {sorted(GRIDS['B'])}, got {item!r}")
+        grids[kind] = tuple(sorted({int(c) for c in counts.split(",")}))
+    suffix = f"-only-{'-'.join(args.only)}" if args.only else ""
     for problem in ("phantom", "B") if args.problem == "both" else (args.problem,):
-        res = run(problem, args.quick, args.slices, args.repeat, args.threads, args.only)
-        out = RESULTS / f"peers-{'quick-' if args.quick else ''}{problem}.json"
+        res = run(problem, args.quick, args.slices, args.repeat, args.threads, args.only, grids)
+        out = RESULTS / f"peers-{'quick-' if args.quick else ''}{problem}{suffix}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(res, indent=1) + "\n")
