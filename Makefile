@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= results/demo
 
-.PHONY: demo demo-quick test test-fast lint real-example real-example-tv bench benchmark benchmark-quick clean venv
+.PHONY: demo demo-quick test test-fast lint real-example real-example-tv bench bench-peers benchmark benchmark-quick clean venv
 
 venv: $(STAMP)
 
@@ -49,5 +49,18 @@ benchmark-quick: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/speed.py --workload A --json
 
+# chemtomo against svmbir, mbirjax, a scipy.sparse SIRT and ASTRA's CPU SIRT, time to equal quality
+# (bench/peers.py); the peers live in their own environment, never in .venv
+PEERS_VENV  := .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed
+$(PEERS_STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[all,test]"
+	$(PEERS_VENV)/bin/python -m pip install --quiet -e ".[bench-peers]"
+	touch $(PEERS_STAMP)
+
+bench-peers: $(PEERS_STAMP)
+	$(PEERS_VENV)/bin/python bench/peers.py --problem both
+
 clean:
-	rm -rf $(VENV) results .pytest_cache
+	rm -rf $(VENV) $(PEERS_VENV) results .pytest_cache
