@@ -32,7 +32,7 @@ from ..geometry import angles_to_deg
 from ..tiltseries import TiltSeries
 from .atomic import atomic_path
 from .detector_meta import detector_facts
-from .metadata import axis_pixel_nm, beam_energy_kev, check_angles_deg, image_role
+from .metadata import axis_pixel_nm, beam_energy_kev, image_role
 from .orientation import (
     SNAP_DEG,
     check_layout,
@@ -412,3 +412,50 @@ def read_tilt_series(eds: dict[str, str | Path], haadf: str | Path | None = None
     if angles_unit is not None:
         meta["angles_unit"] = "deg"
     return TiltSeries(angles, px, stacks, h, meta, haadf_angles_deg=h_angles, haadf_pixel_nm=h_px)
+
+
+def _orient(stacks: dict, mode, paths: dict, meta: dict) -> dict:
+    """Turn every stack alike so the tilt axis runs along y: by the given rotation or the estimated one.
+
+    ``mode="auto"``: the rotation is estimated on the HAADF stack (else the
+    EDS stacks' sum, each normalised) by projection invariance
+    (:func:`chemtomo.io.orientation.estimate_axis_rotation`); an uncertain
+    estimate leaves the files' convention, checked as without ``auto``
+    (a 90-degree contradiction is refused). Within ``SNAP_DEG`` of 0 nothing
+    is done, of 90 the stacks are transposed (exact), else every image is
+    rotated (linear interpolation). ``meta`` records what was done.
+    """
+    if mode == "auto":
+        ref = stacks.get("HAADF")
+        if ref is None:
+            ref = sum(np.asarray(v, dtype=np.float64) / max(float(np.mean(v)), 1e-300) for v in stacks.values())
+        rot, info = estimate_axis_rotation(ref)
+        meta["tilt_axis_estimate"] = {k: v for k, v in info.items() if k != "reason"}
+        if not info["confident"]:
+            for name, data in stacks.items():
+                check_layout(data, "rows", str(paths[name]),
+                             f"tilt_axis='auto' kept the file's convention: the rotation could not be estimated "
+                             f"({info['reason']})")
+            meta.setdefault("notes", []).append(f"tilt axis: rotation not estimated ({info['reason']}); the files' "
+                                                "convention kept")
+            meta["tilt_axis_rotation_deg"] = 0.0
+            return stacks
+        by = f"estimated from the data ({'HAADF' if 'HAADF' in stacks else 'EDS sum'})"
+    else:
+        rot, by = float(mode), "given"
+    rot = float((rot + 90.0) % 180.0 - 90.0)
+    if abs(rot) <= SNAP_DEG:
+        applied, out = 0.0, stacks
+    elif 90.0 - abs(rot) <= SNAP_DEG:
+        applied = 90.0
+        out = {k: np.ascontiguousarray(np.swapaxes(v, 1, 2)) for k, v in stacks.items()}
+    else:
+        applied = rot
+        out = {k: rotate_stack(v, rot) for k, v in stacks.items()}
+    meta["tilt_axis_rotation_deg"] = applied
+    meta.setdefault("notes", []).append(
+        f"tilt axis: rotation {rot:.2f} deg {by}; "
+        + ("none applied (within 1 deg of the image's y axis)" if applied == 0.0 else
+           "stacks transposed (the axis ran along x)" if applied == 90.0 else
+           f"every image rotated by {rot:.2f} deg (linear interpolation)"))
+    return out

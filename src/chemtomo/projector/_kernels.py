@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._simd import nlanes, vfma, vload, vmax0, vstore, vzero
+from ._simd import nlanes, sload, vfma, vload, vmax0, vstore, vzero
 
 _JIT = dict(cache=True, nogil=True)
 
@@ -276,17 +276,63 @@ def split_shared(gptr, rays, wts, min_shared):
 @njit(inline="always", **_JIT)
 def _gather1(sptr, srays, swts, rb, slot, acc, kt):
     kb = nlanes(kt)
-    for p in range(sptr[slot], sptr[slot + 1]):
-        acc = vfma(swts[p], vload(rb, srays[p] * kb, kt), acc)
+    for p in range(sload(sptr, slot), sload(sptr, slot + 1)):
+        acc = vfma(sload(swts, p), vload(rb, sload(srays, p) * kb, kt), acc)
     return acc
 
 
 @njit(inline="always", **_JIT)
 def _scatter1(sptr, srays, swts, yb, slot, xv, kt):
     kb = nlanes(kt)
-    for p in range(sptr[slot], sptr[slot + 1]):
-        off = srays[p] * kb
-        vstore(yb, off, vfma(swts[p], xv, vload(yb, off, kt)))
+    for p in range(sload(sptr, slot), sload(sptr, slot + 1)):
+        off = sload(srays, p) * kb
+        vstore(yb, off, vfma(sload(swts, p), xv, vload(yb, off, kt)))
+
+
+# The entry loops below read the matrix with ``sload`` (flat offsets: ``wts`` is
+# ``(n_entries, G)`` C-contiguous, so weight ``u`` of entry ``p`` is at ``p * G + u``):
+# no negative-index wrapping and no runtime stride, the same values in the same order.
+
+
+@njit(inline="always", **_JIT)
+def _scatter_group(rays, wts, p0, p1, yb, x0, x1, x2, x3, gt, kt):
+    """``yb[ray] += w_0 x_0 + ... + w_{G-1} x_{G-1}`` (in that order) for the entries ``p0:p1``."""
+    G = nlanes(gt)
+    kb = nlanes(kt)
+    for p in range(p0, p1):
+        off = sload(rays, p) * kb
+        q = p * G
+        if G == 1:
+            vstore(yb, off, vfma(sload(wts, q), x0, vload(yb, off, kt)))
+        elif G == 2:
+            v = vfma(sload(wts, q), x0, vload(yb, off, kt))
+            vstore(yb, off, vfma(sload(wts, q + 1), x1, v))
+        else:
+            v = vfma(sload(wts, q), x0, vload(yb, off, kt))
+            v = vfma(sload(wts, q + 1), x1, v)
+            v = vfma(sload(wts, q + 2), x2, v)
+            vstore(yb, off, vfma(sload(wts, q + 3), x3, v))
+
+
+@njit(inline="always", **_JIT)
+def _gather_group(rays, wts, p0, p1, rb, gt, kt):
+    """``a_u = sum_p w_u[p] rb[ray_p]`` (ascending ``p``, from 0) for ``u < G``; unused ``a_u`` are 0."""
+    G = nlanes(gt)
+    kb = nlanes(kt)
+    a0 = vzero(kt)
+    a1 = vzero(kt)
+    a2 = vzero(kt)
+    a3 = vzero(kt)
+    for p in range(p0, p1):
+        rv = vload(rb, sload(rays, p) * kb, kt)
+        q = p * G
+        a0 = vfma(sload(wts, q), rv, a0)
+        if G >= 2:
+            a1 = vfma(sload(wts, q + 1), rv, a1)
+        if G == 4:
+            a2 = vfma(sload(wts, q + 2), rv, a2)
+            a3 = vfma(sload(wts, q + 3), rv, a3)
+    return a0, a1, a2, a3
 
 
 @njit(**_JIT)
@@ -295,36 +341,22 @@ def _forward_block(mat, xb, yb, gt, kt):
     G = nlanes(gt)
     kb = nlanes(kt)
     yb[:] = 0.0
+    x1 = vzero(kt)
+    x2 = vzero(kt)
+    x3 = vzero(kt)
     for g in range(gptr.size - 1):
         j = g * G
-        if G == 1:
-            x0 = vload(xb, j * kb, kt)
-            for p in range(gptr[g], gptr[g + 1]):
-                off = rays[p] * kb
-                vstore(yb, off, vfma(wts[p, 0], x0, vload(yb, off, kt)))
-            _scatter1(sptr, srays, swts, yb, j, x0, kt)
-        elif G == 2:
-            x0 = vload(xb, j * kb, kt)
+        x0 = vload(xb, j * kb, kt)
+        if G >= 2:
             x1 = vload(xb, (j + 1) * kb, kt)
-            for p in range(gptr[g], gptr[g + 1]):
-                off = rays[p] * kb
-                v = vfma(wts[p, 0], x0, vload(yb, off, kt))
-                vstore(yb, off, vfma(wts[p, 1], x1, v))
-            _scatter1(sptr, srays, swts, yb, j, x0, kt)
-            _scatter1(sptr, srays, swts, yb, j + 1, x1, kt)
-        else:
-            x0 = vload(xb, j * kb, kt)
-            x1 = vload(xb, (j + 1) * kb, kt)
+        if G == 4:
             x2 = vload(xb, (j + 2) * kb, kt)
             x3 = vload(xb, (j + 3) * kb, kt)
-            for p in range(gptr[g], gptr[g + 1]):
-                off = rays[p] * kb
-                v = vfma(wts[p, 0], x0, vload(yb, off, kt))
-                v = vfma(wts[p, 1], x1, v)
-                v = vfma(wts[p, 2], x2, v)
-                vstore(yb, off, vfma(wts[p, 3], x3, v))
-            _scatter1(sptr, srays, swts, yb, j, x0, kt)
+        _scatter_group(rays, wts, sload(gptr, g), sload(gptr, g + 1), yb, x0, x1, x2, x3, gt, kt)
+        _scatter1(sptr, srays, swts, yb, j, x0, kt)
+        if G >= 2:
             _scatter1(sptr, srays, swts, yb, j + 1, x1, kt)
+        if G == 4:
             _scatter1(sptr, srays, swts, yb, j + 2, x2, kt)
             _scatter1(sptr, srays, swts, yb, j + 3, x3, kt)
 
@@ -336,33 +368,11 @@ def _adjoint_block(mat, yb, xb, gt, kt):
     kb = nlanes(kt)
     for g in range(gptr.size - 1):
         j = g * G
-        if G == 1:
-            a0 = vzero(kt)
-            for p in range(gptr[g], gptr[g + 1]):
-                a0 = vfma(wts[p, 0], vload(yb, rays[p] * kb, kt), a0)
-            vstore(xb, j * kb, _gather1(sptr, srays, swts, yb, j, a0, kt))
-        elif G == 2:
-            a0 = vzero(kt)
-            a1 = vzero(kt)
-            for p in range(gptr[g], gptr[g + 1]):
-                rv = vload(yb, rays[p] * kb, kt)
-                a0 = vfma(wts[p, 0], rv, a0)
-                a1 = vfma(wts[p, 1], rv, a1)
-            vstore(xb, j * kb, _gather1(sptr, srays, swts, yb, j, a0, kt))
+        a0, a1, a2, a3 = _gather_group(rays, wts, sload(gptr, g), sload(gptr, g + 1), yb, gt, kt)
+        vstore(xb, j * kb, _gather1(sptr, srays, swts, yb, j, a0, kt))
+        if G >= 2:
             vstore(xb, (j + 1) * kb, _gather1(sptr, srays, swts, yb, j + 1, a1, kt))
-        else:
-            a0 = vzero(kt)
-            a1 = vzero(kt)
-            a2 = vzero(kt)
-            a3 = vzero(kt)
-            for p in range(gptr[g], gptr[g + 1]):
-                rv = vload(yb, rays[p] * kb, kt)
-                a0 = vfma(wts[p, 0], rv, a0)
-                a1 = vfma(wts[p, 1], rv, a1)
-                a2 = vfma(wts[p, 2], rv, a2)
-                a3 = vfma(wts[p, 3], rv, a3)
-            vstore(xb, j * kb, _gather1(sptr, srays, swts, yb, j, a0, kt))
-            vstore(xb, (j + 1) * kb, _gather1(sptr, srays, swts, yb, j + 1, a1, kt))
+        if G == 4:
             vstore(xb, (j + 2) * kb, _gather1(sptr, srays, swts, yb, j + 2, a2, kt))
             vstore(xb, (j + 3) * kb, _gather1(sptr, srays, swts, yb, j + 3, a3, kt))
 
@@ -438,88 +448,42 @@ def mix_ray_pass(bm, y, Rm, mptr, mcol, mval, lane_t, lane_c, cscale, r, norms_p
         norms_part[ch, :] = acc
 
 
+@njit(inline="always", **_JIT)
+def _update(C, xb, j, a, nonneg, kt):
+    """``max(0, x_j + C_j a)`` (no clip unless ``nonneg``), stored into ``xb`` and returned."""
+    kb = nlanes(kt)
+    v = vfma(sload(C, j), a, vload(xb, j * kb, kt))
+    if nonneg:
+        v = vmax0(v)
+    vstore(xb, j * kb, v)
+    return v
+
+
 @njit(**_JIT)
 def _pixel_block(mat, C, rb, xb, yb, nonneg, gt, kt):
     """One block: ``yb = 0``; per group back-project ``rb``, update/clip ``xb``, scatter into ``yb``."""
     gptr, rays, wts, sptr, srays, swts = mat
     G = nlanes(gt)
-    kb = nlanes(kt)
     yb[:] = 0.0
+    x1 = vzero(kt)
+    x2 = vzero(kt)
+    x3 = vzero(kt)
     for g in range(gptr.size - 1):
         j = g * G
-        p0 = gptr[g]
-        p1 = gptr[g + 1]
-        if G == 1:
-            a0 = vzero(kt)
-            for p in range(p0, p1):
-                a0 = vfma(wts[p, 0], vload(rb, rays[p] * kb, kt), a0)
-            a0 = _gather1(sptr, srays, swts, rb, j, a0, kt)
-            x0 = vfma(C[j], a0, vload(xb, j * kb, kt))
-            if nonneg:
-                x0 = vmax0(x0)
-            vstore(xb, j * kb, x0)
-            for p in range(p0, p1):
-                off = rays[p] * kb
-                vstore(yb, off, vfma(wts[p, 0], x0, vload(yb, off, kt)))
-            _scatter1(sptr, srays, swts, yb, j, x0, kt)
-        elif G == 2:
-            a0 = vzero(kt)
-            a1 = vzero(kt)
-            for p in range(p0, p1):
-                rv = vload(rb, rays[p] * kb, kt)
-                a0 = vfma(wts[p, 0], rv, a0)
-                a1 = vfma(wts[p, 1], rv, a1)
-            a0 = _gather1(sptr, srays, swts, rb, j, a0, kt)
-            a1 = _gather1(sptr, srays, swts, rb, j + 1, a1, kt)
-            x0 = vfma(C[j], a0, vload(xb, j * kb, kt))
-            x1 = vfma(C[j + 1], a1, vload(xb, (j + 1) * kb, kt))
-            if nonneg:
-                x0 = vmax0(x0)
-                x1 = vmax0(x1)
-            vstore(xb, j * kb, x0)
-            vstore(xb, (j + 1) * kb, x1)
-            for p in range(p0, p1):
-                off = rays[p] * kb
-                v = vfma(wts[p, 0], x0, vload(yb, off, kt))
-                vstore(yb, off, vfma(wts[p, 1], x1, v))
-            _scatter1(sptr, srays, swts, yb, j, x0, kt)
+        p0 = sload(gptr, g)
+        p1 = sload(gptr, g + 1)
+        a0, a1, a2, a3 = _gather_group(rays, wts, p0, p1, rb, gt, kt)
+        x0 = _update(C, xb, j, _gather1(sptr, srays, swts, rb, j, a0, kt), nonneg, kt)
+        if G >= 2:
+            x1 = _update(C, xb, j + 1, _gather1(sptr, srays, swts, rb, j + 1, a1, kt), nonneg, kt)
+        if G == 4:
+            x2 = _update(C, xb, j + 2, _gather1(sptr, srays, swts, rb, j + 2, a2, kt), nonneg, kt)
+            x3 = _update(C, xb, j + 3, _gather1(sptr, srays, swts, rb, j + 3, a3, kt), nonneg, kt)
+        _scatter_group(rays, wts, p0, p1, yb, x0, x1, x2, x3, gt, kt)
+        _scatter1(sptr, srays, swts, yb, j, x0, kt)
+        if G >= 2:
             _scatter1(sptr, srays, swts, yb, j + 1, x1, kt)
-        else:
-            a0 = vzero(kt)
-            a1 = vzero(kt)
-            a2 = vzero(kt)
-            a3 = vzero(kt)
-            for p in range(p0, p1):
-                rv = vload(rb, rays[p] * kb, kt)
-                a0 = vfma(wts[p, 0], rv, a0)
-                a1 = vfma(wts[p, 1], rv, a1)
-                a2 = vfma(wts[p, 2], rv, a2)
-                a3 = vfma(wts[p, 3], rv, a3)
-            a0 = _gather1(sptr, srays, swts, rb, j, a0, kt)
-            a1 = _gather1(sptr, srays, swts, rb, j + 1, a1, kt)
-            a2 = _gather1(sptr, srays, swts, rb, j + 2, a2, kt)
-            a3 = _gather1(sptr, srays, swts, rb, j + 3, a3, kt)
-            x0 = vfma(C[j], a0, vload(xb, j * kb, kt))
-            x1 = vfma(C[j + 1], a1, vload(xb, (j + 1) * kb, kt))
-            x2 = vfma(C[j + 2], a2, vload(xb, (j + 2) * kb, kt))
-            x3 = vfma(C[j + 3], a3, vload(xb, (j + 3) * kb, kt))
-            if nonneg:
-                x0 = vmax0(x0)
-                x1 = vmax0(x1)
-                x2 = vmax0(x2)
-                x3 = vmax0(x3)
-            vstore(xb, j * kb, x0)
-            vstore(xb, (j + 1) * kb, x1)
-            vstore(xb, (j + 2) * kb, x2)
-            vstore(xb, (j + 3) * kb, x3)
-            for p in range(p0, p1):
-                off = rays[p] * kb
-                v = vfma(wts[p, 0], x0, vload(yb, off, kt))
-                v = vfma(wts[p, 1], x1, v)
-                v = vfma(wts[p, 2], x2, v)
-                vstore(yb, off, vfma(wts[p, 3], x3, v))
-            _scatter1(sptr, srays, swts, yb, j, x0, kt)
-            _scatter1(sptr, srays, swts, yb, j + 1, x1, kt)
+        if G == 4:
             _scatter1(sptr, srays, swts, yb, j + 2, x2, kt)
             _scatter1(sptr, srays, swts, yb, j + 3, x3, kt)
 

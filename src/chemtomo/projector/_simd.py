@@ -110,6 +110,24 @@ def _element_pointer(context, builder, arrty, arr, offty, off):
 
 
 @intrinsic
+def sload(typingctx, arr, offset):
+    """Element ``offset`` of the C-contiguous ``arr`` in flat order (any dtype), unchecked.
+
+    ``arr[i]`` makes numba wrap a possibly negative ``i`` (a sign test and a select per
+    access) and multiply by a runtime stride on a 2-D array; the engine's matrix indices
+    are never negative, and in its inner loops those integer operations cost as much
+    issue slots as the multiply-adds they feed. Same value as ``arr.flat[offset]``.
+    """
+    if not (isinstance(arr, types.Array) and arr.layout == "C" and isinstance(offset, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.load(_element_pointer(context, builder, sig.args[0], args[0], sig.args[1], args[1]))
+
+    return arr.dtype(arr, offset), codegen
+
+
+@intrinsic
 def vzero(typingctx, n):
     """A vector of ``n`` zeros (``n`` a :class:`Lanes` or a literal int)."""
     if _width(n) is None:
