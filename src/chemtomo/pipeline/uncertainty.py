@@ -202,11 +202,13 @@ def _spread_set(maps, w, a, est_maps, est_w, est_a, regions, interval, kind, how
                     summarize(w, est_w, interval, kind, how, bias["weight"]),
                     summarize(a, est_a, interval, kind, how, bias["atomic"]), {}, kind)
     per = {q: (region_means(s, masks), region_means(est[q], masks),
-               None if model is None else region_means(bias[q], masks))
+               None if model is None else region_means(bias[q], masks),
+               None if model is None else region_means(np.abs(bias[q]), masks))
            for q, s in (("maps", maps), ("weight", w), ("atomic", a))}
     for j, n in enumerate(names):
-        out.regions[n] = {q: summarize(s[..., j], e[..., j], interval, kind, how, None if b is None else b[..., j])
-                          for q, (s, e, b) in per.items()}
+        out.regions[n] = {q: summarize(s[..., j], e[..., j], interval, kind, how, None if b is None else b[..., j],
+                                       None if bb is None else bb[..., j])
+                          for q, (s, e, b, bb) in per.items()}
     return out
 
 

@@ -170,6 +170,10 @@ class Spread:
         ``bias=True``); None when not estimated.
     method : str
         How ``low``/``high`` were made (:data:`INTERVAL_METHODS`).
+    bias_bound : ndarray, S, or None
+        The size of bias the ``"bias_widened"`` interval allows for: ``|bias|`` per voxel;
+        for a region mean, the mean over its voxels of their ``|bias|`` (the plug-in
+        estimate's sign is not trusted, so a region's voxel biases are not let cancel).
     """
 
     value: np.ndarray
@@ -182,6 +186,7 @@ class Spread:
     n_replicas: int
     bias: np.ndarray | None = None
     method: str = "percentile"
+    bias_bound: np.ndarray | None = None
 
     def contains(self, truth) -> np.ndarray:
         """Where ``truth`` lies in ``[low, high]`` (bool, shape ``S``)."""
@@ -194,7 +199,7 @@ INTERVAL_METHODS = ("percentile", "basic", "bias_widened", "bias_corrected")
 
 
 def summarize(samples, value, interval: float = 0.9, kind: str = "bootstrap", method: str = "percentile",
-              bias=None) -> Spread:
+              bias=None, bias_bound=None) -> Spread:
     """Standard error and central interval of replica results.
 
     Parameters
@@ -215,13 +220,15 @@ def summarize(samples, value, interval: float = 0.9, kind: str = "bootstrap", me
         (reverse percentile) interval ``[2 value - q_high, 2 value - q_low]``, which
         corrects the first-order bias of a non-linear estimator (the percentile interval
         is centred on ``value + bias``, the basic one on ``value - bias``); with a bias
-        estimate ``b`` (``bias``): ``"bias_widened"`` ``[q_low - |b|, q_high + |b|]``
-        (the percentile interval widened on both sides by the estimated bias: it does
-        not trust the bias' sign, only its size), ``"bias_corrected"``
+        estimate ``b`` (``bias``): ``"bias_widened"`` ``[q_low - B, q_high + B]`` with
+        ``B = bias_bound`` (default ``|b|``): the percentile interval widened on both
+        sides by the estimated bias' size, not trusting its sign; ``"bias_corrected"``
         ``[q_low - b, q_high - b]`` (shifted onto the bias-corrected value).
     bias : ndarray, S, optional
         The estimator's bias estimated elsewhere (e.g. the plug-in ``T(value) - value``);
         needed by the bias methods, kept in the result.
+    bias_bound : ndarray, S, optional
+        The bias size ``"bias_widened"`` allows for (default ``|bias|``); kept in the result.
 
     Returns
     -------
@@ -243,7 +250,8 @@ def summarize(samples, value, interval: float = 0.9, kind: str = "bootstrap", me
             if bias is None:
                 raise ValueError(f"the interval method {method!r} needs a bias estimate (bias=...)")
             b = np.asarray(bias, np.float64)
-            low, high = (low - np.abs(b), high + np.abs(b)) if method == "bias_widened" else (low - b, high - b)
+            bb = np.abs(b) if bias_bound is None else np.asarray(bias_bound, np.float64)
+            low, high = (low - bb, high + bb) if method == "bias_widened" else (low - b, high - b)
         elif method != "percentile":
             raise ValueError(f"the bootstrap interval method must be one of {INTERVAL_METHODS}, got {method!r}")
     elif kind == "jackknife":
@@ -253,7 +261,9 @@ def summarize(samples, value, interval: float = 0.9, kind: str = "bootstrap", me
     else:
         raise ValueError(f"kind must be 'bootstrap' or 'jackknife', got {kind!r}")
     b = None if bias is None else np.broadcast_to(np.asarray(bias, np.float64), value.shape)
-    return Spread(value, mean, se, low, high, p, kind, n, b, method if kind == "bootstrap" else "normal")
+    bb = None if b is None else (np.abs(b) if bias_bound is None else
+                                 np.broadcast_to(np.asarray(bias_bound, np.float64), value.shape))
+    return Spread(value, mean, se, low, high, p, kind, n, b, method if kind == "bootstrap" else "normal", bb)
 
 
 def region_means(values, labels) -> np.ndarray:

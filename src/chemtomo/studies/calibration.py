@@ -108,14 +108,18 @@ def voxel_classes(truth: Truth, resolution_px: int, tol: float) -> np.ndarray:
     return inside & (spread <= tol)
 
 
-def intervals(low, high, bias, definition: str):
-    """The interval of ``definition`` from the percentile bounds and the plug-in bias (as ``summarize``)."""
+def intervals(low, high, bias, definition: str, bound=None):
+    """The interval of ``definition`` from the percentile bounds and the plug-in bias (as ``summarize``).
+
+    ``bound``: the bias size of ``"bias_widened"`` (default ``|bias|``; a region's: the mean of its voxels' ``|bias|``).
+    """
     low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
     if definition == "percentile":
         return low, high
     b = np.asarray(bias, np.float64)
     if definition == "bias_widened":
-        return low - np.abs(b), high + np.abs(b)
+        bb = np.abs(b) if bound is None else np.asarray(bound, np.float64)
+        return low - bb, high + bb
     if definition == "bias_corrected":
         return low - b, high - b
     raise ValueError(f"definition must be one of {DEFINITIONS}, got {definition!r}")
@@ -177,8 +181,8 @@ def calibrate_case(clean: TiltSeries, factors, truth: Truth, method: str, params
         per["mask"].append(mask)
         for r, mm in given.items():
             g = u.bootstrap.regions[r]["weight"]
-            e = regs.setdefault(r, {k: [] for k in ("value", "se", "low", "high", "bias", "truth")})
-            for k in ("value", "se", "low", "high", "bias"):
+            e = regs.setdefault(r, {k: [] for k in ("value", "se", "low", "high", "bias", "bias_bound", "truth")})
+            for k in ("value", "se", "low", "high", "bias", "bias_bound"):
                 e[k].append(np.asarray(getattr(g, k))[order])
             e["truth"].append(truth.weight[:, mm].mean(axis=1))
     seconds = time.perf_counter() - t0
@@ -209,7 +213,7 @@ def calibrate_case(clean: TiltSeries, factors, truth: Truth, method: str, params
                 if r.endswith("_interior") != (which == "region_interior"):
                     continue
                 for j in range(len(e["value"])):
-                    lo, hi = intervals(e["low"][j], e["high"][j], e["bias"][j], d)
+                    lo, hi = intervals(e["low"][j], e["high"][j], e["bias"][j], d, e["bias_bound"][j])
                     rc.extend(((e["truth"][j] >= lo) & (e["truth"][j] <= hi)).tolist())
             out[which] = float(np.mean(rc)) if rc else float("nan")
         cover[d] = out
@@ -221,6 +225,8 @@ def calibrate_case(clean: TiltSeries, factors, truth: Truth, method: str, params
                       "se": dict(zip(truth.elements, np.stack(e["se"]).mean(axis=0).tolist(), strict=True)),
                       "seed_spread": dict(zip(truth.elements, v.std(axis=0, ddof=1).tolist(), strict=True)),
                       "plugin_bias": dict(zip(truth.elements, np.stack(e["bias"]).mean(axis=0).tolist(), strict=True)),
+                      "plugin_bias_bound": dict(zip(truth.elements, np.stack(e["bias_bound"]).mean(axis=0).tolist(),
+                                                    strict=True)),
                       "seeds": int(v.shape[0])}
     return {
         "coverage_region_90": cover[HEADLINE]["region"],
