@@ -40,6 +40,9 @@ def _add_uncertainty_args(p) -> None:
                    help="bootstrap replicas per realisation (default 20; --quick 10)")
     g.add_argument("--uncertainty-dose", type=float, default=None, metavar="X",
                    help="EDS dose of the study, x the paper's (default 1)")
+    g.add_argument("--uncertainty-haadf-sigma", choices=("poisson", "estimate"), default=None,
+                   help="the bootstrap's HAADF noise: sqrt(counts) per pixel (default; the simulated images are "
+                        "counts) or one level estimated from the images")
     g.add_argument("--uncertainty-only", action="store_true",
                    help="run only the calibration (each method's parameters then from its automatic rule run "
                         "once per specimen): metrics.json holds config and uncertainty, report.md its table")
@@ -54,7 +57,8 @@ def _run_uncertainty(args, cfg, metrics: dict, reconstruct_series, say) -> None:
 
     ucfg = UncertaintyStudyConfig.quick() if args.quick else UncertaintyStudyConfig()
     changes = {k: v for k, v in (("seeds", args.uncertainty_seeds), ("replicas", args.uncertainty_replicas),
-                                 ("dose", args.uncertainty_dose)) if v is not None}
+                                 ("dose", args.uncertainty_dose), ("haadf_sigma", args.uncertainty_haadf_sigma))
+               if v is not None}
     ucfg = replace(ucfg, **changes)  # validated again
     if not ucfg.seeds:
         return

@@ -70,6 +70,9 @@ class UncertaintyStudyConfig:
         Largest weight-fraction change within ``resolution_px`` of a uniform voxel.
     noise_seed : int
         Seed of the realisations (realisation ``j`` draws from ``SeedSequence([noise_seed, j])``).
+    haadf_sigma : str
+        The bootstrap's HAADF noise model (``bootstrap_uncertainty(haadf_sigma=...)``):
+        ``"poisson"`` (the simulated HAADF images are counts) or ``"estimate"``.
     """
 
     seeds: int = 16
@@ -80,6 +83,7 @@ class UncertaintyStudyConfig:
     resolution_px: int = 2
     uniform_tol: float = 0.02
     noise_seed: int = 1000
+    haadf_sigma: str = "poisson"
 
     @classmethod
     def quick(cls) -> UncertaintyStudyConfig:
@@ -173,7 +177,7 @@ def calibrate_case(clean: TiltSeries, factors, truth: Truth, method: str, params
                  **{f"{r}_interior": interiors[r] & mask for r in reg_names}}
         given = {r: mm for r, mm in given.items() if mm.any()}
         u = bootstrap(ser, factors, m.name, dict(params), replicas=int(ucfg.replicas), seed=j, interval=ucfg.interval,
-                      regions=given, result=res, bias=True, mask_method=mask_method)
+                      regions=given, result=res, bias=True, mask_method=mask_method, haadf_sigma=ucfg.haadf_sigma)
         order = [list(res.elements).index(el) for el in truth.elements]
         s = u.bootstrap.weight
         for k, v in (("w", s.value), ("se", s.se), ("low", s.low), ("high", s.high), ("bias", s.bias)):
