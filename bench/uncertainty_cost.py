@@ -12,8 +12,10 @@ kernel (a reconstruction and a 2-replica bootstrap first, not timed), then alter
   replicas are extra columns, ``R x n_slices`` slices) and their fractions and summaries.
 
 The ratio is ``replicas / one`` (best of the repeats for each; the median ratio of the
-pairs as well), on the same slices, in the same process, side by side. The machine is
-shared: its load average is recorded before and after.
+pairs as well), on the same slices, in the same process, side by side, in wall time and in
+the process's CPU time (user + system of all its threads: on a machine shared with other
+work, wall times swing with the load, CPU times much less). The load average is recorded
+before and after.
 
     python bench/uncertainty_cost.py                     # writes bench/results/uncertainty_cost.json
     python bench/uncertainty_cost.py --methods eds_sirt --repeat 1 --out /tmp/x.json   # a smoke run
@@ -47,16 +49,21 @@ def measure(method: str, params: dict, series, factors, replicas: int, repeat: i
 
     res = reconstruct_series(series, factors, method, params)  # compile, not timed
     bootstrap_uncertainty(series, factors, method, params, replicas=2, result=res)
-    ones, reps = [], []
+    ones, reps, cpu_ones, cpu_reps = [], [], [], []
     for i in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = reconstruct_series(series, factors, method, params)
         ones.append(time.perf_counter() - t0)
+        cpu_ones.append(time.process_time() - c0)
+        c0 = time.process_time()
         u = bootstrap_uncertainty(series, factors, method, params, replicas=replicas, seed=i, result=res)
+        cpu_reps.append(time.process_time() - c0)
         reps.append(float(u.seconds["replicas"]))
     ratios = [r / o for r, o in zip(reps, ones, strict=True)]
     return {"params": params, "one_seconds": ones, "replicas_seconds": reps,
+            "one_cpu_seconds": cpu_ones, "replicas_cpu_seconds": cpu_reps,
             "ratio_best": min(reps) / min(ones), "ratio_median_of_pairs": float(np.median(ratios)),
+            "cpu_ratio_best": min(cpu_reps) / min(cpu_ones),
             "columns_one": len(series.lines) * series.n_slices,
             "columns_replicas": replicas * len(series.lines) * series.n_slices}
 
@@ -87,7 +94,8 @@ def main(argv=None) -> dict:
         out["methods"][m] = measure(m, dict(PARAMS.get(m, {})), series, sim.factors, args.replicas, args.repeat)
         r = out["methods"][m]
         print(f"{m}: one {min(r['one_seconds']):.2f} s, {args.replicas} replicas {min(r['replicas_seconds']):.2f} s, "
-              f"ratio {r['ratio_best']:.2f} (median of pairs {r['ratio_median_of_pairs']:.2f})", flush=True)
+              f"ratio {r['ratio_best']:.2f} (median of pairs {r['ratio_median_of_pairs']:.2f}; CPU "
+              f"{r['cpu_ratio_best']:.2f})", flush=True)
     out["load_after"] = load()
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
