@@ -90,18 +90,18 @@ def main(argv=None) -> dict:
            "specimen": "core_shell", "n": args.n, "slices": [a, a + args.slices], "tilts": len(sim.series.angles_deg),
            "replicas": args.replicas, "repeat": args.repeat, "machine": platform.processor() or platform.machine(),
            "cpus": os.cpu_count(), "load_before": load(), "methods": {}}
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
     for m in args.methods:
         out["methods"][m] = measure(m, dict(PARAMS.get(m, {})), series, sim.factors, args.replicas, args.repeat)
         r = out["methods"][m]
         print(f"{m}: one {min(r['one_seconds']):.2f} s, {args.replicas} replicas {min(r['replicas_seconds']):.2f} s, "
               f"ratio {r['ratio_best']:.2f} (median of pairs {r['ratio_median_of_pairs']:.2f}; CPU "
               f"{r['cpu_ratio_best']:.2f})", flush=True)
-    out["load_after"] = load()
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(out, indent=1))
-    tmp.replace(path)
+        out["load_after"] = load()
+        tmp = path.with_suffix(path.suffix + ".tmp")  # written after each method: a partial run keeps its numbers
+        tmp.write_text(json.dumps(out, indent=1))
+        tmp.replace(path)
     return out
 
 
