@@ -35,7 +35,8 @@ def _add_uncertainty_args(p) -> None:
     g = p.add_argument_group("uncertainty calibration (issue 15)")
     g.add_argument("--uncertainty-seeds", type=int, default=None, metavar="N",
                    help="noise realisations per specimen and method for the bootstrap's calibration "
-                        "(default 16; --quick 4; 0: no study)")
+                        "(default 16; --quick 4; 0: no study). Each costs one reconstruction and the replicas: "
+                        "on 2 shared cores about 20 s (EDS-SIRT), 60 s (HEBT), 150 s (fused-TV) at n=24, 8 slices")
     g.add_argument("--uncertainty-replicas", type=int, default=None, metavar="R",
                    help="bootstrap replicas per realisation (default 20; --quick 10)")
     g.add_argument("--uncertainty-dose", type=float, default=None, metavar="X",
