@@ -86,9 +86,15 @@ def test_reconstruct_with_replicas_writes_uncertainty(simulated, tmp_path):
     se = np.asarray(unc["bootstrap"]["weight"]["Au"]["se"])
     mask = np.asarray(res["mask"], bool)
     assert se.shape == mask.shape and np.all(se[mask] >= 0) and se[mask].max() > 0
-    bad = chemtomo("reconstruct", *_eds_args(simulated), "--jackknife", "--out", str(tmp_path / "x"), check=False)
-    assert bad.returncode == 2 and "--replicas" in bad.stderr and "Traceback" not in bad.stderr
-    assert not (tmp_path / "x").exists()
+    assert unc["interval_method"] == "percentile" and "bias" not in unc["bootstrap"]["weight"]["Au"]
+    for flag in ("--jackknife", "--bias"):
+        bad = chemtomo("reconstruct", *_eds_args(simulated), flag, "--out", str(tmp_path / "x"), check=False)
+        assert bad.returncode == 2 and "--replicas" in bad.stderr and "Traceback" not in bad.stderr
+        assert not (tmp_path / "x").exists()
+    chemtomo("reconstruct", *_eds_args(simulated), "--method", "eds_sirt", "-n", "30", "--replicas", "3", "--bias",
+             "--out", str(tmp_path / "b"), "--quiet")
+    ub = read_result(tmp_path / "b" / "result.h5")["uncertainty"]
+    assert ub["interval_method"] == "bias_widened" and "bias" in ub["bootstrap"]["weight"]["Au"]
 
 
 def _write_stack(path, data, angles):

@@ -152,6 +152,59 @@ def test_bootstrap_is_the_same_whatever_the_chunks_and_passes(factors, method):
     assert (one.haadf_sigma is None) == (method == "eds_sirt")
 
 
+def test_replicas_are_the_same_whatever_the_thread_count(factors):
+    """Seeded replicas (and the bias block) are bit-identical on 1 thread and on numba's whole pool."""
+    import numba
+
+    s = _small_series(n_slices=2)
+    full = bootstrap_uncertainty(s, factors, "eds_sirt", {"n_iter": 12}, replicas=3, seed=4, bias=True,
+                                 mask_method="otsu")
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        one = bootstrap_uncertainty(s, factors, "eds_sirt", {"n_iter": 12}, replicas=3, seed=4, bias=True,
+                                    mask_method="otsu", chunk_slices=1)
+    finally:
+        numba.set_num_threads(old)
+    for q in ("maps", "weight"):
+        for f in ("value", "se", "low", "high", "bias"):
+            np.testing.assert_array_equal(getattr(getattr(one.bootstrap, q), f),
+                                          getattr(getattr(full.bootstrap, q), f), err_msg=f"{q}.{f}")
+
+
+def test_bias_block_is_the_reconstruction_of_the_model_prediction(factors):
+    """The plug-in bias T(x) - x: T reconstructs the model's expected counts exactly as the data were.
+
+    The bias block rides in the replicas' batched solve; reconstructing the model's prediction
+    on its own (filtered like the data, same threshold) gives the same bits. The bias intervals
+    are the percentile interval widened by |b| or shifted by -b.
+    """
+    from chemtomo.pipeline.uncertainty import _fractions, _model_means
+    from chemtomo.pipeline.volume import prepare_series
+
+    s = _small_series(n_slices=2)
+    p = {"n_iter": 25}
+    u = bootstrap_uncertainty(s, factors, "eds_sirt", p, replicas=3, seed=2, bias=True,
+                              interval_method="bias_widened")
+    res = u.result
+    means = _model_means(res, s, s, res.parameters["backend"])
+    ms = prepare_series(TiltSeries(s.angles_deg, s.pixel_nm, {ln: means[ln].astype(np.float32) for ln in s.lines},
+                                   s.haadf), res.parameters["filter_sigma"], res.parameters["filter_axes"])
+    t = reconstruct_series(ms, factors, "eds_sirt", p, filter_sigma=None,
+                           threshold=res.composition.threshold.value, haadf_volume=False)
+    np.testing.assert_array_equal(u.bootstrap.maps.bias, np.asarray(t.maps, np.float64) - np.asarray(res.maps))
+    mask = np.asarray(res.composition.mask, bool)
+    tw, _ = _fractions(np.asarray(t.maps, np.float32), factors, res.lines, t.factor, mask)
+    np.testing.assert_allclose(u.bootstrap.weight.bias, tw - np.asarray(u.bootstrap.weight.value), atol=1e-12)
+    w = u.bootstrap.weight
+    plain = bootstrap_uncertainty(s, factors, "eds_sirt", p, replicas=3, seed=2, result=res).bootstrap.weight
+    assert plain.bias is None and plain.method == "percentile" and w.method == "bias_widened"
+    np.testing.assert_array_equal(w.low, plain.low - np.abs(w.bias))
+    np.testing.assert_array_equal(w.high, plain.high + np.abs(w.bias))
+    reg = u.bootstrap.regions["particle"]["weight"]
+    np.testing.assert_allclose(reg.bias, w.bias[:, mask].mean(axis=1), atol=1e-12)
+
+
 def test_regularised_method_reuses_the_measured_constants_and_regions(factors, monkeypatch):
     """The volume's set-up runs once, on the measured data: the replicas get its constants."""
     from chemtomo.reconstruct import get_method
@@ -251,3 +304,9 @@ def test_refusals(factors):
         bootstrap_uncertainty(s, factors, "eds_sirt", source="truth")
     with pytest.raises(ValueError, match="does not take"):
         bootstrap_uncertainty(s, factors, "eds_sirt", store="x.zarr")
+    with pytest.raises(ValueError, match="needs the bias estimate"):
+        bootstrap_uncertainty(s, factors, "eds_sirt", interval_method="bias_widened")
+    with pytest.raises(ValueError, match="interval_method must be one of"):
+        bootstrap_uncertainty(s, factors, "eds_sirt", interval_method="bca")
+    with pytest.raises(ValueError, match="needs a bias estimate"):
+        summarize(np.zeros((3, 2)), np.zeros(2), method="bias_corrected")

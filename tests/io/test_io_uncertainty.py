@@ -171,3 +171,31 @@ print(sorted(q.name for q in paths if q.name.startswith("uncertainty")))
 def test_uncertainty_dict_refuses_other_objects():
     with pytest.raises(ValueError, match="Uncertainty"):
         uncertainty_dict(object())
+
+
+def test_bias_round_trips_when_estimated(tmp_path, volume_result):
+    """A bootstrap with the plug-in bias (bias=True) stores it per voxel and per region; files without it read."""
+    from dataclasses import replace
+
+    unc = make_uncertainty(volume_result)
+    rng = np.random.default_rng(5)
+    ss = unc.bootstrap
+
+    def with_bias(s):
+        b = 0.01 * rng.standard_normal(np.shape(s.value))
+        return replace(s, bias=b, bias_bound=np.abs(b) + 0.001, method="bias_widened")
+
+    ss = SpreadSet(with_bias(ss.maps), with_bias(ss.weight), with_bias(ss.atomic),
+                   {r: {q: with_bias(s) for q, s in g.items()} for r, g in ss.regions.items()}, "bootstrap")
+    unc = replace(unc, bootstrap=ss)
+    back = read_result(write_result(tmp_path / "r.h5", unc.result, uncertainty=unc))["uncertainty"]
+    assert back["interval_method"] == "bias_widened"
+    for i, el in enumerate(unc.result.elements):
+        np.testing.assert_allclose(back["bootstrap"]["weight"][el]["bias"], np.float32(ss.weight.bias[i]), rtol=0)
+        got = back["bootstrap"]["regions"]["core"]["weight"][el]
+        assert (got["bias"], got["bias_bound"]) == pytest.approx((ss.regions["core"]["weight"].bias[i],
+                                                                  ss.regions["core"]["weight"].bias_bound[i]))
+    assert {"bias", "bias_bound"} <= set(region_rows(back)[0])
+    plain = read_result(write_result(tmp_path / "p.h5", volume_result, uncertainty=make_uncertainty(volume_result)))
+    assert plain["uncertainty"]["interval_method"] == "percentile"
+    assert "bias" not in plain["uncertainty"]["bootstrap"]["weight"]["Fe"]

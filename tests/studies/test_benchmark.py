@@ -120,5 +120,9 @@ def test_cli_help_and_tiny_run(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert list(m["suite"]) == ["core_shell"]
     assert set(m["suite"]["core_shell"]["1"]["methods"]["eds_sirt"]) >= {"best", "auto"}
+    # the uncertainty calibration (issue 15), quick: 4 realisations x 10 replicas
+    u = m["uncertainty"]["core_shell"]["eds_sirt"]
+    assert {"coverage_region_90", "coverage_voxel_90", "se_over_seed_spread"} <= set(u)
+    assert m["uncertainty_config"]["seeds"] == 4 and u["seeds"] == 4
     proc = _cli("benchmark", "--out", str(out), "--specimens", "teapot")
     assert proc.returncode == 2 and "teapot" in proc.stderr

@@ -50,7 +50,7 @@ RAW_ONLY = ("--lines", "--angles-from", "--bin", "--register", "--reference-line
             "--no-axis-offset", "--shadowing", "--pad", "--quantify-lines", "--line-method", "--elements",
             "--integration-width", "--no-figures", "--compare-tomviz", "--tomviz-angles")
 #: options only the stack routes (--eds/--haadf) take: refused with a raw tilt series
-STACK_ONLY = ("--tilt-axis", "--replicas", "--jackknife", "--seed", "--haadf-angles", *ABSORPTION_OPTIONS)
+STACK_ONLY = ("--tilt-axis", "--replicas", "--jackknife", "--bias", "--seed", "--haadf-angles", *ABSORPTION_OPTIONS)
 #: options a HAADF-only run (--haadf without --eds) does not take: EDS maps, quantification, store
 HAADF_REFUSED = ("--mask", "--threshold", "--factors", "--beam-kev", "--efficiency", "--filter-sigma", "--alpha",
                  "--auto", "--auto-grid", "--store", "--resume", "--replicas", "--haadf-angles") + ABSORPTION_OPTIONS
@@ -139,6 +139,9 @@ def add_parser(sub):
                         "standard errors and 90%% intervals (/uncertainty in the result)")
     u.add_argument("--jackknife", action="store_true",
                    help="with --replicas: also the leave-one-tilt-out spread (one reconstruction per tilt)")
+    u.add_argument("--bias", action="store_true",
+                   help="with --replicas: also estimate the bias (the fitted model's expected counts reconstructed "
+                        "like a replica) and widen the intervals by its size (docs/uncertainty.md)")
     u.add_argument("--seed", type=int, default=0, help="seed of the replicas (default 0)")
     a = p.add_argument_group("stacks: X-ray absorption in the specimen (issue 14)")
     a.add_argument("--absorption", choices=("none", FROM_FILE, *DETECTOR_GEOMETRIES), default="none",
@@ -267,6 +270,8 @@ def run(args) -> int:
         raise ValueError("--out is empty: give a result file (.h5) or a folder")
     if args.jackknife and not args.replicas:
         raise ValueError("--jackknife needs --replicas N (the bootstrap it adds to)")
+    if args.bias and not args.replicas:
+        raise ValueError("--bias needs --replicas N (the bootstrap it adds to)")
     if args.inputs:
         if args.eds or args.haadf:
             raise ValueError("give either a raw tilt series (positional) or --eds/--haadf stacks, not both")
@@ -357,6 +362,7 @@ def run_stacks(args) -> int:
 
         unc = bootstrap_uncertainty(series, factors, method, params, replicas=args.replicas, seed=args.seed,
                                     jackknife=args.jackknife, result=result, filter_sigma=args.filter_sigma,
+                                    bias=args.bias, interval_method="bias_widened" if args.bias else "percentile",
                                     mask_method=args.mask, threshold=args.threshold, chunk_slices=args.chunk_slices,
                                     scheduler=args.scheduler)
     prov = provenance(inputs, factors_spec=args.factors)

@@ -76,7 +76,7 @@ import numpy as np
 from .absorption import read_absorption, write_absorption
 from .atomic import atomic_path
 from .provenance import to_json as _json
-from .uncertainty import QUANTITIES, SPREAD_KINDS, STATISTICS, uncertainty_dict
+from .uncertainty import OPTIONAL_STATISTICS, QUANTITIES, SPREAD_KINDS, STATISTICS, uncertainty_dict
 
 FORMAT = "chemtomo-result"
 FORMAT_VERSION = "1.1"
@@ -216,7 +216,8 @@ def _haadf_volume(result, haadf):
 
 
 _STAT_WORDS = {"se": "standard error of the {q}", "low": "lower bound of the {p:g} % interval of the {q}",
-               "high": "upper bound of the {p:g} % interval of the {q}"}
+               "high": "upper bound of the {p:g} % interval of the {q}",
+               "bias": "plug-in bias estimate T(x) - x of the {q}"}
 
 
 def _write_uncertainty(f, unc, px: float, method: str, opts: dict) -> None:
@@ -225,6 +226,7 @@ def _write_uncertainty(f, unc, px: float, method: str, opts: dict) -> None:
     for k in ("replicas", "seed", "interval", "source", "noise_factor", "haadf_sigma_kind", "method"):
         g.attrs[k] = unc[k]
     g.attrs["haadf_sigma"] = np.nan if unc["haadf_sigma"] is None else float(unc["haadf_sigma"])
+    g.attrs["interval_method"] = str(unc.get("interval_method", "percentile"))
     g.attrs["notes"] = _json(unc["notes"])
     g.attrs["seconds"] = _json(unc["seconds"])
     p = 100 * float(unc["interval"])
@@ -238,7 +240,7 @@ def _write_uncertainty(f, unc, px: float, method: str, opts: dict) -> None:
         for q in QUANTITIES:
             for name, stats in ss[q].items():
                 gn = gs.create_group(f"{q}/{name}")
-                for st in STATISTICS:
+                for st in STATISTICS + tuple(k for k in OPTIONAL_STATISTICS if k in stats):
                     ds = gn.create_dataset(st, data=np.asarray(stats[st], dtype=np.float32), **opts)
                     label_volume(ds, q, name, px, method if q == "maps" else "")
                     words = _STAT_WORDS[st].format(p=p, q=volume_quantity(q, name))
@@ -259,6 +261,7 @@ def _read_uncertainty(f, px: float, map_units: str) -> dict | None:
     out = {k: (str(v) if isinstance(v, (str, bytes)) else v) for k, v in out.items()}
     sigma = float(g.attrs["haadf_sigma"])
     out["haadf_sigma"] = None if np.isnan(sigma) else sigma
+    out["interval_method"] = str(g.attrs.get("interval_method", "percentile"))  # files before it: percentile
     out["notes"] = json.loads(g.attrs["notes"])
     out["seconds"] = json.loads(g.attrs["seconds"])
     scale = 1.0 if map_units == "per_nm" else px
@@ -272,7 +275,8 @@ def _read_uncertainty(f, px: float, map_units: str) -> dict | None:
             ss[q] = {}
             for name in (gs[q] if q in gs else []):
                 ss[q][name] = {st: (convert_map(gs[q][name][st][()], px, map_units) if q == "maps"
-                                    else gs[q][name][st][()]) for st in STATISTICS}
+                                    else gs[q][name][st][()])
+                               for st in STATISTICS + OPTIONAL_STATISTICS if st in gs[q][name]}
         ss["regions"] = json.loads(gs.attrs["regions"])
         if scale != 1.0:
             for group in ss["regions"].values():

@@ -4,7 +4,7 @@
 (duck-typed: this module imports numpy only, the pipeline is a layer above) into the
 dict :func:`chemtomo.io.read_result` returns under ``"uncertainty"``::
 
-    {"replicas": int, "seed": int, "interval": float, "source": "counts" | "model",
+    {"replicas": int, "seed": int, "interval": float, "interval_method": str, "source": "counts" | "model",
      "noise_factor": float, "haadf_sigma": float or None, "haadf_sigma_kind": str,
      "notes": [str], "seconds": {str: float}, "method": str,
      "bootstrap": {"maps": {line: {"se", "low", "high": ndarray (y, z, x)}},
@@ -14,7 +14,11 @@ dict :func:`chemtomo.io.read_result` returns under ``"uncertainty"``::
      "jackknife": the same as "bootstrap", or None}
 
 Per-voxel arrays are float32 in the units of their volume (maps per nm of beam path,
-fractions 1); ``low``/``high`` bound the central interval of probability ``interval``.
+fractions 1); ``low``/``high`` bound the central interval of probability ``interval``
+(made as ``interval_method`` says: :data:`chemtomo.reconstruct.bootstrap.INTERVAL_METHODS`).
+When the bootstrap estimated the bias (``bias=True``), each volume also holds ``"bias"``
+(the plug-in estimate ``T(x) - x``) and each region ``"bias"`` and ``"bias_bound"`` (the
+mean of its voxels' ``|bias|``).
 :func:`region_rows` flattens the region table into rows (region, element, value, se,
 low, high) for reports.
 """
@@ -27,6 +31,10 @@ import numpy as np
 STATISTICS = ("se", "low", "high")
 #: Statistics of each region mean.
 REGION_STATISTICS = ("value", "mean", "se", "low", "high")
+#: Per-voxel statistics stored when the bootstrap estimated the bias (``bias=True``).
+OPTIONAL_STATISTICS = ("bias",)
+#: Region statistics stored when the bootstrap estimated the bias.
+OPTIONAL_REGION_STATISTICS = ("bias", "bias_bound")
 #: Quantities with an uncertainty.
 QUANTITIES = ("maps", "weight", "atomic")
 #: Spread sets a result may hold.
@@ -38,7 +46,8 @@ def _spread_set_dict(ss, lines: list[str], elements: list[str]) -> dict:
     for q in QUANTITIES:
         names = lines if q == "maps" else elements
         s = getattr(ss, q)
-        out[q] = {n: {st: np.asarray(getattr(s, st)[i], np.float32) for st in STATISTICS}
+        sts = STATISTICS + tuple(st for st in OPTIONAL_STATISTICS if getattr(s, st, None) is not None)
+        out[q] = {n: {st: np.asarray(getattr(s, st)[i], np.float32) for st in sts}
                   for i, n in enumerate(names)}
     regions: dict = {}
     for region, group in (ss.regions or {}).items():
@@ -46,7 +55,9 @@ def _spread_set_dict(ss, lines: list[str], elements: list[str]) -> dict:
         for q in QUANTITIES:
             names = lines if q == "maps" else elements
             s = group[q]
-            regions[str(region)][q] = {n: {st: float(np.asarray(getattr(s, st))[i]) for st in REGION_STATISTICS}
+            sts = REGION_STATISTICS + tuple(st for st in OPTIONAL_REGION_STATISTICS
+                                            if getattr(s, st, None) is not None)
+            regions[str(region)][q] = {n: {st: float(np.asarray(getattr(s, st))[i]) for st in sts}
                                        for i, n in enumerate(names)}
     out["regions"] = regions
     return out
@@ -89,6 +100,7 @@ def uncertainty_dict(unc) -> dict:
         "haadf_sigma_kind": sigma_kind, "notes": [str(n) for n in unc.notes],
         "seconds": {k: float(v) for k, v in (unc.seconds or {}).items()},
         "method": str((res.parameters or {}).get("method", "")),
+        "interval_method": str(getattr(unc.bootstrap.weight, "method", "percentile")),
         "bootstrap": _spread_set_dict(unc.bootstrap, lines, elements),
         "jackknife": None if unc.jackknife is None else _spread_set_dict(unc.jackknife, lines, elements),
     }
@@ -126,9 +138,11 @@ def region_rows(unc, quantity: str = "weight", kind: str = "bootstrap") -> list[
     rows = []
     for region, group in ss["regions"].items():
         for name, st in group[quantity].items():
-            rows.append({"region": region, "element": name, **{k: float(st[k]) for k in REGION_STATISTICS},
+            rows.append({"region": region, "element": name,
+                         **{k: float(st[k]) for k in REGION_STATISTICS + OPTIONAL_REGION_STATISTICS if k in st},
                          "interval": float(ud["interval"])})
     return rows
 
 
-__all__ = ["QUANTITIES", "REGION_STATISTICS", "SPREAD_KINDS", "STATISTICS", "region_rows", "uncertainty_dict"]
+__all__ = ["OPTIONAL_REGION_STATISTICS", "OPTIONAL_STATISTICS", "QUANTITIES", "REGION_STATISTICS", "SPREAD_KINDS",
+           "STATISTICS", "region_rows", "uncertainty_dict"]

@@ -49,6 +49,7 @@ from ..quantify import atomic_fractions, weight_fractions
 from ..reconstruct import MethodParams, get_method
 from ..reconstruct.autoparam import estimate_noise_factor
 from ..reconstruct.bootstrap import (
+    INTERVAL_METHODS,
     Spread,
     check_interval,
     check_replicas,
@@ -189,15 +190,25 @@ def _regions(mask: np.ndarray, regions) -> dict[str, np.ndarray]:
     return out
 
 
-def _spread_set(maps, w, a, est_maps, est_w, est_a, regions, interval, kind, how="percentile") -> SpreadSet:
+def _spread_set(maps, w, a, est_maps, est_w, est_a, regions, interval, kind, how="percentile",
+                model=None) -> SpreadSet:
+    """Summaries of replica results; ``model``: (maps, w, a) of the model's expected data, for the bias."""
     names = list(regions)
     masks = [regions[n] for n in names]
-    out = SpreadSet(summarize(maps, est_maps, interval, kind, how), summarize(w, est_w, interval, kind, how),
-                    summarize(a, est_a, interval, kind, how), {}, kind)
-    per = {q: (region_means(s, masks), region_means(e, masks))
-           for q, s, e in (("maps", maps, est_maps), ("weight", w, est_w), ("atomic", a, est_a))}
+    est = {"maps": est_maps, "weight": est_w, "atomic": est_a}
+    bias = {q: None for q in est} if model is None else \
+        {q: np.asarray(t, np.float64) - np.asarray(e, np.float64) for (q, e), t in zip(est.items(), model, strict=True)}
+    out = SpreadSet(summarize(maps, est_maps, interval, kind, how, bias["maps"]),
+                    summarize(w, est_w, interval, kind, how, bias["weight"]),
+                    summarize(a, est_a, interval, kind, how, bias["atomic"]), {}, kind)
+    per = {q: (region_means(s, masks), region_means(est[q], masks),
+               None if model is None else region_means(bias[q], masks),
+               None if model is None else region_means(np.abs(bias[q]), masks))
+           for q, s in (("maps", maps), ("weight", w), ("atomic", a))}
     for j, n in enumerate(names):
-        out.regions[n] = {q: summarize(s[..., j], e[..., j], interval, kind, how) for q, (s, e) in per.items()}
+        out.regions[n] = {q: summarize(s[..., j], e[..., j], interval, kind, how, None if b is None else b[..., j],
+                                       None if bb is None else bb[..., j])
+                          for q, (s, e, b, bb) in per.items()}
     return out
 
 
@@ -241,6 +252,7 @@ def bootstrap_uncertainty(
     result: VolumeResult | None = None,
     replicas_per_pass: int | None = None,
     interval_method: str = "percentile",
+    bias: bool = False,
     **options,
 ) -> Uncertainty:
     """Reconstruct ``series`` and the uncertainty of its maps and fractions by a parametric bootstrap.
@@ -270,12 +282,15 @@ def bootstrap_uncertainty(
         EDS replicas around the measured counts or around the model's prediction.
     noise_factor : float or "estimate"
         Variance over mean of the counts (1: raw Poisson counts).
-    haadf_sigma : float, ndarray or "estimate"
+    haadf_sigma : float, ndarray, "estimate" or "poisson"
         Std of the HAADF replicas' Gaussian noise (HAADF units) for methods using HAADF:
         one number, per pixel (an array broadcastable to the HAADF stack, e.g. for a
-        signal-dependent model), or ``"estimate"``: one number from the images' second
+        signal-dependent model), ``"poisson"``: ``sqrt(HAADF)`` per pixel (images in
+        detected counts), or ``"estimate"``: one number from the images' second
         differences (a constant noise level; it over-states the noise of dark pixels
-        when the noise is mostly shot noise).
+        when the noise is mostly shot noise, and takes the curvature of sharp, coarsely
+        sampled projections for noise: 18x the Poisson level on the benchmark's 24-pixel
+        core-shell, docs/uncertainty.md).
     counts : TiltSeries, optional
         The unfiltered counts when ``series`` was filtered upstream (as for
         ``reconstruct_series``); the replicas are drawn around them.
@@ -285,6 +300,16 @@ def bootstrap_uncertainty(
     replicas_per_pass : int, optional
         Replicas per call of ``reconstruct_series`` (default: all in one); bounds the
         memory of the stacked series. The replicas are the same whatever it is.
+    interval_method : {"percentile", "basic", "bias_widened", "bias_corrected"}
+        The bootstrap intervals (:func:`~chemtomo.reconstruct.bootstrap.summarize`); the
+        bias methods need ``bias=True``.
+    bias : bool
+        Also estimate the estimator's bias by the plug-in bootstrap: the fitted model's
+        expected data (the measured maps' forward projections scaled per line to the
+        measured counts, with the measured HAADF images) reconstructed exactly as a
+        replica, as one more block of columns of the first pass, ``T(x) - x``; stored
+        in every :class:`~chemtomo.reconstruct.bootstrap.Spread`'s ``bias``. For a linear
+        method it is the mean of infinitely many model replicas minus the estimate.
     **options
         Passed to :func:`~chemtomo.pipeline.volume.reconstruct_series`: ``filter_sigma``,
         ``filter_axes``, ``mask_method``, ``threshold``, ``backend``, ``chunk_slices``,
@@ -307,8 +332,10 @@ def bootstrap_uncertainty(
     if source not in ("counts", "model"):
         raise ValueError(f"source must be 'counts' (replicas of the measured counts) or 'model' (of the fitted "
                          f"model's prediction), got {source!r}")
-    if interval_method not in ("percentile", "basic"):
-        raise ValueError(f"interval_method must be 'percentile' or 'basic', got {interval_method!r}")
+    if interval_method not in INTERVAL_METHODS:
+        raise ValueError(f"interval_method must be one of {INTERVAL_METHODS}, got {interval_method!r}")
+    if interval_method.startswith("bias") and not bias:
+        raise ValueError(f"interval_method {interval_method!r} needs the bias estimate: pass bias=True")
     unknown = sorted(set(options) - set(_PASSED))
     if unknown:
         raise ValueError(f"bootstrap_uncertainty does not take {unknown}; options passed to reconstruct_series: "
@@ -333,17 +360,21 @@ def bootstrap_uncertainty(
     sigma = None
     if m.needs_haadf:
         if isinstance(haadf_sigma, str):
-            if haadf_sigma != "estimate":
-                raise ValueError(f"haadf_sigma must be 'estimate', a number or an array >= 0, got {haadf_sigma!r}")
-            sigma = estimate_gaussian_sigma(series.haadf)
+            if haadf_sigma == "poisson":
+                sigma = np.sqrt(np.clip(np.asarray(series.haadf, np.float64), 0.0, None))
+            elif haadf_sigma == "estimate":
+                sigma = estimate_gaussian_sigma(series.haadf)
+            else:
+                raise ValueError(f"haadf_sigma must be 'estimate', 'poisson', a number or an array >= 0, "
+                                 f"got {haadf_sigma!r}")
         else:
             sigma = np.asarray(haadf_sigma, np.float64)
             if not (np.all(np.isfinite(sigma)) and np.all(sigma >= 0)):
                 raise ValueError(f"haadf_sigma must be 'estimate', a number or an array >= 0, got {haadf_sigma!r}")
             np.broadcast_to(sigma, series.haadf.shape)  # a ValueError when it does not fit
             sigma = float(sigma) if sigma.ndim == 0 else sigma
-    means = _model_means(result, series, raw, pr["backend"]) if source == "model" else \
-        {ln: raw.eds[ln] for ln in lines}
+    model_means = _model_means(result, series, raw, pr["backend"]) if (source == "model" or bias) else None
+    means = model_means if source == "model" else {ln: raw.eds[ln] for ln in lines}
     mask = np.asarray(result.composition.mask, bool)
     est_maps = np.asarray(result.maps, np.float32)
     est_w, est_a = _fractions(est_maps, factors, lines, result.factor, mask)
@@ -360,6 +391,7 @@ def bootstrap_uncertainty(
     ns = series.n_slices
     shape = (replicas, len(lines)) + est_maps.shape[1:]
     s_maps, s_w, s_a = (np.empty(shape, np.float32) for _ in range(3))
+    model = None
     t1 = time.perf_counter()
     for a in range(0, replicas, per_pass):
         b = min(a + per_pass, replicas)
@@ -370,14 +402,23 @@ def bootstrap_uncertainty(
             rep = TiltSeries(series.angles_deg, series.pixel_nm, eds, haadf, dict(series.metadata),
                              haadf_angles_deg=None if haadf is None else series.haadf_angles_deg)
             reps.append(rep if m.raw_counts else prepare_series(rep, *filt))
+        if bias and a == 0:  # the model's expected data: one more block of the first pass
+            rep = TiltSeries(series.angles_deg, series.pixel_nm,
+                             {ln: np.asarray(model_means[ln], np.float32) for ln in lines}, series.haadf,
+                             dict(series.metadata))
+            reps.append(rep if m.raw_counts else prepare_series(rep, *filt))
         out = reconstruct_series(_stack(reps, series), factors, m.name, chosen, **rerun)
-        maps = np.asarray(out.maps, np.float32).reshape((len(lines), b - a, ns) + est_maps.shape[2:])
+        maps = np.asarray(out.maps, np.float32).reshape((len(lines), len(reps), ns) + est_maps.shape[2:])
+        if bias and a == 0:
+            t_maps = np.array(maps[:, -1])
+            model = (t_maps, *_fractions(t_maps, factors, lines, out.factor, mask))
         for i in range(b - a):
             s_maps[a + i] = maps[:, i]
             s_w[a + i], s_a[a + i] = _fractions(maps[:, i], factors, lines, out.factor, mask)
         log.info("bootstrap: replicas %d:%d of %d done", a, b, replicas)
     t_boot = time.perf_counter() - t1
-    boot = _spread_set(s_maps, s_w, s_a, est_maps, est_w, est_a, regs, interval, "bootstrap", interval_method)
+    boot = _spread_set(s_maps, s_w, s_a, est_maps, est_w, est_a, regs, interval, "bootstrap", interval_method,
+                       model)
     jack, t_jack = None, 0.0
     if jackknife:
         t2 = time.perf_counter()

@@ -28,7 +28,7 @@ from statistics import NormalDist
 import numpy as np
 
 __all__ = [
-    "Spread", "check_interval", "check_replicas", "estimate_gaussian_sigma", "gaussian_replica",
+    "INTERVAL_METHODS", "Spread", "check_interval", "check_replicas", "estimate_gaussian_sigma", "gaussian_replica",
     "poisson_replica", "region_means", "replica_generators", "summarize",
 ]
 
@@ -163,6 +163,17 @@ class Spread:
     interval : float
     kind : {"bootstrap", "jackknife"}
     n_replicas : int
+    bias : ndarray, S, or None
+        The plug-in estimate of the estimator's bias, ``T(value) - value``, where ``T``
+        reconstructs the fitted model's expected data exactly as the data were
+        (:func:`chemtomo.pipeline.uncertainty.bootstrap_uncertainty` with
+        ``bias=True``); None when not estimated.
+    method : str
+        How ``low``/``high`` were made (:data:`INTERVAL_METHODS`).
+    bias_bound : ndarray, S, or None
+        The size of bias the ``"bias_widened"`` interval allows for: ``|bias|`` per voxel;
+        for a region mean, the mean over its voxels of their ``|bias|`` (the plug-in
+        estimate's sign is not trusted, so a region's voxel biases are not let cancel).
     """
 
     value: np.ndarray
@@ -173,6 +184,9 @@ class Spread:
     interval: float
     kind: str
     n_replicas: int
+    bias: np.ndarray | None = None
+    method: str = "percentile"
+    bias_bound: np.ndarray | None = None
 
     def contains(self, truth) -> np.ndarray:
         """Where ``truth`` lies in ``[low, high]`` (bool, shape ``S``)."""
@@ -180,7 +194,12 @@ class Spread:
         return (truth >= self.low) & (truth <= self.high)
 
 
-def summarize(samples, value, interval: float = 0.9, kind: str = "bootstrap", method: str = "percentile") -> Spread:
+#: The interval definitions of :func:`summarize` (the last two need a bias estimate).
+INTERVAL_METHODS = ("percentile", "basic", "bias_widened", "bias_corrected")
+
+
+def summarize(samples, value, interval: float = 0.9, kind: str = "bootstrap", method: str = "percentile",
+              bias=None, bias_bound=None) -> Spread:
     """Standard error and central interval of replica results.
 
     Parameters
@@ -196,11 +215,20 @@ def summarize(samples, value, interval: float = 0.9, kind: str = "bootstrap", me
         percentile interval. ``"jackknife"`` (leave-one-out replicas):
         ``se = sqrt((R - 1) / R * sum (x_i - mean)^2)`` and the normal interval
         ``value +- z se``.
-    method : {"percentile", "basic"}
-        The bootstrap interval: the replicas' percentiles, or the basic (reverse
-        percentile) interval ``[2 value - q_high, 2 value - q_low]``, which corrects the
-        first-order bias of a non-linear estimator (the percentile interval is centred
-        on ``value + bias``, the basic one on ``value - bias``).
+    method : {"percentile", "basic", "bias_widened", "bias_corrected"}
+        The bootstrap interval: the replicas' percentiles ``[q_low, q_high]``; the basic
+        (reverse percentile) interval ``[2 value - q_high, 2 value - q_low]``, which
+        corrects the first-order bias of a non-linear estimator (the percentile interval
+        is centred on ``value + bias``, the basic one on ``value - bias``); with a bias
+        estimate ``b`` (``bias``): ``"bias_widened"`` ``[q_low - B, q_high + B]`` with
+        ``B = bias_bound`` (default ``|b|``): the percentile interval widened on both
+        sides by the estimated bias' size, not trusting its sign; ``"bias_corrected"``
+        ``[q_low - b, q_high - b]`` (shifted onto the bias-corrected value).
+    bias : ndarray, S, optional
+        The estimator's bias estimated elsewhere (e.g. the plug-in ``T(value) - value``);
+        needed by the bias methods, kept in the result.
+    bias_bound : ndarray, S, optional
+        The bias size ``"bias_widened"`` allows for (default ``|bias|``); kept in the result.
 
     Returns
     -------
@@ -218,15 +246,24 @@ def summarize(samples, value, interval: float = 0.9, kind: str = "bootstrap", me
         low, high = np.quantile(samples, [(1 - p) / 2, (1 + p) / 2], axis=0)
         if method == "basic":
             low, high = 2 * value - high, 2 * value - low
+        elif method in ("bias_widened", "bias_corrected"):
+            if bias is None:
+                raise ValueError(f"the interval method {method!r} needs a bias estimate (bias=...)")
+            b = np.asarray(bias, np.float64)
+            bb = np.abs(b) if bias_bound is None else np.asarray(bias_bound, np.float64)
+            low, high = (low - bb, high + bb) if method == "bias_widened" else (low - b, high - b)
         elif method != "percentile":
-            raise ValueError(f"the bootstrap interval method must be 'percentile' or 'basic', got {method!r}")
+            raise ValueError(f"the bootstrap interval method must be one of {INTERVAL_METHODS}, got {method!r}")
     elif kind == "jackknife":
         se = np.sqrt((n - 1) / n * ((samples - mean) ** 2).sum(axis=0))
         z = NormalDist().inv_cdf((1 + p) / 2)
         low, high = value - z * se, value + z * se
     else:
         raise ValueError(f"kind must be 'bootstrap' or 'jackknife', got {kind!r}")
-    return Spread(value, mean, se, low, high, p, kind, n)
+    b = None if bias is None else np.broadcast_to(np.asarray(bias, np.float64), value.shape)
+    bb = None if b is None else (np.abs(b) if bias_bound is None else
+                                 np.broadcast_to(np.asarray(bias_bound, np.float64), value.shape))
+    return Spread(value, mean, se, low, high, p, kind, n, b, method if kind == "bootstrap" else "normal", bb)
 
 
 def region_means(values, labels) -> np.ndarray:

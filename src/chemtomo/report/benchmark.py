@@ -134,9 +134,66 @@ def benchmark_report(metrics: dict, figures: list[str]) -> str:
          "## Table", "", benchmark_table(metrics), "", "## Issue 13's targets on these numbers", ""]
     for k, v in metrics["summary"]["acceptance"].items():
         L.append(f"- {'PASS' if v else 'FAIL'} {k}")
+    if metrics.get("uncertainty"):
+        L += ["", "## Uncertainty calibration (issue 15)", "", uncertainty_table(metrics)]
     L += ["", "## Figures", ""]
     L += [f"![{f}]({f})" for f in figures]
     return "\n".join(L) + "\n"
+
+
+def uncertainty_table(metrics: dict) -> str:
+    """The calibration study (``metrics["uncertainty"]``) as a markdown table.
+
+    Columns: coverage of the truth by the nominal 90 % intervals of region means (as
+    labelled; interiors) and voxels (all; uniform interiors; near interfaces), per
+    interval definition; the bootstrap SE over the seed spread; the voxels' rms bias
+    over the median SE.
+
+    Parameters
+    ----------
+    metrics : dict
+
+    Returns
+    -------
+    str
+    """
+    out = ["| specimen | method | definition | regions | region interiors | voxels | voxel interiors | "
+           "voxels near interfaces | SE / seed spread | rms bias / SE |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for spec, methods in metrics.get("uncertainty", {}).items():
+        for name, m in methods.items():
+            for d, c in m["coverage"].items():
+                out.append(f"| {spec} | {name} | {d} | {c['region']:.2f} | {c['region_interior']:.2f} | "
+                           f"{c['voxel']:.2f} | {c['voxel_interior']:.2f} | {c['voxel_edge']:.2f} | "
+                           f"{m['se_over_seed_spread']:.2f} | {m['bias']['voxel_rms_bias_over_median_se']:.1f} |")
+    return "\n".join(out)
+
+
+def write_uncertainty_study(metrics: dict, out: str | Path) -> list[Path]:
+    """Write the calibration study alone (``benchmark --uncertainty-only``): ``metrics.json`` and ``report.md``.
+
+    Parameters
+    ----------
+    metrics : dict
+        ``config``, ``uncertainty`` and ``uncertainty_config``.
+    out : path
+
+    Returns
+    -------
+    list of Path
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    mpath, rpath = out / "metrics.json", out / "report.md"
+    with atomic_path(mpath) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=1, default=json_default))
+    u = metrics.get("uncertainty_config", {})
+    text = (f"# chemtomo uncertainty calibration ({metrics['config']['label']})\n\n"
+            f"{u.get('seeds')} noise realisations x {u.get('replicas')} replicas at EDS dose x{u.get('dose')}; "
+            f"n = {metrics['config']['n']}, slices {metrics['config']['n_slices']}. Numbers in `metrics.json` "
+            "(`uncertainty.<specimen>.<method>`).\n\n" + uncertainty_table(metrics) + "\n")
+    with atomic_path(rpath) as tmp:
+        tmp.write_text(text)
+    return [mpath, rpath]
 
 
 def write_benchmark(metrics: dict, out: str | Path) -> list[Path]:
