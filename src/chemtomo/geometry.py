@@ -201,3 +201,46 @@ def check_enough_tilts(n: int, where: str) -> None:
             "angles (alignment compares neighbouring tilts and the tilt-axis fit needs three; useful series have "
             "20 or more); give the folder or the files of the whole series"
         )
+
+
+# --------------------------------------------------------------------------- two tilt sets
+
+SHARED_TILT_TOL_DEG = 0.05
+"""Two tilt angles within this many degrees are one tilt of the stage (a HAADF image and an
+EDS map recorded at one tilt, their angles read or rounded apart): stage readouts carry
+0.01-0.1 degree, and a dense HAADF series steps by 0.5 degree or more."""
+
+
+def match_tilts(angles_a, angles_b, tol_deg: float = SHARED_TILT_TOL_DEG) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(ia, ib)`` of the tilts two angle sets share (``|a - b| <= tol_deg``).
+
+    Each angle of ``angles_a`` is paired with its nearest angle of ``angles_b`` when
+    that lies within ``tol_deg``; a ``b`` angle claimed twice keeps its nearest ``a``.
+
+    Parameters
+    ----------
+    angles_a, angles_b : array_like
+        Tilt angles in degrees (distinct within each set).
+    tol_deg : float
+        Largest difference of one shared tilt (degrees), :data:`SHARED_TILT_TOL_DEG`.
+
+    Returns
+    -------
+    ia, ib : ndarray of int
+        ``angles_a[ia[j]]`` and ``angles_b[ib[j]]`` are one tilt, in the order of ``angles_a``.
+    """
+    a = np.asarray(angles_a, dtype=np.float64).ravel()
+    b = np.asarray(angles_b, dtype=np.float64).ravel()
+    if a.size == 0 or b.size == 0:
+        return np.zeros(0, int), np.zeros(0, int)
+    d = np.abs(a[:, None] - b[None, :])
+    nearest = np.argmin(d, axis=1)
+    dist = d[np.arange(a.size), nearest]
+    pairs = {}
+    for i in np.flatnonzero(dist <= tol_deg):
+        j = int(nearest[i])
+        if j not in pairs or dist[i] < dist[pairs[j]]:
+            pairs[j] = int(i)
+    ia = np.array(sorted(pairs.values()), dtype=int)
+    ib = np.array([int(nearest[i]) for i in ia], dtype=int)
+    return ia, ib

@@ -23,6 +23,7 @@ from .base import DTYPE, MatrixOperator, Operator, Scaled, dottest
 from .batched import BatchedOperator, batched_operator, iter_slice_chunks
 from .columns import HebtColumns
 from .compose import BlockDiag, ChannelMix, HStack, RowScale, VStack
+from .modality import ChannelSum, PerModality, per_modality, shares_geometry
 
 Backend = Literal["batched", "sparse", "astra", "astra_cuda"]
 BACKENDS = ("batched", "sparse", "astra", "astra_cuda")
@@ -57,8 +58,33 @@ def make_operator(geom: TiltGeometry, backend: Backend = DEFAULT_BACKEND, kind: 
     return AstraOperator(geom, kind, gpu=True)
 
 
+def make_modality_operator(geom: TiltGeometry, haadf_geom: TiltGeometry | None = None,
+                           backend: Backend = DEFAULT_BACKEND, kind: str = "strip", **options) -> Operator:
+    """The projector of a series: ``make_operator(geom)``, or a :class:`PerModality` pair.
+
+    Parameters
+    ----------
+    geom : TiltGeometry
+        The EDS lines' (every stack's, when ``haadf_geom`` is None).
+    haadf_geom : TiltGeometry, optional
+        The HAADF's own (tilts of its own); None: one tilt set. Each projector is
+        built once.
+    backend, kind, **options
+        As :func:`make_operator`.
+
+    Returns
+    -------
+    Operator
+    """
+    W = make_operator(geom, backend, kind, **options)
+    if haadf_geom is None:
+        return W
+    return per_modality(W, make_operator(haadf_geom, backend, kind, **options), geom, haadf_geom)
+
+
 __all__ = [
-    "BACKENDS", "DEFAULT_BACKEND", "DTYPE", "AstraOperator", "BatchedOperator", "BlockDiag", "ChannelMix", "HStack",
-    "HebtColumns", "MatrixOperator", "Operator", "RowScale", "Scaled", "VStack", "astra_matrix",
-    "batched_operator", "dottest", "gpu_available", "iter_slice_chunks", "make_operator",
+    "BACKENDS", "DEFAULT_BACKEND", "DTYPE", "AstraOperator", "BatchedOperator", "BlockDiag", "ChannelMix",
+    "ChannelSum", "HStack", "HebtColumns", "MatrixOperator", "Operator", "PerModality", "RowScale", "Scaled",
+    "VStack", "astra_matrix", "batched_operator", "dottest", "gpu_available", "iter_slice_chunks",
+    "make_modality_operator", "make_operator", "per_modality", "shares_geometry",
 ]

@@ -13,6 +13,10 @@ fused SIRT (:meth:`Operator.fused_sirt_plan`, :meth:`Operator.sirt_memory`; the
 batched engine has one). Each has a default; a wrapper answers by composing its
 blocks' answers.
 
+The projector of each modality (:meth:`Operator.modality`) is asked too: one
+operator serves the EDS lines and the HAADF, unless the HAADF has tilts of its own
+(:mod:`chemtomo.projector.modality`).
+
 Here: the contract, :class:`MatrixOperator` and :class:`Scaled`; the other
 compositions (stacks, the channel mix, row scales) are in
 :mod:`chemtomo.projector.compose`.
@@ -98,6 +102,22 @@ class Operator:
     # ------------------------------------------------------------ capabilities
     # Asked of the operator, never found by type checks: a wrapper answers by
     # composing its blocks' answers.
+
+    def modality(self, name: str) -> Operator:
+        """The projector of one modality, ``"eds"`` or ``"haadf"``: this operator itself.
+
+        A series whose HAADF has tilts of its own is served by
+        :class:`~chemtomo.projector.modality.PerModality`, which answers ``"haadf"`` with
+        the HAADF's projector; every other operator serves both modalities.
+
+        Raises
+        ------
+        ValueError
+            Another name.
+        """
+        if name not in ("eds", "haadf"):
+            raise ValueError(f"a modality is 'eds' or 'haadf', got {name!r}")
+        return self
 
     def column_dependent(self) -> bool:
         """Whether the operator acts differently on each of its columns.

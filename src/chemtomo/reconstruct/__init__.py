@@ -7,7 +7,14 @@ needs, set-up, automatic rule and memory model.
 
 from .autoparam import choose_parameters
 from .fused import TVConstants, tv_constants, tv_solve
-from .hebt import ResponseRatios, estimate_response_ratios, hebt_data, hebt_operator, hebt_sirt
+from .hebt import (
+    ResponseRatios,
+    estimate_response_ratios,
+    estimate_response_ratios_tilts,
+    hebt_data,
+    hebt_operator,
+    hebt_sirt,
+)
 
 # the built-in methods register themselves on import
 from .methods import EdsSirtParams, FusedTvParams, HebtSirtParams, TvParams
@@ -31,7 +38,8 @@ from .sirt import sirt, sirt_chunked, sirt_weights
 __all__ = [
     "METHODS", "ChannelData", "EdsSirtParams", "FusedTvParams", "HebtSirtParams", "IterState", "Method",
     "MethodParams", "MethodResult", "ResponseRatios", "RuleInputs", "SolverResult", "TVConstants",
-    "TvParams", "canonical_name", "choose_parameters", "estimate_response_ratios", "get_method", "hebt_data",
+    "TvParams", "canonical_name", "choose_parameters", "estimate_response_ratios",
+    "estimate_response_ratios_tilts", "get_method", "hebt_data",
     "hebt_operator", "hebt_sirt", "method_names", "pdhg", "register", "sirt", "sirt_chunked", "sirt_weights",
     "tv_constants", "tv_solve", "unregister",
 ]

@@ -49,6 +49,13 @@ changes the minimiser, only the speed (measured in ``docs/solvers.md``).
 
 The three models are the registered methods ``ls_tv``, ``poisson_tv`` and ``fused_tv``
 (:mod:`chemtomo.reconstruct.methods`, which holds their parameters and defaults).
+
+A HAADF at tilts of its own: the HAADF term projects with ``W.modality("haadf")``
+(:mod:`chemtomo.projector.modality`), ``(W_H sum_A X^b_A)_i``, and its rays are its
+own (``haadf_ray_mask`` holds them out in cross-validation). PDHG applies its
+operators generically whatever the geometries, so the cost is one projection of
+``W_E`` per channel plus one of ``W_H`` per iteration and direction: the HAADF's
+rows cost in proportion to its tilts.
 """
 
 from __future__ import annotations
@@ -60,7 +67,8 @@ from typing import Literal
 import numpy as np
 
 from ..projector.base import DTYPE, Operator, Scaled
-from ..projector.compose import ChannelMix, RowScale
+from ..projector.compose import ChannelMix, RowScale, VStack
+from ..projector.modality import ChannelSum
 from .pdhg import GroupL21, KullbackLeibler, RowScaled, Separable, Term, WeightedL2, pdhg
 from .result import SolverResult, check_iterations
 from .sirt import sirt
@@ -156,16 +164,34 @@ def _haadf_variance(haadf: np.ndarray, hbar: float, model_error: float, gain: fl
     return gain * np.maximum(haadf, 0) + (model_error * hbar) ** 2
 
 
+def _fused_operator(W: Operator, r: np.ndarray) -> Operator:
+    """The fused model's data operator: EDS rows ``W_E X^b_A / r_A``, HAADF rows ``W_H sum_A X^b_A``."""
+    k = r.size
+    WE, WH = W.modality("eds"), W.modality("haadf")
+    if WH is WE:
+        return ChannelMix(W, np.vstack([np.diag(1.0 / r), np.ones((1, k))]))
+    return VStack([ChannelMix(WE, np.diag(1.0 / r)), ChannelSum(WH, np.ones(k))])
+
+
+def _haadf_mask(W: Operator, mask: np.ndarray | None, haadf_ray_mask, m: int) -> np.ndarray | None:
+    """The HAADF rays' mask: the EDS's when one geometry serves both, else ``haadf_ray_mask`` (None: all used)."""
+    WH = W.modality("haadf")
+    if WH is W.modality("eds") and haadf_ray_mask is None:
+        return mask
+    return _mask_columns(haadf_ray_mask, WH.shape[0], m)
+
+
 def tv_constants(
     W: Operator, counts: np.ndarray, model: Model, *, haadf: np.ndarray | None = None, r=None,
     ray_mask: np.ndarray | None = None, haadf_model_error: float = 0.01, haadf_gain: float = 0.0,
-    tv_scale: float = 0.3,
+    tv_scale: float = 0.3, haadf_ray_mask: np.ndarray | None = None,
 ) -> TVConstants:
-    """:class:`TVConstants` of the data ``counts`` ``(k, n_rays, m)`` (and ``haadf`` ``(n_rays, m)``).
+    """:class:`TVConstants` of the data ``counts`` ``(k, n_rays, m)`` (and ``haadf`` ``(n_rays_H, m)``).
 
     Every quantity is a mean over rays, lines and columns, so the constants of a
     whole volume can be computed chunk by chunk as weighted means, and are what
-    :func:`tv_solve` computes from its own columns when none are given.
+    :func:`tv_solve` computes from its own columns when none are given. The HAADF's
+    rays are ``W.modality("haadf")``'s (``haadf_ray_mask`` as in :func:`tv_solve`).
     """
     counts = np.asarray(counts, DTYPE)
     k, n_rays, m = counts.shape
@@ -179,21 +205,23 @@ def tv_constants(
     dbar = np.ascontiguousarray(_whitening(B, model, bbar).mean(axis=1, keepdims=True))
     if model == "fused":
         r = np.asarray(r, np.float64).ravel()
-        haadf = np.asarray(haadf, DTYPE).reshape(n_rays, -1)
+        WH = W.modality("haadf")
+        haadf = np.asarray(haadf, DTYPE).reshape(WH.shape[0], -1)
         hpos = haadf[haadf > 0]
         hbar = float(hpos.mean()) if hpos.size else 1.0
         per_line = counts.astype(np.float64).sum(axis=(1, 2))
         unit = float(np.sum(r * per_line) / max(per_line.sum(), 1e-300))
-        mk = np.ones((n_rays, 1)) if mask is None else mask
-        rows = W.row_sums().astype(np.float64)[:, None]
+        mask_h = _haadf_mask(W, mask, haadf_ray_mask, m)
+        mk = np.ones((WH.shape[0], 1)) if mask_h is None else mask_h
+        rows = WH.row_sums().astype(np.float64)[:, None]
         scale = float((haadf * mk).sum() / max(float((np.broadcast_to(rows, haadf.shape) * mk).sum()), 1e-30))
         dH = 1.0 / np.sqrt(_haadf_variance(haadf, hbar, haadf_model_error, haadf_gain))
         dbar = np.vstack([dbar, dH.mean(axis=1, keepdims=True)]).astype(DTYPE)
-        mix = np.vstack([np.diag(1.0 / r), np.ones((1, k))])
+        op = _fused_operator(W, r)
     else:
         hbar, unit, scale = 0.0, 1.0, bbar / wbar
-        mix = np.eye(k)
-    col = ChannelMix(W, mix).adjoint(dbar)
+        op = ChannelMix(W, np.eye(k))
+    col = op.adjoint(dbar)
     c = tv_scale * float(np.mean(col)) / 4.0
     return TVConstants(bbar, unit, hbar, scale, c)
 
@@ -227,6 +255,7 @@ def tv_solve(
     haadf_model_error: float = 0.01,
     haadf_gain: float = 0.0,
     ray_mask: np.ndarray | None = None,
+    haadf_ray_mask: np.ndarray | None = None,
     constants: TVConstants | dict | None = None,
     n_iter: int = 300,
     theta: float | None = None,
@@ -252,8 +281,9 @@ def tv_solve(
         Dimensionless TV weight (converted by :func:`tv_weight`); or give ``lam``.
     lam : float or array (m,)
         Absolute TV weight (overrides ``mu``).
-    haadf : ndarray, (n_rays, m) or (n_rays, 1)
-        HAADF data (model "fused").
+    haadf : ndarray, (n_rays_H, m) or (n_rays_H, 1)
+        HAADF data (model "fused"), on the rays of ``W.modality("haadf")`` (``W``'s
+        own unless the HAADF has tilts of its own).
     r : array (k,)
         Response ratios ``r_A`` of ``I^H = sum r_A I_A`` (model "fused").
     coupled : bool
@@ -266,6 +296,9 @@ def tv_solve(
         ``g``: HAADF variance per unit signal (1 for electron counts; 0: ignore).
     ray_mask : ndarray (n_rays,) or (n_rays, m), optional
         1 for rays used, 0 for rays held out (cross-validation): they enter no term.
+    haadf_ray_mask : ndarray (n_rays_H,) or (n_rays_H, m), optional
+        The HAADF rays' mask (model "fused"). Default: ``ray_mask`` when one geometry
+        serves both modalities, else every HAADF ray used.
     constants : TVConstants or dict, optional
         The data-derived constants (default :func:`tv_constants` of these columns);
         give the constants of a whole volume to make each slice independent of its batch.
@@ -315,18 +348,21 @@ def tv_solve(
         haadf = np.asarray(haadf, DTYPE)
         if haadf.ndim == 1:
             haadf = haadf[:, None]
-        if haadf.shape[0] != n_rays or haadf.shape[1] not in (1, m):
-            raise ValueError(f"haadf must be (n_rays, m) = ({n_rays}, {m}), got {haadf.shape}")
-        haadf = np.ascontiguousarray(np.broadcast_to(haadf, (n_rays, m)))
+        n_h = W.modality("haadf").shape[0]
+        if haadf.shape[0] != n_h or haadf.shape[1] not in (1, m):
+            raise ValueError(f"haadf must be (n_rays, m) = ({n_h}, {m}), got {haadf.shape}")
+        haadf = np.ascontiguousarray(np.broadcast_to(haadf, (n_h, m)))
         if not (0 < haadf_model_error < 1):
             raise ValueError(f"haadf_model_error is a fraction in (0, 1), got {haadf_model_error}")
         if haadf_gain < 0:
             raise ValueError(f"haadf_gain must be >= 0, got {haadf_gain}")
     if lam is None and mu is None:
         raise ValueError("give a TV weight: mu (dimensionless) or lam (absolute)")
+    mask_h = _haadf_mask(W, mask, haadf_ray_mask, m) if model == "fused" else None
     if constants is None:
         constants = tv_constants(W, counts, model, haadf=haadf, r=r, ray_mask=mask,
-                                 haadf_model_error=haadf_model_error, haadf_gain=haadf_gain, tv_scale=tv_scale)
+                                 haadf_model_error=haadf_model_error, haadf_gain=haadf_gain, tv_scale=tv_scale,
+                                 haadf_ray_mask=mask_h)
     const = TVConstants.coerce(constants)
     lam = tv_weight(mu, W, const) if lam is None else np.asarray(lam, np.float64)
     if np.any(lam < 0) or not np.all(np.isfinite(lam)):
@@ -349,13 +385,13 @@ def tv_solve(
         d = np.vstack([np.broadcast_to(dE, B.shape), (1.0 / np.sqrt(varH)).astype(DTYPE)])
         data_f = RowScaled(Separable([
             (k * n_rays, KullbackLeibler(B, mask=maskE)),
-            (n_rays, WeightedL2(haadf, 1.0 / varH, mask=mask)),
+            (haadf.shape[0], WeightedL2(haadf, 1.0 / varH, mask=mask_h)),
         ]), d)
-        K = RowScale(ChannelMix(W, np.vstack([np.diag(1.0 / r), np.ones((1, k))])), d)
+        K = RowScale(_fused_operator(W, r), d)
         noise = {"haadf_sigma_floor": float(haadf_model_error * const.hbar), "haadf_gain": haadf_gain}
 
     if x0 is None:
-        x0 = _initial(W, counts, model, haadf, r, mask)
+        x0 = _initial(W, counts, model, haadf, r, mask, mask_h)
     else:
         x0 = np.asarray(x0, DTYPE)
         if x0.shape != (k, n_vox, m):
@@ -377,12 +413,17 @@ def tv_solve(
                         info=info)
 
 
-def _initial(W, counts, model, haadf, r, mask) -> np.ndarray:
+def _initial(W, counts, model, haadf, r, mask, mask_h=None) -> np.ndarray:
     """A cheap start: SIRT of the EDS data, or (fused) the HAADF SIRT map split by mean composition."""
     k, n_rays, m = counts.shape
     mk = np.ones((n_rays, 1), DTYPE) if mask is None else mask
     if model == "fused":
-        h = sirt(W, haadf, INIT_SIRT_ITERATIONS, ray_mask=mk).x  # (n_vox, m)
+        WH = W.modality("haadf")
+        if WH is W.modality("eds"):
+            h = sirt(W, haadf, INIT_SIRT_ITERATIONS, ray_mask=mk).x  # (n_vox, m)
+        else:
+            mkh = np.ones((WH.shape[0], 1), DTYPE) if mask_h is None else mask_h
+            h = sirt(WH, haadf, INIT_SIRT_ITERATIONS, ray_mask=mkh).x
         eds_used = (counts * mk[None]).sum(axis=1).astype(np.float64)  # (k, m)
         share = np.asarray(r)[:, None] * eds_used
         share = share / np.maximum(share.sum(axis=0, keepdims=True), 1e-30)

@@ -11,6 +11,27 @@ system is solved for ``X^b_A = r_A X_A`` (EDS data brought to HAADF units):
 
 The operator is ``ChannelMix(W, [(1-alpha) I_k; alpha 1^T])``: one projection per
 channel, whatever ``k``.
+
+A HAADF at tilts of its own (``W.modality("haadf")`` is not ``W``: see
+:mod:`chemtomo.projector.modality`) makes the HAADF rows ``c alpha W_H sum_A X^b_A``
+(:class:`~chemtomo.projector.modality.ChannelSum`) under the EDS rows
+``(1-alpha) W_E X^b_A``, with ``c = n_EDS tilts / n_HAADF tilts``
+(:func:`haadf_row_weight`): SIRT's pixel weights sum the rows, so without ``c`` a
+HAADF at 31 tilts beside EDS at 7 would weigh 31/7 times what ``alpha`` says (on
+the core-shell phantom, EDS at 7 of 31 tilts, the default ``alpha = 0.8`` then did
+worse inside the particle than with the HAADF at the 7 EDS tilts alone); with ``c``,
+``alpha`` is the balance of the two modalities whatever their numbers of tilts, and
+equal tilt counts give the paper's system. SIRT adds the HAADF's residual to every
+channel alike, so the denser HAADF sharpens HEBT's total, not its split between
+lines: the weight fractions gain little (``tests/test_tilt_sets.py`` checks they do
+not get worse); the fused model (:mod:`.fused`) gains more. The batched engine's fused SIRT takes one projector, so
+that system runs SIRT's generic loop: per iteration one forward and one adjoint
+pass of ``W_E`` over the ``k`` channels and one of ``W_H`` over their sum (plus
+numpy's temporaries of the residual and the update), against one fused pass of
+``W^T`` of the shared system on the batched engine. The
+response ratios are then fitted on the tilts both modalities share, or, when
+they share none, through an EDS-only reconstruction
+(:func:`estimate_response_ratios_tilts`).
 """
 
 from __future__ import annotations
@@ -21,8 +42,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import nnls
 
+from ..geometry import SHARED_TILT_TOL_DEG, match_tilts, sinogram_to_columns
 from ..projector.base import DTYPE, Operator
-from ..projector.compose import ChannelMix
+from ..projector.compose import ChannelMix, VStack
+from ..projector.modality import ChannelSum
 from .result import SolverResult
 from .sirt import sirt
 
@@ -32,6 +55,12 @@ log = logging.getLogger("chemtomo.reconstruct")
 #: (a warning with the number and the likely causes): the lines explain less than half of
 #: the HAADF's variance.
 R2_FLOOR = 0.5
+#: The response-ratio fit through the reconstruction (no tilt shared): EDS-only SIRT
+#: iterations, and at most this many slices, evenly spaced, of the series.
+RR_SIRT_ITERATIONS = 100
+RR_FIT_MAX_SLICES = 32
+#: ``ResponseRatios.basis`` of a fit on every tilt's measured data (one tilt set).
+BASIS_ALL_TILTS = "measured sinograms, every tilt"
 
 
 @dataclass(frozen=True)
@@ -45,17 +74,25 @@ class ResponseRatios:
     r2 : float
         ``1 - SS_res / SS_tot`` (SS_tot about the mean of ``I^H``).
     n_samples : int
+    basis : str
+        What the fit was made on: every tilt's measured data (:data:`BASIS_ALL_TILTS`),
+        the tilts both modalities share, or an EDS-only reconstruction projected at the
+        HAADF's tilts (:func:`estimate_response_ratios_tilts`).
     """
 
     lines: tuple[str, ...]
     r: np.ndarray
     r2: float
     n_samples: int
+    basis: str = BASIS_ALL_TILTS
 
     def as_dict(self) -> dict:
-        """The fit as a JSON-ready dict."""
-        return {"lines": list(self.lines), "r": [float(v) for v in self.r],
-                "r2": float(self.r2), "n_samples": int(self.n_samples)}
+        """The fit as a JSON-ready dict (``basis`` only when it is not every tilt's data)."""
+        out = {"lines": list(self.lines), "r": [float(v) for v in self.r],
+               "r2": float(self.r2), "n_samples": int(self.n_samples)}
+        if self.basis != BASIS_ALL_TILTS:
+            out["basis"] = self.basis
+        return out
 
 
 def estimate_response_ratios(
@@ -142,6 +179,78 @@ def estimate_response_ratios(
     return ResponseRatios(lines, r, r2, int(h.size))
 
 
+def estimate_response_ratios_tilts(
+    haadf: np.ndarray, eds: dict[str, np.ndarray], eds_angles_deg, haadf_angles_deg, *, W: Operator | None = None,
+    n_iter: int = RR_SIRT_ITERATIONS, max_slices: int = RR_FIT_MAX_SLICES, tol_deg: float = SHARED_TILT_TOL_DEG,
+    nonneg: bool = True,
+) -> ResponseRatios:
+    """``r_A`` of a series whose HAADF has tilts of its own.
+
+    On the tilts both modalities share (angles within ``tol_deg``,
+    :func:`~chemtomo.geometry.match_tilts`), the measured images are fitted as
+    :func:`estimate_response_ratios` fits a shared series. When they share none, the
+    fit goes through the reconstruction: each EDS line of up to ``max_slices``
+    evenly spaced slices is reconstructed alone (SIRT, non-negative, ``n_iter``
+    iterations, on ``W.modality("eds")``) and projected at the HAADF's tilts
+    (``W.modality("haadf")``), and the HAADF is fitted as ``sum_A r_A`` times those
+    projections. ``basis`` of the result says which was used; it is logged too.
+
+    Parameters
+    ----------
+    haadf : ndarray, (n_haadf_tilts, n_slices, n_pixels)
+    eds : dict line -> ndarray, (n_tilts, n_slices, n_pixels)
+    eds_angles_deg, haadf_angles_deg : array_like
+        The two tilt sets (degrees).
+    W : Operator, optional
+        The series' projector pair (:class:`~chemtomo.projector.modality.PerModality`);
+        needed only when no tilt is shared.
+    n_iter, max_slices : int
+        The reconstruction route's SIRT iterations and slices.
+    tol_deg : float
+        Largest difference of one shared tilt (degrees).
+    nonneg : bool
+        As :func:`estimate_response_ratios`.
+
+    Returns
+    -------
+    ResponseRatios
+
+    Raises
+    ------
+    ValueError
+        No shared tilt and no ``W`` to reconstruct with; see :func:`estimate_response_ratios`.
+    """
+    e_ang = np.asarray(eds_angles_deg, np.float64).ravel()
+    h_ang = np.asarray(haadf_angles_deg, np.float64).ravel()
+    ie, ih = match_tilts(e_ang, h_ang, tol_deg)
+    h = np.asarray(haadf)
+    if ie.size:
+        fit = estimate_response_ratios(h[ih], {ln: np.asarray(v)[ie] for ln, v in eds.items()}, nonneg=nonneg)
+        basis = (f"measured images at the {ie.size} tilt(s) both modalities share (within {tol_deg:g} deg): "
+                 f"{np.round(e_ang[ie], 3).tolist()}")
+    else:
+        if W is None:
+            raise ValueError(
+                f"the HAADF tilts ({h_ang.size}, {h_ang.min():.3g}..{h_ang.max():.3g} deg) share none with the EDS "
+                f"tilts ({np.round(e_ang, 3).tolist()}): the response ratios are then fitted through the "
+                "reconstruction, which needs the series' projectors (W)"
+            )
+        n_slices = h.shape[1]
+        sl = np.unique(np.round(np.linspace(0, n_slices - 1, min(int(max_slices), n_slices))).astype(int))
+        lines = list(eds)
+        s = sl.size
+        b = np.concatenate([sinogram_to_columns(np.asarray(eds[ln])[:, sl]) for ln in lines], axis=1)
+        x = sirt(W.modality("eds"), b, int(n_iter)).x  # (n_vox, k s), line-major columns
+        proj = W.modality("haadf").forward(x)  # (n_rays_H, k s)
+        cols = {ln: proj[:, a * s:(a + 1) * s] for a, ln in enumerate(lines)}
+        fit = estimate_response_ratios(sinogram_to_columns(h[:, sl]), cols, nonneg=nonneg)
+        basis = (f"EDS-only SIRT ({int(n_iter)} iterations) of {s} slice(s) projected at the {h_ang.size} HAADF "
+                 "tilts: no tilt shared")
+    log.info("response ratios r_A = %s (R^2 = %.3f) fitted on %s", dict(zip(fit.lines, np.round(fit.r, 6).tolist(),
+             strict=True)), fit.r2, basis)
+    return ResponseRatios(fit.lines, fit.r, fit.r2, fit.n_samples, basis)
+
+
 def check_alpha(alpha: float) -> float:
     """The HAADF weight ``alpha`` as a float, checked to lie in [0, 1).
 
@@ -156,19 +265,47 @@ def check_alpha(alpha: float) -> float:
     return alpha
 
 
-def hebt_operator(W: Operator, n_channels: int, alpha: float) -> ChannelMix:
-    """The stacked operator ``W^b`` of eq 17 for ``n_channels`` EDS lines."""
+def haadf_row_weight(n_eds_rays: int, n_haadf_rays: int) -> float:
+    """``c = n_eds_rays / n_haadf_rays``: the HAADF rows' factor that keeps ``alpha`` the modalities' balance.
+
+    1 for one tilt set (the paper's system). See the module docstring.
+    """
+    return float(n_eds_rays) / float(n_haadf_rays)
+
+
+def hebt_operator(W: Operator, n_channels: int, alpha: float) -> Operator:
+    """The stacked operator ``W^b`` of eq 17 for ``n_channels`` EDS lines.
+
+    ``ChannelMix(W, [(1-alpha) I_k; alpha 1^T])`` when ``W`` serves both modalities;
+    with a HAADF projector of its own (``W.modality("haadf")``),
+    ``[ChannelMix(W_E, (1-alpha) I_k); ChannelSum(W_H, c alpha 1)]`` with
+    ``c`` = :func:`haadf_row_weight`, which SIRT runs by its generic loop (module
+    docstring for the cost).
+    """
     alpha = check_alpha(alpha)
     k = int(n_channels)
-    mix = np.vstack([(1 - alpha) * np.eye(k), alpha * np.ones((1, k))]).astype(DTYPE)
-    return ChannelMix(W, mix)
+    WE, WH = W.modality("eds"), W.modality("haadf")
+    if WH is WE:
+        mix = np.vstack([(1 - alpha) * np.eye(k), alpha * np.ones((1, k))]).astype(DTYPE)
+        return ChannelMix(W, mix)
+    c = haadf_row_weight(WE.shape[0], WH.shape[0])
+    return VStack([ChannelMix(WE, ((1 - alpha) * np.eye(k)).astype(DTYPE)), ChannelSum(WH, np.full(k, c * alpha))])
 
 
 def hebt_data(haadf: np.ndarray, eds: list[np.ndarray], r: np.ndarray, alpha: float) -> np.ndarray:
-    """Stacked data ``I^b`` of eq 17: ``[(1-alpha) r_A I_A ...; alpha I^H]``, each ``(n_rays, s)``."""
+    """Stacked data ``I^b`` of eq 17: ``[(1-alpha) r_A I_A ...; alpha I^H]``, each ``(n_rays, s)``.
+
+    A HAADF with other rays than the EDS (tilts of its own) gets ``c alpha I^H``,
+    ``c`` = :func:`haadf_row_weight` (as :func:`hebt_operator`).
+    """
     alpha = check_alpha(alpha)
     blocks = [(1 - alpha) * float(ra) * np.asarray(e, DTYPE) for ra, e in zip(r, eds, strict=True)]
-    blocks.append(alpha * np.asarray(haadf, DTYPE))
+    h = np.asarray(haadf, DTYPE)
+    n_e = np.asarray(eds[0]).shape[0] if len(eds) else h.shape[0]
+    if h.shape[0] == n_e:
+        blocks.append(alpha * h)
+    else:
+        blocks.append((haadf_row_weight(n_e, h.shape[0]) * alpha) * h)
     return np.ascontiguousarray(np.concatenate(blocks, axis=0), dtype=DTYPE)
 
 
@@ -181,8 +318,9 @@ def hebt_sirt(
     Parameters
     ----------
     W : Operator
-        Projector of one slice, ``(n_rays, n_vox)``.
-    haadf : ndarray, (n_rays, s)
+        Projector of one slice, ``(n_rays, n_vox)`` (the EDS's; a HAADF at tilts of its
+        own has ``W.modality("haadf")``).
+    haadf : ndarray, (n_rays, s) (the HAADF's rays)
     eds : list of ndarray, each (n_rays, s)
     r : ndarray, (k,)
         Response ratios.

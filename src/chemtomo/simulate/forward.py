@@ -169,3 +169,49 @@ def simulate_tilt_series(
         haadf=to_stack(haadf_mean), metadata={**meta, "noise": "none"},
     )
     return Simulation(noisy, clean, phantom_fine.downsample(refine), lines)
+
+
+def simulate_tilt_sets(
+    phantom_fine: Phantom,
+    eds_geometry: TiltGeometry,
+    haadf_geometry: TiltGeometry,
+    factors: Factors,
+    acquisition: Acquisition = Acquisition(),
+    *,
+    seed: int | None = 0,
+    noise: bool = True,
+) -> Simulation:
+    """A tilt series whose HAADF has tilts of its own: EDS through one geometry, HAADF through another.
+
+    Each modality is simulated as :func:`simulate_tilt_series` (the same phantom,
+    dose and factors): the EDS lines from ``eds_geometry`` with noise seed ``seed``,
+    the HAADF from ``haadf_geometry`` with seed ``seed + 1``. The returned series
+    carry ``haadf_angles_deg`` (None when the two angle sets are equal).
+
+    Parameters
+    ----------
+    phantom_fine : Phantom
+    eds_geometry, haadf_geometry : TiltGeometry
+        Same detector and grid; their angles are the two tilt sets.
+    factors : Factors
+    acquisition : Acquisition
+    seed : int or None
+    noise : bool
+
+    Returns
+    -------
+    Simulation
+    """
+    if (eds_geometry.n_pixels, eds_geometry.pixel_nm, eds_geometry.n_grid) != (
+            haadf_geometry.n_pixels, haadf_geometry.pixel_nm, haadf_geometry.n_grid):
+        raise ValueError("the EDS and HAADF geometries must share the detector and grid (n_pixels, pixel_nm, "
+                         "n_grid); only their angles differ")
+    e = simulate_tilt_series(phantom_fine, eds_geometry, factors, acquisition, seed=seed, noise=noise)
+    h = simulate_tilt_series(phantom_fine, haadf_geometry, factors, acquisition,
+                             seed=None if seed is None else seed + 1, noise=noise)
+
+    def combine(a: TiltSeries, b: TiltSeries) -> TiltSeries:
+        return TiltSeries(a.angles_deg, a.pixel_nm, eds=a.eds, haadf=b.haadf, metadata=dict(a.metadata),
+                          haadf_angles_deg=b.angles_deg)
+
+    return Simulation(combine(e.series, h.series), combine(e.noiseless, h.noiseless), e.phantom, e.lines)
