@@ -55,6 +55,11 @@ def range_key(range_deg: float) -> str:
 class TiltSetsConfig:
     """What the tilt-sets study runs.
 
+    The defaults are the full study: ``+-70`` and ``+-40`` degrees, two doses, the 14
+    cells of :data:`FULL_CELLS` (56 in all), every method with a rule on its default
+    grid; ``n = 24`` and 4 middle slices (the quick run's size: the cells, not the
+    volume, are what this study varies).
+
     Attributes
     ----------
     specimen : str
@@ -68,7 +73,8 @@ class TiltSetsConfig:
     methods : tuple of str
         Registered methods with an automatic rule.
     n, oversampling, n_slices, beam_kev, grids, params, auto_slices, mask_method
-        As in :class:`~chemtomo.studies.benchmark.BenchmarkConfig`.
+        As in :class:`~chemtomo.studies.benchmark.BenchmarkConfig` (here ``n = 24``,
+        4 slices, rules on 4 slices).
     eds_on_haadf : bool
         EDS tilts on the nearest HAADF tilts (:func:`~chemtomo.simulate.tilt_sets.tilt_set_angles`).
     specimen_seed, noise_seed : int
@@ -80,13 +86,13 @@ class TiltSetsConfig:
     doses: tuple = (1.0, 0.1)
     cells: tuple = FULL_CELLS
     methods: tuple = field(default_factory=lambda: tuple(n for n in method_names() if get_method(n).default_grid))
-    n: int = 28
+    n: int = 24
     oversampling: int = 2
-    n_slices: int | None = 8
+    n_slices: int | None = 4
     beam_kev: float = 200.0
     grids: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)
-    auto_slices: int = 8
+    auto_slices: int = 4
     mask_method: str = "esf"
     eds_on_haadf: bool = True
     specimen_seed: int = 0
@@ -100,9 +106,8 @@ class TiltSetsConfig:
         11x71, 71x71 and 11x11 over +-70 degrees at the paper's dose; EDS-SIRT, HEBT
         and fused-TV on the benchmark's coarse grids; ``n = 24``, 4 middle slices.
         """
-        return cls(ranges_deg=(70.0,), doses=(1.0,), cells=QUICK_CELLS, methods=QUICK_METHODS, n=24, n_slices=4,
-                   auto_slices=4, grids={k: v for k, v in QUICK_GRIDS.items() if k in QUICK_METHODS},
-                   label="quick")
+        return cls(ranges_deg=(70.0,), doses=(1.0,), cells=QUICK_CELLS, methods=QUICK_METHODS,
+                   grids={k: v for k, v in QUICK_GRIDS.items() if k in QUICK_METHODS}, label="quick")
 
     def __post_init__(self):
         if self.specimen not in SPECIMENS:
