@@ -41,10 +41,10 @@ RAW_ONLY = ("--lines", "--angles-from", "--bin", "--register", "--reference-line
             "--integration-width", "--no-figures", "--compare-tomviz", "--tomviz-angles")
 #: options only the stack routes (--eds/--haadf) take: refused with a raw tilt series
 STACK_ONLY = ("--tilt-axis", "--replicas", "--jackknife", "--seed", "--absorption", "--density", "--absorption-tol",
-              "--absorption-max-outer")
+              "--absorption-max-outer", "--haadf-angles")
 #: options a HAADF-only run (--haadf without --eds) does not take: EDS maps, quantification, store
 HAADF_REFUSED = ("--mask", "--threshold", "--factors", "--beam-kev", "--efficiency", "--filter-sigma", "--alpha",
-                 "--auto", "--auto-grid", "--store", "--resume", "--replicas") + ABSORPTION_OPTIONS
+                 "--auto", "--auto-grid", "--store", "--resume", "--replicas", "--haadf-angles") + ABSORPTION_OPTIONS
 
 
 def add_parser(sub):
@@ -75,6 +75,10 @@ def add_parser(sub):
                    help="tilt angles, overriding the files' (raw input: one per file, in the files' order)")
     p.add_argument("--angles-from", choices=("auto", "metadata", "filename"), default="auto",
                    help="raw input: where tilt angles come from (default auto: metadata, else file names)")
+    p.add_argument("--haadf-angles", metavar="FILE|stack",
+                   help="the HAADF at tilts of its own (many HAADF tilts, few EDS): a text file of its angles "
+                        "(one per line, degrees), or 'stack' for the angles the --haadf stack states; default: the "
+                        "HAADF shares the EDS stacks' angles")
     p.add_argument("--pixel-nm", type=float, help="pixel size (nm), overriding the files'")
     p.add_argument("--haadf-signal", metavar="NAME",
                    help="the image to use as HAADF, by title or detector (e.g. DF-S): only an image named HAADF "
@@ -302,7 +306,7 @@ def run_stacks(args) -> int:
     inputs = list(eds.values()) + ([args.haadf] if args.haadf else [])
     path = check_output(out_path(args.out), inputs=inputs, overwrite=args.overwrite)
     series = read_tilt_series(eds, args.haadf, args.angles, args.pixel_nm, tilt_axis=args.tilt_axis,
-                              haadf_signal=args.haadf_signal)
+                              haadf_signal=args.haadf_signal, haadf_angles_deg=haadf_angles(args))
     beam = args.beam_kev if args.beam_kev is not None else series.metadata.get("beam_kev")
     factors = resolve_factors(args.factors, series.lines, beam, args.efficiency)
     run_kwargs = dict(
@@ -402,6 +406,26 @@ def write_outputs(args, result, path: Path, method: str, prov: dict, kinds, unce
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
         raise
     return written
+
+
+def haadf_angles(args):
+    """``--haadf-angles``: None (one tilt set), ``"file"`` (the HAADF stack's own), or the angles of a file.
+
+    Raises
+    ------
+    ValueError
+        ``--haadf-angles`` without ``--haadf``; a file that does not hold angles.
+    """
+    value = getattr(args, "haadf_angles", None)
+    if value is None:
+        return None
+    if not args.haadf:
+        raise ValueError("--haadf-angles gives the HAADF's own tilt angles: it needs --haadf PATH")
+    if value == "stack":
+        return "file"
+    from chemtomo.io.stacks import read_angle_file
+
+    return read_angle_file(value)
 
 
 def haadf_refusals(args) -> list[str]:

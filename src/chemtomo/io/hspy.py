@@ -95,15 +95,19 @@ def to_signal(stack: np.ndarray, angles_deg, pixel_nm: float, title: str, extra:
 
 
 def write_tilt_series(folder, series: TiltSeries) -> dict[str, Path]:
-    """Write ``haadf.hspy`` and ``eds_<line>.hspy`` into ``folder``; returns the paths."""
+    """Write ``haadf.hspy`` and ``eds_<line>.hspy`` into ``folder``; returns the paths.
+
+    Each file holds its own stack's angles (the HAADF's own when it has them: read
+    them back with ``read_tilt_series(..., haadf_angles_deg="file")``).
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
-    items = ([("HAADF", "haadf.hspy", series.haadf)] if series.haadf is not None else [])
-    items += [(ln, f"eds_{ln}.hspy", v) for ln, v in series.eds.items()]
+    items = ([("HAADF", "haadf.hspy", series.haadf, series.haadf_angles)] if series.haadf is not None else [])
+    items += [(ln, f"eds_{ln}.hspy", v, series.angles_deg) for ln, v in series.eds.items()]
     md = {k: v for k, v in series.metadata.items() if isinstance(v, (int, float, str))}
-    for name, fname, stack in items:
-        sig = to_signal(stack, series.angles_deg, series.pixel_nm, name, md)
+    for name, fname, stack, angles in items:
+        sig = to_signal(stack, angles, series.pixel_nm, name, md)
         path = folder / fname
         with atomic_path(path) as tmp:
             sig.save(tmp, overwrite=True)
@@ -275,7 +279,7 @@ def read_stack(path, angles_deg=None, *, pixel_nm: float | None = None,
 
 def read_tilt_series(eds: dict[str, str | Path], haadf: str | Path | None = None,
                      angles_deg=None, pixel_nm: float | None = None, *, tilt_axis: str | None = None,
-                     haadf_signal: str | None = None) -> TiltSeries:
+                     haadf_signal: str | None = None, haadf_angles_deg=None) -> TiltSeries:
     """A :class:`TiltSeries` from per-channel stacks (``.hspy``, ``.zspy``, DM, MRC, TIFF).
 
     Parameters
@@ -284,7 +288,8 @@ def read_tilt_series(eds: dict[str, str | Path], haadf: str | Path | None = None
         May be empty when ``haadf`` is given (a HAADF-only series).
     haadf : path, optional
     angles_deg : array_like, optional
-        Overrides the angles stored in the files.
+        Overrides the angles stored in the files (the EDS files' when the HAADF has
+        angles of its own).
     pixel_nm : float, optional
         Overrides the pixel size stored in the files.
     tilt_axis : {"rows", "columns", "auto"}, optional
@@ -293,6 +298,11 @@ def read_tilt_series(eds: dict[str, str | Path], haadf: str | Path | None = None
         Accept a ``haadf`` stack that its metadata call something else (DF-S,
         BF, BSE ...) when it has this name (``--haadf-signal``); without it such
         a stack is refused as HAADF.
+    haadf_angles_deg : array_like or "file", optional
+        The HAADF at tilts of its own: its angles (degrees), or ``"file"`` for the
+        angles its stack states (metadata, angle file, navigation axis: as
+        :func:`read_stack`). None (default): every file is at one tilt set, and
+        files that disagree are refused.
 
     Returns
     -------
@@ -307,14 +317,26 @@ def read_tilt_series(eds: dict[str, str | Path], haadf: str | Path | None = None
     """
     if not eds and haadf is None:
         raise ValueError("give at least one EDS line file (LINE=PATH) or a HAADF stack")
-    stacks, angles, px, meta, px_from = {}, None, None, {}, None
+    own = haadf_angles_deg is not None
+    if own and haadf is None:
+        raise ValueError("haadf_angles_deg (--haadf-angles) is given but there is no HAADF stack")
+    if isinstance(haadf_angles_deg, str) and haadf_angles_deg != "file":
+        raise ValueError(f"haadf_angles_deg is an array of angles or 'file', got {haadf_angles_deg!r}")
+    stacks, angles, px, meta, px_from, h_angles = {}, None, None, {}, None, None
     paths = dict(eds)
     if haadf is not None:
         paths = {"HAADF": haadf, **paths}
     for name, p in paths.items():
-        data, a, pnm, md = read_stack(p, angles_deg, pixel_nm=pixel_nm, tilt_axis=tilt_axis)
+        if own and name == "HAADF":
+            given = None if isinstance(haadf_angles_deg, str) else haadf_angles_deg
+            data, h_angles, pnm, md = read_stack(p, given, pixel_nm=pixel_nm, tilt_axis=tilt_axis)
+            a = angles
+        else:
+            data, a, pnm, md = read_stack(p, angles_deg, pixel_nm=pixel_nm, tilt_axis=tilt_axis)
         if angles is not None and (a.size != angles.size or not np.allclose(a, angles)):
-            raise ValueError(f"{p}: tilt angles differ from the other files' ({a} vs {angles})")
+            hint = ("" if own or haadf is None else "; a HAADF at tilts of its own takes haadf_angles_deg "
+                    "(--haadf-angles FILE, or 'file' for the HAADF stack's own)")
+            raise ValueError(f"{p}: tilt angles differ from the other files' ({a} vs {angles}){hint}")
         if px is not None and not np.isclose(pnm, px, rtol=1e-3):
             raise ValueError(f"pixel sizes differ: {p} {pnm:.6g} nm, {px_from} {px:.6g} nm; every channel must be on "
                              "one grid (bin or resample them alike)")
@@ -329,4 +351,6 @@ def read_tilt_series(eds: dict[str, str | Path], haadf: str | Path | None = None
                 meta.setdefault(k, v)
         stacks[name] = data
     h = stacks.pop("HAADF", None)
-    return TiltSeries(angles, px, stacks, h, meta)
+    if own and not stacks:
+        raise ValueError("haadf_angles_deg (--haadf-angles) needs EDS stacks: a HAADF-only series has one tilt set")
+    return TiltSeries(angles, px, stacks, h, meta, haadf_angles_deg=h_angles)

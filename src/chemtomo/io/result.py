@@ -10,7 +10,9 @@ axis; a 2-D slice is one slice)::
     /fractions/atomic/<element>     atomic fraction, 0 outside the mask
     /mask                           uint8 particle mask (1 inside)
     /haadf                          the HAADF volume, per nm (when the result has one)
-    /response_ratios/<line>         fitted r_A (scalar); group attribute ``r2``;
+    /response_ratios/<line>         fitted r_A (scalar); group attribute ``r2``
+                                    (and ``basis``, what the fit was made on,
+                                    for a HAADF at tilts of its own);
                                     dataset attribute ``theory`` where known
     /uncertainty                    (when written with one) the bootstrap's spread:
         /<spread>/<quantity>/<name>/{se,low,high}
@@ -32,7 +34,10 @@ axis; a 2-D slice is one slice)::
     root attrs: format = "chemtomo-result", format_version, pixel_nm,
                 axes = "slices,z,x" (format 1.0's name, kept), axis_names = "y,z,x",
                 axis_units = "nm,nm,nm", map_units = "per_nm", map_units_note,
-                parameters (JSON text), provenance (JSON text)
+                parameters (JSON text), provenance (JSON text);
+                haadf_angles_deg (float64 array, degrees) when the HAADF had tilts
+                of its own (the EDS's are ``parameters["geometry"]["angles_deg"]``,
+                the HAADF's ``parameters["haadf_geometry"]`` too)
 
 Every volume dataset carries ``axes`` (``"y,z,x"``), HDF5 dimension labels
 (``ds.dims[i].label``: y, z, x), ``axis_units`` (``"nm,nm,nm"``),
@@ -54,7 +59,9 @@ and the mask do not depend on it.
 
 Format 1.0 files (no per-dataset attributes, no ``map_units``) read as before;
 their maps are per nm too. A file without ``/uncertainty`` reads with
-``uncertainty`` None, one without ``/absorption`` with ``absorption`` None.
+``uncertainty`` None, one without ``/absorption`` with ``absorption`` None, one
+without ``haadf_angles_deg`` (every file of a shared tilt set, and every file
+before them) with ``haadf_angles_deg`` None.
 
 The file is written under a temporary name and renamed when complete.
 """
@@ -327,6 +334,9 @@ def write_result(path, result, provenance: dict | None = None, *, haadf: np.ndar
             f.attrs["map_units_note"] = MAP_UNITS_NOTE
             f.attrs["parameters"] = _json(result.parameters)
             f.attrs["provenance"] = _json(provenance or {})
+            haadf_geometry = (result.parameters or {}).get("haadf_geometry")
+            if haadf_geometry is not None:
+                f.attrs["haadf_angles_deg"] = np.asarray(haadf_geometry["angles_deg"], dtype=np.float64)
             opts = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
             g = f.create_group("maps")
             for i, line in enumerate(result.lines):
@@ -350,6 +360,9 @@ def write_result(path, result, provenance: dict | None = None, *, haadf: np.ndar
             if rr is not None:
                 g.attrs["r2"] = float(rr.r2)
                 g.attrs["n_samples"] = int(rr.n_samples)
+                basis = rr.as_dict().get("basis")
+                if basis is not None:
+                    g.attrs["basis"] = str(basis)
                 for i, line in enumerate(rr.lines):
                     d = g.create_dataset(line, data=float(rr.r[i]))
                     d.attrs["units"] = "1"
@@ -378,7 +391,9 @@ def read_result(path, *, map_units: str = "per_nm") -> dict:
     dict
         ``maps``, ``weight``, ``atomic`` (name -> ndarray (y, z, x)), ``mask``
         (bool), ``haadf`` (ndarray or None), ``response_ratios`` (line -> r),
-        ``r2``, ``parameters``, ``provenance``, ``pixel_nm``, ``map_units``,
+        ``r2``, ``response_ratio_basis`` (None unless the HAADF had tilts of its
+        own), ``haadf_angles_deg`` (ndarray, or None for a shared tilt set and older
+        files), ``parameters``, ``provenance``, ``pixel_nm``, ``map_units``,
         ``format_version``, ``uncertainty`` (the ``/uncertainty`` group as
         :func:`chemtomo.io.uncertainty.uncertainty_dict` data, maps in
         ``map_units``; None when the file has none), ``absorption`` (the
@@ -411,6 +426,9 @@ def read_result(path, *, map_units: str = "per_nm") -> dict:
         out["haadf"] = convert_map(f["haadf"][()], px, map_units) if "haadf" in f else None
         g = f["response_ratios"]
         out["r2"] = g.attrs.get("r2")
+        out["response_ratio_basis"] = str(g.attrs["basis"]) if "basis" in g.attrs else None
+        ha = f.attrs.get("haadf_angles_deg")
+        out["haadf_angles_deg"] = None if ha is None else np.asarray(ha, dtype=np.float64)
         for k in g:
             out["response_ratios"][k] = float(g[k][()])
         out["parameters"] = json.loads(f.attrs["parameters"])

@@ -149,7 +149,8 @@ def _fraction_change(a: VolumeResult, b: VolumeResult) -> float:
 
 def _corrected(series: TiltSeries, ratios: dict) -> TiltSeries:
     eds = {ln: (v * ratios[ln]).astype(np.float32) if ln in ratios else v for ln, v in series.eds.items()}
-    return TiltSeries(series.angles_deg, series.pixel_nm, eds, series.haadf, dict(series.metadata))
+    return TiltSeries(series.angles_deg, series.pixel_nm, eds, series.haadf, dict(series.metadata),
+                      haadf_angles_deg=series.haadf_angles_deg)
 
 
 def reconstruct_absorption_corrected(

@@ -24,7 +24,7 @@ log = logging.getLogger("chemtomo.pipeline")
 
 def series_to_channel_data(series: TiltSeries, lines: list[str], start: int = 0, stop: int | None = None,
                            r: np.ndarray | None = None) -> ChannelData:
-    """Operator columns of slices ``start:stop`` of ``series``."""
+    """Operator columns of slices ``start:stop`` of ``series`` (the HAADF's on its own tilts' rays)."""
     stop = series.n_slices if stop is None else stop
     eds = np.stack([sinogram_to_columns(series.eds[ln][:, start:stop]) for ln in lines])
     haadf = None if series.haadf is None else sinogram_to_columns(series.haadf[:, start:stop])
@@ -107,6 +107,8 @@ def haadf_sirt_volume(runner: Runner, series: TiltSeries, n_iter: int, backend: 
                       chunk_slices: int | None = None) -> np.ndarray:
     """SIRT (non-negative, ``eds_sirt``'s engine) of the series' HAADF stack: (n_slices, n_grid, n_grid), per nm.
 
+    At the HAADF's own tilts when it has them (:meth:`~chemtomo.tiltseries.TiltSeries.haadf_geometry`).
+
     Parameters
     ----------
     runner : Runner
@@ -121,7 +123,7 @@ def haadf_sirt_volume(runner: Runner, series: TiltSeries, n_iter: int, backend: 
     chunk_slices : int, optional
         Slices per chunk (default: sized from the runner's memory for one channel).
     """
-    geom = series.geometry()
+    geom = series.haadf_geometry()
     spec = ChunkSpec(geom.key(), backend, "eds_sirt", {"n_iter": int(n_iter)}, group=group)
     chunk = int(chunk_slices) if chunk_slices else plan_chunk_slices(
         geom, 1, series.n_slices, "eds_sirt", runner.slot_bytes, backend,

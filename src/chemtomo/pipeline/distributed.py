@@ -82,6 +82,10 @@ class ChunkSpec:
     group : int or None
         Pixel grouping of the batched engine, fixed by the driver so that every
         worker, whatever its CPU, sums in the same order (None: the worker's default).
+    haadf_geometry : dict or None
+        :meth:`TiltGeometry.key` of the HAADF's own tilts (None: the HAADF, if any,
+        is at ``geometry``'s); the worker then builds a
+        :class:`~chemtomo.projector.modality.PerModality` pair.
     """
 
     geometry: dict
@@ -91,6 +95,7 @@ class ChunkSpec:
     constants: dict | None = None
     threads: int | None = None
     group: int | None = None
+    haadf_geometry: dict | None = None
 
     def __post_init__(self):
         m = get_method(self.method)
@@ -118,23 +123,30 @@ _OP_LOCK = threading.Lock()
 _OP_CACHE: dict[str, object] = {}
 
 
-def chunk_operator(geometry: dict, backend: str, group: int | None = None):
+def _geometry(key: dict) -> TiltGeometry:
+    return TiltGeometry(np.asarray(key["angles_deg"]), key["n_pixels"], key["pixel_nm"], key["n_grid"],
+                        key["grid_pixel_nm"])
+
+
+def chunk_operator(geometry: dict, backend: str, group: int | None = None, haadf_geometry: dict | None = None):
     """The projector of ``geometry`` (a ``TiltGeometry.key()``), built once per process.
 
+    With ``haadf_geometry`` (the HAADF's own tilts) a
+    :class:`~chemtomo.projector.modality.PerModality` pair, each projector built once.
     One entry is kept: a worker serves one run at a time, and a projector of a
     large grid is the biggest object it holds.
     """
-    from ..projector import make_operator
+    from ..projector import make_modality_operator
 
-    key = json.dumps([geometry, backend, group], sort_keys=True)
+    parts = [geometry, backend, group] + ([] if haadf_geometry is None else [haadf_geometry])
+    key = json.dumps(parts, sort_keys=True)
     with _OP_LOCK:
         op = _OP_CACHE.get(key)
         if op is None:
             _OP_CACHE.clear()
-            g = TiltGeometry(np.asarray(geometry["angles_deg"]), geometry["n_pixels"], geometry["pixel_nm"],
-                             geometry["n_grid"], geometry["grid_pixel_nm"])
             opts = {"group": group} if (backend == "batched" and group is not None) else {}
-            op = _OP_CACHE[key] = make_operator(g, backend, **opts)
+            hg = None if haadf_geometry is None else _geometry(haadf_geometry)
+            op = _OP_CACHE[key] = make_modality_operator(_geometry(geometry), hg, backend, **opts)
         return op
 
 
@@ -188,7 +200,7 @@ def reconstruct_chunk(spec: ChunkSpec, data: ChannelData) -> ChunkOutput:
         ``maps`` is ``(k, s, n_grid, n_grid)`` float32.
     """
     t0 = time.perf_counter()
-    W = chunk_operator(spec.geometry, spec.backend, spec.group)
+    W = chunk_operator(spec.geometry, spec.backend, spec.group, spec.haadf_geometry)
     method = get_method(spec.method)
     with _thread_limit(spec.threads):
         res = method.solve(W, data, spec.params, constants=spec.constants)

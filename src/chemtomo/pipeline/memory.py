@@ -25,19 +25,21 @@ _BUDGET_FILL = 0.7  # of a worker's memory_limit: below Dask's pause (80 %) and 
 
 
 def chunk_bytes(geom: TiltGeometry, n_lines: int, n_slices: int, method: str,
-                backend: str = DEFAULT_BACKEND) -> int:
+                backend: str = DEFAULT_BACKEND, haadf_geom: TiltGeometry | None = None) -> int:
     """Peak memory (bytes) of one chunk solve, the projector excluded.
 
-    ``4 s (a (k + 1) n_rays + b k n_voxels)`` for ``s`` slices of ``k`` lines
+    ``4 s (a (k n_rays + n_rays_H) + b k n_voxels)`` for ``s`` slices of ``k`` lines
     (data, iterate and the operator's temporaries; ``a``, ``b`` from the method's
-    :meth:`~chemtomo.reconstruct.Method.peak_factors` for the backend), plus the
-    batched engine's padding to whole column blocks.
+    :meth:`~chemtomo.reconstruct.Method.peak_factors` for the backend; ``n_rays_H`` the
+    HAADF's own rays (``haadf_geom``), else ``n_rays``), plus the batched engine's
+    padding to whole column blocks.
     """
     a, b = get_method(method).peak_factors(backend)
     k = int(n_lines)
+    n_rays_h = geom.n_rays if haadf_geom is None else haadf_geom.n_rays
     pad_columns = min(_PAD_COLUMNS.get(backend, 0), k * int(n_slices) + 8)
-    pad = 4 * pad_columns * (geom.n_voxels + 3 * geom.n_rays)
-    return int(4 * int(n_slices) * (a * (k + 1) * geom.n_rays + b * k * geom.n_voxels)) + pad + (256 << 10)
+    pad = 4 * pad_columns * (geom.n_voxels + 3 * max(geom.n_rays, n_rays_h))
+    return int(4 * int(n_slices) * (a * (k * geom.n_rays + n_rays_h) + b * k * geom.n_voxels)) + pad + (256 << 10)
 
 
 def operator_bytes(geom: TiltGeometry, backend: str = DEFAULT_BACKEND) -> int:
@@ -57,7 +59,8 @@ def operator_bytes(geom: TiltGeometry, backend: str = DEFAULT_BACKEND) -> int:
 
 
 def plan_chunk_slices(geom: TiltGeometry, n_lines: int, n_slices: int, method: str, budget_bytes: float,
-                      backend: str = DEFAULT_BACKEND, min_chunks: int = 1) -> int:
+                      backend: str = DEFAULT_BACKEND, min_chunks: int = 1,
+                      haadf_geom: TiltGeometry | None = None) -> int:
     """Slices per chunk so that the projector plus one chunk fit ``budget_bytes``.
 
     Parameters
@@ -71,21 +74,24 @@ def plan_chunk_slices(geom: TiltGeometry, n_lines: int, n_slices: int, method: s
         Memory one slot (one task at a time) may use, the process baseline excluded.
     min_chunks : int
         At least this many chunks (load balance over slots, resume granularity).
+    haadf_geom : TiltGeometry, optional
+        The HAADF's own geometry (tilts of its own): its projector and rays count too.
 
     Raises
     ------
     MemoryError
         Not even one slice fits: the message names the memory one slice needs.
     """
-    free = float(budget_bytes) - operator_bytes(geom, backend)
-    one = chunk_bytes(geom, n_lines, 1, method, backend)
+    op_bytes = operator_bytes(geom, backend) + (0 if haadf_geom is None else operator_bytes(haadf_geom, backend))
+    free = float(budget_bytes) - op_bytes
+    one = chunk_bytes(geom, n_lines, 1, method, backend, haadf_geom)
     if free < one:
         raise MemoryError(
             f"one slice of {n_lines} lines on a {geom.n_grid}^2 grid needs "
-            f"{(one + operator_bytes(geom, backend)) / 2**30:.2f} "
+            f"{(one + op_bytes) / 2**30:.2f} "
             f"GiB with the projector, more than the budget of {budget_bytes / 2**30:.2f} GiB: give more memory "
             "per worker")
-    per_slice = chunk_bytes(geom, n_lines, 2, method, backend) - one
+    per_slice = chunk_bytes(geom, n_lines, 2, method, backend, haadf_geom) - one
     fit = int(1 + (free - one) // max(per_slice, 1))
     balanced = math.ceil(n_slices / max(1, int(min_chunks)))
     return max(1, min(fit, balanced, n_slices))

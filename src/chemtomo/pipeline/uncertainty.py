@@ -219,7 +219,8 @@ def _stack(series_list: list[TiltSeries], template: TiltSeries) -> TiltSeries:
     """Tilt series side by side along the slice axis (replica-major)."""
     eds = {ln: np.concatenate([s.eds[ln] for s in series_list], axis=1) for ln in template.lines}
     haadf = None if series_list[0].haadf is None else np.concatenate([s.haadf for s in series_list], axis=1)
-    return TiltSeries(template.angles_deg, template.pixel_nm, eds, haadf, dict(template.metadata))
+    return TiltSeries(template.angles_deg, template.pixel_nm, eds, haadf, dict(template.metadata),
+                      haadf_angles_deg=None if haadf is None else template.haadf_angles_deg)
 
 
 def bootstrap_uncertainty(
@@ -366,7 +367,8 @@ def bootstrap_uncertainty(
         for rng in replica_generators(seed, replicas, a, b):
             eds = {ln: poisson_replica(means[ln], rng, noise_factor) for ln in lines}
             haadf = gaussian_replica(series.haadf, rng, sigma) if m.needs_haadf else None
-            rep = TiltSeries(series.angles_deg, series.pixel_nm, eds, haadf, dict(series.metadata))
+            rep = TiltSeries(series.angles_deg, series.pixel_nm, eds, haadf, dict(series.metadata),
+                             haadf_angles_deg=None if haadf is None else series.haadf_angles_deg)
             reps.append(rep if m.raw_counts else prepare_series(rep, *filt))
         out = reconstruct_series(_stack(reps, series), factors, m.name, chosen, **rerun)
         maps = np.asarray(out.maps, np.float32).reshape((len(lines), b - a, ns) + est_maps.shape[2:])
@@ -403,6 +405,9 @@ def _jackknife(series, counts, factors, m, chosen, constants, result, mask, regs
         if s is None:
             return None
         keep = np.arange(n_t) != t
+        if s.haadf_angles_deg is not None:  # the HAADF at tilts of its own: an EDS tilt left out, the HAADF whole
+            return TiltSeries(np.asarray(s.angles_deg)[keep], s.pixel_nm, {ln: s.eds[ln][keep] for ln in s.lines},
+                              s.haadf, dict(s.metadata), haadf_angles_deg=s.haadf_angles_deg)
         return TiltSeries(np.asarray(s.angles_deg)[keep], s.pixel_nm, {ln: s.eds[ln][keep] for ln in s.lines},
                           None if s.haadf is None else s.haadf[keep], dict(s.metadata))
 

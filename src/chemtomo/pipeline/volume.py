@@ -6,11 +6,18 @@ The response ratios are estimated once from the whole series; the particle
 mask is chosen once on the whole volume. The chunks run in this process or on
 a Dask cluster (:mod:`.distributed`) and can be written to a resumable Zarr
 store as they complete (:mod:`.store`).
+
+A series whose HAADF has tilts of its own (``TiltSeries.haadf_angles_deg``) runs
+the same way with a projector per modality (``ChunkSpec.haadf_geometry``); its
+response ratios are fitted on the shared tilts or through the reconstruction
+(:func:`~chemtomo.reconstruct.estimate_response_ratios_tilts`), and the HAADF
+geometry is in the parameters (``haadf_geometry``) and the store's fingerprint.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 from collections.abc import Mapping
@@ -29,6 +36,7 @@ from ..reconstruct import (
     MethodParams,
     ResponseRatios,
     estimate_response_ratios,
+    estimate_response_ratios_tilts,
     get_method,
     method_names,
 )
@@ -94,12 +102,12 @@ class VolumeResult:
 
 
 def prepare_series(series: TiltSeries, filter_sigma: float | None, filter_axes: str) -> TiltSeries:
-    """The EDS stacks Gaussian-filtered (HAADF untouched), as the paper feeds both methods."""
+    """The EDS stacks Gaussian-filtered (HAADF and its angles untouched), as the paper feeds both methods."""
     if not filter_sigma:
         return series
-    return TiltSeries(series.angles_deg, series.pixel_nm,
-                      {k: gaussian_filter_stack(v, filter_sigma, filter_axes) for k, v in series.eds.items()},
-                      series.haadf, dict(series.metadata))
+    return dataclasses.replace(
+        series, eds={k: gaussian_filter_stack(v, filter_sigma, filter_axes) for k, v in series.eds.items()},
+        metadata=dict(series.metadata))
 
 
 def reconstruct_series(
@@ -248,6 +256,13 @@ def reconstruct_series(
     raw = series if counts is None else counts
     if counts is not None and (counts.lines != lines or counts.shape != series.shape):
         raise ValueError(f"counts {counts.lines} {counts.shape} must match the series {lines} {series.shape}")
+    if counts is not None and counts.haadf is not None and not np.array_equal(counts.haadf_angles,
+                                                                               series.haadf_angles):
+        raise ValueError("counts and the series must have their HAADF at the same tilts")
+    geom = series.geometry()
+    haadf_geom = None if series.shares_angles or series.haadf is None else series.haadf_geometry()
+    haadf_key = None if haadf_geom is None else haadf_geom.key()
+    group = default_group() if backend == "batched" else None  # one summation order for every worker
     # methods that model the counts' noise see them unfiltered; r_A is fitted on the filtered series
     solve_series = raw if m.raw_counts else prepared
     rr = theory = None
@@ -256,19 +271,23 @@ def reconstruct_series(
             if list(response_ratios.lines) != list(lines):
                 raise ValueError(f"response ratios are for lines {list(response_ratios.lines)}, the series has {lines}")
             rr = response_ratios
+        elif haadf_geom is not None:  # on the shared tilts, or through an EDS-only reconstruction
+            rr = estimate_response_ratios_tilts(prepared.haadf, {ln: prepared.eds[ln] for ln in lines},
+                                                series.angles_deg, series.haadf_angles,
+                                                W=chunk_operator(geom.key(), backend, group, haadf_key))
         else:
             rr = estimate_response_ratios(prepared.haadf, {ln: prepared.eds[ln] for ln in lines})
         md = series.metadata
         if all(k in md for k in ("haadf_dose", "eds_dose", "solid_angle_sr")):
             theory = factors.response_ratios(haadf_dose=md["haadf_dose"], eds_dose=md["eds_dose"],
                                              solid_angle_sr=md["solid_angle_sr"], lines=lines)
-    geom = series.geometry()
     k, n_slices = len(lines), series.n_slices
     r = None if rr is None else rr.r
     choice = None
     constants = constants if m.has_setup else None
-    group = default_group() if backend == "batched" else None  # one summation order for every worker
-    W = chunk_operator(geom.key(), backend, group) if (m.has_setup or auto) else None
+    # an EDS-only method never reads the HAADF: one projector, as for a shared series
+    solve_haadf_key = haadf_key if needs_haadf else None
+    W = chunk_operator(geom.key(), backend, group, solve_haadf_key) if (m.has_setup or auto) else None
     if m.has_setup and constants is None:
         constants = m.setup(W, series_to_channel_data(solve_series, lines, r=r), p)
     if auto:
@@ -280,7 +299,7 @@ def reconstruct_series(
         if choice.info.get("at_grid_edge"):
             log.warning("automatic %s parameters %s lie at the %s end of the candidate grid", method,
                         choice.params, choice.info["at_grid_edge"])
-    spec = ChunkSpec(geom.key(), backend, method, p, constants, group=group)
+    spec = ChunkSpec(geom.key(), backend, method, p, constants, group=group, haadf_geometry=solve_haadf_key)
 
     def make_data(a: int, b: int) -> ChannelData:
         return series_to_channel_data(solve_series, lines, a, b, r)
@@ -294,7 +313,8 @@ def reconstruct_series(
             # in process without a store: as few chunks as memory allows (the old default: all at once);
             # otherwise enough chunks to keep every slot busy and to lose little to a kill
             min_chunks = 1 if (runner.kind == "inprocess" and store is None) else max(8, 4 * runner.slots)
-            chunk = plan_chunk_slices(geom, k, n_slices, method, runner.slot_bytes, backend, min_chunks)
+            chunk = plan_chunk_slices(geom, k, n_slices, method, runner.slot_bytes, backend, min_chunks,
+                                      haadf_geom if needs_haadf else None)
         if progress:
             from tqdm.auto import tqdm
 
@@ -357,6 +377,7 @@ def reconstruct_series(
             "filter_sigma": filter_sigma, "filter_axes": filter_axes, "mask_method": mask_method,
             "threshold": comp.threshold.as_dict(), "backend": backend, "chunk_slices": chunk,
             "lines": lines, "factor": factor_kind, "geometry": geom.key(),
+            **({} if haadf_key is None else {"haadf_geometry": haadf_key}),
             "factors": factors.subset(lines).as_dict(), "scheduler": where,
         }
         if haadf_vol is not None:
@@ -424,6 +445,7 @@ def run_fingerprint(series: TiltSeries, spec: ChunkSpec, lines: list[str], r, fi
     run = {
         "chemtomo": __version__, "method": spec.method, "constants": spec.constants,
         "backend": spec.backend, "group": spec.group, "geometry": spec.geometry, "lines": list(lines),
+        **({} if spec.haadf_geometry is None else {"haadf_geometry": spec.haadf_geometry}),
         "response_ratios": None if r is None else [float(v) for v in r], **(filter_params or {}),
     }
     clash = sorted(set(run) & set(method.Params.names()))

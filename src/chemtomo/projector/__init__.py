@@ -21,7 +21,7 @@ from .astra_backend import AstraOperator, astra_matrix, gpu_available
 from .attenuated import AttenuatedOperator, transmissions  # noqa: F401  (issue 14: absorption)
 from .base import DTYPE, MatrixOperator, Operator, Scaled, dottest
 from .batched import BatchedOperator, batched_operator, iter_slice_chunks
-from .columns import HebtColumns
+from .columns import HebtColumns, HebtColumnsModal
 from .compose import BlockDiag, ChannelMix, HStack, RowScale, VStack
 from .modality import ChannelSum, PerModality, per_modality, shares_geometry
 
@@ -84,7 +84,7 @@ def make_modality_operator(geom: TiltGeometry, haadf_geom: TiltGeometry | None =
 
 __all__ = [
     "BACKENDS", "DEFAULT_BACKEND", "DTYPE", "AstraOperator", "BatchedOperator", "BlockDiag", "ChannelMix",
-    "ChannelSum", "HStack", "HebtColumns", "MatrixOperator", "Operator", "PerModality", "RowScale", "Scaled",
-    "VStack", "astra_matrix", "batched_operator", "dottest", "gpu_available", "iter_slice_chunks",
+    "ChannelSum", "HStack", "HebtColumns", "HebtColumnsModal", "MatrixOperator", "Operator", "PerModality",
+    "RowScale", "Scaled", "VStack", "astra_matrix", "batched_operator", "dottest", "gpu_available", "iter_slice_chunks",
     "make_modality_operator", "make_operator", "per_modality", "shares_geometry",
 ]

@@ -119,6 +119,16 @@ class Operator:
             raise ValueError(f"a modality is 'eds' or 'haadf', got {name!r}")
         return self
 
+    def modality_geometry(self, name: str):
+        """The :class:`~chemtomo.geometry.TiltGeometry` of a modality's projector, where known (else None).
+
+        A :class:`~chemtomo.projector.modality.PerModality` pair knows both; a single
+        projector does not state its geometry (None).
+        """
+        if name not in ("eds", "haadf"):
+            raise ValueError(f"a modality is 'eds' or 'haadf', got {name!r}")
+        return None
+
     def column_dependent(self) -> bool:
         """Whether the operator acts differently on each of its columns.
 
