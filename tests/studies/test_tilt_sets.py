@@ -12,6 +12,9 @@ from test_benchmark import _cli
 from chemtomo.pipeline.volume import reconstruct_series
 from chemtomo.report.benchmark import write_benchmark
 from chemtomo.report.tilt_sets import tilt_sets_figure, tilt_sets_slices_figure, tilt_sets_table
+from chemtomo.simulate.specimens import make_specimen
+from chemtomo.simulate.tilt_sets import simulate_specimen_tilt_sets, tilt_set_angles
+from chemtomo.studies.benchmark import sweep
 from chemtomo.studies.tilt_sets import TiltSetsConfig, run_tilt_sets, summarise_tilt_sets
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*extrapolat")
@@ -70,13 +73,32 @@ def test_keys_and_structure(run):
     assert "tilt_sets.40.1.5x5.methods.eds_sirt.oracle.mse_fraction_inside" in keys
 
 
-def test_eds_sirt_ignores_the_haadf(run):
-    """EDS-SIRT: the same EDS counts (one seed, EDS drawn first) give the same numbers with 9 or 5 HAADF tilts.
+@pytest.mark.parametrize("method, grid, point", [
+    ("eds_sirt", {"n": (5, 12)}, {"n_iter": 5}),
+    ("hebt_sirt", {"alpha": (0.6,), "n": (4, 9)}, {"n_iter": 4, "alpha": 0.6}),
+    ("fused_tv", {"mu": (0.24,)}, {"mu": 0.24, "n_iter": 15}),
+])
+def test_sweep_point_equals_reconstruct_series_with_own_haadf_tilts(method, grid, point):
+    """The oracle's sweep with the HAADF at 9 tilts and the EDS at 5: a point is reconstruct_series' result."""
+    spec = make_specimen("core_shell", 16, 2, 0)
+    eds_deg, haadf_deg = tilt_set_angles(70, 5, 9)
+    series = simulate_specimen_tilt_sets(spec, eds_deg, haadf_deg, 1.0, elastic="auto").series((7, 9))
+    assert not series.shares_angles
+    base = {"n_iter": 15} if method == "fused_tv" else None
+    got = sweep(series, make_specimen_factors(spec), method, grid, base, mask_method="otsu")[0]
+    ref = reconstruct_series(series, make_specimen_factors(spec), method, point, mask_method="otsu")
+    np.testing.assert_allclose(got["maps"], ref.maps, rtol=1e-6, atol=1e-6 * float(np.abs(ref.maps).max()))
+    np.testing.assert_allclose(got["weight"], ref.composition.weight, atol=1e-6)
 
-    The two cells take different oracle paths (per-point reconstruct_series with the HAADF at
-    its own tilts; the benchmark's snapshot sweep with shared tilts), so this also checks
-    that they agree.
-    """
+
+def make_specimen_factors(spec):
+    """The factors the tilt-set simulation uses for ``spec`` (200 keV, z_A's elastic model for it)."""
+    return simulate_specimen_tilt_sets(spec, [-10.0, 0.0, 10.0], [-10.0, 0.0, 10.0], 1.0, noise=False,
+                                       elastic="auto").factors
+
+
+def test_eds_sirt_ignores_the_haadf(run):
+    """EDS-SIRT: the same EDS counts (one seed, EDS drawn first) give the same numbers with 9 or 5 HAADF tilts."""
     for rk in ("70", "40"):
         a = run["tilt_sets"][rk]["1"]["5x9"]["methods"]["eds_sirt"]
         b = run["tilt_sets"][rk]["1"]["5x5"]["methods"]["eds_sirt"]

@@ -9,8 +9,9 @@ the HAADF at its own tilts) two ways, as in the specimen-suite benchmark
 (:mod:`.benchmark`):
 
 - *oracle*: the lowest inside-particle weight-fraction MSE over the method's grid (its
-  ``default_grid`` or the config's); each point is ``reconstruct_series`` at that
-  point (the benchmark's snapshot sweep when both modalities share their tilts);
+  ``default_grid`` or the config's), by the benchmark's sweep (:func:`~.benchmark.sweep`:
+  ``reconstruct_series``'s arithmetic at every point, SIRT by snapshots, a projector per
+  modality when the HAADF has tilts of its own);
 - *auto*: ``reconstruct_series(auto=True, auto_grid=grid)``: the registry's rule.
 
 The metrics' keys are
@@ -20,7 +21,6 @@ The metrics' keys are
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -155,12 +155,6 @@ class TiltSetsConfig:
         return d
 
 
-def _shares_tilts(series) -> bool:
-    """True when the series' HAADF is at its EDS tilts (no separate HAADF angle set)."""
-    h = getattr(series, "haadf_angles_deg", None)
-    return h is None or (np.shape(h) == np.shape(series.angles_deg) and bool(np.all(h == series.angles_deg)))
-
-
 def _reconstruct_scored(reconstruct: Reconstruct, series, factors, truth: Truth, method: str, params,
                         mask_method: str, **kw) -> tuple[dict, object]:
     """``reconstruct`` then :func:`~.benchmark.score`; an ESF fit without an edge falls back to Otsu's mask."""
@@ -204,20 +198,11 @@ def run_cell(series, factors, truth: Truth, method: str, cfg: TiltSetsConfig, re
     m = get_method(method)
     grid = cfg.grid(m.name)
     base = dict(cfg.params.get(m.name, {}))
-    p0 = m.params(base)
     t0 = time.perf_counter()
     scored = []
-    if _shares_tilts(series):
-        for c in sweep(series, factors, m.name, grid, base, mask_method=cfg.mask_method):
-            s = score(truth, c["maps"], c["weight"], c["elements"])
-            scored.append({**s, "params": _json_params(c["params"]), "seconds": c["seconds"], "mask": c["mask"]})
-    else:
-        for values in itertools.product(*grid.values()):
-            point = dict(zip(grid, values, strict=True))
-            t1 = time.perf_counter()
-            s, _ = _reconstruct_scored(reconstruct, series, factors, truth, m.name, m.apply_choice(p0, point),
-                                       cfg.mask_method)
-            scored.append({**s, "params": _json_params(point), "seconds": time.perf_counter() - t1})
+    for c in sweep(series, factors, m.name, grid, base, mask_method=cfg.mask_method):
+        s = score(truth, c["maps"], c["weight"], c["elements"])
+        scored.append({**s, "params": _json_params(c["params"]), "seconds": c["seconds"], "mask": c["mask"]})
     sweep_seconds = time.perf_counter() - t0
     oracle = min(scored, key=lambda e: e["mse_fraction_inside"])
     oracle = {**oracle, "params": {**base, **oracle["params"]}, "sweep_seconds": sweep_seconds}
