@@ -23,10 +23,10 @@ GRIDS = {"eds_sirt": {"n": (10, 30)}, "hebt_sirt": {"alpha": (0.6,), "n": (10, 3
 
 
 def tiny(**kw) -> TiltSetsConfig:
-    """16 voxels, 2 middle slices, 5 and 9 tilts, small grids."""
-    base = dict(ranges_deg=(70.0, 40.0), doses=(1.0,), cells=((5, 9), (9, 9), (5, 5)),
+    """16 voxels, 2 middle slices, EDS at 5 tilts with the HAADF at 9 or 5, small grids."""
+    base = dict(ranges_deg=(70.0, 40.0), doses=(1.0,), cells=((5, 9), (5, 5)),
                 methods=("eds_sirt", "hebt_sirt", "fused_tv"), n=16, n_slices=2, auto_slices=2, grids=GRIDS,
-                params={"fused_tv": {"n_iter": 40}}, label="tiny")
+                params={"fused_tv": {"n_iter": 20}}, label="tiny")
     return TiltSetsConfig(**{**base, **kw})
 
 
@@ -50,7 +50,7 @@ def test_keys_and_structure(run):
     assert list(study) == ["70", "40"]
     for rk in study:
         assert list(study[rk]) == ["1"]
-        assert list(study[rk]["1"]) == ["5x9", "9x9", "5x5"]
+        assert list(study[rk]["1"]) == ["5x9", "5x5"]
         for ck, entry in study[rk]["1"].items():
             n_eds, n_haadf = (int(v) for v in ck.split("x"))
             assert len(entry["eds_angles_deg"]) == n_eds and len(entry["haadf_angles_deg"]) == n_haadf
@@ -62,12 +62,17 @@ def test_keys_and_structure(run):
                 for which in ("oracle", "auto"):
                     v = m[which]["mse_fraction_inside"]
                     assert np.isfinite(v) and 0 < v < 0.25
-                # the oracle is the sweep's lowest point, and no worse than the automatic choice
-                assert m["oracle"]["mse_fraction_inside"] == min(e["mse_fraction_inside"] for e in m["sweep"])
-                assert m["oracle"]["mse_fraction_inside"] <= m["auto"]["mse_fraction_inside"] + 1e-12
+                # the oracle is the sweep's lowest point; no worse than an automatic choice on the grid
+                # (the TV rule's mu is off the grid: it may do better)
                 grid = GRIDS[name]
+                assert m["oracle"]["mse_fraction_inside"] == min(e["mse_fraction_inside"] for e in m["sweep"])
+                if "mu" not in grid:
+                    assert m["oracle"]["mse_fraction_inside"] <= m["auto"]["mse_fraction_inside"] * (1 + 1e-6)
                 assert len(m["sweep"]) == int(np.prod([len(v) for v in grid.values()]))
-                assert all(m["auto"]["params"][k] in grid[k] for k in grid)
+                # SIRT's choices are grid points; the TV rule scales its CV argmin mu_cv by K/(K-1)
+                assert all(m["auto"]["params"][k] in grid[k] for k in grid if k != "mu")
+                if "mu" in grid:
+                    assert min(grid["mu"]) <= m["auto"]["params"]["mu"] <= 2 * max(grid["mu"])
     keys = set(_keys({"tilt_sets": study}))
     assert "tilt_sets.70.1.5x9.methods.fused_tv.auto.mse_fraction_inside" in keys
     assert "tilt_sets.40.1.5x5.methods.eds_sirt.oracle.mse_fraction_inside" in keys
@@ -116,7 +121,7 @@ def test_slices_and_report(run, tmp_path):
         assert np.shape(e["truth"]) == (16, 16)
         assert list(e["methods"]) == ["eds_sirt", "hebt_sirt", "fused_tv"]
         assert all(np.shape(v) == (16, 16) for v in e["methods"].values())
-    assert tilt_sets_table(run).count("| +-40 | x1 |") == 9
+    assert tilt_sets_table(run).count("| +-40 | x1 |") == 6
     fig = tilt_sets_figure(run)
     assert len(fig.axes) == 3 * 2  # a row per method, a column per range and dose
     fig.savefig(io.BytesIO(), format="png")
