@@ -19,7 +19,8 @@ def add_parser(sub):
     p.add_argument("--out", default="results/benchmark", help="output folder (default: results/benchmark)")
     p.add_argument("--quick", action="store_true",
                    help="2 specimens, 2 doses, EDS-SIRT, HEBT and fused-TV on coarse grids, n=24, 8 slices; "
-                        "tilt sets 11x71, 71x71, 11x11 over +-70 at dose 1, 4 slices (a few minutes)")
+                        "tilt sets 11x71, 71x71, 11x11 over +-70 at dose 1, EDS-SIRT and fused-TV, 4 slices "
+                        "(a few minutes)")
     p.add_argument("--specimens", nargs="+", metavar="NAME",
                    help="specimens of the suite to run (default: the whole suite; the tilt-sets study uses "
                         "core_shell)")
