@@ -1,4 +1,4 @@
-"""The specimen-suite benchmark's report: one table, the inside-MSE figure, and the files.
+"""The benchmark's report: the specimen suite's table and inside-MSE figure, the tilt-sets study's section, the files.
 
 Pure functions of ``metrics`` (:func:`chemtomo.studies.benchmark.run_benchmark`): the
 table is markdown text, the figure a :class:`matplotlib.figure.Figure` built without
@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from ..io.atomic import atomic_path
 from ..io.provenance import json_default
 from ..studies.solvers import label
+from .tilt_sets import tilt_sets_figure, tilt_sets_section, tilt_sets_slices_figure
 
 
 def _params(p: dict) -> str:
@@ -115,12 +116,11 @@ def benchmark_figure(metrics: dict) -> Figure:
     return fig
 
 
-def benchmark_report(metrics: dict, figures: list[str]) -> str:
-    """``report.md``'s text: set-up, the table, the targets, the figures."""
+def _suite_section(metrics: dict, figures: list[str]) -> list[str]:
+    """The specimen suite's part of ``report.md``."""
     cfg = metrics["config"]
     sl = metrics["slices"]
-    L = [f"# chemtomo specimen-suite benchmark ({cfg['label']})", "",
-         f"Run in {metrics['seconds']:.0f} s. Every number is in `metrics.json` beside this file "
+    L = [f"Suite run in {metrics['seconds']:.0f} s. Every number is in `metrics.json` beside this file "
          "(`suite.<specimen>.<dose>.methods.<method>.best` / `.auto`).", "",
          "## Set-up", "",
          f"- Specimens {', '.join(cfg['specimens'])}: n = {cfg['n']} voxels across, projected on a "
@@ -138,6 +138,31 @@ def benchmark_report(metrics: dict, figures: list[str]) -> str:
         L += ["", "## Uncertainty calibration (issue 15)", "", uncertainty_table(metrics)]
     L += ["", "## Figures", ""]
     L += [f"![{f}]({f})" for f in figures]
+    return L
+
+
+def benchmark_report(metrics: dict, figures: list[str], tilt_set_figures: list[str] = ()) -> str:
+    """``report.md``'s text: the suite's set-up, table, targets and figures, then the tilt-sets section.
+
+    Parameters
+    ----------
+    metrics : dict
+        The suite's metrics (``suite``, ...), the tilt-sets study's (``tilt_sets``, ...), or both.
+    figures : list of str
+        The suite's figure files.
+    tilt_set_figures : list of str
+        The tilt-sets study's figure files.
+
+    Returns
+    -------
+    str
+    """
+    cfg = metrics.get("config") or metrics["tilt_sets_config"]
+    L = [f"# chemtomo specimen-suite benchmark ({cfg['label']})", ""]
+    if "suite" in metrics:
+        L += _suite_section(metrics, figures)
+    if "tilt_sets" in metrics:
+        L += ["", tilt_sets_section(metrics, list(tilt_set_figures))]
     return "\n".join(L) + "\n"
 
 
@@ -197,7 +222,10 @@ def write_uncertainty_study(metrics: dict, out: str | Path) -> list[Path]:
 
 
 def write_benchmark(metrics: dict, out: str | Path) -> list[Path]:
-    """Write ``metrics.json``, ``report.md`` and ``inside_mse.png`` into ``out``, each atomically.
+    """Write ``metrics.json``, ``report.md`` and the figures into ``out``, each atomically.
+
+    The suite's figure ``inside_mse.png`` when the metrics hold the suite; the tilt-sets
+    study's ``tilt_sets_mse.png`` and ``tilt_sets_slices.png`` when they hold it.
 
     Parameters
     ----------
@@ -207,17 +235,30 @@ def write_benchmark(metrics: dict, out: str | Path) -> list[Path]:
     Returns
     -------
     list of Path
-        The files written.
+        The files written (``metrics.json`` first).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    fig_path = out / "inside_mse.png"
-    with atomic_path(fig_path) as tmp:
-        benchmark_figure(metrics).savefig(tmp, dpi=120)
+    figs = []
+    if "suite" in metrics:
+        fig_path = out / "inside_mse.png"
+        with atomic_path(fig_path) as tmp:
+            benchmark_figure(metrics).savefig(tmp, dpi=120)
+        figs.append(fig_path)
+    tilt_figs = []
+    if "tilt_sets" in metrics:
+        made = [("tilt_sets_mse.png", tilt_sets_figure)]
+        if metrics.get("tilt_sets_slices"):
+            made.append(("tilt_sets_slices.png", tilt_sets_slices_figure))
+        for name, make in made:
+            path = out / name
+            with atomic_path(path) as tmp:
+                make(metrics).savefig(tmp, dpi=120)
+            tilt_figs.append(path)
     mpath = out / "metrics.json"
     with atomic_path(mpath) as tmp:
         tmp.write_text(json.dumps(metrics, indent=1, default=json_default))
     rpath = out / "report.md"
     with atomic_path(rpath) as tmp:
-        tmp.write_text(benchmark_report(metrics, [fig_path.name]))
-    return [mpath, rpath, fig_path]
+        tmp.write_text(benchmark_report(metrics, [f.name for f in figs], [f.name for f in tilt_figs]))
+    return [mpath, rpath, *figs, *tilt_figs]

@@ -25,6 +25,7 @@ that a sweep point equals ``reconstruct_series`` at that point).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections.abc import Callable
@@ -36,10 +37,16 @@ from ..geometry import columns_to_volume, sinogram_to_columns
 from ..metrics import mse, ssim_structure
 from ..physics import Factors
 from ..preprocess import FILTER_SIGMA_PX, gaussian_filter_stack
-from ..projector import make_operator
+from ..projector import make_modality_operator
 from ..projector.batched import default_group
 from ..quantify import quantify
-from ..reconstruct import ChannelData, estimate_response_ratios, get_method, method_names
+from ..reconstruct import (
+    ChannelData,
+    estimate_response_ratios,
+    estimate_response_ratios_tilts,
+    get_method,
+    method_names,
+)
 from ..simulate.specimens import SPECIMENS, Specimen, make_specimen, simulate_series
 from ..tiltseries import TiltSeries
 
@@ -227,10 +234,10 @@ def score(truth: Truth, maps: np.ndarray, weight: np.ndarray, elements: list[str
 
 
 def sub_series(series: TiltSeries, a: int, b: int) -> TiltSeries:
-    """Slices ``a:b`` (along the tilt axis) of ``series``."""
-    return TiltSeries(series.angles_deg, series.pixel_nm, {k: v[:, a:b] for k, v in series.eds.items()},
-                      None if series.haadf is None else series.haadf[:, a:b],
-                      {**series.metadata, "slices": [int(a), int(b)]})
+    """Slices ``a:b`` (along the tilt axis) of ``series`` (a HAADF at tilts of its own keeps them)."""
+    return dataclasses.replace(series, eds={k: v[:, a:b] for k, v in series.eds.items()},
+                               haadf=None if series.haadf is None else series.haadf[:, a:b],
+                               metadata={**series.metadata, "slices": [int(a), int(b)]})
 
 
 # ----------------------------------------------------------------------------- the sweep
@@ -248,7 +255,8 @@ def sweep(series: TiltSeries, factors: Factors, method: str, grid: dict, base: d
     The same arithmetic as :func:`chemtomo.pipeline.volume.reconstruct_series` with
     ``params = base | point`` (its defaults otherwise: the image-plane Gaussian filter,
     the ``batched`` backend, one chunk, the ESF mask), so a point equals that call's
-    result. A grid holding ``n`` (iterations) is run once per other point to the largest
+    result; a HAADF at tilts of its own gets its own projector and ``r_A`` as there.
+    A grid holding ``n`` (iterations) is run once per other point to the largest
     ``n`` with snapshots.
 
     Parameters
@@ -275,16 +283,21 @@ def sweep(series: TiltSeries, factors: Factors, method: str, grid: dict, base: d
     m = get_method(method)
     lines = series.lines
     p0 = m.params(base or {})
-    prepared = series if not filter_sigma else TiltSeries(
-        series.angles_deg, series.pixel_nm,
-        {k: gaussian_filter_stack(v, filter_sigma, "image") for k, v in series.eds.items()},
-        series.haadf, dict(series.metadata))
+    prepared = series if not filter_sigma else dataclasses.replace(
+        series, eds={k: gaussian_filter_stack(v, filter_sigma, "image") for k, v in series.eds.items()},
+        metadata=dict(series.metadata))
     solve_series = series if m.raw_counts else prepared
-    r = None
-    if m.needs_haadf:
-        r = estimate_response_ratios(prepared.haadf, {ln: prepared.eds[ln] for ln in lines}).r
     geom = series.geometry()
-    W = make_operator(geom, "batched", group=default_group())
+    # a HAADF at tilts of its own: a projector per modality, r_A on the shared tilts or through a reconstruction
+    haadf_geom = None if series.shares_angles or series.haadf is None else series.haadf_geometry()
+    r = None
+    if m.needs_haadf and haadf_geom is not None:
+        r = estimate_response_ratios_tilts(
+            prepared.haadf, {ln: prepared.eds[ln] for ln in lines}, series.angles_deg, series.haadf_angles,
+            W=make_modality_operator(geom, haadf_geom, "batched", group=default_group())).r
+    elif m.needs_haadf:
+        r = estimate_response_ratios(prepared.haadf, {ln: prepared.eds[ln] for ln in lines}).r
+    W = make_modality_operator(geom, haadf_geom if m.needs_haadf else None, "batched", group=default_group())
     data = _columns(solve_series, lines, r)
     constants = m.setup(W, data, p0) if m.has_setup else None
     elements = [factors[ln].element for ln in lines]
