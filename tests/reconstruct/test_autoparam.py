@@ -138,3 +138,80 @@ def test_choose_parameters_errors(disk):
         choose_parameters("fused_tv", W, mean)
     with pytest.raises(ValueError, match="n_tilts and n_pixels"):
         choose_parameters("hebt_sirt", W, mean, haadf=mean.sum(axis=0), r=[1.0, 1.0])
+
+
+def _hebt_cv_one_run(W, counts, haadf, r, alphas, n_grid, g):
+    """The rule's scores from one SIRT to max(n) with snapshots (the rule before alphas could leave the run)."""
+    from chemtomo.projector.columns import HebtColumns
+    from chemtomo.reconstruct.sirt import sirt
+
+    k, n_rays, s = counts.shape
+    masks = training_masks(ray_folds(n_rays))
+    K, A = masks.shape[1], len(alphas)
+    train = filter_training(counts, masks, g.n_tilts, g.n_pixels, 0.8, "sinogram")
+    col_alpha = np.repeat(alphas, K * s).astype(np.float32)
+    eds = np.tile(train, (1, 1, A))
+    b = np.concatenate([(1 - col_alpha) * r[a] * eds[a] for a in range(k)]
+                       + [col_alpha * np.tile(haadf, (1, A * K))], axis=0).astype(np.float32)
+    mk = np.tile(np.repeat(masks, s, axis=1), (1, A))
+    run = sirt(HebtColumns(W, k, col_alpha), b, max(n_grid), ray_mask=np.tile(mk, (k + 1, 1)), snapshots=n_grid)
+    out = np.empty((A, len(n_grid)))
+    for j, n in enumerate(n_grid):
+        xb = run.snapshots[n].reshape(k, -1, A * K * s)
+        pred = np.stack([W.forward(np.ascontiguousarray(xb[a])) / r[a] for a in range(k)])
+        out[:, j] = heldout_deviance(np.tile(counts, (1, 1, A * K)), pred, 1.0 - mk).reshape(A, K * s).sum(axis=1)
+    return out
+
+
+def test_hebt_cv_alphas_leave_the_run_without_changing_a_score(disk):
+    """Staged CV of HEBT: the scores it computes are the one-run scores, and so is the choice.
+
+    Every score computed is the one-run score (to float32 rounding: the same columns, restarted
+    from the same iterate), the choice is the one-run argmin, and it runs fewer column-iterations
+    once alphas pass their best n.
+    """
+    from chemtomo.reconstruct.autoparam import cv_hebt
+
+    g, W, X, mean = disk
+    noisy = np.random.default_rng(11).poisson(0.5 * np.repeat(mean, 2, axis=2)).astype(np.float32)
+    r = np.array([2.0, 3.0])
+    haadf = (r[:, None, None] * np.repeat(mean, 2, axis=2)).sum(axis=0)
+    alphas, n_grid = (0.0, 0.3, 0.6, 0.9), (5, 20, 80, 300)
+    ref = _hebt_cv_one_run(W, noisy, haadf, r, alphas, n_grid, g)
+    cv = cv_hebt(W, noisy, haadf, r, alphas, n_grid, n_tilts=g.n_tilts, n_pixels=g.n_pixels)
+    got = cv.scores.reshape(len(alphas), len(n_grid))
+    run = np.isfinite(got)
+    np.testing.assert_allclose(got[run], ref[run], rtol=1e-6)
+    i, j = np.unravel_index(np.argmin(ref), ref.shape)
+    assert cv.params == {"alpha": alphas[i], "n": n_grid[j]}
+    # an alpha left only after its score rose; those left out lie past that rise
+    for a in range(len(alphas)):
+        left = np.flatnonzero(~run[a])
+        if left.size:
+            assert left[0] >= 2 and ref[a, left[0] - 1] > ref[a, left[0] - 2]
+    assert cv.info["column_iterations"] < cv.info["column_iterations_full_grid"]
+    assert cv.as_dict()["scores"].count(None) == int((~run).sum())
+
+
+def test_tv_rule_stopping_on_the_choice(disk):
+    """The TV rule's stopping rule on the choice: off by default, and its checks and cost reported.
+
+    choice_tol = 0 runs the whole budget; with a tolerance, the solve stops once the choice has
+    settled inside the grid.
+    """
+    from chemtomo.reconstruct.autoparam import cv_tv_weight
+
+    g, W, X, mean = disk
+    noisy = np.random.default_rng(10).poisson(2.0 * mean).astype(np.float32)
+    mus = (0.06, 0.12, 0.24, 0.48)
+    full = cv_tv_weight(W, noisy, "poisson", mus, n_iter=120, choice_tol=0.0)
+    assert full.info["iterations"] == 120 and full.info["checks"] == []
+    early = cv_tv_weight(W, noisy, "poisson", mus, n_iter=120, choice_tol=0.5, check_every=10)
+    its = [c[0] for c in early.info["checks"]]
+    assert its == list(range(10, 10 * len(its) + 1, 10))
+    assert early.info["iterations"] <= 120 and early.info["column_iterations"] == early.info["iterations"] * 4 * 4
+    if early.info["iterations"] < 120:
+        m = [c[1] for c in early.info["checks"][-3:]]
+        assert max(abs(np.log(m[1] / m[0])), abs(np.log(m[2] / m[1]))) <= np.log(1.5)
+    with pytest.raises(ValueError, match="choice_tol"):
+        cv_tv_weight(W, noisy, "poisson", mus, n_iter=10, choice_tol=-1)
