@@ -138,3 +138,27 @@ def test_choose_parameters_errors(disk):
         choose_parameters("fused_tv", W, mean)
     with pytest.raises(ValueError, match="n_tilts and n_pixels"):
         choose_parameters("hebt_sirt", W, mean, haadf=mean.sum(axis=0), r=[1.0, 1.0])
+
+
+def test_tv_rule_stopping_on_the_choice(disk):
+    """The TV rule's stopping rule on the choice: off by default, and its checks and cost reported.
+
+    choice_tol = 0 runs the whole budget; with a tolerance, the solve stops once the choice has
+    settled inside the grid.
+    """
+    from chemtomo.reconstruct.autoparam import cv_tv_weight
+
+    g, W, X, mean = disk
+    noisy = np.random.default_rng(10).poisson(2.0 * mean).astype(np.float32)
+    mus = (0.06, 0.12, 0.24, 0.48)
+    full = cv_tv_weight(W, noisy, "poisson", mus, n_iter=120, choice_tol=0.0)
+    assert full.info["iterations"] == 120 and full.info["checks"] == []
+    early = cv_tv_weight(W, noisy, "poisson", mus, n_iter=120, choice_tol=0.5, check_every=10)
+    its = [c[0] for c in early.info["checks"]]
+    assert its == list(range(10, 10 * len(its) + 1, 10))
+    assert early.info["iterations"] <= 120 and early.info["column_iterations"] == early.info["iterations"] * 4 * 4
+    if early.info["iterations"] < 120:
+        m = [c[1] for c in early.info["checks"][-3:]]
+        assert max(abs(np.log(m[1] / m[0])), abs(np.log(m[2] / m[1]))) <= np.log(1.5)
+    with pytest.raises(ValueError, match="choice_tol"):
+        cv_tv_weight(W, noisy, "poisson", mus, n_iter=10, choice_tol=-1)

@@ -109,6 +109,13 @@ def test_pdhg_stopping_rule_and_callback():
     seen = []
     res2 = pdhg(terms, 50, n_cols=1, callback=lambda st: seen.append(st.iteration) or st.iteration == 7)
     assert res2.n_iter == 7 and seen == list(range(1, 8))
+    # callback_every: called every 6th iteration and after the last; the iterates do not change
+    seen = []
+    res3 = pdhg(terms, 50, n_cols=1, callback=lambda st: seen.append(st.iteration), callback_every=6)
+    assert seen == [*range(6, 49, 6), 50]
+    np.testing.assert_array_equal(res3.x, pdhg(terms, 50, n_cols=1).x)
+    with pytest.raises(ValueError, match="callback_every"):
+        pdhg(terms, 5, n_cols=1, callback=print, callback_every=0)
 
 
 def test_pdhg_group_l21_alone_is_tv_denoising_dual():

@@ -374,7 +374,8 @@ def run_stacks(args) -> int:
               + f" (R^2 {rr.r2:.4f})", file=sys.stderr)
     if "auto" in result.parameters:
         a = result.parameters["auto"]
-        print(f"chosen from the data: {a['params']} ({a['rule']}; slices {a['slices'][0]}:{a['slices'][1]})",
+        cost = f"; {a['seconds']:.1f} s" if "seconds" in a else ""
+        print(f"chosen from the data: {a['params']} ({a['rule']}; slices {a['slices'][0]}:{a['slices'][1]}{cost})",
               file=sys.stderr)
     th = result.composition.threshold
     print(f"mask: {th.method} threshold {th.value:.4g}, volume fraction {th.volume_fraction:.3f}, "

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -429,10 +430,12 @@ def choose_series_parameters(method: str, W, series: TiltSeries, prepared: TiltS
     ``series`` holds the counts the rules score, ``prepared`` what the method reconstructs;
     ``n_iter`` (the run's) is the iteration budget of the solves a rule runs (None: the rule's default);
     ``params`` (the run's) fixes what the rule does not choose (e.g. the regularised solvers' model options).
+    The choice's ``info`` holds the block of ``slices`` and the rule's wall-clock ``seconds``.
     """
     from ..reconstruct import choose_parameters
     from ..reconstruct.autoparam import estimate_noise_factor
 
+    t0 = time.perf_counter()
     a, b = auto_slice_block(series, lines, n_slices)
     raw = series_to_channel_data(series, lines, a, b, r)
     data = series_to_channel_data(prepared, lines, a, b, r)
@@ -447,6 +450,7 @@ def choose_series_parameters(method: str, W, series: TiltSeries, prepared: TiltS
         **({} if n_iter is None else {"n_iter": int(n_iter)}))
     choice.info["slices"] = [a, b]
     choice.info["noise_factor"] = float(noise_factor)
+    choice.info["seconds"] = time.perf_counter() - t0  # the rule's cost, wall clock
     return choice
 
 

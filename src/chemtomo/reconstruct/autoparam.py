@@ -75,6 +75,11 @@ from .heldout import (
 from .registry import RuleInputs, canonical_name, get_method, method_names
 from .sirt import sirt
 
+# the TV rule's optional stopping rule: the choice checked every CHECK_EVERY iterations, settled when it
+# moves by less than choice_tol (relative) twice in a row; off by default (CHOICE_TOL = 0, see cv_tv_weight)
+CHOICE_TOL = 0.0
+CHECK_EVERY = 20
+
 # ----------------------------------------------------------------------------- results
 
 @dataclass
@@ -88,7 +93,8 @@ class CVResult:
     grid : list of dict
         The candidates.
     scores : ndarray
-        Held-out deviance per candidate (summed over folds and rays; see the module docstring).
+        Held-out deviance per candidate (summed over folds and rays; see the module docstring);
+        NaN for a candidate a rule left out (``as_dict`` writes None).
     rule : str
         How the choice was made (for the report).
     info : dict
@@ -103,7 +109,8 @@ class CVResult:
     def as_dict(self) -> dict:
         """The choice as a JSON-ready dict: params, rule, grid, scores and the plain entries of ``info``."""
         return {"params": dict(self.params), "rule": self.rule,
-                "grid": [dict(g) for g in self.grid], "scores": [float(v) for v in self.scores],
+                "grid": [dict(g) for g in self.grid],
+                "scores": [float(v) if np.isfinite(v) else None for v in self.scores],
                 **{k: v for k, v in self.info.items() if isinstance(v, (int, float, str, bool, list))}}
 
 
@@ -271,12 +278,24 @@ def _log_parabola_min(x: np.ndarray, y: np.ndarray) -> float:
 
 def cv_tv_weight(
     W: Operator, counts: np.ndarray, model: str, mus, *, haadf=None, r=None,
-    n_folds: int = DEFAULT_FOLDS, seed: int = DEFAULT_SEED, n_iter: int = 250, constants=None, **solver,
+    n_folds: int = DEFAULT_FOLDS, seed: int = DEFAULT_SEED, n_iter: int = 250, constants=None,
+    choice_tol: float = CHOICE_TOL, check_every: int = CHECK_EVERY, **solver,
 ) -> CVResult:
     """The dimensionless TV weight ``mu`` of :func:`~chemtomo.reconstruct.fused.tv_solve` by CV.
 
     All folds x candidates are columns of one solve. The chosen ``mu`` is the
     log-parabolic minimiser of the held-out deviance times ``K / (K - 1)``.
+
+    Stopping rule on the choice: every ``check_every`` iterations the held-out
+    scores and the choice are computed (``K L s`` forward projections, a small
+    part of an iteration's cost); the solve stops once the choice has moved by less
+    than ``choice_tol`` (relative) over the last two checks with the same best grid
+    point inside the grid (at an end the choice is clamped to the grid point and
+    cannot move), else after ``n_iter`` iterations. ``choice_tol = 0`` (the default)
+    runs the full budget: on the phantom (64 slices of 97^2, 31 tilts, 2 lines, 300
+    iterations) the choice still swings across the grid up to ~150 iterations and by
+    5-15 % between checks 20 iterations apart at 160-240 (``docs/performance.md``),
+    so no tolerance that keeps the choice would stop it early there.
 
     Parameters
     ----------
@@ -288,14 +307,30 @@ def cv_tv_weight(
     haadf, r :
         For the fused model.
     n_iter : int
-        Iterations of each solve.
+        Iteration budget of each solve.
     constants : TVConstants, optional
         Default: :func:`~chemtomo.reconstruct.fused.tv_constants` of ``counts`` (give a whole
         volume's when the choice is made on a few of its slices).
+    choice_tol : float
+        Relative change of the chosen ``mu`` below which the solve stops (0: never early;
+        e.g. 0.02, a twentieth of the grid's sqrt(2) spacing).
+    check_every : int
+        Iterations between two checks of the choice.
     **solver
         Passed to ``tv_solve`` (coupled, haadf_model_error, ...).
+
+    Returns
+    -------
+    CVResult
+        ``info`` holds ``iterations`` (run), ``n_iter`` (the budget), ``column_iterations``
+        (iterations times columns: the rule's cost in units of one slice's solve
+        iteration) and ``checks`` (``[iteration, mu_cv]`` at each check).
     """
     counts = _check_counts(counts, W)
+    if not (np.isfinite(choice_tol) and choice_tol >= 0):
+        raise ValueError(f"choice_tol must be a finite number >= 0, got {choice_tol!r}")
+    if isinstance(check_every, bool) or int(check_every) < 1:
+        raise ValueError(f"check_every must be a positive integer, got {check_every!r}")
     k, n_rays, s = counts.shape
     mus = np.sort(np.asarray(mus, np.float64))
     masks = training_masks(ray_folds(n_rays, n_folds, seed))
@@ -314,21 +349,47 @@ def cv_tv_weight(
         constants = tv_constants(W, counts, model, haadf=haadf, r=r,
                                  **{k: v for k, v in solver.items()
                                     if k in ("haadf_model_error", "haadf_gain", "tv_scale")})
+    unit = np.asarray(r, DTYPE)[:, None, None] if model == "fused" else None
+    n_vox = W.shape[1]
+
+    def score(z):
+        maps = z.reshape(k, n_vox, K * L * s)
+        maps = maps if unit is None else maps / unit
+        pred = np.stack([W.forward(np.ascontiguousarray(maps[a])) for a in range(k)])  # (k, nr, K L s)
+        return heldout_deviance(b, pred, 1.0 - col_mask).reshape(K, L, s).sum(axis=(0, 2))
+
+    checks = []
+
+    def watch(state):
+        if state.iteration >= n_iter:
+            return None
+        sc = score(state.x)
+        checks.append((state.iteration, _log_parabola_min(mus, sc), int(np.argmin(sc))))
+        if len(checks) < 3:
+            return None
+        (_, m0, i0), (_, m1, i1), (_, m2, i2) = checks[-3:]
+        return bool(i0 == i1 == i2 and 0 < i2 < L - 1 and abs(np.log(m1 / m0)) <= np.log1p(choice_tol)
+                    and abs(np.log(m2 / m1)) <= np.log1p(choice_tol))
+
     res = tv_solve(W, b, model=model, mu=col_mu, haadf=h, r=r, ray_mask=col_mask, constants=constants,
-                   n_iter=n_iter, **solver)
-    maps = res.x if res.info["factor"] == "f" else res.x / np.asarray(r, DTYPE)[:, None, None]
-    pred = np.stack([W.forward(np.ascontiguousarray(maps[a])) for a in range(k)])  # (k, nr, K L s)
-    scores = heldout_deviance(b, pred, 1.0 - col_mask).reshape(K, L, s).sum(axis=(0, 2))
+                   n_iter=n_iter, callback=watch if choice_tol > 0 else None, callback_every=int(check_every),
+                   **solver)
+    scores = score(res.x)
     mu_cv = _log_parabola_min(mus, scores)
     mu = mu_cv * K / (K - 1)
     i = int(np.argmin(scores))
     edge = "lower" if i == 0 else "upper" if i == L - 1 else ""
+    stopped = res.stop_reason == "callback"
     return CVResult(
         {"mu": float(mu)}, [{"mu": float(v)} for v in mus], scores,
         f"{K}-fold CV on held-out rays, composition deviance of raw counts; log-parabolic argmin "
         f"mu_cv = {mu_cv:.4g}, times K/(K-1) = {K / (K - 1):.3g} for the full data"
+        + (f"; stopped after {res.n_iter} of {n_iter} iterations (choice settled to {choice_tol:g})"
+           if stopped else "")
         + (f" (the best score is at the grid's {edge} end: widen the grid to see past it)" if edge else ""),
-        {"n_folds": K, "seed": seed, "mu_cv": float(mu_cv), "n_iter": n_iter, "at_grid_edge": edge},
+        {"n_folds": K, "seed": seed, "mu_cv": float(mu_cv), "n_iter": n_iter, "at_grid_edge": edge,
+         "iterations": int(res.n_iter), "column_iterations": int(res.n_iter) * K * L * s,
+         "choice_tol": float(choice_tol), "checks": [[int(it), float(m)] for it, m, _ in checks]},
     )
 
 

@@ -265,6 +265,7 @@ def tv_solve(
     snapshots: Iterable[int] = (),
     callback: Callable | None = None,
     monitor_every: int = 10,
+    callback_every: int = 1,
 ) -> SolverResult:
     """Solve one of the regularised models for every column of ``counts``.
 
@@ -311,7 +312,7 @@ def tv_solve(
         Start (default: see module docstring).
     tol : float
         Stopping tolerance of :func:`~chemtomo.reconstruct.pdhg.pdhg` (0: full budget).
-    snapshots, callback, monitor_every :
+    snapshots, callback, monitor_every, callback_every :
         As in :func:`~chemtomo.reconstruct.pdhg.pdhg` (snapshots are returned as maps).
 
     Returns
@@ -403,7 +404,7 @@ def tv_solve(
     terms = [Term(K, data_f, "data"), Term(Scaled(D, c), GroupL21(lam / c, k, shape, coupled), "tv")]
     theta = DEFAULT_THETA[model] if theta is None else float(theta)
     res = pdhg(terms, n_iter, x0=z0, nonneg=True, theta=theta * const.scale, tol=tol,
-               snapshots=snapshots, callback=callback, monitor_every=monitor_every)
+               snapshots=snapshots, callback=callback, monitor_every=monitor_every, callback_every=callback_every)
     split = lambda z: np.ascontiguousarray(z.reshape(k, n_vox, m))  # noqa: E731
     info = {k_: v for k_, v in res.info.items() if k_ != "dual"}
     info.update({"model": model, "constants": const.as_dict(), "coupled": coupled, **noise})
