@@ -43,6 +43,14 @@ RAW_ONLY = ("--lines", "--angles-from", "--bin", "--register", "--reference-line
 #: options only the stack routes (--eds/--haadf) take: refused with a raw tilt series
 STACK_ONLY = ("--tilt-axis", "--replicas", "--jackknife", "--seed", "--absorption", "--density", "--absorption-tol",
               "--absorption-max-outer", "--haadf-angles")
+#: the raw route with a HAADF stack of its own (issue 16): not supported, what is instead
+RAW_OWN_HAADF = (
+    "a raw tilt series (positional files) takes the HAADF images stored in its spectrum-image files, at the EDS "
+    "tilts; a separate HAADF stack (--haadf PATH, with or without --haadf-angles) beside raw files is not supported. "
+    "A HAADF at tilts of its own is supported with preprocessed line stacks: --eds LINE=PATH ... --haadf PATH "
+    "--haadf-angles FILE|stack; in Python, line maps from chemtomo.preprocess.load_line_maps can be aligned with "
+    "such a stack by preprocess_tilt_series(eds, haadf, angles_deg, pixel_nm, haadf_angles_deg=...) (the HAADF "
+    "aligned on its own tilts, the EDS tilts placed on it)")
 #: options a HAADF-only run (--haadf without --eds) does not take: EDS maps, quantification, store
 HAADF_REFUSED = ("--mask", "--threshold", "--factors", "--beam-kev", "--efficiency", "--filter-sigma", "--alpha",
                  "--auto", "--auto-grid", "--store", "--resume", "--replicas", "--haadf-angles") + ABSORPTION_OPTIONS
@@ -249,7 +257,9 @@ def run(args) -> int:
     if args.jackknife and not args.replicas:
         raise ValueError("--jackknife needs --replicas N (the bootstrap it adds to)")
     if args.inputs:
-        if args.eds or args.haadf:
+        if args.haadf or getattr(args, "haadf_angles", None):
+            raise ValueError(RAW_OWN_HAADF)
+        if args.eds:
             raise ValueError("give either a raw tilt series (positional) or --eds/--haadf stacks, not both")
         refuse_options(args, STACK_ONLY, "a raw tilt series (positional inputs)",
                        "--eds/--haadf stacks (a raw series' tilt-axis direction is estimated by its alignment, "
