@@ -41,7 +41,7 @@ def per_modality():
     part = rng.random(vol.shape) < 0.5  # two "elements": the blobs' voxels split at random
     a, b = np.where(part, vol, 0), np.where(part, 0, vol)
     haadf = project(vol, HAADF_ANGLES)
-    lines = {"A_Ka": 40 * project(a, EDS_ANGLES), "B_Ka": 15 * project(b, EDS_ANGLES)}
+    lines = {"Ag_La": 40 * project(a, EDS_ANGLES), "Au_Ma": 15 * project(b, EDS_ANGLES)}
     true_h = rng.uniform(-3, 3, (HAADF_ANGLES.size, 2))
     true_h[15] = 0  # the 0-degree tilt is the reference
     true_e = rng.uniform(-3, 3, (EDS_ANGLES.size, 2))
@@ -127,7 +127,7 @@ def test_equal_angle_sets_are_the_shared_path_bit_for_bit(per_modality):
     d = per_modality
     h = d["moved_h"][::5][:7]  # 7 HAADF images standing in for the EDS tilts
     ang = HAADF_ANGLES[::5][:7]
-    eds = {ln: np.abs(h) * k for ln, k in (("A_Ka", 2.0), ("B_Ka", 0.5))}
+    eds = {ln: np.abs(h) * k for ln, k in (("Ag_La", 2.0), ("Au_Ma", 0.5))}
     opts = PreprocessOptions(rotation=False, offset=False, bin_factor=1, filter_sigma=None)
     a = preprocess_tilt_series(eds, h, ang, 1.0, opts, progress=False)
     b = preprocess_tilt_series(eds, h, ang, 1.0, opts, progress=False, haadf_angles_deg=ang.copy())
@@ -155,5 +155,29 @@ def test_bad_per_modality_inputs(per_modality):
         preprocess_tilt_series(d["moved_e"], None, EDS_ANGLES, 1.0,
                                eds_alignment=Alignment.identity(EDS_ANGLES, (48, 48)), progress=False)
     with pytest.raises(ValueError, match="method must be one of"):
-        place_eds_tilts(d["moved_e"]["A_Ka"], EDS_ANGLES, d["moved_h"],
+        place_eds_tilts(d["moved_e"]["Ag_La"], EDS_ANGLES, d["moved_h"],
                         Alignment.identity(HAADF_ANGLES, (48, 48)), method="phase")
+
+
+def test_reconstructed_and_written_with_both_tilt_sets(preprocessed, tmp_path):
+    """The per-modality preprocessed series through the raw route's reconstruction and result groups."""
+    from chemtomo.io.experimental_result import read_experimental, write_experimental_groups
+    from chemtomo.io.factors import resolve_factors
+    from chemtomo.io.result import write_result
+    from chemtomo.pipeline.experimental import reconstruct_experimental
+
+    pre = preprocessed
+    fac = resolve_factors("physics", pre.series.lines, 200.0, 1.0)
+    res = reconstruct_experimental(pre.series, fac, methods=["eds_sirt", "hebt_sirt"], n_iter=5, filter_sigma=None,
+                                   mask_method="otsu", chunk_slices=48, progress=False)
+    assert res["hebt_sirt"].response_ratios is not None and res["hebt_sirt"].response_ratios.basis
+    path = tmp_path / "result.h5"
+    write_result(path, res["hebt_sirt"], {})
+    write_experimental_groups(path, res, "hebt_sirt", pre)
+    back = read_experimental(path)
+    np.testing.assert_array_equal(back["tiltseries"]["angles_deg"], EDS_ANGLES)
+    np.testing.assert_array_equal(back["tiltseries"]["haadf_angles_deg"], HAADF_ANGLES)
+    assert back["tiltseries"]["haadf"].shape[0] == 31 and back["tiltseries"]["eds"]["Ag_La"].shape[0] == 9
+    np.testing.assert_array_equal(back["alignment"]["angles_deg"], HAADF_ANGLES)
+    np.testing.assert_array_equal(back["alignment"]["eds"]["total_shifts_px"], pre.eds_alignment.total_shifts_px)
+    assert back["alignment"]["eds"]["diagnostics"]["placement"]["haadf_index"][4] == 15
