@@ -1,7 +1,8 @@
 """Line maps -> a tilt series ready to reconstruct (the second stage of the experimental path).
 
 :func:`preprocess_tilt_series` registers the HAADF to the EDS maps per tilt,
-aligns the tilt series (one alignment for every channel), bins, normalises
+aligns the tilt series (one alignment for every channel; a HAADF at tilts of
+its own is aligned on them and the EDS tilts placed on it, :mod:`.place`), bins, normalises
 shadowing, filters, clips negative counts and pads across the tilt axis; its
 choices are one frozen :class:`PreprocessOptions`, validated once. The result
 is a :class:`Preprocessed`: the :class:`~chemtomo.tiltseries.TiltSeries` and
