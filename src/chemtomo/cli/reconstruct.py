@@ -34,7 +34,7 @@ from ._args import (
     refuse_options,
 )
 from ._outputs import check_output
-from ._raw import run_raw
+from ._raw import RAW_OWN_HAADF, run_raw
 
 #: options only the raw route (positional tilt files) takes: refused with --eds/--haadf stacks
 RAW_ONLY = ("--lines", "--angles-from", "--bin", "--register", "--reference-line", "--align", "--no-rotation",
@@ -43,14 +43,6 @@ RAW_ONLY = ("--lines", "--angles-from", "--bin", "--register", "--reference-line
 #: options only the stack routes (--eds/--haadf) take: refused with a raw tilt series
 STACK_ONLY = ("--tilt-axis", "--replicas", "--jackknife", "--seed", "--absorption", "--density", "--absorption-tol",
               "--absorption-max-outer", "--haadf-angles")
-#: the raw route with a HAADF stack of its own (issue 16): not supported, what is instead
-RAW_OWN_HAADF = (
-    "a raw tilt series (positional files) takes the HAADF images stored in its spectrum-image files, at the EDS "
-    "tilts; a separate HAADF stack (--haadf PATH, with or without --haadf-angles) beside raw files is not supported. "
-    "A HAADF at tilts of its own is supported with preprocessed line stacks: --eds LINE=PATH ... --haadf PATH "
-    "--haadf-angles FILE|stack; in Python, line maps from chemtomo.preprocess.load_line_maps can be aligned with "
-    "such a stack by preprocess_tilt_series(eds, haadf, angles_deg, pixel_nm, haadf_angles_deg=...) (the HAADF "
-    "aligned on its own tilts, the EDS tilts placed on it)")
 #: options a HAADF-only run (--haadf without --eds) does not take: EDS maps, quantification, store
 HAADF_REFUSED = ("--mask", "--threshold", "--factors", "--beam-kev", "--efficiency", "--filter-sigma", "--alpha",
                  "--auto", "--auto-grid", "--store", "--resume", "--replicas", "--haadf-angles") + ABSORPTION_OPTIONS
