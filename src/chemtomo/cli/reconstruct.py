@@ -34,7 +34,7 @@ from ._args import (
     refuse_options,
 )
 from ._outputs import check_output
-from ._raw import RAW_OWN_HAADF, run_raw
+from ._raw import run_raw
 
 #: options only the raw route (positional tilt files) takes: refused with --eds/--haadf stacks
 RAW_ONLY = ("--lines", "--angles-from", "--bin", "--register", "--reference-line", "--align", "--no-rotation",
@@ -250,6 +250,8 @@ def run(args) -> int:
         raise ValueError("--jackknife needs --replicas N (the bootstrap it adds to)")
     if args.inputs:
         if args.haadf or getattr(args, "haadf_angles", None):
+            from ._raw import RAW_OWN_HAADF
+
             raise ValueError(RAW_OWN_HAADF)
         if args.eds:
             raise ValueError("give either a raw tilt series (positional) or --eds/--haadf stacks, not both")
