@@ -217,6 +217,9 @@ CASES = [
     ("raw-replicas-jackknife", [*RAW, *OUT, "--replicas", "3", "--jackknife"], ["--replicas, --jackknife do not"],
      None),
     ("raw-and-stacks", [*RAW, *OUT, "--eds", "Ag_La={d}/Ag_La.hspy"], ["not both"], None),
+    ("raw-haadf-stack", [*RAW, *OUT, "--haadf", "{d}/HAADF.hspy", "--haadf-angles", "stack"],
+     ["separate HAADF stack", "is not supported", "--eds LINE=PATH", "haadf_angles_deg"], None),
+    ("raw-haadf-angles", [*RAW, *OUT, "--haadf-angles", "stack"], ["separate HAADF stack", "not supported"], None),
     ("jackknife-alone", [*STACKS, *OUT, "--jackknife"], ["--jackknife needs --replicas"], None),
     # ---- value: out of range, named with the option
     ("raw-integration-width-negative", [*RAW, *OUT, "--integration-width", "-1"], ["--integration-width", "-1"],

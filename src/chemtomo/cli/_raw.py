@@ -16,6 +16,15 @@ from ._args import (
 )
 from ._outputs import check_output, check_store
 
+#: the raw route with a HAADF stack of its own (issue 16): not supported, what is instead
+RAW_OWN_HAADF = (
+    "a raw tilt series (positional files) takes the HAADF images stored in its spectrum-image files, at the EDS "
+    "tilts; a separate HAADF stack (--haadf PATH, with or without --haadf-angles) beside raw files is not supported. "
+    "A HAADF at tilts of its own is supported with preprocessed line stacks: --eds LINE=PATH ... --haadf PATH "
+    "--haadf-angles FILE|stack; in Python, line maps from chemtomo.preprocess.load_line_maps can be aligned with "
+    "such a stack by preprocess_tilt_series(eds, haadf, angles_deg, pixel_nm, haadf_angles_deg=...) (the HAADF "
+    "aligned on its own tilts, the EDS tilts placed on it)")
+
 
 def run_raw(args) -> int:
     """The experimental path: raw files -> result.h5, export/, figures/ in the --out folder."""

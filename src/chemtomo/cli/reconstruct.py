@@ -273,7 +273,11 @@ def run(args) -> int:
     if args.bias and not args.replicas:
         raise ValueError("--bias needs --replicas N (the bootstrap it adds to)")
     if args.inputs:
-        if args.eds or args.haadf:
+        if args.haadf or getattr(args, "haadf_angles", None):
+            from ._raw import RAW_OWN_HAADF
+
+            raise ValueError(RAW_OWN_HAADF)
+        if args.eds:
             raise ValueError("give either a raw tilt series (positional) or --eds/--haadf stacks, not both")
         refuse_options(args, STACK_ONLY, "a raw tilt series (positional inputs)",
                        "--eds/--haadf stacks (a raw series' tilt-axis direction is estimated by its alignment, "

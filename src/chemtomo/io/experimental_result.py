@@ -19,11 +19,14 @@ Groups added to the result file (besides ``maps``, ``fractions``, ``mask``,
               attrs: rotation_deg, axis_offset_px, reference_index, method,
                      convention, diagnostics (JSON)
     /alignment/tomviz/...            comparison with a tomviz alignment, if asked
+    /alignment/eds/{shifts_px,total_shifts_px,angles_deg}  with a HAADF at tilts of its own
+              (/alignment is then the HAADF's): the EDS tilts' alignment, same attrs
     /preprocess/shadowing_factors/<line>  (n_tilts,) scale applied to each tilt
               attrs: bin_factor, pixel_nm_raw, windows_kev (JSON), clipped (JSON)
     /tiltseries/haadf, /tiltseries/eds/<line>   the preprocessed stacks
               (n_tilts, slices, pixels) that were reconstructed, without the
-              padding; attrs angles_deg, pixel_nm, pad_px; each stack axes
+              padding; attrs angles_deg (haadf_angles_deg when the HAADF has tilts
+              of its own), pixel_nm, pad_px; each stack axes
               "tilt,y,x", axis_units, pixel_nm, units and dimension labels
     Every volume of /methods carries the labels of chemtomo.io.result (axes, units, ...).
     root attrs: primary_method, methods (JSON), timings_s (JSON; the steps
@@ -108,6 +111,16 @@ def write_experimental_groups(path, results: dict, primary: str, pre, *, timings
             g.attrs[k] = d[k]
         g.attrs["pixel_nm"] = pre.pixel_nm_raw
         g.attrs["diagnostics"] = _json(al.diagnostics)
+        eal = getattr(pre, "eds_alignment", None)
+        if eal is not None:  # a HAADF at tilts of its own: the alignment above is the HAADF's
+            e = g.create_group("eds")
+            e.create_dataset("shifts_px", data=eal.shifts_px)
+            e.create_dataset("total_shifts_px", data=eal.total_shifts_px)
+            e.create_dataset("angles_deg", data=eal.angles_deg)
+            ed = eal.as_dict()
+            for k in ("rotation_deg", "axis_offset_px", "reference_index", "method", "convention"):
+                e.attrs[k] = ed[k]
+            e.attrs["diagnostics"] = _json(eal.diagnostics)
         if tomviz is not None:
             t = g.create_group("tomviz")
             for k in ("ours_px", "tomviz_px", "difference_px", "distance_px"):
@@ -126,6 +139,8 @@ def write_experimental_groups(path, results: dict, primary: str, pre, *, timings
         g = f.create_group("tiltseries")
         g.attrs["pad_px"] = pre.pad_px
         g.attrs["angles_deg"] = s.angles_deg
+        if not s.shares_angles:
+            g.attrs["haadf_angles_deg"] = s.haadf_angles
         g.attrs["pixel_nm"] = s.pixel_nm
         stacks = ([("haadf", s.haadf)] if s.haadf is not None else []) + [(f"eds/{ln}", v) for ln, v in s.eds.items()]
         for name, v in stacks:
@@ -185,6 +200,9 @@ def read_experimental(path) -> dict:
             if "tomviz" in g:
                 a["tomviz"] = {k: g["tomviz"][k][()] for k in g["tomviz"]}
                 a["tomviz"].update(dict(g["tomviz"].attrs))
+            if "eds" in g:
+                a["eds"] = {k: g["eds"][k][()] for k in g["eds"]}
+                a["eds"].update({k: (json.loads(v) if k == "diagnostics" else v) for k, v in g["eds"].attrs.items()})
             out["alignment"] = a
         if "preprocess" in f:
             g = f["preprocess"]
@@ -197,6 +215,8 @@ def read_experimental(path) -> dict:
             t = {"angles_deg": np.asarray(g.attrs["angles_deg"]), "pixel_nm": float(g.attrs["pixel_nm"]),
                  "eds": {k: g["eds"][k][()] for k in g["eds"]} if "eds" in g else {}}
             t["haadf"] = g["haadf"][()] if "haadf" in g else None
+            if "haadf_angles_deg" in g.attrs:
+                t["haadf_angles_deg"] = np.asarray(g.attrs["haadf_angles_deg"])
             out["tiltseries"] = t
     return out
 

@@ -96,7 +96,9 @@ def reconstruct_experimental(series: TiltSeries, factors, options: Reconstructio
     ``unfiltered`` when given, and the automatic rules score it, with its
     variance-to-mean factor estimated (line maps are background-subtracted and
     normalised, not raw counts); the response ratios are fitted once, on
-    ``series``, for every bimodal method. ``quantify_lines`` (default all)
+    ``series``, for every bimodal method (with a HAADF at tilts of its own, by
+    :func:`chemtomo.pipeline.reconstruct_series` for each, on the shared tilts or
+    through the reconstruction). ``quantify_lines`` (default all)
     restricts the weight and atomic fractions to some lines, as the paper left
     C and N out of its quantification while keeping them in the HEBT
     reconstruction. ``backend`` (default: the engine's) and ``engine_options``
@@ -112,8 +114,8 @@ def reconstruct_experimental(series: TiltSeries, factors, options: Reconstructio
     out = {}
     auto_for = set(methods) if auto is True else set(auto or ())
     rr = None
-    if series.haadf is not None and any(get_method(m).needs_haadf for m in methods):
-        prepared = prepare_series(series, filter_sigma, "image")
+    if series.haadf is not None and series.shares_angles and any(get_method(m).needs_haadf for m in methods):
+        prepared = prepare_series(series, filter_sigma, "image")  # a HAADF at its own tilts: fitted per method
         rr = estimate_response_ratios(prepared.haadf, {ln: prepared.eds[ln] for ln in series.lines})
     for m in methods:
         kw = dict(engine_options or {})

@@ -1,7 +1,8 @@
 """Line maps -> a tilt series ready to reconstruct (the second stage of the experimental path).
 
 :func:`preprocess_tilt_series` registers the HAADF to the EDS maps per tilt,
-aligns the tilt series (one alignment for every channel), bins, normalises
+aligns the tilt series (one alignment for every channel; a HAADF at tilts of
+its own is aligned on them and the EDS tilts placed on it, :mod:`.place`), bins, normalises
 shadowing, filters, clips negative counts and pads across the tilt axis; its
 choices are one frozen :class:`PreprocessOptions`, validated once. The result
 is a :class:`Preprocessed`: the :class:`~chemtomo.tiltseries.TiltSeries` and
@@ -17,6 +18,7 @@ from typing import Literal
 import numpy as np
 
 from .._options import with_overrides
+from ..geometry import SHARED_TILT_TOL_DEG, check_angles_deg
 from ..tiltseries import TiltSeries
 from ._signals import is_signal, unwrap
 from .align import align_tilt_series
@@ -109,7 +111,7 @@ class Preprocessed:
     series : TiltSeries
         Aligned, binned, shadowing-normalised, clipped (pixel size binned).
     alignment : Alignment
-        In raw pixels.
+        In raw pixels (with a HAADF at tilts of its own: the HAADF's).
     registration_px : ndarray (n_tilts, 2) or None
         HAADF-to-EDS shifts (raw pixels).
     shadowing_factors : dict line -> ndarray (n_tilts,)
@@ -117,6 +119,9 @@ class Preprocessed:
     unfiltered : TiltSeries or None
         The same series without the Gaussian filter (for methods that model the
         counts' noise: a method's ``raw_counts``); None when no filter was applied.
+    eds_alignment : Alignment or None
+        With a HAADF at tilts of its own: the EDS tilts' alignment (raw pixels;
+        ``alignment`` is then the HAADF's). None: one alignment for every channel.
     bin_factor : int
     pixel_nm_raw : float
     windows_kev : dict
@@ -135,6 +140,7 @@ class Preprocessed:
     timings_s: dict = field(default_factory=dict)
     pad_px: int = 0
     unfiltered: TiltSeries | None = None
+    eds_alignment: Alignment | None = None
 
     @property
     def field_series(self) -> TiltSeries:
@@ -155,7 +161,7 @@ class Preprocessed:
         s = self.series
         out = {ln: to_signal(v, s.angles_deg, s.pixel_nm, ln) for ln, v in s.eds.items()}
         if s.haadf is not None:
-            out["HAADF"] = to_signal(s.haadf, s.angles_deg, s.pixel_nm, "HAADF")
+            out["HAADF"] = to_signal(s.haadf, s.haadf_angles, s.pixel_nm, "HAADF")
         return out
 
     def summary(self) -> dict:
@@ -167,13 +173,22 @@ class Preprocessed:
             "shadowing_factors": {k: v.tolist() for k, v in self.shadowing_factors.items()},
             "clipped": self.clipped, "windows_kev": self.windows_kev, "notes": list(self.notes),
             "pad_px": self.pad_px,
+            **({} if self.eds_alignment is None else {"eds_alignment": self.eds_alignment.as_dict()}),
         }
 
 
 def preprocess_tilt_series(eds: dict, haadf=None, angles_deg=None, pixel_nm: float | None = None,
                            options: PreprocessOptions | None = None, *, alignment: Alignment | None = None,
-                           metadata: dict | None = None, progress: bool = True, **overrides) -> Preprocessed:
+                           metadata: dict | None = None, progress: bool = True, haadf_angles_deg=None,
+                           eds_alignment: Alignment | None = None, **overrides) -> Preprocessed:
     """Registration, alignment, binning, shadowing normalisation: line maps -> TiltSeries.
+
+    With one tilt set the HAADF is registered to the EDS maps per tilt and one
+    alignment, estimated on it, is applied to every channel. With a HAADF at tilts
+    of its own (``haadf_angles_deg``) the HAADF series is aligned on its own angles
+    and each EDS tilt is placed on that alignment
+    (:func:`~chemtomo.preprocess.place.place_eds_tilts`: registered to the HAADF
+    image at a shared tilt, else to the aligned HAADF's reprojection at its angle).
 
     Parameters
     ----------
@@ -189,23 +204,39 @@ def preprocess_tilt_series(eds: dict, haadf=None, angles_deg=None, pixel_nm: flo
         Registration, alignment, binning, shadowing, filter, padding (default:
         its defaults, those of the CLI).
     alignment : Alignment, optional
-        Use this alignment (raw pixels) instead of estimating one.
+        Use this alignment (raw pixels) instead of estimating one (with
+        ``haadf_angles_deg``: the HAADF's).
     metadata : dict, optional
         Stored in the TiltSeries (``beam_kev``, ...).
     progress : bool
         A progress bar on standard error.
+    haadf_angles_deg : array_like, optional
+        The HAADF's own tilt angles (degrees), one per HAADF image; None (default):
+        the HAADF is at ``angles_deg``, and an angle set exactly equal to
+        ``angles_deg`` is the same (bit for bit). With HyperSpy signals, a HAADF
+        with another number of images than the EDS maps defaults to its own
+        ``metadata.Tomography.tilts``.
+    eds_alignment : Alignment, optional
+        With ``haadf_angles_deg``: use this alignment of the EDS tilts (raw pixels)
+        instead of placing them on the HAADF's.
     **overrides
         Fields of :class:`PreprocessOptions` by name (``bin_factor=1``), replacing those of ``options``.
 
     Returns
     -------
     Preprocessed
+        With ``haadf_angles_deg``: ``alignment`` the HAADF's, ``eds_alignment`` the
+        EDS tilts', ``registration_px`` None (the registrations are in
+        ``eds_alignment.diagnostics["placement"]``) and a series with both angle sets.
 
     Raises
     ------
     ValueError
         No maps, missing angles or pixel size, stacks of different shapes,
-        an alignment for other images, an unknown option name or value.
+        an alignment for other images, an unknown option name or value;
+        ``haadf_angles_deg`` without a HAADF, with another count than its images,
+        or equal to the EDS angles within :data:`~chemtomo.geometry.SHARED_TILT_TOL_DEG`
+        at every tilt but not exactly (one tilt set read twice).
     """
     o = with_overrides(options, PreprocessOptions, overrides, "preprocess options")
     t0 = time.perf_counter()
@@ -226,11 +257,22 @@ def preprocess_tilt_series(eds: dict, haadf=None, angles_deg=None, pixel_nm: flo
         maps[ln] = np.asarray(unwrap(v, f"EDS line {ln!r}")[0], dtype=np.float32)
     shapes = {ln: m.shape for ln, m in maps.items()}
     h = None if haadf is None else np.asarray(unwrap(haadf, "HAADF")[0], dtype=np.float32)
+    ang = np.asarray(angles_deg, dtype=float).ravel()
+    if (haadf_angles_deg is None and h is not None and is_signal(haadf)
+            and h.shape[0] != next(iter(maps.values())).shape[0]
+            and haadf.metadata.get_item("Tomography.tilts") is not None):
+        haadf_angles_deg = haadf.metadata.get_item("Tomography.tilts")
+    hang = _own_haadf_angles(haadf_angles_deg, h, ang)
+    if hang is not None:
+        return _preprocess_own_tilts(maps, h, ang, hang, float(pixel_nm), o, alignment, eds_alignment,
+                                     metadata, progress, t0)
+    if eds_alignment is not None:
+        raise ValueError("eds_alignment is for a HAADF at tilts of its own (haadf_angles_deg); with one tilt set "
+                         "give the one alignment as alignment=")
     if h is not None:
         shapes["HAADF"] = h.shape
     if len(set(shapes.values())) != 1:
         raise ValueError(f"every stack must have the same shape (n_tilts, ny, nx), got {shapes}")
-    ang = np.asarray(angles_deg, dtype=float).ravel()
     n, ny, nx = next(iter(shapes.values()))
     if ang.size != n:
         raise ValueError(f"{n} images but {ang.size} tilt angles")
@@ -265,6 +307,13 @@ def preprocess_tilt_series(eds: dict, haadf=None, angles_deg=None, pixel_nm: flo
     if h is not None:
         h = apply_alignment(h, alignment)
     timings["align"] = time.perf_counter() - t1
+    return _finish(maps, h, ang, None, float(pixel_nm), o, alignment, None, reg, notes, timings, metadata, t0)
+
+
+def _finish(maps: dict, h, ang: np.ndarray, hang, pixel_nm: float, o: PreprocessOptions, alignment: Alignment,
+            eds_alignment: Alignment | None, reg, notes: list, timings: dict, metadata, t0: float) -> Preprocessed:
+    """Aligned stacks -> binning, shadowing, filter, clipping, padding -> Preprocessed (``hang``: HAADF's angles)."""
+    n = ang.size
     # binning, shadowing, clipping
     b = int(o.bin_factor)
     maps = {ln: rebin(m, b) for ln, m in maps.items()}
@@ -284,7 +333,8 @@ def preprocess_tilt_series(eds: dict, haadf=None, angles_deg=None, pixel_nm: flo
         maps[ln], clipped[ln] = clip_negative(maps[ln])
     if h is not None and np.any(h < 0):
         h = np.clip(h, 0, None)
-    pad_px = auto_pad(h if h is not None else sum(maps.values()), ang) if o.pad == "auto" else int(o.pad)
+    pad_angles = ang if hang is None else np.concatenate([ang, hang])  # one padding for both tilt sets
+    pad_px = auto_pad(h if h is not None else sum(maps.values()), pad_angles) if o.pad == "auto" else int(o.pad)
     if pad_px:
         widths = ((0, 0), (0, 0), (pad_px, pad_px))
         maps = {ln: np.pad(m, widths, mode="edge") for ln, m in maps.items()}
@@ -295,11 +345,90 @@ def preprocess_tilt_series(eds: dict, haadf=None, angles_deg=None, pixel_nm: flo
         notes.append(f"images padded by {pad_px} px (binned) on both sides across the tilt axis by repeating the "
                      "edge columns; volumes cropped back to the field of view")
     md = dict(metadata or {})
-    series = TiltSeries(ang, float(pixel_nm) * b, maps, h, md)
-    unfiltered = None if raw_maps is None else TiltSeries(ang, float(pixel_nm) * b, raw_maps, h, dict(md))
+    series = TiltSeries(ang, float(pixel_nm) * b, maps, h, md, haadf_angles_deg=hang)
+    unfiltered = None if raw_maps is None else TiltSeries(ang, float(pixel_nm) * b, raw_maps, h, dict(md),
+                                                          haadf_angles_deg=hang)
     timings["total"] = time.perf_counter() - t0
     return Preprocessed(series, alignment, reg, factors, clipped, b, float(pixel_nm), {}, notes, timings,
-                        pad_px, unfiltered)
+                        pad_px, unfiltered, eds_alignment)
+
+
+def _own_haadf_angles(haadf_angles_deg, h, ang: np.ndarray) -> np.ndarray | None:
+    """The HAADF's own angles, checked; None for one tilt set (none given, or exactly the EDS angles)."""
+    if haadf_angles_deg is None:
+        return None
+    if h is None:
+        raise ValueError("haadf_angles_deg is given but there is no HAADF stack: give the HAADF images or leave "
+                         "haadf_angles_deg out")
+    hang = check_angles_deg(haadf_angles_deg, "preprocess_tilt_series haadf_angles_deg (the HAADF tilts)")
+    if hang.size != h.shape[0]:
+        raise ValueError(f"the HAADF has {h.shape[0]} images but {hang.size} HAADF tilt angles (haadf_angles_deg): "
+                         "give one angle per HAADF image")
+    if np.array_equal(hang, ang):
+        return None  # one tilt set: the shared path, bit for bit
+    if hang.size == ang.size:
+        diff = float(np.max(np.abs(np.sort(hang) - np.sort(ang))))
+        if diff <= SHARED_TILT_TOL_DEG:
+            raise ValueError(
+                f"the HAADF tilt angles equal the EDS's to within {diff:.3g} degrees at every tilt (tolerance "
+                f"{SHARED_TILT_TOL_DEG} degrees) but not exactly: one tilt set recorded twice, not a HAADF series of "
+                "its own; give haadf_angles_deg=None (the HAADF at the EDS angles) or correct the offset")
+    return hang
+
+
+def _preprocess_own_tilts(maps: dict, h: np.ndarray, ang: np.ndarray, hang: np.ndarray, pixel_nm: float,
+                          o: PreprocessOptions, alignment: Alignment | None, eds_alignment: Alignment | None,
+                          metadata, progress: bool, t0: float) -> Preprocessed:
+    """A HAADF at tilts of its own: the HAADF aligned densely, the EDS tilts placed on it, then :func:`_finish`."""
+    from .place import place_eds_tilts
+
+    shapes = {ln: m.shape for ln, m in maps.items()}
+    if len(set(shapes.values())) != 1:
+        raise ValueError(f"every EDS stack must have the same shape (n_tilts, ny, nx), got {shapes}")
+    n, ny, nx = next(iter(shapes.values()))
+    if ang.size != n:
+        raise ValueError(f"{n} EDS images but {ang.size} tilt angles")
+    check_angles_deg(ang, "preprocess_tilt_series angles_deg (the EDS tilts)")
+    if h.shape[1:] != (ny, nx):
+        raise ValueError(f"the HAADF images are {h.shape[1]} x {h.shape[2]} pixels but the EDS maps {ny} x {nx}: "
+                         "preprocessing registers them on one grid; bin or crop the HAADF to the EDS grid first")
+    if o.reference_line is not None and o.reference_line not in maps:
+        raise ValueError(f"reference_line {o.reference_line!r} is not among the lines {list(maps)}")
+    notes, timings = [], {"register": 0.0}
+    t1 = time.perf_counter()
+    if alignment is None:
+        if o.align == "none":
+            alignment = Alignment.identity(hang, (ny, nx), pixel_nm)
+        else:
+            alignment = align_tilt_series(
+                h, hang, method="com" if o.align == "com" else "xcorr", stretch=o.align == "xcorr-stretch",
+                rotation=o.rotation, offset=o.offset, offset_bin=max(1, int(o.bin_factor)), pixel_nm=pixel_nm,
+                progress=progress)
+            alignment.method = o.align
+            note = alignment.diagnostics.get("offset", {}).get("note")
+            if note:
+                notes.append("tilt-axis offset: " + note)
+    elif alignment.angles_deg.size != hang.size or alignment.image_shape not in ((0, 0), (ny, nx)):
+        raise ValueError(f"the given alignment is for {alignment.angles_deg.size} tilts of {alignment.image_shape} "
+                         f"images; the HAADF has {hang.size} of {(ny, nx)}")
+    if eds_alignment is None:
+        if o.align == "none":
+            eds_alignment = Alignment.identity(ang, (ny, nx), pixel_nm)
+        else:
+            ref = maps[o.reference_line] if o.reference_line else sum(maps.values())
+            eds_alignment = place_eds_tilts(ref, ang, h, alignment, method=o.register,
+                                            bin_factor=max(1, int(o.bin_factor)))
+            kinds = eds_alignment.diagnostics["placement"]["reference"]
+            notes.append(f"HAADF at tilts of its own ({hang.size}), aligned on them; the {ang.size} EDS tilts placed "
+                         f"on it: {kinds.count('haadf_image')} registered to the HAADF image of a shared tilt, "
+                         f"{kinds.count('reprojection')} to the aligned HAADF's reprojection")
+    elif eds_alignment.angles_deg.size != n or eds_alignment.image_shape not in ((0, 0), (ny, nx)):
+        raise ValueError(f"the given eds_alignment is for {eds_alignment.angles_deg.size} tilts of "
+                         f"{eds_alignment.image_shape} images; the EDS maps have {n} of {(ny, nx)}")
+    maps = apply_alignment(maps, eds_alignment)
+    h = apply_alignment(h, alignment)
+    timings["align"] = time.perf_counter() - t1
+    return _finish(maps, h, ang, hang, pixel_nm, o, alignment, eds_alignment, None, notes, timings, metadata, t0)
 
 
 def auto_pad(stack: np.ndarray, angles_deg) -> int:
