@@ -23,7 +23,7 @@ worse inside the particle than with the HAADF at the 7 EDS tilts alone); with ``
 ``alpha`` is the balance of the two modalities whatever their numbers of tilts, and
 equal tilt counts give the paper's system. SIRT adds the HAADF's residual to every
 channel alike, so the denser HAADF sharpens HEBT's total, not its split between
-lines: the weight fractions gain little (``tests/test_tilt_sets.py`` checks they do
+lines: the weight fractions gain little (``tests/test_per_modality_series.py`` checks they do
 not get worse); the fused model (:mod:`.fused`) gains more. The batched engine's fused SIRT takes one projector, so
 that system runs SIRT's generic loop: per iteration one forward and one adjoint
 pass of ``W_E`` over the ``k`` channels and one of ``W_H`` over their sum (plus
