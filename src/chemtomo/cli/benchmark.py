@@ -1,4 +1,4 @@
-"""`chemtomo benchmark`: every method on the specimen suite and the tilt-sets study, oracle and automatic."""
+"""`chemtomo benchmark`: every method on the specimen suite, the tilt-sets and absorption studies."""
 
 from __future__ import annotations
 
@@ -13,17 +13,18 @@ def add_parser(sub):
                        description="Simulate the specimen suite (issue 13) at three EDS doses, run every "
                                    "registered method at its oracle-best and its automatic parameters, "
                                    "score inside-particle weight fractions, region means, SSIM and time.")
-    p.add_argument("--study", choices=("all", "suite", "tilt_sets"), default="all",
+    p.add_argument("--study", choices=("all", "suite", "tilt_sets", "absorption"), default="all",
                    help="what to run: the specimen suite, the tilt-sets study (dense HAADF, sparse EDS, "
-                        "+-70 and +-40 degrees; issue 16), or both (default)")
+                        "+-70 and +-40 degrees; issue 16), the absorption study (oxide_supported in a 300 nm "
+                        "field, uncorrected and corrected; issue 14), or all three (default)")
     p.add_argument("--out", default="results/benchmark", help="output folder (default: results/benchmark)")
     p.add_argument("--quick", action="store_true",
                    help="2 specimens, 2 doses, EDS-SIRT, HEBT and fused-TV on coarse grids, n=24, 8 slices; "
                         "tilt sets 11x71, 71x71, 11x11 over +-70 at dose 1, EDS-SIRT and fused-TV, 4 slices "
-                        "(a few minutes)")
+                        "(a few minutes); absorption: oxide_supported, n=16, 13 tilts, EDS-SIRT")
     p.add_argument("--specimens", nargs="+", metavar="NAME",
                    help="specimens of the suite to run (default: the whole suite; the tilt-sets study uses "
-                        "core_shell)")
+                        "core_shell; with --study absorption, the absorption study's, default oxide_supported)")
     p.add_argument("--doses", nargs="+", type=float, metavar="X", help="EDS doses, x the paper's (default 1 0.1 0.01)")
     p.add_argument("--methods", nargs="+", metavar="METHOD",
                    help="methods to run (default: every registered method with an automatic rule)")
@@ -92,6 +93,30 @@ def _run_uncertainty(args, cfg, metrics: dict, reconstruct_series, say) -> None:
     metrics["uncertainty_config"] = asdict(ucfg)
 
 
+def _run_absorption(args, metrics: dict, reconstruct_series, say) -> None:
+    """Add the absorption study's ``absorption`` (and its config, slices, seconds) to ``metrics``."""
+    from dataclasses import replace
+
+    from chemtomo.pipeline.absorption import reconstruct_absorption_corrected
+    from chemtomo.studies.absorption import AbsorptionStudyConfig, run_absorption_study
+
+    acfg = AbsorptionStudyConfig.quick() if args.quick else AbsorptionStudyConfig()
+    changes = {}
+    if args.doses:
+        changes["dose"] = float(args.doses[0])
+    if args.methods:
+        changes["methods"] = tuple(args.methods)
+    if args.n is not None:
+        changes["n"] = args.n
+    if args.specimens and args.study == "absorption":
+        changes["specimens"] = tuple(args.specimens)
+    acfg = replace(acfg, **changes) if changes else acfg  # validated again
+    say(f"absorption -> {', '.join(acfg.specimens)} in a {acfg.field_nm:g} nm field ({acfg.label}: n={acfg.n}, "
+        f"{len(acfg.angles_deg)} tilts, dose x{acfg.dose:g}, methods {', '.join(acfg.methods)}, detectors "
+        f"{acfg.detectors})")
+    metrics.update(run_absorption_study(acfg, reconstruct_series, reconstruct_absorption_corrected, say))
+
+
 def run(args) -> int:
     """Run the benchmark's studies and write their files into ``args.out``."""
     from dataclasses import replace
@@ -103,6 +128,7 @@ def run(args) -> int:
 
     suite = args.study in ("all", "suite")
     tilt = args.study in ("all", "tilt_sets")
+    absorb = args.study in ("all", "absorption")
     cfg = BenchmarkConfig.quick() if args.quick else BenchmarkConfig()
     tcfg = TiltSetsConfig.quick() if args.quick else TiltSetsConfig()
     changes = {}
@@ -152,12 +178,15 @@ def run(args) -> int:
             f"{list(tcfg.doses)}, cells {tcfg.as_dict()['cells']}, methods {', '.join(tcfg.methods)}, n={tcfg.n}, "
             f"slices {tcfg.slice_range()})")
         metrics.update(run_tilt_sets(tcfg, reconstruct_series, say))
+    if absorb:
+        _run_absorption(args, metrics, reconstruct_series, say)
     if suite:
         _run_uncertainty(args, cfg, metrics, reconstruct_series, say)
     files = write_benchmark(metrics, out)
     say(f"wrote {', '.join(str(f) for f in files)}")
     acc = {**metrics.get("summary", {}).get("acceptance", {}),
-           **metrics.get("tilt_sets_summary", {}).get("acceptance", {})}
+           **metrics.get("tilt_sets_summary", {}).get("acceptance", {}),
+           **metrics.get("absorption_summary", {}).get("acceptance", {})}
     for k, v in acc.items():
         say(f"{'PASS' if v else 'FAIL'} {k}")
     return 0

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from ..io.atomic import atomic_path
 from ..io.provenance import json_default
 from ..studies.solvers import label
+from .absorption import absorption_figure, absorption_section
 from .tilt_sets import tilt_sets_figure, tilt_sets_section, tilt_sets_slices_figure
 
 
@@ -141,7 +142,8 @@ def _suite_section(metrics: dict, figures: list[str]) -> list[str]:
     return L
 
 
-def benchmark_report(metrics: dict, figures: list[str], tilt_set_figures: list[str] = ()) -> str:
+def benchmark_report(metrics: dict, figures: list[str], tilt_set_figures: list[str] = (),
+                     absorption_figures: list[str] = ()) -> str:
     """``report.md``'s text: the suite's set-up, table, targets and figures, then the tilt-sets section.
 
     Parameters
@@ -152,17 +154,21 @@ def benchmark_report(metrics: dict, figures: list[str], tilt_set_figures: list[s
         The suite's figure files.
     tilt_set_figures : list of str
         The tilt-sets study's figure files.
+    absorption_figures : list of str
+        The absorption study's figure files.
 
     Returns
     -------
     str
     """
-    cfg = metrics.get("config") or metrics["tilt_sets_config"]
+    cfg = metrics.get("config") or metrics.get("tilt_sets_config") or metrics["absorption_config"]
     L = [f"# chemtomo specimen-suite benchmark ({cfg['label']})", ""]
     if "suite" in metrics:
         L += _suite_section(metrics, figures)
     if "tilt_sets" in metrics:
         L += ["", tilt_sets_section(metrics, list(tilt_set_figures))]
+    if "absorption" in metrics:
+        L += ["", absorption_section(metrics, list(absorption_figures))]
     return "\n".join(L) + "\n"
 
 
@@ -225,7 +231,8 @@ def write_benchmark(metrics: dict, out: str | Path) -> list[Path]:
     """Write ``metrics.json``, ``report.md`` and the figures into ``out``, each atomically.
 
     The suite's figure ``inside_mse.png`` when the metrics hold the suite; the tilt-sets
-    study's ``tilt_sets_mse.png`` and ``tilt_sets_slices.png`` when they hold it.
+    study's ``tilt_sets_mse.png`` and ``tilt_sets_slices.png`` when they hold it; the
+    absorption study's ``absorption_fractions.png``.
 
     Parameters
     ----------
@@ -255,10 +262,17 @@ def write_benchmark(metrics: dict, out: str | Path) -> list[Path]:
             with atomic_path(path) as tmp:
                 make(metrics).savefig(tmp, dpi=120)
             tilt_figs.append(path)
+    abs_figs = []
+    if metrics.get("absorption_slices"):
+        path = out / "absorption_fractions.png"
+        with atomic_path(path) as tmp:
+            absorption_figure(metrics).savefig(tmp, dpi=120)
+        abs_figs.append(path)
     mpath = out / "metrics.json"
     with atomic_path(mpath) as tmp:
         tmp.write_text(json.dumps(metrics, indent=1, default=json_default))
     rpath = out / "report.md"
     with atomic_path(rpath) as tmp:
-        tmp.write_text(benchmark_report(metrics, [f.name for f in figs], [f.name for f in tilt_figs]))
-    return [mpath, rpath, *figs, *tilt_figs]
+        tmp.write_text(benchmark_report(metrics, [f.name for f in figs], [f.name for f in tilt_figs],
+                                        [f.name for f in abs_figs]))
+    return [mpath, rpath, *figs, *tilt_figs, *abs_figs]
