@@ -141,7 +141,7 @@ def report_raw(exp) -> None:
         unc = exp.uncertainty.get(m)
         if unc is not None:
             print(f"  mean weight fraction in the mask, value +- bootstrap se ({unc.replicas} replicas): " + ", ".join(
-                f"{r['element']} {r['value']:.3f} +- {r['se']:.3f}" for r in unc.table("weight")
+                f"{r['element']} {r['value']:.4f} +- {r['se']:.2g}" for r in unc.table("weight")
                 if r["region"] == "particle"), file=err)
         elif inside.any():
             print("  mean weight fraction in the mask: " + ", ".join(
