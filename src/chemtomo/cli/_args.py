@@ -315,7 +315,7 @@ def check_dependent_options(args, route: str) -> None:
     pairs = [
         ("--auto-grid", "--auto", getattr(args, "auto", None) is None,
          "the candidates of the automatic rules: give --auto as well"),
-        ("--seed", "--replicas", route != "raw" and not getattr(args, "replicas", None),
+        ("--seed", "--replicas", not getattr(args, "replicas", None),
          "the seed of the bootstrap's Poisson replicas"),
         ("--resume", "--store", not getattr(args, "store", None), "it continues the run in a store"),
         ("--tomviz-angles", "--compare-tomviz", route == "raw" and not getattr(args, "compare_tomviz", None),

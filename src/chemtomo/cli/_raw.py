@@ -98,7 +98,8 @@ def raw_options(args) -> tuple:
         n_iter=parse_iterations(args.iterations), alpha=args.alpha, quantify_lines=args.quantify_lines,
         mask_method=args.mask, threshold=args.threshold, chunk_slices=args.chunk_slices or 32,
         engine_options=engine or None, auto=auto_methods(args, methods), method_options=method_params(args, methods),
-        auto_grid=auto_grids(args.auto_grid, auto_methods(args, methods)))  # only the rules that run
+        auto_grid=auto_grids(args.auto_grid, auto_methods(args, methods)),  # only the rules that run
+        replicas=args.replicas or None, seed=args.seed)
     output = OutputOptions(export=exports, export_kinds=args.export_kinds, figures=not args.no_figures,
                            signals=None if args.signals == "none" else args.signals, map_units=args.map_units,
                            compare_tomviz=args.compare_tomviz,
@@ -137,7 +138,12 @@ def report_raw(exp) -> None:
                      + f" (R^2 {rr.r2:.4f})")
         print(line, file=err)
         inside = res.composition.mask
-        if inside.any():
+        unc = exp.uncertainty.get(m)
+        if unc is not None:
+            print(f"  mean weight fraction in the mask, value +- bootstrap se ({unc.replicas} replicas): " + ", ".join(
+                f"{r['element']} {r['value']:.4f} +- {r['se']:.2g}" for r in unc.table("weight")
+                if r["region"] == "particle"), file=err)
+        elif inside.any():
             print("  mean weight fraction in the mask: " + ", ".join(
                 f"{el} {float(res.composition.weight[i][inside].mean()):.3f}" for i, el in enumerate(res.elements)),
                 file=err)

@@ -32,6 +32,9 @@ def add_parser(sub):
                    help="number of noise seeds per dose (default: 3, or 1 with --quick)")
     p.add_argument("--jobs", "-j", type=int, default=None,
                    help="processes for the (dose, seed) problems (default: one per core; same result)")
+    p.add_argument("--replicas", type=int, default=None,
+                   help="bootstrap replicas for the SE of each method's best core / shell Au (default: 20, or 10 "
+                        "with --quick; 0: none)")
     p.add_argument("--methods", nargs="+", metavar="METHOD",
                    help="methods to run (default: eds_sirt hebt_sirt ls_tv poisson_tv fused_tv)")
     return p
@@ -60,6 +63,10 @@ def run(args) -> int:
     if n_seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {n_seeds}")
     cfg.seeds = tuple(range(n_seeds))
+    if args.replicas is not None:
+        if args.replicas < 0 or args.replicas == 1:
+            raise ValueError(f"--replicas must be 0 (no bootstrap) or >= 2, got {args.replicas}")
+        cfg.replicas = args.replicas
     if args.methods:
         cfg.methods = tuple(canonical_name(m) for m in args.methods)
     out = Path(args.out)

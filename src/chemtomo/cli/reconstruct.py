@@ -50,7 +50,7 @@ RAW_ONLY = ("--lines", "--angles-from", "--bin", "--register", "--reference-line
             "--no-axis-offset", "--shadowing", "--pad", "--quantify-lines", "--line-method", "--elements",
             "--integration-width", "--no-figures", "--compare-tomviz", "--tomviz-angles")
 #: options only the stack routes (--eds/--haadf) take: refused with a raw tilt series
-STACK_ONLY = ("--tilt-axis", "--replicas", "--jackknife", "--bias", "--seed", "--haadf-angles", *ABSORPTION_OPTIONS)
+STACK_ONLY = ("--tilt-axis", "--jackknife", "--bias", "--haadf-angles", *ABSORPTION_OPTIONS)
 #: options a HAADF-only run (--haadf without --eds) does not take: EDS maps, quantification, store
 HAADF_REFUSED = ("--mask", "--threshold", "--factors", "--beam-kev", "--efficiency", "--filter-sigma", "--alpha",
                  "--auto", "--auto-grid", "--store", "--resume", "--replicas", "--haadf-angles") + ABSORPTION_OPTIONS
@@ -133,10 +133,11 @@ def add_parser(sub):
     p.add_argument("--efficiency", type=float, default=DETECTOR_EFFICIENCY,
                    help=f"flat detector efficiency (default {DETECTOR_EFFICIENCY})")
     p.add_argument("--chunk-slices", type=int, help="slices per batched solve (bounds memory; raw input: 32)")
-    u = p.add_argument_group("stacks: uncertainty (parametric bootstrap of the counts)")
+    u = p.add_argument_group("uncertainty (parametric bootstrap of the counts; --jackknife, --bias: stacks only)")
     u.add_argument("--replicas", type=int, metavar="N",
                    help="also reconstruct N >= 2 Poisson replicas of the counts and write the per-voxel and region "
-                        "standard errors and 90%% intervals (/uncertainty in the result)")
+                        "standard errors and 90%% intervals (/uncertainty in the result; a raw series: every method "
+                        "bootstrapped, the primary one written; replicas of the unfiltered line maps)")
     u.add_argument("--jackknife", action="store_true",
                    help="with --replicas: also the leave-one-tilt-out spread (one reconstruction per tilt)")
     u.add_argument("--bias", action="store_true",
@@ -281,7 +282,8 @@ def run(args) -> int:
             raise ValueError("give either a raw tilt series (positional) or --eds/--haadf stacks, not both")
         refuse_options(args, STACK_ONLY, "a raw tilt series (positional inputs)",
                        "--eds/--haadf stacks (a raw series' tilt-axis direction is estimated by its alignment, "
-                       "--no-rotation keeps the images' own; the raw route has no uncertainty yet)")
+                       "--no-rotation keeps the images' own; the raw route's bootstrap (--replicas) has no "
+                       "jackknife or bias)")
         check_dependent_options(args, "raw")
         return run_raw(args)
     if args.lines:

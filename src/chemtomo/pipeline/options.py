@@ -69,6 +69,11 @@ class ReconstructionOptions:
         Method -> extra options (e.g. ``{"fused_tv": {"mu": 0.2}}``).
     auto_grid : dict, optional
         Method -> candidates of its automatic rule (e.g. ``{"fused_tv": {"mu": [0.02, 0.04]}}``).
+    replicas : int, optional
+        Bootstrap replicas of every method's reconstruction (>= 2; None: no bootstrap;
+        :func:`chemtomo.pipeline.experimental.bootstrap_experimental`).
+    seed : int
+        Seed of the replicas.
 
     Raises
     ------
@@ -92,6 +97,8 @@ class ReconstructionOptions:
     auto: bool | Sequence[str] = False
     method_options: dict | None = None
     auto_grid: dict | None = None
+    replicas: int | None = None
+    seed: int = 0
 
     def __post_init__(self):
         if isinstance(self.methods, str):
@@ -108,6 +115,12 @@ class ReconstructionOptions:
             from ..quantify import check_threshold
 
             check_threshold(self.threshold)  # finite, before any work
+        if self.replicas is not None:
+            from ..reconstruct.bootstrap import check_replicas
+
+            check_replicas(self.replicas)
+        if isinstance(self.seed, bool) or int(self.seed) < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.chunk_slices is not None and int(self.chunk_slices) < 1:
             raise ValueError(f"chunk_slices must be >= 1 or None, got {self.chunk_slices!r}")
         self._check_methods()

@@ -253,6 +253,8 @@ def bootstrap_uncertainty(
     replicas_per_pass: int | None = None,
     interval_method: str = "percentile",
     bias: bool = False,
+    crop_px: int = 0,
+    replica_filter: tuple | None = None,
     **options,
 ) -> Uncertainty:
     """Reconstruct ``series`` and the uncertainty of its maps and fractions by a parametric bootstrap.
@@ -310,6 +312,17 @@ def bootstrap_uncertainty(
         replica, as one more block of columns of the first pass, ``T(x) - x``; stored
         in every :class:`~chemtomo.reconstruct.bootstrap.Spread`'s ``bias``. For a linear
         method it is the mean of infinitely many model replicas minus the estimate.
+    crop_px : int
+        The padding the measured ``result`` was cropped by
+        (:func:`~chemtomo.pipeline.experimental.crop_result`): every replica's maps are
+        cropped alike before its fractions. Fractions are over the lines of
+        ``result.parameters["quantify_lines"]`` when it holds them
+        (:func:`~chemtomo.pipeline.experimental.requantify`), else all. Needs ``result``;
+        not with ``bias``, ``jackknife`` or ``source="model"``.
+    replica_filter : (sigma, axes), optional
+        The Gaussian filter of the replicas of the methods that see filtered data
+        (default: the measured run's ``filter_sigma``, ``filter_axes``); for a series
+        filtered upstream, the filter it was filtered with (e.g. ``(0.8, "image")``).
     **options
         Passed to :func:`~chemtomo.pipeline.volume.reconstruct_series`: ``filter_sigma``,
         ``filter_axes``, ``mask_method``, ``threshold``, ``backend``, ``chunk_slices``,
@@ -342,6 +355,11 @@ def bootstrap_uncertainty(
                          f"{list(_PASSED)}")
     if replicas_per_pass is not None and (isinstance(replicas_per_pass, bool) or int(replicas_per_pass) < 1):
         raise ValueError(f"replicas_per_pass must be a positive integer, got {replicas_per_pass!r}")
+    crop = int(crop_px)
+    if crop < 0 or (crop and (result is None or bias or jackknife or source == "model")):
+        raise ValueError(f"crop_px must be >= 0 and, when > 0, comes with the (cropped) result and without bias, "
+                         f"jackknife or source='model', got crop_px={crop_px!r}, result given: {result is not None}, "
+                         f"bias={bias}, jackknife={jackknife}, source={source!r}")
     t0 = time.perf_counter()
     if result is None:
         result = reconstruct_series(series, factors, m.name, params, counts=counts, noise_factor=noise_factor,
@@ -377,7 +395,9 @@ def bootstrap_uncertainty(
     means = model_means if source == "model" else {ln: raw.eds[ln] for ln in lines}
     mask = np.asarray(result.composition.mask, bool)
     est_maps = np.asarray(result.maps, np.float32)
-    est_w, est_a = _fractions(est_maps, factors, lines, result.factor, mask)
+    qlines = list(pr.get("quantify_lines") or lines)
+    qi = [lines.index(ln) for ln in qlines]
+    est_w, est_a = _fractions(est_maps[qi], factors, qlines, result.factor, mask)
     regs = _regions(mask, regions)
     rerun = {
         "filter_sigma": None, "mask_method": pr["mask_method"], "threshold": result.composition.threshold.value,
@@ -386,11 +406,12 @@ def bootstrap_uncertainty(
         "response_ratios": result.response_ratios if m.needs_haadf else None,
         "haadf_volume": False,  # the replicas' maps are all the spread needs
     }
-    filt = (pr["filter_sigma"], pr["filter_axes"])
+    filt = (pr["filter_sigma"], pr["filter_axes"]) if replica_filter is None else tuple(replica_filter)
     per_pass = replicas if replicas_per_pass is None else min(int(replicas_per_pass), replicas)
     ns = series.n_slices
     shape = (replicas, len(lines)) + est_maps.shape[1:]
-    s_maps, s_w, s_a = (np.empty(shape, np.float32) for _ in range(3))
+    s_maps = np.empty(shape, np.float32)
+    s_w, s_a = (np.empty((replicas, len(qlines)) + est_maps.shape[1:], np.float32) for _ in range(2))
     model = None
     t1 = time.perf_counter()
     for a in range(0, replicas, per_pass):
@@ -408,13 +429,16 @@ def bootstrap_uncertainty(
                              dict(series.metadata))
             reps.append(rep if m.raw_counts else prepare_series(rep, *filt))
         out = reconstruct_series(_stack(reps, series), factors, m.name, chosen, **rerun)
-        maps = np.asarray(out.maps, np.float32).reshape((len(lines), len(reps), ns) + est_maps.shape[2:])
+        full = np.shape(out.maps)[2:]
+        maps = np.asarray(out.maps, np.float32).reshape((len(lines), len(reps), ns) + full)
+        if crop:
+            maps = maps[..., crop:full[0] - crop, crop:full[1] - crop]
         if bias and a == 0:
             t_maps = np.array(maps[:, -1])
             model = (t_maps, *_fractions(t_maps, factors, lines, out.factor, mask))
         for i in range(b - a):
             s_maps[a + i] = maps[:, i]
-            s_w[a + i], s_a[a + i] = _fractions(maps[:, i], factors, lines, out.factor, mask)
+            s_w[a + i], s_a[a + i] = _fractions(maps[qi, i], factors, qlines, out.factor, mask)
         log.info("bootstrap: replicas %d:%d of %d done", a, b, replicas)
     t_boot = time.perf_counter() - t1
     boot = _spread_set(s_maps, s_w, s_a, est_maps, est_w, est_a, regs, interval, "bootstrap", interval_method,

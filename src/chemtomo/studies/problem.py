@@ -48,6 +48,9 @@ class StudyConfig:
     mu: tuple = get_method("fused_tv").default_grid["mu"]  # dimensionless TV weights, factor sqrt 2 apart
     tv_n_iter: int = 300
     erode_px: int = 2
+    # bootstrap replicas of the headline reconstructions' core / shell compositions (0: none)
+    replicas: int = 20
+    replica_seed: int = 0
     acquisition: Acquisition = field(default_factory=Acquisition)
     label: str = "full"
 
@@ -55,7 +58,7 @@ class StudyConfig:
     def quick(cls) -> StudyConfig:
         """A reduced sweep for CI (well under 2 minutes)."""
         return cls(eds_n=(20, 50, 100, 200), hebt_n=(100, 200), alphas=(0.5, 0.7, 0.8, 0.9),
-                   mu=(0.085, 0.12, 0.17, 0.24, 0.34), tv_n_iter=200, label="quick")
+                   mu=(0.085, 0.12, 0.17, 0.24, 0.34), tv_n_iter=200, replicas=10, label="quick")
 
     def __post_init__(self):
         if not self.seeds:
