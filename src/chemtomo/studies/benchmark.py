@@ -69,8 +69,39 @@ def dose_key(dose: float) -> str:
     return f"{float(dose):g}"
 
 
+class StudyGrids:
+    """Methods, their candidate grids and the slices: what the benchmark's study configs share.
+
+    A mixin of the study dataclasses (:class:`BenchmarkConfig`,
+    :class:`~chemtomo.studies.tilt_sets.TiltSetsConfig`), which hold the fields
+    ``methods``, ``grids``, ``n`` and ``n_slices``.
+    """
+
+    def _check_methods_and_slices(self) -> None:
+        """Resolve ``methods`` to registered names; ValueError for one without a rule or bad ``n_slices``."""
+        self.methods = tuple(get_method(m).name for m in self.methods)
+        no_rule = [m for m in self.methods if not get_method(m).default_grid]
+        if no_rule or not self.methods:
+            raise ValueError(f"methods must be non-empty and each have an automatic rule; {no_rule} have none "
+                             f"(with one: {[n for n in method_names() if get_method(n).default_grid]})")
+        if self.n_slices is not None and not 1 <= int(self.n_slices) <= int(self.n):
+            raise ValueError(f"n_slices must be None or in 1..n={self.n}, got {self.n_slices!r}")
+
+    def grid(self, method: str) -> dict:
+        """The candidates of ``method`` here: its ``default_grid`` with the config's replacements."""
+        m = get_method(method)
+        own = self.grids.get(m.name, {})
+        return {k: tuple(own.get(k, v)) for k, v in m.default_grid.items()}
+
+    def slice_range(self) -> tuple[int, int]:
+        """``(a, b)``: the slices reconstructed (the middle ``n_slices``, or all)."""
+        s = self.n if self.n_slices is None else int(self.n_slices)
+        a = (self.n - s) // 2
+        return a, a + s
+
+
 @dataclass
-class BenchmarkConfig:
+class BenchmarkConfig(StudyGrids):
     """What the benchmark runs.
 
     The defaults are the full benchmark: the whole suite, three doses, every method with
@@ -145,25 +176,7 @@ class BenchmarkConfig:
             raise ValueError(f"specimens must be a non-empty subset of {sorted(SPECIMENS)}, got {list(self.specimens)}")
         if not self.doses or not all(np.isfinite(d) and d > 0 for d in self.doses):
             raise ValueError(f"doses must be positive numbers (1 = the paper's dose), got {list(self.doses)}")
-        self.methods = tuple(get_method(m).name for m in self.methods)
-        no_rule = [m for m in self.methods if not get_method(m).default_grid]
-        if no_rule or not self.methods:
-            raise ValueError(f"methods must be non-empty and each have an automatic rule; {no_rule} have none "
-                             f"(with one: {[n for n in method_names() if get_method(n).default_grid]})")
-        if self.n_slices is not None and not 1 <= int(self.n_slices) <= int(self.n):
-            raise ValueError(f"n_slices must be None or in 1..n={self.n}, got {self.n_slices!r}")
-
-    def grid(self, method: str) -> dict:
-        """The candidates of ``method`` here: its ``default_grid`` with this config's replacements."""
-        m = get_method(method)
-        own = self.grids.get(m.name, {})
-        return {k: tuple(own.get(k, v)) for k, v in m.default_grid.items()}
-
-    def slice_range(self) -> tuple[int, int]:
-        """``(a, b)``: the slices reconstructed (the middle ``n_slices``, or all)."""
-        s = self.n if self.n_slices is None else int(self.n_slices)
-        a = (self.n - s) // 2
-        return a, a + s
+        self._check_methods_and_slices()
 
     def as_dict(self) -> dict:
         """JSON-friendly copy (grids resolved per method)."""

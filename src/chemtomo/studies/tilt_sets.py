@@ -30,7 +30,7 @@ import numpy as np
 from ..reconstruct import get_method, method_names
 from ..simulate.specimens import SPECIMENS, make_specimen
 from ..simulate.tilt_sets import simulate_specimen_tilt_sets, tilt_set_angles
-from .benchmark import QUICK_GRIDS, Reconstruct, Truth, _json_params, dose_key, score, sweep
+from .benchmark import QUICK_GRIDS, Reconstruct, StudyGrids, Truth, _json_params, dose_key, score, sweep
 
 #: EDS tilts x HAADF tilts of the full study: EDS at 7, 11, 16, 31 with HAADF at 31, 71,
 #: 141, and the references with both modalities at 71 and both at 11 tilts.
@@ -54,7 +54,7 @@ def range_key(range_deg: float) -> str:
 
 
 @dataclass
-class TiltSetsConfig:
+class TiltSetsConfig(StudyGrids):
     """What the tilt-sets study runs.
 
     The defaults are the full study: ``+-70`` and ``+-40`` degrees, two doses, the 14
@@ -130,25 +130,7 @@ class TiltSetsConfig:
         if not cells or len(set(cells)) != len(cells):
             raise ValueError(f"cells must be non-empty and distinct, got {list(self.cells)}")
         self.cells = tuple(cells)
-        self.methods = tuple(get_method(m).name for m in self.methods)
-        no_rule = [m for m in self.methods if not get_method(m).default_grid]
-        if no_rule or not self.methods:
-            raise ValueError(f"methods must be non-empty and each have an automatic rule; {no_rule} have none "
-                             f"(with one: {[n for n in method_names() if get_method(n).default_grid]})")
-        if self.n_slices is not None and not 1 <= int(self.n_slices) <= int(self.n):
-            raise ValueError(f"n_slices must be None or in 1..n={self.n}, got {self.n_slices!r}")
-
-    def grid(self, method: str) -> dict:
-        """The candidates of ``method``: its ``default_grid`` with this config's replacements."""
-        m = get_method(method)
-        own = self.grids.get(m.name, {})
-        return {k: tuple(own.get(k, v)) for k, v in m.default_grid.items()}
-
-    def slice_range(self) -> tuple[int, int]:
-        """``(a, b)``: the slices reconstructed (the middle ``n_slices``, or all)."""
-        s = self.n if self.n_slices is None else int(self.n_slices)
-        a = (self.n - s) // 2
-        return a, a + s
+        self._check_methods_and_slices()
 
     def as_dict(self) -> dict:
         """JSON-friendly copy (grids resolved per method, cells as keys)."""
