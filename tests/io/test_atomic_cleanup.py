@@ -3,7 +3,8 @@
 The slow tests run the real command line (``python -m chemtomo simulate``) in a subprocess;
 to hit the write deterministically, the subprocess holds each finished temporary for a
 minute before renaming it (``replace_path`` wrapped with a sleep), and the test signals it
-as soon as the first temporary appears.
+as soon as the first temporary appears. ``simulate`` writes its files all or none: into a
+staging folder ``out/.staging-PID``, each file atomically, moved into ``out`` at the end.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def dead_pid() -> int:
 
 
 def temporaries(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if ".tmp-" in p.name or ".old-" in p.name)
+    return sorted(p for p in folder.iterdir() if any(t in p.name for t in (".tmp-", ".old-", ".staging-")))
 
 
 def test_stale_temporaries_of_dead_processes_are_removed_live_ones_kept(tmp_path, caplog):
@@ -88,13 +89,14 @@ def start_slow_simulate(out: Path) -> subprocess.Popen:
 def wait_for_temporary(proc: subprocess.Popen, folder: Path, timeout_s: float = 50) -> Path:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        found = sorted(folder.glob(".haadf.tmp-*.hspy")) if folder.is_dir() else []
+        found = sorted(folder.glob(".staging-*/.haadf.tmp-*.hspy")) if folder.is_dir() else []
         if found:
             return found[0]
         if proc.poll() is not None:
             pytest.fail(f"simulate ended ({proc.returncode}) before writing: {proc.communicate()[1][-2000:]}")
         time.sleep(0.05)
     proc.kill()
+    proc.communicate()
     pytest.fail("no temporary file appeared")
     return None  # pragma: no cover
 
@@ -104,12 +106,11 @@ def test_sigterm_mid_write_leaves_no_temporary(tmp_path):
     out = tmp_path / "sim"
     proc = start_slow_simulate(out)
     tmp = wait_for_temporary(proc, out)
-    assert tmp.name == f".haadf.tmp-{proc.pid}.hspy"
+    assert tmp.name == f".haadf.tmp-{proc.pid}.hspy" and tmp.parent.name == f".staging-{proc.pid}"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM, err
-    assert temporaries(out) == [], err
-    assert not (out / "haadf.hspy").exists()
+    assert not out.exists(), err  # the folder the run made is removed with its staging folder
 
 
 @pytest.mark.slow
@@ -121,11 +122,12 @@ def test_sigkill_mid_write_then_next_run_removes_the_temporary(tmp_path):
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     assert tmp.exists()  # a kill cannot clean up: the next run must
+    stage = tmp.parent
 
     env = {**os.environ, "CHEMTOMO_SCHEDULER": ""}
     again = subprocess.run([sys.executable, "-m", "chemtomo", "simulate", "--out", str(out), "--factors", "paper",
                             "--noiseless"], env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert temporaries(out) == []
-    assert f"removed {tmp}" in again.stderr and f"process {proc.pid}" in again.stderr
+    assert f"removed {stage}" in again.stderr and f"process {proc.pid}" in again.stderr
     assert (out / "haadf.hspy").is_file()
