@@ -16,6 +16,11 @@ Two kinds of input:
   ``--haadf-angles FILE|stack`` the HAADF has tilts of its own (:func:`haadf_angles`);
 - a HAADF (or ADF) stack alone (``--haadf PATH``, no ``--eds``): its volume by
   ``--method sirt`` (default) or ``tv`` (:func:`run_haadf`), written as ``/haadf``.
+
+One module over 500 lines on purpose: the three routes share one parser, and
+which option applies to which route is checked here in one place (the checks
+themselves live in :mod:`chemtomo.cli._args`, the outputs in
+:mod:`chemtomo.cli._outputs`, the raw route in :mod:`chemtomo.cli._raw`).
 """
 
 from __future__ import annotations

@@ -50,6 +50,11 @@ alpha but not alpha, and for the TV weight the deviance at the best weight drift
 from 1.11 to 0.96 of its expectation between the paper's dose and 100x less, so
 those keep cross-validation (within 1.2x of the oracle at every dose).
 :func:`choose_parameters` applies the rule of each method.
+
+One module over 500 lines on purpose: every rule's column layout (folds x
+candidates x slices in one batched solve) and its per-modality folds (a HAADF
+at tilts of its own) are read side by side here; the statistics they share are
+in :mod:`chemtomo.reconstruct.heldout`.
 """
 
 from __future__ import annotations
