@@ -61,6 +61,7 @@ def test_compare_with_peers_on_synthetic_metrics():
 
 def test_summary_and_report_carry_the_comparison():
     suite = _synthetic_suite()
+    suite["core_shell"]["1"]["peers"]["svmbir"]["best"]["at_grid_edge"] = ["sharpness"]
     summary = summarise(suite)
     assert summary["peers"]["svmbir"]["core_shell"]["1"]["pass"] is True
     assert summary["acceptance"]["best_auto_at_least_as_good_as_svmbir_best_every_case"] is False
@@ -77,8 +78,8 @@ def test_summary_and_report_carry_the_comparison():
                           "grids": {"eds_sirt": {"n": [50, 100]}}, "peer_grids": {}}}
     table = peers_table(metrics)
     assert "| chemtomo best-auto vs svmbir best |" in table
-    assert ("| core_shell | x1 | 1.00e-03 (Fused-TV) | 2.00e-03 (sharpness=1, snr_db=30) | 3.00e-03 | 0.50x PASS |"
-            in table)
+    assert ("| core_shell | x1 | 1.00e-03 (Fused-TV) | 2.00e-03 (sharpness=1, snr_db=30; at the grid edge: sharpness) "
+            "| 3.00e-03 | 0.50x PASS |" in table)
     assert "| core_shell | x0.1 | 5.00e-03 (Fused-TV) | 4.00e-03 (sharpness=1, snr_db=30) | 6.00e-03 | 1.25x FAIL |" \
         in table
     assert "| core_shell | x1 | svmbir (peer) | best |" in benchmark_table(metrics)
@@ -92,7 +93,7 @@ def test_svmbir_grid_points():
     pts = svmbir_points({"sharpness": (1.0,), "snr_db": (20.0, 40.0)})
     assert pts == [{"sharpness": 1.0, "snr_db": 20.0}, {"sharpness": 1.0, "snr_db": 40.0},
                    {"sharpness": 0.0, "snr_db": 30.0}]  # its automatic setting always added
-    assert len(svmbir_points()) == 16
+    assert len(svmbir_points()) == 20
     with pytest.raises(ValueError, match="svmbir's grid takes"):
         svmbir_points({"mu": (0.1,)})
 
@@ -180,6 +181,7 @@ def test_benchmark_with_svmbir_tiny(tmp_path):
         assert e["truth_region_means"] == entry["methods"]["eds_sirt"]["best"]["truth_region_means"]
     assert peer["auto"]["params"] == {"sharpness": 0.0, "snr_db": 30.0}
     assert len(peer["sweep"]) == 2 and peer["best"]["mse_fraction_inside"] <= peer["auto"]["mse_fraction_inside"]
+    assert peer["best"]["at_grid_edge"] == ["sharpness"]  # two values of sharpness: either is an edge
     c = m["summary"]["peers"]["svmbir"]["core_shell"]["1"]
     assert c["chemtomo_best_auto"] == entry["methods"]["eds_sirt"]["auto"]["mse_fraction_inside"]
     assert c["peer_best"] == peer["best"]["mse_fraction_inside"]

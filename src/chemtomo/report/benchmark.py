@@ -103,8 +103,9 @@ def peers_table(metrics: dict) -> str:
                 f"chemtomo best-auto vs {peer} best |", "|---|---|---|---|---|---|"]
         for spec, doses in specs.items():
             for dose, c in doses.items():
+                edge = f"; at the grid edge: {', '.join(c['peer_at_grid_edge'])}" if c.get("peer_at_grid_edge") else ""
                 out.append(f"| {spec} | x{dose} | {c['chemtomo_best_auto']:.2e} ({label(c['chemtomo_method'])}) | "
-                           f"{c['peer_best']:.2e} ({_params(c.get('peer_best_params') or {})}) | "
+                           f"{c['peer_best']:.2e} ({_params(c.get('peer_best_params') or {})}{edge}) | "
                            f"{c['peer_auto']:.2e} | {c['ratio']:.2f}x {'PASS' if c['pass'] else 'FAIL'} |")
         out.append("")
     out += ["Inside-particle weight-fraction MSE. chemtomo best-auto: the lowest automatic-parameter MSE over "

@@ -459,7 +459,8 @@ def run_peer_case(series: TiltSeries, factors: Factors, truth: Truth, peer: str,
     -------
     dict
         ``{"best": ..., "auto": ..., "sweep": [...], "input": str}``, ``best`` and ``auto``
-        in the layout of the methods'.
+        in the layout of the methods' (``best.at_grid_edge``: the parameters whose best value
+        is the smallest or largest of the grid).
     """
     check_peer_names([peer])
     points = svmbir_points(cfg.peer_grids.get(peer))
@@ -473,6 +474,8 @@ def run_peer_case(series: TiltSeries, factors: Factors, truth: Truth, peer: str,
         s = score(truth, c["maps"], weight, elements)
         scored.append({**s, "params": _json_params(c["params"]), "seconds": c["seconds"], "mask": mask})
     best = {**min(scored, key=lambda e: e["mse_fraction_inside"]), "sweep_seconds": sweep_seconds}
+    values = {k: sorted({pt[k] for pt in points}) for k in points[0]}
+    best["at_grid_edge"] = [k for k, v in values.items() if len(v) > 1 and best["params"][k] in (v[0], v[-1])]
     auto = {**next(e for e in scored if e["params"] == SVMBIR_AUTO),
             "rule": "svmbir's defaults: sigma_x from sharpness 0, sigma_y from snr_db 30, per line"}
     return {"best": best, "auto": auto,

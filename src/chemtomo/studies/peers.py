@@ -42,7 +42,7 @@ PEERS = ("svmbir",)
 INSTALL_HINT = 'pip install -e ".[bench-peers]"'
 #: svmbir's oracle grid: its relative regularisation, applied alike to every line
 #: (sigma_x = 2^sharpness x its automatic estimate; sigma_y from snr_db against the data).
-SVMBIR_GRID = {"sharpness": (-2.0, -1.0, 0.0, 1.0), "snr_db": (10.0, 20.0, 30.0, 40.0)}
+SVMBIR_GRID = {"sharpness": (-3.0, -2.0, -1.0, 0.0, 1.0), "snr_db": (10.0, 20.0, 30.0, 40.0)}
 #: svmbir's automatic setting (its defaults): what a user gets without tuning.
 SVMBIR_AUTO = {"sharpness": 0.0, "snr_db": 30.0}
 
@@ -217,7 +217,8 @@ def compare_with_peers(suite: dict) -> dict:
             for peer, r in entry.get("peers", {}).items():
                 pb = r["best"]["mse_fraction_inside"]
                 c = {"chemtomo_method": wa, "chemtomo_best_auto": ca, "peer_best": pb,
-                     "peer_best_params": r["best"].get("params"), "peer_auto": r["auto"]["mse_fraction_inside"],
+                     "peer_best_params": r["best"].get("params"), "peer_at_grid_edge": r["best"].get("at_grid_edge"),
+                     "peer_auto": r["auto"]["mse_fraction_inside"],
                      "ratio": ca / pb, "pass": bool(ca <= pb)}
                 out.setdefault(peer, {}).setdefault(spec, {})[dose] = c
                 key = f"best_auto_at_least_as_good_as_{peer}_best_every_case"
