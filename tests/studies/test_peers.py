@@ -186,4 +186,5 @@ def test_benchmark_with_svmbir_tiny(tmp_path):
     assert c["chemtomo_best_auto"] == entry["methods"]["eds_sirt"]["auto"]["mse_fraction_inside"]
     assert c["peer_best"] == peer["best"]["mse_fraction_inside"]
     assert m["config"]["peers"] == ["svmbir"]
+    assert m["config"]["peer_grids"] == {"svmbir": {"sharpness": [0.0, 1.0], "snr_db": [30.0]}}
     assert "| chemtomo best-auto vs svmbir best |" in (tmp_path / "report.md").read_text()

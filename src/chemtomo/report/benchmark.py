@@ -177,7 +177,8 @@ def _suite_section(metrics: dict, figures: list[str]) -> list[str]:
               "Each peer reconstructs every line of the same series (same specimen, dose, noise seed, tilts and "
               "slices) and is quantified with the same factors and mask. "
               + "; ".join(f"{p}: {v}" for p, v in inputs.items()) + "."
-              + (f" Grid replacements: {g}." if g else ""), "", peers_table(metrics), ""]
+              + "".join(f" {p}'s grid: " + ", ".join(f"{k} {v}" for k, v in pg.items()) + "." for p, pg in g.items()),
+              "", peers_table(metrics), ""]
     L += ["## Issue 13's targets on these numbers", ""]
     for k, v in metrics["summary"]["acceptance"].items():
         L.append(f"- {'PASS' if v else 'FAIL'} {k}")

@@ -59,7 +59,15 @@ from ..reconstruct import (
 )
 from ..simulate.specimens import SPECIMENS, Specimen, make_specimen, simulate_series
 from ..tiltseries import TiltSeries
-from .peers import SVMBIR_AUTO, check_peer_names, compare_with_peers, require_peers, svmbir_points, svmbir_sweep
+from .peers import (
+    SVMBIR_AUTO,
+    check_peer_names,
+    compare_with_peers,
+    require_peers,
+    svmbir_grid,
+    svmbir_points,
+    svmbir_sweep,
+)
 
 #: The quick run's methods: the SIRT methods and the fused solver.
 QUICK_METHODS = ("eds_sirt", "hebt_sirt", "fused_tv")
@@ -206,6 +214,7 @@ class BenchmarkConfig(StudyGrids):
         d = asdict(self)
         d["angles_deg"] = [float(a) for a in self.angles_deg]
         d["grids"] = {m: {k: list(v) for k, v in self.grid(m).items()} for m in self.methods}
+        d["peer_grids"] = {p: {k: list(v) for k, v in svmbir_grid(self.peer_grids.get(p)).items()} for p in self.peers}
         return d
 
 

@@ -137,6 +137,30 @@ def svmbir_reconstruct(sinogram: np.ndarray, angles_deg: np.ndarray, pixel_nm: f
     return np.ascontiguousarray(np.asarray(rec, np.float32).transpose(0, 2, 1))
 
 
+def svmbir_grid(grid: dict | None = None) -> dict:
+    """The grid of svmbir here: :data:`SVMBIR_GRID` with the entries of ``grid`` replaced.
+
+    Parameters
+    ----------
+    grid : dict, optional
+        ``{"sharpness": values, "snr_db": values}`` (either or both).
+
+    Returns
+    -------
+    dict
+        Parameter -> tuple of float.
+
+    Raises
+    ------
+    ValueError
+        A parameter svmbir's grid does not take.
+    """
+    bad = sorted(set(grid or {}) - set(SVMBIR_GRID))
+    if bad:
+        raise ValueError(f"svmbir's grid takes {sorted(SVMBIR_GRID)}, got {bad}")
+    return {k: tuple(float(x) for x in (grid or {}).get(k, v)) for k, v in SVMBIR_GRID.items()}
+
+
 def svmbir_points(grid: dict | None = None) -> list[dict]:
     """The oracle grid of svmbir as a list of points (``SVMBIR_GRID`` by default; its automatic setting included).
 
@@ -149,11 +173,8 @@ def svmbir_points(grid: dict | None = None) -> list[dict]:
     -------
     list of dict
     """
-    g = {**SVMBIR_GRID, **(grid or {})}
-    bad = sorted(set(g) - set(SVMBIR_GRID))
-    if bad:
-        raise ValueError(f"svmbir's grid takes {sorted(SVMBIR_GRID)}, got {bad}")
-    pts = [dict(zip(g, v, strict=True)) for v in itertools.product(*(tuple(float(x) for x in g[k]) for k in g))]
+    g = svmbir_grid(grid)
+    pts = [dict(zip(g, v, strict=True)) for v in itertools.product(*g.values())]
     if SVMBIR_AUTO not in pts:
         pts.append(dict(SVMBIR_AUTO))
     return pts
