@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= results/demo
 
-.PHONY: demo demo-quick test test-fast lint real-example real-example-tv bench bench-peers benchmark benchmark-quick clean venv
+.PHONY: demo demo-quick test test-fast lint real-example real-example-tv bench bench-peers benchmark benchmark-quick benchmark-peers clean venv
 
 venv: $(STAMP)
 
@@ -61,6 +61,10 @@ $(PEERS_STAMP): pyproject.toml constraints.txt
 
 bench-peers: $(PEERS_STAMP)
 	$(PEERS_VENV)/bin/python bench/peers.py --problem both
+
+# the specimen suite with svmbir beside chemtomo's methods, same series, same scores (issue 13)
+benchmark-peers: $(PEERS_STAMP)
+	$(PEERS_VENV)/bin/chemtomo benchmark --study suite --peers svmbir --out results/benchmark-peers
 
 clean:
 	rm -rf $(VENV) $(PEERS_VENV) results .pytest_cache

@@ -328,27 +328,29 @@ def astra_sirt(case: Case, grid, repeat, n_columns: int):
 
 
 def svmbir_route(case: Case, grid, b_interslice: float, threads: int):
-    """The svmbir peer at its automatic regularisation, one timed run per iteration count (and its own stop)."""
-    import svmbir
+    """The svmbir peer at its automatic regularisation, one timed run per iteration count (and its own stop).
+
+    The call (axes, units) is the package's adapter, :func:`chemtomo.studies.peers.svmbir_reconstruct`,
+    which the specimen-suite benchmark uses too; the sinograms are already in 1/pixel units.
+    """
+    from chemtomo.studies.peers import svmbir_reconstruct  # imports svmbir: ImportError when it is missing
 
     g = case.geom
-    ang = np.deg2rad(g.angles_deg)
     sinos = case.sinograms()
     many = case.name == "phantom"  # the phantom's two lines as two slices, decoupled
 
     def run(n, stop):
         def go():
+            kw = dict(sharpness=0.0, snr_db=30.0, stop_threshold=stop, max_iterations=n, num_threads=threads)
             if many:
                 s = np.concatenate(sinos, axis=1)
-                r = svmbir.recon(s, ang, b_interslice=0.0, stop_threshold=stop, max_iterations=n,
-                                 num_threads=threads, verbose=0)
+                r = svmbir_reconstruct(s, g.angles_deg, 1.0, b_interslice=0.0, **kw)
                 return [r[i:i + 1] for i in range(case.k)]
-            return [svmbir.recon(s, ang, b_interslice=b_interslice, stop_threshold=stop, max_iterations=n,
-                                 num_threads=threads, verbose=0) for s in sinos]
+            return [svmbir_reconstruct(s, g.angles_deg, 1.0, b_interslice=b_interslice, **kw) for s in sinos]
         with quiet():
             dt, out = wall(go)
-        # svmbir's image (slice, row, col) is chemtomo's (slice, x, z): transpose each slice
-        x = np.stack([np.stack([o[s].T.ravel() for o in out], axis=1) for s in range(len(case.sub))], axis=1)
+        # the adapter's map is chemtomo's (slice, z, x)
+        x = np.stack([np.stack([o[s].ravel() for o in out], axis=1) for s in range(len(case.sub))], axis=1)
         return dt, x.reshape(g.n_voxels, -1)
 
     t0 = time.perf_counter()

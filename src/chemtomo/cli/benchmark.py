@@ -36,6 +36,10 @@ def add_parser(sub):
     p.add_argument("--cells", nargs="+", metavar="ExH",
                    help="tilt-sets study: EDS x HAADF tilt counts, e.g. 11x71 71x71 11x11 (default: EDS 7, 11, "
                         "16, 31 with HAADF 31, 71, 141, and 71x71, 11x11)")
+    p.add_argument("--peers", nargs="+", metavar="PEER", choices=("svmbir",),
+                   help="specimen suite: peers run beside the methods on the same series, quantified the same way, "
+                        "oracle-tuned over their regularisation and at their own automatic setting, with a column "
+                        "'chemtomo best-auto vs svmbir best' (default none; needs pip install -e \".[bench-peers]\")")
     _add_uncertainty_args(p)
     return p
 
@@ -143,6 +147,13 @@ def run(args) -> int:
     tchanges = dict(changes)
     if args.specimens:
         changes["specimens"] = tuple(args.specimens)
+    if args.peers:
+        from chemtomo.studies.peers import require_peers
+
+        if not suite:
+            raise ValueError(f"--peers runs beside the specimen suite; --study {args.study} does not run it")
+        require_peers(args.peers)  # refused before any work when a peer is not installed
+        changes["peers"] = tuple(args.peers)
     if args.ranges:
         tchanges["ranges_deg"] = tuple(args.ranges)
     if args.cells:

@@ -17,10 +17,20 @@ specimen's particle: voxels at least half filled), region means against the trut
 (``{region: {element: value}}``), the SSIM structure term of each line's map against the
 truth's partial density, and the wall time.
 
+Peers (:mod:`chemtomo.studies.peers`, ``BenchmarkConfig.peers``): svmbir reconstructs
+each line of the same series (all its slices at once), over its regularisation grid and at
+its automatic setting, and :func:`run_peer_case` quantifies and scores its maps as the
+methods' (``suite.<specimen>.<dose>.peers.<peer>.best|auto``); :func:`summarise` sets
+chemtomo's best method with automatic parameters against each peer's best.
+
 Layering: studies sit below the pipeline (DESIGN.md), so :func:`run_benchmark` takes the
 pipeline's ``reconstruct_series`` as an argument (the CLI hands it in); the best sweep
 repeats the pipeline's in-process arithmetic with the layers below it (the tests check
 that a sweep point equals ``reconstruct_series`` at that point).
+
+Over 500 lines on purpose: the benchmark's one study (configuration, truth, the
+quantification and scores every method and peer share, the sweep and the run) read in one
+place; the peers' adapters live in :mod:`chemtomo.studies.peers`.
 """
 
 from __future__ import annotations
@@ -49,6 +59,15 @@ from ..reconstruct import (
 )
 from ..simulate.specimens import SPECIMENS, Specimen, make_specimen, simulate_series
 from ..tiltseries import TiltSeries
+from .peers import (
+    SVMBIR_AUTO,
+    check_peer_names,
+    compare_with_peers,
+    require_peers,
+    svmbir_grid,
+    svmbir_points,
+    svmbir_sweep,
+)
 
 #: The quick run's methods: the SIRT methods and the fused solver.
 QUICK_METHODS = ("eds_sirt", "hebt_sirt", "fused_tv")
@@ -141,6 +160,12 @@ class BenchmarkConfig(StudyGrids):
     specimen_seed, noise_seed : int
         Seeds of the specimens' random placements and of the Poisson noise.
     label : str
+    peers : tuple of str
+        Peers of :data:`chemtomo.studies.peers.PEERS` run beside the methods on the same
+        series (default none; each must be installed: ``pip install -e ".[bench-peers]"``).
+    peer_grids : dict
+        Peer -> {parameter: candidates} replacing entries of its grid
+        (:data:`~chemtomo.studies.peers.SVMBIR_GRID`).
     """
 
     specimens: tuple = tuple(SPECIMENS)
@@ -158,6 +183,8 @@ class BenchmarkConfig(StudyGrids):
     specimen_seed: int = 0
     noise_seed: int = 0
     label: str = "full"
+    peers: tuple = ()
+    peer_grids: dict = field(default_factory=dict)
 
     @classmethod
     def quick(cls) -> BenchmarkConfig:
@@ -177,12 +204,17 @@ class BenchmarkConfig(StudyGrids):
         if not self.doses or not all(np.isfinite(d) and d > 0 for d in self.doses):
             raise ValueError(f"doses must be positive numbers (1 = the paper's dose), got {list(self.doses)}")
         self._check_methods_and_slices()
+        self.peers = check_peer_names(self.peers)
+        for peer, g in self.peer_grids.items():
+            check_peer_names([peer])
+            svmbir_points(g)
 
     def as_dict(self) -> dict:
         """JSON-friendly copy (grids resolved per method)."""
         d = asdict(self)
         d["angles_deg"] = [float(a) for a in self.angles_deg]
         d["grids"] = {m: {k: list(v) for k, v in self.grid(m).items()} for m in self.methods}
+        d["peer_grids"] = {p: {k: list(v) for k, v in svmbir_grid(self.peer_grids.get(p)).items()} for p in self.peers}
         return d
 
 
@@ -255,6 +287,39 @@ def sub_series(series: TiltSeries, a: int, b: int) -> TiltSeries:
 
 # ----------------------------------------------------------------------------- the sweep
 
+def quantify_maps(maps: np.ndarray, factors: Factors, lines: list[str], factor: str = "f",
+                  mask_method: str = "esf") -> tuple[np.ndarray, str]:
+    """Weight fractions of ``maps`` as the benchmark quantifies every method's (and peer's) maps.
+
+    Parameters
+    ----------
+    maps : ndarray, (k, s, n, n)
+        One map per line of ``lines``.
+    factors : Factors
+    lines : list of str
+    factor : {"f", "z"}
+        The maps' factors: ``f_A`` (EDS maps) or ``z_A`` (HAADF-scaled maps).
+    mask_method : {"esf", "otsu"}
+        The particle mask; when the ESF fit finds no particle edge, Otsu's (and the
+        returned mask says so).
+
+    Returns
+    -------
+    weight : ndarray, (k, s, n, n)
+    mask : str
+        The mask used.
+    """
+    q = factors.f(lines) if factor == "f" else factors.z(lines)
+    elements = [factors[ln].element for ln in lines]
+    try:
+        return quantify(maps, q, factors.atomic_weights(lines), lines, elements, mask_method, None).weight, mask_method
+    except ValueError:
+        if mask_method == "otsu":
+            raise
+        comp = quantify(maps, q, factors.atomic_weights(lines), lines, elements, "otsu", None)
+        return comp.weight, "otsu (the ESF fit failed)"
+
+
 def _columns(series: TiltSeries, lines: list[str], r) -> ChannelData:
     eds = np.stack([sinogram_to_columns(series.eds[ln]) for ln in lines])
     haadf = None if series.haadf is None else sinogram_to_columns(series.haadf)
@@ -318,16 +383,8 @@ def sweep(series: TiltSeries, factors: Factors, method: str, grid: dict, base: d
 
     def finish(point, cols, factor, seconds):
         maps = np.stack([columns_to_volume(c, n_grid) for c in cols]).astype(np.float32, copy=False)
-        q = factors.f(lines) if factor == "f" else factors.z(lines)
-        mask = mask_method
-        try:
-            comp = quantify(maps, q, factors.atomic_weights(lines), lines, elements, mask_method, None)
-        except ValueError:
-            if mask_method == "otsu":
-                raise
-            mask = "otsu (the ESF fit failed)"
-            comp = quantify(maps, q, factors.atomic_weights(lines), lines, elements, "otsu", None)
-        return {"params": point, "maps": maps, "weight": comp.weight, "elements": elements, "seconds": seconds,
+        weight, mask = quantify_maps(maps, factors, lines, factor, mask_method)
+        return {"params": point, "maps": maps, "weight": weight, "elements": elements, "seconds": seconds,
                 "mask": mask}
 
     names = list(grid)
@@ -390,6 +447,53 @@ def run_case(series: TiltSeries, factors: Factors, truth: Truth, method: str, cf
             "sweep": [{"params": e["params"], "mse_fraction_inside": e["mse_fraction_inside"]} for e in scored]}
 
 
+def run_peer_case(series: TiltSeries, factors: Factors, truth: Truth, peer: str, cfg: BenchmarkConfig) -> dict:
+    """One peer on one series, quantified and scored as :func:`run_case` does a method's.
+
+    Every line of ``series`` (all its slices at once: the peer's prior couples them) is
+    reconstructed at each point of the peer's grid; each point's maps are quantified with
+    the methods' factors (``f_A``) and mask (:func:`quantify_maps`) and scored against
+    ``truth``. *best*: the lowest inside MSE; *auto*: the peer's automatic setting.
+
+    Parameters
+    ----------
+    series : TiltSeries
+    factors : Factors
+    truth : Truth
+    peer : str
+        One of :data:`chemtomo.studies.peers.PEERS`.
+    cfg : BenchmarkConfig
+
+    Returns
+    -------
+    dict
+        ``{"best": ..., "auto": ..., "sweep": [...], "input": str}``, ``best`` and ``auto``
+        in the layout of the methods' (``best.at_grid_edge``: the parameters whose best value
+        is the smallest or largest of the grid).
+    """
+    check_peer_names([peer])
+    points = svmbir_points(cfg.peer_grids.get(peer))
+    t0 = time.perf_counter()
+    cands = svmbir_sweep(series, points)
+    sweep_seconds = time.perf_counter() - t0
+    elements = [factors[ln].element for ln in series.lines]
+    scored = []
+    for c in cands:
+        weight, mask = quantify_maps(c["maps"], factors, series.lines, "f", cfg.mask_method)
+        s = score(truth, c["maps"], weight, elements)
+        scored.append({**s, "params": _json_params(c["params"]), "seconds": c["seconds"], "mask": mask})
+    best = {**min(scored, key=lambda e: e["mse_fraction_inside"]), "sweep_seconds": sweep_seconds}
+    values = {k: sorted({pt[k] for pt in points}) for k in points[0]}
+    best["at_grid_edge"] = [k for k, v in values.items() if len(v) > 1 and best["params"][k] in (v[0], v[-1])]
+    auto = {**next(e for e in scored if e["params"] == SVMBIR_AUTO),
+            "rule": "svmbir's defaults: sigma_x from sharpness 0, sigma_y from snr_db 30, per line"}
+    return {"best": best, "auto": auto,
+            "sweep": [{"params": e["params"], "mse_fraction_inside": e["mse_fraction_inside"]} for e in scored],
+            "input": f"each line's counts with the pipeline's image-plane Gaussian filter (sigma {FILTER_SIGMA_PX:g} "
+                     "px), as chemtomo's EDS methods see them; one 3-D reconstruction of all the slices "
+                     "(b_interslice 1), positivity, svmbir's stopping rule (100 iterations, 0.02 %)"}
+
+
 def summarise(suite: dict) -> dict:
     """Winners and ratios per specimen and dose, and issue 13's targets on the measured numbers.
 
@@ -397,7 +501,9 @@ def summarise(suite: dict) -> dict:
     -------
     dict
         ``cases``: ``{specimen: {dose: {winner_best, winner_auto, auto_over_best {method: ratio},
-        best_auto_over_eds_sirt_auto}}}``; ``acceptance``: booleans.
+        best_auto_over_eds_sirt_auto}}}``; ``acceptance``: booleans; with peers, ``peers``:
+        chemtomo's best-auto against each peer's best
+        (:func:`chemtomo.studies.peers.compare_with_peers`), its acceptance merged.
     """
     cases: dict = {}
     ratios_eds = []
@@ -419,7 +525,12 @@ def summarise(suite: dict) -> dict:
     if ratios_eds:
         acc["best_auto_at_most_half_of_eds_sirt_auto_every_case"] = bool(max(ratios_eds) <= 0.5)
         acc["best_auto_median_at_most_quarter_of_eds_sirt_auto"] = bool(np.median(ratios_eds) <= 0.25)
-    return {"cases": cases, "acceptance": acc}
+    out = {"cases": cases, "acceptance": acc}
+    if any(entry.get("peers") for doses in suite.values() for entry in doses.values()):
+        peers = compare_with_peers(suite)
+        out["peers"] = peers["cases"]
+        acc.update(peers["acceptance"])
+    return out
 
 
 def run_benchmark(cfg: BenchmarkConfig, reconstruct: Reconstruct, say: Callable[[str], None] | None = None) -> dict:
@@ -438,9 +549,15 @@ def run_benchmark(cfg: BenchmarkConfig, reconstruct: Reconstruct, say: Callable[
     -------
     dict
         ``config``, ``slices``, ``specimens`` (description, elements, pixel, region sizes),
-        ``suite.<specimen>.<dose>.methods.<method>.{best,auto,sweep}`` and ``.series``,
-        ``summary``, ``seconds``.
+        ``suite.<specimen>.<dose>.methods.<method>.{best,auto,sweep}``, ``.peers.<peer>.{...}``
+        (with ``cfg.peers``) and ``.series``, ``summary``, ``seconds``.
+
+    Raises
+    ------
+    ValueError
+        A peer of ``cfg.peers`` that is not installed (before any work).
     """
+    require_peers(cfg.peers)
     say = say or (lambda msg: None)
     t_all = time.perf_counter()
     a, b = cfg.slice_range()
@@ -472,6 +589,12 @@ def run_benchmark(cfg: BenchmarkConfig, reconstruct: Reconstruct, say: Callable[
                 entry["methods"][method] = r
                 say(f"{name} dose x{dose_key(dose)} {method}: best {r['best']['mse_fraction_inside']:.2e} "
                     f"{r['best']['params']}, auto {r['auto']['mse_fraction_inside']:.2e} {r['auto']['params']} "
+                    f"({time.perf_counter() - t0:.1f} s)")
+            for peer in cfg.peers:
+                t0 = time.perf_counter()
+                r = entry.setdefault("peers", {})[peer] = run_peer_case(series, sim.factors, truth, peer, cfg)
+                say(f"{name} dose x{dose_key(dose)} peer {peer}: best {r['best']['mse_fraction_inside']:.2e} "
+                    f"{r['best']['params']}, auto {r['auto']['mse_fraction_inside']:.2e} "
                     f"({time.perf_counter() - t0:.1f} s)")
             suite.setdefault(name, {})[dose_key(dose)] = entry
     return {
