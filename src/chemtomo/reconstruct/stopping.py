@@ -40,7 +40,7 @@ from ..projector.base import Operator
 from .autoparam import CVResult, discrepancy_sirt_iterations
 
 #: The deviance's margin above its floor, in units of the noise's expected deviance.
-FLOOR_TOL = 0.05
+FLOOR_TOL = 0.03
 
 
 def floor_target(ratios, floor_tol: float = FLOOR_TOL) -> tuple[float, bool]:
