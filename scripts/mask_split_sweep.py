@@ -9,7 +9,7 @@ and the region means. The numbers of docs/solvers.md ("HEBT's alpha, the TV weig
 the Gaussian filter on the suite") come from:
 
     .venv/bin/python scripts/mask_split_sweep.py diffuse_alloy 0.1 hebt_sirt --n 50 100 200 500 \
-        --alpha 0 0.2 0.4 0.6 0.8 0.9
+        --alpha 0 0.2 0.4 0.6 0.8 0.9   # and dose 1
     .venv/bin/python scripts/mask_split_sweep.py core_shell 1 fused_tv --mu 0.12 0.24 0.48 0.68 0.96 1.36
     .venv/bin/python scripts/mask_split_sweep.py small_core 1 eds_sirt \
         --n 3 5 7 10 15 20 30 50 75 100 150 200 300 500 --filter-sigma 0 0.5 0.8 1.2   # and dose 0.1
