@@ -6,8 +6,8 @@ from the prediction, over its expectation under the Poisson model, ``rho(n) = D(
 falls to 1. When the data are not the model's (projected on a finer grid than the
 reconstruction's, Gaussian-filtered before SIRT, a detector blur, ...) the deviance keeps a
 *model-error floor*: ``rho(n)`` levels off above 1 and the classic rule never stops (it
-returns the grid's largest ``n``, 2x its best weight-fraction error at 1/10 of the paper's
-dose on the specimen suite).
+returns the grid's largest ``n``: on the specimen suite up to 1.5x the best weight-fraction
+error on the particle's voxels at 1/10 of the paper's dose, ``docs/solvers.md``).
 
 The floor is estimated from the data: the lowest ``rho`` over the grid, ``rho_min``, is
 what the iterations can take out of the deviance at all; the rule stops at the first ``n``
