@@ -9,7 +9,7 @@ from chemtomo.geometry import columns_to_volume, sinogram_to_columns
 from chemtomo.preprocess import FILTER_SIGMA_PX, gaussian_filter_stack
 from chemtomo.projector import make_modality_operator
 from chemtomo.quantify import weight_fractions
-from chemtomo.reconstruct import get_method
+from chemtomo.reconstruct import ChannelData, get_method
 from chemtomo.reconstruct.autoparam import discrepancy_sirt_iterations
 from chemtomo.reconstruct.stopping import FLOOR_TOL, floor_discrepancy_sirt_iterations, floor_target
 from chemtomo.simulate.specimens import make_specimen, simulate_series
@@ -93,9 +93,6 @@ def test_floor_rule_on_a_case_with_model_error(model_error_case):
     chosen = floor_discrepancy_sirt_iterations(W, raw, GRID, data=filt)
     assert chosen.info["floor"] and chosen.params["n"] < GRID[-1]
     m = get_method("eds_sirt")
-    k, n_rays, s = filt.shape
-    from chemtomo.reconstruct import ChannelData
-
     res = m.solve(W, ChannelData(list(series.lines), filt, None, None), m.params({"n_iter": GRID[-1]}),
                   snapshots=GRID)
     n_grid = series.geometry().n_grid
