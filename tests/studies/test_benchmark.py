@@ -12,7 +12,7 @@ import pytest
 from chemtomo.pipeline.volume import reconstruct_series
 from chemtomo.report.benchmark import benchmark_figure, benchmark_table, write_benchmark
 from chemtomo.simulate.specimens import make_specimen, simulate_series
-from chemtomo.studies.benchmark import BenchmarkConfig, Truth, run_benchmark, sub_series, sweep
+from chemtomo.studies.benchmark import BenchmarkConfig, Truth, run_benchmark, score, sub_series, sweep
 
 ANGLES = np.arange(-70.0, 70.1, 10.0)
 
@@ -126,3 +126,21 @@ def test_cli_help_and_tiny_run(tmp_path):
     assert m["uncertainty_config"]["seeds"] == 4 and u["seeds"] == 4
     proc = _cli("benchmark", "--out", str(out), "--specimens", "teapot")
     assert proc.returncode == 2 and "teapot" in proc.stderr
+
+
+def test_score_splits_the_masks_missed_voxels():
+    """A reconstruction exact on its mask, which misses 2 particle voxels: the inside MSE is theirs alone."""
+    particle = np.zeros((1, 4, 4), bool)
+    particle[0, 1:3, 1:3] = True
+    w_au = np.where(particle, 0.8, 0.0)
+    truth_w = np.stack([w_au, np.where(particle, 1 - w_au, 0.0)])
+    truth = Truth(["Au", "Ag"], truth_w, truth_w.copy(), particle, {"all": particle}, (0, 1))
+    got = truth_w.copy()
+    got[:, 0, 1, 1:3] = 0.0  # the mask misses two of the four particle voxels
+    got[:, 0, 0, 0] = (0.5, 0.5)  # and adds one outside
+    s = score(truth, got, got, ["Au", "Ag"])
+    assert s["mse_fraction_on_mask"] == 0.0
+    assert s["particle_missed_by_mask"] == pytest.approx(0.5)
+    assert s["mask_outside_particle"] == pytest.approx(0.25)
+    # per element: 2 of 4 voxels off by their truth fraction (0.8, 0.2)
+    assert s["mse_fraction_inside"] == pytest.approx(np.mean([2 * 0.8**2 / 4, 2 * 0.2**2 / 4]))

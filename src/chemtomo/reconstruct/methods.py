@@ -3,7 +3,7 @@
 =============  ==========================================  ======  =====  ====  ==================
 name           model                                       factor  HAADF  raw   automatic rule
 =============  ==========================================  ======  =====  ====  ==================
-eds_sirt       SIRT of each EDS line, non-negative          f       no     no    discrepancy on n
+eds_sirt       SIRT of each EDS line, non-negative          f       no     no    discrepancy (floor) on n
 hebt_sirt      SIRT of HEBT's stacked system (eq 17)        z       yes    no    CV on (alpha, n)
 ls_tv          least squares + TV (:mod:`.fused`)           f       no     yes   CV on mu
 poisson_tv     Poisson likelihood + TV                      f       no     yes   CV on mu
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..projector.base import DTYPE, Operator
-from .autoparam import cv_hebt, cv_tv_weight, discrepancy_sirt_iterations
+from .autoparam import cv_hebt, cv_tv_weight
 from .fused import tv_constants, tv_solve
 from .hebt import check_alpha, hebt_sirt
 from .registry import (
@@ -36,6 +36,7 @@ from .registry import (
     register,
 )
 from .sirt import check_iterations, sirt
+from .stopping import floor_discrepancy_sirt_iterations
 
 __all__ = ["EdsSirtParams", "FusedTvParams", "HebtSirtParams", "TvParams"]
 
@@ -85,7 +86,10 @@ class EdsSirt(Method):
     """EDS-only SIRT with non-negativity: every line of every slice in one batched solve.
 
     Automatic rule: the iteration count by the discrepancy principle on the Poisson
-    counts (:func:`~chemtomo.reconstruct.autoparam.discrepancy_sirt_iterations`).
+    counts with a model-error floor estimated from the deviance curve
+    (:func:`~chemtomo.reconstruct.stopping.floor_discrepancy_sirt_iterations`; without
+    model error it is the classic rule,
+    :func:`~chemtomo.reconstruct.autoparam.discrepancy_sirt_iterations`).
     """
 
     name = "eds_sirt"
@@ -108,9 +112,9 @@ class EdsSirt(Method):
         )
 
     def choose(self, W: Operator, inputs: RuleInputs, grid):
-        """The iteration count by the discrepancy principle (``grid["n"]``)."""
-        return discrepancy_sirt_iterations(W, inputs.counts, grid["n"], data=inputs.data,
-                                           noise_factor=inputs.noise_factor)
+        """The iteration count by the discrepancy principle with a model-error floor (``grid["n"]``)."""
+        return floor_discrepancy_sirt_iterations(W, inputs.counts, grid["n"], data=inputs.data,
+                                                 noise_factor=inputs.noise_factor)
 
     def apply_choice(self, params: EdsSirtParams, chosen) -> EdsSirtParams:
         """``{"n": ...}`` -> ``n_iter``."""
