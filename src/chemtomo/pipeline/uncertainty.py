@@ -255,6 +255,7 @@ def bootstrap_uncertainty(
     bias: bool = False,
     crop_px: int = 0,
     replica_filter: tuple | None = None,
+    draw_eds=None,
     **options,
 ) -> Uncertainty:
     """Reconstruct ``series`` and the uncertainty of its maps and fractions by a parametric bootstrap.
@@ -323,6 +324,14 @@ def bootstrap_uncertainty(
         The Gaussian filter of the replicas of the methods that see filtered data
         (default: the measured run's ``filter_sigma``, ``filter_axes``); for a series
         filtered upstream, the filter it was filtered with (e.g. ``(0.8, "image")``).
+    draw_eds : callable, optional
+        ``draw_eds(rng, filtered) -> dict line -> stack``: one EDS replica ready for the
+        solver, drawn from the replica's generator (``filtered``: the method sees filtered
+        data). It replaces the Poisson draw around the counts and ``replica_filter``: the
+        raw route draws its replicas before the preprocessing's filter and clipping and
+        finishes them as the data were
+        (:func:`~chemtomo.pipeline.experimental.bootstrap_experimental`). Not with
+        ``source="model"`` or ``bias``.
     **options
         Passed to :func:`~chemtomo.pipeline.volume.reconstruct_series`: ``filter_sigma``,
         ``filter_axes``, ``mask_method``, ``threshold``, ``backend``, ``chunk_slices``,
@@ -360,6 +369,9 @@ def bootstrap_uncertainty(
         raise ValueError(f"crop_px must be >= 0 and, when > 0, comes with the (cropped) result and without bias, "
                          f"jackknife or source='model', got crop_px={crop_px!r}, result given: {result is not None}, "
                          f"bias={bias}, jackknife={jackknife}, source={source!r}")
+    if draw_eds is not None and (source == "model" or bias):
+        raise ValueError(f"draw_eds draws the replicas itself: not with source='model' or bias=True, got "
+                         f"source={source!r}, bias={bias}")
     t0 = time.perf_counter()
     if result is None:
         result = reconstruct_series(series, factors, m.name, params, counts=counts, noise_factor=noise_factor,
@@ -418,11 +430,12 @@ def bootstrap_uncertainty(
         b = min(a + per_pass, replicas)
         reps = []
         for rng in replica_generators(seed, replicas, a, b):
-            eds = {ln: poisson_replica(means[ln], rng, noise_factor) for ln in lines}
+            eds = {ln: poisson_replica(means[ln], rng, noise_factor) for ln in lines} if draw_eds is None else \
+                draw_eds(rng, not m.raw_counts)
             haadf = gaussian_replica(series.haadf, rng, sigma) if m.needs_haadf else None
             rep = TiltSeries(series.angles_deg, series.pixel_nm, eds, haadf, dict(series.metadata),
                              haadf_angles_deg=None if haadf is None else series.haadf_angles_deg)
-            reps.append(rep if m.raw_counts else prepare_series(rep, *filt))
+            reps.append(rep if (m.raw_counts or draw_eds is not None) else prepare_series(rep, *filt))
         if bias and a == 0:  # the model's expected data: one more block of the first pass
             rep = TiltSeries(series.angles_deg, series.pixel_nm,
                              {ln: np.asarray(model_means[ln], np.float32) for ln in lines}, series.haadf,

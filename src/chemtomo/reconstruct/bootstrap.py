@@ -29,7 +29,7 @@ import numpy as np
 
 __all__ = [
     "INTERVAL_METHODS", "Spread", "check_interval", "check_replicas", "estimate_gaussian_sigma", "gaussian_replica",
-    "poisson_replica", "region_means", "replica_generators", "summarize",
+    "poisson_fluctuation", "poisson_replica", "region_means", "replica_generators", "summarize",
 ]
 
 # median of a chi-square variable with one degree of freedom
@@ -100,6 +100,36 @@ def poisson_replica(mean: np.ndarray, rng: np.random.Generator, noise_factor: fl
         raise ValueError(f"noise_factor (variance over mean) must be a positive number, got {noise_factor!r}")
     lam = np.clip(np.asarray(mean, np.float64), 0.0, None) / f
     return (f * rng.poisson(lam)).astype(np.float32)
+
+
+def poisson_fluctuation(mean: np.ndarray, rng: np.random.Generator, noise_factor: float = 1.0) -> np.ndarray:
+    """A replica of a background-subtracted map: ``mean`` plus a zero-mean Poisson fluctuation, float32.
+
+    ``mean + f * Poisson(m+ / f) - m+`` with ``m+ = max(mean, 0)``: the variance
+    ``f * m+`` of :func:`poisson_replica`, but centred on ``mean`` itself, negative
+    values included. A map whose negative pixels are clipped only later (after a
+    filter) then has replicas whose expectation is the map the estimate was made
+    from, so the filter and the clipping act on them as they did on the data. Pixels
+    with ``mean <= 0`` get no noise (their level is not known from the map).
+
+    Parameters
+    ----------
+    mean : ndarray
+        The measured map (any sign).
+    rng : numpy.random.Generator
+    noise_factor : float
+        ``f``, variance over mean (1: raw Poisson counts).
+
+    Returns
+    -------
+    ndarray, float32, shape of ``mean``
+    """
+    f = float(noise_factor)
+    if not (np.isfinite(f) and f > 0):
+        raise ValueError(f"noise_factor (variance over mean) must be a positive number, got {noise_factor!r}")
+    m = np.asarray(mean, np.float64)
+    pos = np.clip(m, 0.0, None)
+    return (m + (f * rng.poisson(pos / f) - pos)).astype(np.float32)
 
 
 def gaussian_replica(mean: np.ndarray, rng: np.random.Generator, sigma) -> np.ndarray:
