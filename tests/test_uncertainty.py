@@ -329,3 +329,44 @@ def test_refusals(factors):
         bootstrap_uncertainty(s, factors, "eds_sirt", interval_method="bca")
     with pytest.raises(ValueError, match="needs a bias estimate"):
         summarize(np.zeros((3, 2)), np.zeros(2), method="bias_corrected")
+
+
+def test_calibrate_widening_against_the_normal_coverage():
+    """The factor solves mean P(-dh - c B2 <= b1 + eps <= dl + c B2) = 0.9 (eps ~ N(0, se^2)).
+
+    Reference: with dl = dh = 1.645 se, b1 = 3 se and B2 = se everywhere the lower tail is nil, so
+    Phi(1.645 + c - 3) = 0.9, c = 1.355 + 1.2816 = 2.637 (by hand); with b1 = 0 the percentile interval
+    already covers 90 %: c = 0.
+    """
+    from chemtomo.reconstruct.bootstrap import MAX_WIDENING, calibrate_widening
+
+    z = 1.6448536269514722
+    ones = np.ones(50)
+    assert calibrate_widening(z * ones, z * ones, ones, 3 * ones, ones) == pytest.approx(3 - z + 1.2815515655446004,
+                                                                                          abs=1e-6)
+    assert calibrate_widening(z * ones, z * ones, ones, 0 * ones, ones) == 0.0
+    assert calibrate_widening(z * ones, z * ones, ones, 3 * ones, 0 * ones) == MAX_WIDENING  # no second-level bias
+    with pytest.raises(ValueError, match="one size"):
+        calibrate_widening(ones, ones, ones, ones, ones[:3])
+
+
+def test_bias_calibrated_widens_the_percentile_interval_by_c_times_the_bias(factors):
+    """bias_calibrated widens the percentile interval by c |b| (voxels) and c times a region's mean |b| (regions).
+
+    One c per quantity for the voxels, another for the regions; the bias is bias_widened's plug-in estimate.
+    """
+    s = _small_series(n_slices=2)
+    kw = dict(replicas=4, seed=2, bias=True, n_iter=25)
+    wid = bootstrap_uncertainty(s, factors, "eds_sirt", interval_method="bias_widened", **kw)
+    cal = bootstrap_uncertainty(s, factors, "eds_sirt", interval_method="bias_calibrated", **kw)
+    for q in ("maps", "weight", "atomic"):
+        a, b = getattr(wid.bootstrap, q), getattr(cal.bootstrap, q)
+        c = cal.bootstrap.calibration[q]["voxel"]
+        assert c >= 0 and b.method == "bias_calibrated"
+        np.testing.assert_array_equal(a.bias, b.bias)
+        np.testing.assert_allclose(b.low, a.low + np.abs(a.bias) - c * np.abs(a.bias), atol=1e-12)
+        np.testing.assert_allclose(b.high, a.high - np.abs(a.bias) + c * np.abs(a.bias), atol=1e-12)
+        cr = cal.bootstrap.calibration[q]["region"]
+        ra, rb = wid.bootstrap.regions["particle"][q], cal.bootstrap.regions["particle"][q]
+        np.testing.assert_allclose(rb.high - rb.low, ra.high - ra.low + 2 * (cr - 1) * ra.bias_bound, atol=1e-12)
+    assert any("bias_calibrated" in n for n in cal.notes)
