@@ -27,6 +27,14 @@ with the run's filter, replica by replica (a filter across the stacked slices wo
 replicas). Replica ``i`` draws from ``SeedSequence(seed).spawn(R)[i]``: its bits do not
 depend on the chunking, the passes or the thread count.
 
+Bias-aware intervals (``bias=True``): the plug-in bias ``T(x) - x`` and, for
+``interval_method="bias_calibrated"``, one level down ``T(T(x)) - T(x)``, from which
+:func:`~chemtomo.reconstruct.bootstrap.calibrate_widening` sets how far to widen.
+
+One module over 500 lines: the driver, its summaries (``_spread_set``: the bias and its
+calibration) and the jackknife share the replica layout and the private helpers; split,
+each part would import the others' internals.
+
 The optional jackknife (``jackknife=True``) reconstructs the ``n_tilts`` series with one
 tilt left out (each its own geometry, so one reconstruction each): its spread measures
 the sensitivity to single projections (misalignment, model error) that the counting
