@@ -12,7 +12,10 @@ coverage
     voxels inside the measured mask; those in uniform interiors: every voxel within
     ``resolution_px`` of them inside the particle and of the same composition within
     ``uniform_tol``; and the rest, near interfaces and the surface). One number per
-    interval definition (:data:`DEFINITIONS`).
+    interval definition (:data:`DEFINITIONS`). The bootstrap runs with
+    ``interval_method="bias_calibrated"`` (one more solve per realisation, ``T(T(x))``);
+    the other definitions' bounds are recovered from its percentile bounds and plug-in
+    bias, and its factors are reported (``calibration_factors``).
 se_over_seed_spread
     The median over particle voxels and elements of (mean over seeds of the bootstrap
     standard error) / (standard deviation over the seeds of the estimates).
