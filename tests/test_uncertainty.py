@@ -15,6 +15,7 @@ from chemtomo.projector import make_operator
 from chemtomo.reconstruct import Method, MethodParams, MethodResult, register, unregister
 from chemtomo.reconstruct.bootstrap import (
     estimate_gaussian_sigma,
+    poisson_fluctuation,
     poisson_replica,
     replica_generators,
     summarize,
@@ -135,6 +136,24 @@ def test_replica_generators_do_not_depend_on_the_pass():
     for x, y in zip(whole, parts, strict=True):
         np.testing.assert_array_equal(x, y)
     assert not np.array_equal(whole[0], whole[1])
+
+
+def test_poisson_fluctuation_is_centred_on_the_map_with_the_poisson_variance():
+    """Around a map with negative pixels: mean the map itself (negatives kept), variance f max(map, 0).
+
+    200 000 draws per pixel: the means' standard error is sqrt(f m / 2e5) <= 0.0055 here, the
+    variances' relative one sqrt(2 / 2e5) = 0.3 %; tolerances 5 and 4 times that.
+    """
+    m = np.array([-3.0, -0.5, 0.0, 0.7, 4.0, 25.0])
+    f = 0.6
+    rng = np.random.default_rng(11)
+    draws = np.stack([poisson_fluctuation(m, rng, f) for _ in range(200_000)]).astype(np.float64)
+    pos = np.clip(m, 0, None)
+    np.testing.assert_allclose(draws.mean(axis=0), m, atol=5 * np.sqrt(f * pos.max() / 2e5))
+    np.testing.assert_allclose(draws.var(axis=0), f * pos, rtol=0.012, atol=1e-12)
+    np.testing.assert_array_equal(draws[:, :3], np.broadcast_to(m[:3], (200_000, 3)))  # no noise where m <= 0
+    with pytest.raises(ValueError, match="noise_factor"):
+        poisson_fluctuation(m, rng, 0.0)
 
 
 @pytest.mark.parametrize("method", ["eds_sirt", "hebt_sirt"])
@@ -310,3 +329,44 @@ def test_refusals(factors):
         bootstrap_uncertainty(s, factors, "eds_sirt", interval_method="bca")
     with pytest.raises(ValueError, match="needs a bias estimate"):
         summarize(np.zeros((3, 2)), np.zeros(2), method="bias_corrected")
+
+
+def test_calibrate_widening_against_the_normal_coverage():
+    """The factor solves mean P(-dh - c B2 <= b1 + eps <= dl + c B2) = 0.9 (eps ~ N(0, se^2)).
+
+    Reference: with dl = dh = 1.645 se, b1 = 3 se and B2 = se everywhere the lower tail is nil, so
+    Phi(1.645 + c - 3) = 0.9, c = 1.355 + 1.2816 = 2.637 (by hand); with b1 = 0 the percentile interval
+    already covers 90 %: c = 0.
+    """
+    from chemtomo.reconstruct.bootstrap import MAX_WIDENING, calibrate_widening
+
+    z = 1.6448536269514722
+    ones = np.ones(50)
+    assert calibrate_widening(z * ones, z * ones, ones, 3 * ones, ones) == pytest.approx(3 - z + 1.2815515655446004,
+                                                                                          abs=1e-6)
+    assert calibrate_widening(z * ones, z * ones, ones, 0 * ones, ones) == 0.0
+    assert calibrate_widening(z * ones, z * ones, ones, 3 * ones, 0 * ones) == MAX_WIDENING  # no second-level bias
+    with pytest.raises(ValueError, match="one size"):
+        calibrate_widening(ones, ones, ones, ones, ones[:3])
+
+
+def test_bias_calibrated_widens_the_percentile_interval_by_c_times_the_bias(factors):
+    """bias_calibrated widens the percentile interval by c |b| (voxels) and c times a region's mean |b| (regions).
+
+    One c per quantity for the voxels, another for the regions; the bias is bias_widened's plug-in estimate.
+    """
+    s = _small_series(n_slices=2)
+    kw = dict(replicas=4, seed=2, bias=True, n_iter=25)
+    wid = bootstrap_uncertainty(s, factors, "eds_sirt", interval_method="bias_widened", **kw)
+    cal = bootstrap_uncertainty(s, factors, "eds_sirt", interval_method="bias_calibrated", **kw)
+    for q in ("maps", "weight", "atomic"):
+        a, b = getattr(wid.bootstrap, q), getattr(cal.bootstrap, q)
+        c = cal.bootstrap.calibration[q]["voxel"]
+        assert c >= 0 and b.method == "bias_calibrated"
+        np.testing.assert_array_equal(a.bias, b.bias)
+        np.testing.assert_allclose(b.low, a.low + np.abs(a.bias) - c * np.abs(a.bias), atol=1e-12)
+        np.testing.assert_allclose(b.high, a.high - np.abs(a.bias) + c * np.abs(a.bias), atol=1e-12)
+        cr = cal.bootstrap.calibration[q]["region"]
+        ra, rb = wid.bootstrap.regions["particle"][q], cal.bootstrap.regions["particle"][q]
+        np.testing.assert_allclose(rb.high - rb.low, ra.high - ra.low + 2 * (cr - 1) * ra.bias_bound, atol=1e-12)
+    assert any("bias_calibrated" in n for n in cal.notes)

@@ -23,9 +23,11 @@ def test_intervals_match_summarize():
     rng = np.random.default_rng(3)
     samples, value, bias = rng.normal(size=(50, 6)), rng.normal(size=6), rng.normal(size=6)
     p = summarize(samples, value)
+    c = 1.7  # a bias_calibrated factor
     for d in DEFINITIONS:
-        s = summarize(samples, value, method=d, bias=None if d == "percentile" else bias)
-        lo, hi = intervals(p.low, p.high, bias, d)
+        s = summarize(samples, value, method=d, bias=None if d == "percentile" else bias,
+                      bias_bound=c * np.abs(bias) if d == "bias_calibrated" else None)
+        lo, hi = intervals(p.low, p.high, bias, d, factor=c)
         np.testing.assert_allclose((lo, hi), (s.low, s.high), rtol=0, atol=1e-15)
     with pytest.raises(ValueError, match="definition must be one of"):
         intervals(p.low, p.high, bias, "bca")
@@ -66,5 +68,8 @@ def test_study_layout_on_a_tiny_case():
     assert r["coverage"]["bias_widened"]["region"] >= r["coverage"]["percentile"]["region"]
     assert r["se_over_seed_spread"] > 0 and r["coverage_voxel_90"] == r["coverage"]["percentile"]["voxel"]
     assert set(r["regions"]) >= {"core", "shell"}
+    # bias_calibrated: the factors found per realisation, >= 0; the widened intervals contain the percentile ones
+    assert len(r["calibration_factors"]["voxel"]) == 2 and min(r["calibration_factors"]["region"]) >= 0
+    assert r["coverage"]["bias_calibrated"]["voxel"] >= r["coverage"]["percentile"]["voxel"]
     with pytest.raises(ValueError, match="seeds must be 0"):
         UncertaintyStudyConfig(seeds=1)

@@ -218,12 +218,16 @@ def bootstrap_experimental(pre: Preprocessed, factors, results: dict, options: R
                            filter_sigma: float | None, replicas: int, seed: int = 0) -> dict:
     """The bootstrap uncertainty of each experimental reconstruction (issue 15).
 
-    What is resampled: the preprocessed line maps before their Gaussian filter
-    (``pre.unfiltered``: background-subtracted, aligned, binned, shadowing-normalised,
-    clipped and padded; ``pre.series`` when the preprocessing did not filter), as
-    Poisson replicas times their variance-over-mean factor, estimated from the maps
-    (line maps are not raw counts); then filtered as the preprocessing filtered them
-    (``filter_sigma``, per image) for the methods that see filtered data. The HAADF
+    What is resampled: the preprocessed line maps before their Gaussian filter and
+    their clipping (``pre.unclipped``: background-subtracted, aligned, binned,
+    shadowing-normalised), as the map plus a zero-mean Poisson fluctuation of variance
+    ``f * max(map, 0)`` (:func:`~chemtomo.reconstruct.bootstrap.poisson_fluctuation`;
+    ``f`` the variance-over-mean factor, estimated from the maps: line maps are not raw
+    counts); then finished as the data were (:meth:`Preprocessed.finish_maps`: filtered
+    per image for the methods that see filtered data, clipped, padded by repeating the
+    edge columns), so every replica's expectation is the map the estimate was made
+    from. (A Preprocessed without ``unclipped``: replicas around ``pre.unfiltered``,
+    filtered with ``filter_sigma``.) The HAADF
     (bimodal methods) gets Gaussian replicas at a level estimated from its images.
     Held fixed: each method's parameters (its automatic choice too), set-up constants,
     response ratios and particle mask; the replicas are cropped and quantified as the
@@ -248,16 +252,26 @@ def bootstrap_experimental(pre: Preprocessed, factors, results: dict, options: R
     -------
     dict method -> Uncertainty
     """
+    from ..reconstruct.autoparam import estimate_noise_factor
+    from ..reconstruct.bootstrap import poisson_fluctuation
     from .uncertainty import bootstrap_uncertainty
 
     eng = {k: v for k, v in (options.engine_options or {}).items() if k in ("scheduler", "memory_budget_gb")}
     filt = (filter_sigma, "image") if (filter_sigma and pre.unfiltered is not None) else None
+    draw, nf = None, "estimate"
+    if pre.unclipped is not None:
+        lines = pre.series.lines
+        nf = estimate_noise_factor([pre.unclipped[ln] for ln in lines])
+
+        def draw(rng, filtered):
+            return pre.finish_maps({ln: poisson_fluctuation(pre.unclipped[ln], rng, nf) for ln in lines}, filtered)
+
     out = {}
     for m, res in results.items():
         out[m] = bootstrap_uncertainty(
             pre.series, factors, m, None, replicas=replicas, seed=seed, result=res, counts=pre.unfiltered,
-            noise_factor="estimate", crop_px=pre.pad_px, replica_filter=filt, filter_sigma=None,
-            mask_method=options.mask_method, chunk_slices=options.chunk_slices, **eng)
+            noise_factor=nf, crop_px=pre.pad_px, replica_filter=filt, filter_sigma=None,
+            mask_method=options.mask_method, chunk_slices=options.chunk_slices, draw_eds=draw, **eng)
     return out
 
 

@@ -27,6 +27,14 @@ with the run's filter, replica by replica (a filter across the stacked slices wo
 replicas). Replica ``i`` draws from ``SeedSequence(seed).spawn(R)[i]``: its bits do not
 depend on the chunking, the passes or the thread count.
 
+Bias-aware intervals (``bias=True``): the plug-in bias ``T(x) - x`` and, for
+``interval_method="bias_calibrated"``, one level down ``T(T(x)) - T(x)``, from which
+:func:`~chemtomo.reconstruct.bootstrap.calibrate_widening` sets how far to widen.
+
+One module over 500 lines: the driver, its summaries (``_spread_set``: the bias and its
+calibration) and the jackknife share the replica layout and the private helpers; split,
+each part would import the others' internals.
+
 The optional jackknife (``jackknife=True``) reconstructs the ``n_tilts`` series with one
 tilt left out (each its own geometry, so one reconstruction each): its spread measures
 the sensitivity to single projections (misalignment, model error) that the counting
@@ -38,7 +46,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -51,6 +59,7 @@ from ..reconstruct.autoparam import estimate_noise_factor
 from ..reconstruct.bootstrap import (
     INTERVAL_METHODS,
     Spread,
+    calibrate_widening,
     check_interval,
     check_replicas,
     estimate_gaussian_sigma,
@@ -96,6 +105,9 @@ class SpreadSet:
         Region name -> {"maps", "weight", "atomic"} -> :class:`Spread` of the region
         means, shape ``(k,)`` (means of the per-voxel values over the region's voxels).
     kind : {"bootstrap", "jackknife"}
+    calibration : dict
+        With ``interval_method="bias_calibrated"``: quantity -> {"voxel": c, "region": c}, the
+        widening factors of :func:`~chemtomo.reconstruct.bootstrap.calibrate_widening` (empty otherwise).
     """
 
     maps: Spread
@@ -103,6 +115,7 @@ class SpreadSet:
     atomic: Spread
     regions: dict = field(default_factory=dict)
     kind: str = "bootstrap"
+    calibration: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -191,24 +204,57 @@ def _regions(mask: np.ndarray, regions) -> dict[str, np.ndarray]:
 
 
 def _spread_set(maps, w, a, est_maps, est_w, est_a, regions, interval, kind, how="percentile",
-                model=None) -> SpreadSet:
-    """Summaries of replica results; ``model``: (maps, w, a) of the model's expected data, for the bias."""
+                model=None, model2=None, mask=None) -> SpreadSet:
+    """Summaries of replica results.
+
+    ``model``: (maps, w, a) of the model's expected data, for the bias; ``model2``: the same one level
+    down (``T(T(x))``) and ``mask`` the measured particle mask, for ``how="bias_calibrated"``.
+    """
     names = list(regions)
     masks = [regions[n] for n in names]
     est = {"maps": est_maps, "weight": est_w, "atomic": est_a}
+    samples = {"maps": maps, "weight": w, "atomic": a}
     bias = {q: None for q in est} if model is None else \
         {q: np.asarray(t, np.float64) - np.asarray(e, np.float64) for (q, e), t in zip(est.items(), model, strict=True)}
-    out = SpreadSet(summarize(maps, est_maps, interval, kind, how, bias["maps"]),
-                    summarize(w, est_w, interval, kind, how, bias["weight"]),
-                    summarize(a, est_a, interval, kind, how, bias["atomic"]), {}, kind)
-    per = {q: (region_means(s, masks), region_means(est[q], masks),
+    calibrated = how == "bias_calibrated"
+    if calibrated and (model2 is None or mask is None):
+        raise ValueError("interval_method 'bias_calibrated' needs the second-level model reconstruction and the mask")
+    bias2 = {q: None for q in est} if not calibrated else \
+        {q: np.asarray(t2, np.float64) - np.asarray(t1, np.float64)
+         for q, t1, t2 in zip(est, model, model2, strict=True)}
+    first = "percentile" if calibrated else how
+    out = SpreadSet(*(summarize(samples[q], est[q], interval, kind, first, bias[q]) for q in est), {}, kind)
+    factors = {}
+    for q in est if calibrated else ():
+        sp = getattr(out, q)
+        sel = np.broadcast_to(np.asarray(mask, bool), sp.value.shape)
+        c = calibrate_widening((sp.value - sp.low)[sel], (sp.high - sp.value)[sel], sp.se[sel], bias[q][sel],
+                               np.abs(bias2[q])[sel], interval)
+        bb = c * np.abs(bias[q])
+        setattr(out, q, replace(sp, low=sp.low - bb, high=sp.high + bb, method=how, bias_bound=bb))
+        factors[q] = {"voxel": c}
+    per = {q: (region_means(samples[q], masks), region_means(est[q], masks),
                None if model is None else region_means(bias[q], masks),
-               None if model is None else region_means(np.abs(bias[q]), masks))
-           for q, s in (("maps", maps), ("weight", w), ("atomic", a))}
+               None if model is None else region_means(np.abs(bias[q]), masks),
+               None if not calibrated else region_means(np.abs(bias2[q]), masks))
+           for q in est}
     for j, n in enumerate(names):
-        out.regions[n] = {q: summarize(s[..., j], e[..., j], interval, kind, how, None if b is None else b[..., j],
+        out.regions[n] = {q: summarize(s[..., j], e[..., j], interval, kind, first, None if b is None else b[..., j],
                                        None if bb is None else bb[..., j])
-                          for q, (s, e, b, bb) in per.items()}
+                          for q, (s, e, b, bb, _) in per.items()}
+    for q in est if calibrated else ():
+        rows = [out.regions[n][q] for n in names]
+        dl, dh, se, b1, b2 = (np.concatenate([np.ravel(x) for x in v]) for v in (
+            [r.value - r.low for r in rows], [r.high - r.value for r in rows], [r.se for r in rows],
+            [r.bias for r in rows], [per[q][4][..., j] for j in range(len(names))]))
+        ok = np.isfinite(dl) & np.isfinite(dh) & np.isfinite(se) & np.isfinite(b1) & np.isfinite(b2)
+        c = calibrate_widening(dl[ok], dh[ok], se[ok], b1[ok], b2[ok], interval) if ok.any() else 0.0
+        for n in names:
+            r = out.regions[n][q]
+            bb = c * r.bias_bound  # the mean of the region's voxels' |b1|, scaled
+            out.regions[n][q] = replace(r, low=r.low - bb, high=r.high + bb, method=how, bias_bound=bb)
+        factors[q]["region"] = c
+    out.calibration = factors
     return out
 
 
@@ -255,6 +301,7 @@ def bootstrap_uncertainty(
     bias: bool = False,
     crop_px: int = 0,
     replica_filter: tuple | None = None,
+    draw_eds=None,
     **options,
 ) -> Uncertainty:
     """Reconstruct ``series`` and the uncertainty of its maps and fractions by a parametric bootstrap.
@@ -304,7 +351,11 @@ def bootstrap_uncertainty(
         memory of the stacked series. The replicas are the same whatever it is.
     interval_method : {"percentile", "basic", "bias_widened", "bias_corrected"}
         The bootstrap intervals (:func:`~chemtomo.reconstruct.bootstrap.summarize`); the
-        bias methods need ``bias=True``.
+        bias methods need ``bias=True``. ``"bias_calibrated"`` reconstructs the model data of
+        ``T(x)`` once more (``T(T(x))``, one more solve of ``n_slices`` columns) and widens the
+        percentile intervals by ``c |T(x) - x|``, ``c`` calibrated in the plug-in world
+        (:func:`~chemtomo.reconstruct.bootstrap.calibrate_widening`; one factor per quantity for
+        the voxels, one for the regions; in ``SpreadSet.calibration``).
     bias : bool
         Also estimate the estimator's bias by the plug-in bootstrap: the fitted model's
         expected data (the measured maps' forward projections scaled per line to the
@@ -323,6 +374,14 @@ def bootstrap_uncertainty(
         The Gaussian filter of the replicas of the methods that see filtered data
         (default: the measured run's ``filter_sigma``, ``filter_axes``); for a series
         filtered upstream, the filter it was filtered with (e.g. ``(0.8, "image")``).
+    draw_eds : callable, optional
+        ``draw_eds(rng, filtered) -> dict line -> stack``: one EDS replica ready for the
+        solver, drawn from the replica's generator (``filtered``: the method sees filtered
+        data). It replaces the Poisson draw around the counts and ``replica_filter``: the
+        raw route draws its replicas before the preprocessing's filter and clipping and
+        finishes them as the data were
+        (:func:`~chemtomo.pipeline.experimental.bootstrap_experimental`). Not with
+        ``source="model"`` or ``bias``.
     **options
         Passed to :func:`~chemtomo.pipeline.volume.reconstruct_series`: ``filter_sigma``,
         ``filter_axes``, ``mask_method``, ``threshold``, ``backend``, ``chunk_slices``,
@@ -360,6 +419,9 @@ def bootstrap_uncertainty(
         raise ValueError(f"crop_px must be >= 0 and, when > 0, comes with the (cropped) result and without bias, "
                          f"jackknife or source='model', got crop_px={crop_px!r}, result given: {result is not None}, "
                          f"bias={bias}, jackknife={jackknife}, source={source!r}")
+    if draw_eds is not None and (source == "model" or bias):
+        raise ValueError(f"draw_eds draws the replicas itself: not with source='model' or bias=True, got "
+                         f"source={source!r}, bias={bias}")
     t0 = time.perf_counter()
     if result is None:
         result = reconstruct_series(series, factors, m.name, params, counts=counts, noise_factor=noise_factor,
@@ -418,11 +480,12 @@ def bootstrap_uncertainty(
         b = min(a + per_pass, replicas)
         reps = []
         for rng in replica_generators(seed, replicas, a, b):
-            eds = {ln: poisson_replica(means[ln], rng, noise_factor) for ln in lines}
+            eds = {ln: poisson_replica(means[ln], rng, noise_factor) for ln in lines} if draw_eds is None else \
+                draw_eds(rng, not m.raw_counts)
             haadf = gaussian_replica(series.haadf, rng, sigma) if m.needs_haadf else None
             rep = TiltSeries(series.angles_deg, series.pixel_nm, eds, haadf, dict(series.metadata),
                              haadf_angles_deg=None if haadf is None else series.haadf_angles_deg)
-            reps.append(rep if m.raw_counts else prepare_series(rep, *filt))
+            reps.append(rep if (m.raw_counts or draw_eds is not None) else prepare_series(rep, *filt))
         if bias and a == 0:  # the model's expected data: one more block of the first pass
             rep = TiltSeries(series.angles_deg, series.pixel_nm,
                              {ln: np.asarray(model_means[ln], np.float32) for ln in lines}, series.haadf,
@@ -440,15 +503,29 @@ def bootstrap_uncertainty(
             s_maps[a + i] = maps[:, i]
             s_w[a + i], s_a[a + i] = _fractions(maps[qi, i], factors, qlines, out.factor, mask)
         log.info("bootstrap: replicas %d:%d of %d done", a, b, replicas)
+    model2 = None
+    if interval_method == "bias_calibrated":  # one level down: the model data of T(x), reconstructed alike
+        means2 = _model_means(replace(result, maps=model[0]), series, raw, pr["backend"])
+        rep = TiltSeries(series.angles_deg, series.pixel_nm, {ln: np.asarray(means2[ln], np.float32) for ln in lines},
+                         series.haadf, dict(series.metadata))
+        out2 = reconstruct_series(rep if m.raw_counts else prepare_series(rep, *filt), factors, m.name, chosen,
+                                  **rerun)
+        t2 = np.asarray(out2.maps, np.float32)
+        model2 = (t2, *_fractions(t2, factors, lines, out2.factor, mask))
     t_boot = time.perf_counter() - t1
     boot = _spread_set(s_maps, s_w, s_a, est_maps, est_w, est_a, regs, interval, "bootstrap", interval_method,
-                       model)
+                       model, model2, mask)
     jack, t_jack = None, 0.0
     if jackknife:
         t2 = time.perf_counter()
         jack = _jackknife(series, counts, factors, m, chosen, constants, result, mask, regs, interval, options)
         t_jack = time.perf_counter() - t2
     notes = [REGULARISED_NOTE.format(method=m.name) if m.raw_counts else SIRT_NOTE.format(method=m.name)]
+    if boot.calibration:
+        c = boot.calibration["weight"]
+        notes.append(f"bias_calibrated intervals: the percentile interval widened by c |T(x) - x|, c from the "
+                     f"double bootstrap (weight fractions: c = {c['voxel']:.3g} per voxel, {c['region']:.3g} per "
+                     f"region); it assumes the estimator blurs its estimate as it blurs the truth.")
     if pr.get("auto"):
         notes.append("the automatic parameter choice of the measured run is reused for every replica: the "
                      "choice's own variability is not in the spread.")

@@ -119,6 +119,13 @@ class Preprocessed:
     unfiltered : TiltSeries or None
         The same series without the Gaussian filter (for methods that model the
         counts' noise: a method's ``raw_counts``); None when no filter was applied.
+    unclipped : dict line -> ndarray (n_tilts, ny, nx) or None
+        The line maps before the Gaussian filter, the clipping and the padding
+        (binned, shadowing-normalised; negative values kept): what the bootstrap
+        draws its replicas around, each then finished by :meth:`finish_maps` as the
+        data were. None on a Preprocessed built without them.
+    filter_sigma : float or None
+        The Gaussian filter (pixels) the maps of ``series`` went through (None: none).
     eds_alignment : Alignment or None
         With a HAADF at tilts of its own: the EDS tilts' alignment (raw pixels;
         ``alignment`` is then the HAADF's). None: one alignment for every channel.
@@ -141,6 +148,32 @@ class Preprocessed:
     pad_px: int = 0
     unfiltered: TiltSeries | None = None
     eds_alignment: Alignment | None = None
+    unclipped: dict | None = None
+    filter_sigma: float | None = None
+
+    def finish_maps(self, maps: dict, filtered: bool = True) -> dict:
+        """Line maps on the grid of ``unclipped`` finished as the data were: filter, clip, pad.
+
+        The same arithmetic as the preprocessing's last steps, so a replica drawn around
+        ``unclipped`` goes through the filter and the clipping in the order the measured
+        maps did (the bootstrap of the raw route,
+        :func:`~chemtomo.pipeline.experimental.bootstrap_experimental`).
+
+        Parameters
+        ----------
+        maps : dict line -> ndarray (n_tilts, ny, nx)
+            Maps before the filter (negative values allowed).
+        filtered : bool
+            Apply ``filter_sigma`` (True: as ``series``; False: as ``unfiltered``, for
+            the methods that model the counts' noise).
+
+        Returns
+        -------
+        dict line -> float32 ndarray (n_tilts, ny, nx + 2 pad_px)
+        """
+        sigma = self.filter_sigma if filtered else None
+        out = _filter_clip(maps, sigma)[0]
+        return _pad_maps(out, self.pad_px)
 
     @property
     def field_series(self) -> TiltSeries:
@@ -322,26 +355,21 @@ def _finish(maps: dict, h, ang: np.ndarray, hang, pixel_nm: float, o: Preprocess
     factors = {ln: np.ones(n) for ln in maps}
     if o.shadowing:
         maps, factors = normalise_shadowing(maps, o.shadowing, ang)
+    unclipped = {ln: np.array(m, dtype=np.float32) for ln, m in maps.items()}
     raw_maps = None
     if o.filter_sigma:
-        from .filters import gaussian_filter_stack
-
-        raw_maps = {ln: clip_negative(m)[0] for ln, m in maps.items()}
-        maps = {ln: gaussian_filter_stack(m, float(o.filter_sigma), "image") for ln, m in maps.items()}
-    clipped = {}
-    for ln in list(maps):
-        maps[ln], clipped[ln] = clip_negative(maps[ln])
+        raw_maps = _filter_clip(maps, None)[0]
+    maps, clipped = _filter_clip(maps, o.filter_sigma)
     if h is not None and np.any(h < 0):
         h = np.clip(h, 0, None)
     pad_angles = ang if hang is None else np.concatenate([ang, hang])  # one padding for both tilt sets
     pad_px = auto_pad(h if h is not None else sum(maps.values()), pad_angles) if o.pad == "auto" else int(o.pad)
     if pad_px:
-        widths = ((0, 0), (0, 0), (pad_px, pad_px))
-        maps = {ln: np.pad(m, widths, mode="edge") for ln, m in maps.items()}
+        maps = _pad_maps(maps, pad_px)
         if raw_maps is not None:
-            raw_maps = {ln: np.pad(m, widths, mode="edge") for ln, m in raw_maps.items()}
+            raw_maps = _pad_maps(raw_maps, pad_px)
         if h is not None:
-            h = np.pad(h, widths, mode="edge")
+            h = np.pad(h, ((0, 0), (0, 0), (pad_px, pad_px)), mode="edge")
         notes.append(f"images padded by {pad_px} px (binned) on both sides across the tilt axis by repeating the "
                      "edge columns; volumes cropped back to the field of view")
     md = dict(metadata or {})
@@ -350,7 +378,28 @@ def _finish(maps: dict, h, ang: np.ndarray, hang, pixel_nm: float, o: Preprocess
                                                           haadf_angles_deg=hang)
     timings["total"] = time.perf_counter() - t0
     return Preprocessed(series, alignment, reg, factors, clipped, b, float(pixel_nm), {}, notes, timings,
-                        pad_px, unfiltered, eds_alignment)
+                        pad_px, unfiltered, eds_alignment, unclipped,
+                        float(o.filter_sigma) if o.filter_sigma else None)
+
+
+def _filter_clip(maps: dict, sigma: float | None) -> tuple[dict, dict]:
+    """Each map Gaussian-filtered per image (``sigma`` pixels; None or 0: not), clipped at 0; and what was clipped."""
+    from .filters import gaussian_filter_stack
+
+    out, clipped = {}, {}
+    for ln, m in maps.items():
+        if sigma:
+            m = gaussian_filter_stack(m, float(sigma), "image")
+        out[ln], clipped[ln] = clip_negative(m)
+    return out, clipped
+
+
+def _pad_maps(maps: dict, pad_px: int) -> dict:
+    """Each map padded by ``pad_px`` on both sides of its last axis by repeating the edge columns."""
+    if not pad_px:
+        return dict(maps)
+    widths = ((0, 0), (0, 0), (int(pad_px), int(pad_px)))
+    return {ln: np.pad(m, widths, mode="edge") for ln, m in maps.items()}
 
 
 def _own_haadf_angles(haadf_angles_deg, h, ang: np.ndarray) -> np.ndarray | None:

@@ -12,7 +12,10 @@ coverage
     voxels inside the measured mask; those in uniform interiors: every voxel within
     ``resolution_px`` of them inside the particle and of the same composition within
     ``uniform_tol``; and the rest, near interfaces and the surface). One number per
-    interval definition (:data:`DEFINITIONS`).
+    interval definition (:data:`DEFINITIONS`). The bootstrap runs with
+    ``interval_method="bias_calibrated"`` (one more solve per realisation, ``T(T(x))``);
+    the other definitions' bounds are recovered from its percentile bounds and plug-in
+    bias, and its factors are reported (``calibration_factors``).
 se_over_seed_spread
     The median over particle voxels and elements of (mean over seeds of the bootstrap
     standard error) / (standard deviation over the seeds of the estimates).
@@ -42,7 +45,7 @@ from ..tiltseries import TiltSeries
 from .benchmark import BenchmarkConfig, Truth, dose_key, sub_series
 
 #: Interval definitions measured (see :func:`chemtomo.reconstruct.bootstrap.summarize`).
-DEFINITIONS = ("percentile", "bias_widened", "bias_corrected")
+DEFINITIONS = ("percentile", "bias_widened", "bias_corrected", "bias_calibrated")
 #: The definition behind the headline keys ``coverage_region_90`` and ``coverage_voxel_90``.
 HEADLINE = "percentile"
 
@@ -112,17 +115,22 @@ def voxel_classes(truth: Truth, resolution_px: int, tol: float) -> np.ndarray:
     return inside & (spread <= tol)
 
 
-def intervals(low, high, bias, definition: str, bound=None):
+def intervals(low, high, bias, definition: str, bound=None, factor=None):
     """The interval of ``definition`` from the percentile bounds and the plug-in bias (as ``summarize``).
 
-    ``bound``: the bias size of ``"bias_widened"`` (default ``|bias|``; a region's: the mean of its voxels' ``|bias|``).
+    ``bound``: the bias size of ``"bias_widened"`` (default ``|bias|``; a region's: the mean of its voxels' ``|bias|``);
+    ``factor``: the double-bootstrap factor ``c`` of ``"bias_calibrated"`` (the widening is ``c`` times that size).
     """
     low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
     if definition == "percentile":
         return low, high
     b = np.asarray(bias, np.float64)
-    if definition == "bias_widened":
+    if definition in ("bias_widened", "bias_calibrated"):
         bb = np.abs(b) if bound is None else np.asarray(bound, np.float64)
+        if definition == "bias_calibrated":
+            if factor is None:
+                raise ValueError("the 'bias_calibrated' interval needs its factor (factor=...)")
+            bb = float(factor) * bb
         return low - bb, high + bb
     if definition == "bias_corrected":
         return low - b, high - b
@@ -183,18 +191,28 @@ def calibrate_case(clean: TiltSeries, factors, truth: Truth, method: str, params
                  **{f"{r}_interior": interiors[r] & mask for r in reg_names}}
         given = {r: mm for r, mm in given.items() if mm.any()}
         u = bootstrap(ser, factors, m.name, dict(params), replicas=int(ucfg.replicas), seed=j, interval=ucfg.interval,
-                      regions=given, result=res, bias=True, mask_method=mask_method, haadf_sigma=ucfg.haadf_sigma)
+                      regions=given, result=res, bias=True, mask_method=mask_method, haadf_sigma=ucfg.haadf_sigma,
+                      interval_method="bias_calibrated")
         order = [list(res.elements).index(el) for el in truth.elements]
         s = u.bootstrap.weight
-        for k, v in (("w", s.value), ("se", s.se), ("low", s.low), ("high", s.high), ("bias", s.bias)):
+        c = u.bootstrap.calibration["weight"]
+        per.setdefault("c_voxel", []).append(c["voxel"])
+        per.setdefault("c_region", []).append(c["region"])
+        # the percentile bounds: the calibrated ones less the widening c |b|
+        for k, v in (("w", s.value), ("se", s.se), ("low", s.low + s.bias_bound), ("high", s.high - s.bias_bound),
+                     ("bias", s.bias)):
             per[k].append(np.asarray(v)[order])
         per["mask"].append(mask)
         for r, mm in given.items():
             g = u.bootstrap.regions[r]["weight"]
-            e = regs.setdefault(r, {k: [] for k in ("value", "se", "low", "high", "bias", "bias_bound", "truth")})
-            for k in ("value", "se", "low", "high", "bias", "bias_bound"):
-                e[k].append(np.asarray(getattr(g, k))[order])
+            e = regs.setdefault(r, {k: [] for k in ("value", "se", "low", "high", "bias", "bias_bound", "truth",
+                                                    "factor")})
+            for k, v in (("value", g.value), ("se", g.se), ("low", g.low + g.bias_bound),
+                         ("high", g.high - g.bias_bound), ("bias", g.bias),
+                         ("bias_bound", np.abs(np.asarray(s.bias))[:, mm].mean(axis=1))):
+                e[k].append(np.asarray(v)[order])
             e["truth"].append(truth.weight[:, mm].mean(axis=1))
+            e["factor"].append(c["region"])
     seconds = time.perf_counter() - t0
     w, se = np.stack(per["w"]), np.stack(per["se"])
     masks = np.stack(per["mask"])
@@ -210,7 +228,7 @@ def calibrate_case(clean: TiltSeries, factors, truth: Truth, method: str, params
     for d in DEFINITIONS:
         hits = {"voxel": [], "voxel_interior": [], "voxel_edge": []}
         for j in range(w.shape[0]):
-            lo, hi = intervals(per["low"][j], per["high"][j], per["bias"][j], d)
+            lo, hi = intervals(per["low"][j], per["high"][j], per["bias"][j], d, factor=per["c_voxel"][j])
             c = (truth.weight >= lo) & (truth.weight <= hi)
             vox = truth.particle & masks[j]
             for name, g in (("voxel", vox), ("voxel_interior", vox & interior), ("voxel_edge", vox & ~interior)):
@@ -223,7 +241,8 @@ def calibrate_case(clean: TiltSeries, factors, truth: Truth, method: str, params
                 if r.endswith("_interior") != (which == "region_interior"):
                     continue
                 for j in range(len(e["value"])):
-                    lo, hi = intervals(e["low"][j], e["high"][j], e["bias"][j], d, e["bias_bound"][j])
+                    lo, hi = intervals(e["low"][j], e["high"][j], e["bias"][j], d, e["bias_bound"][j],
+                                       e["factor"][j])
                     rc.extend(((e["truth"][j] >= lo) & (e["truth"][j] <= hi)).tolist())
             out[which] = float(np.mean(rc)) if rc else float("nan")
         cover[d] = out
@@ -255,6 +274,10 @@ def calibrate_case(clean: TiltSeries, factors, truth: Truth, method: str, params
                      "averaged over seeds; slope: least-squares true ~ slope * plugin over particle voxels"),
         },
         "regions": regions,
+        "calibration_factors": {"voxel": [float(x) for x in per["c_voxel"]],
+                                "region": [float(x) for x in per["c_region"]],
+                                "note": "bias_calibrated's double-bootstrap factors c per realisation "
+                                        "(weight fractions)"},
         "voxels": {"particle_in_every_mask": int(common.sum()), "uniform_interior": int((common & interior).sum())},
         "params": {k: v for k, v in params.items()}, "mask": mask_method,
         "seeds": int(w.shape[0]), "replicas": int(ucfg.replicas), "seconds": seconds,
