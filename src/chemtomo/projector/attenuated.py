@@ -276,8 +276,17 @@ class AttenuatedOperator(Operator):
         self.transmission = np.ascontiguousarray(T)
         self.n_tilts, self.n_pixels = n_tilts, n_rays // n_tilts
         self._blocks = [A[t * self.n_pixels:(t + 1) * self.n_pixels] for t in range(n_tilts)]
-        self._blocks_T = [sp.csr_matrix(B.T) for B in self._blocks]
+        self._blocks_T_cache = None  # made on the first adjoint: a forward-only use does not pay for it
         self.shape = (int(n_rays), int(n_vox))
+
+    @property
+    def _blocks_T(self) -> list:
+        """The tilt blocks transposed (CSR), made once on first use."""
+        if self._blocks_T_cache is None:
+            import scipy.sparse as sp
+
+            self._blocks_T_cache = [sp.csr_matrix(B.T) for B in self._blocks]
+        return self._blocks_T_cache
 
     @property
     def n_columns(self) -> int:
