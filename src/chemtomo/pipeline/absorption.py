@@ -68,7 +68,8 @@ NM_CM = 1e-7
 STOP_RULES = ("predicted", "measured")
 #: The predicted change is multiplied by this before it is compared with ``tol``: the back-projected
 #: change spreads a local change along the rays, so it underestimates what a reconstruction makes
-#: (measured on oxide_supported, 7 cases, n 16-24, fields 150-600 nm: made / predicted 1.1-2.1).
+#: (measured on oxide_supported, EDS-SIRT, n 16-24, fields 150-600 nm: made / predicted 1.1-2.1;
+#: fused-TV 2.8; HEBT-SIRT 12, where the correction itself fails: docs/absorption.md).
 PREDICTION_SAFETY = 2.0
 
 
