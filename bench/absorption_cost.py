@@ -13,7 +13,8 @@ same series:
 
 The ratio is ``corrected / uncorrected`` (best of the repeats for each; the median ratio of
 the pairs as well), in wall time and in the process's CPU time; the outer iterations are
-recorded (the cost grows with them: each is one more reconstruction plus the transmissions).
+recorded (the cost grows with them: each is one more reconstruction, without the HAADF volume, plus
+the transmissions; convergence is predicted, so the last one is not confirmed by another).
 Issue 14's target: at most 3x.
 
     python bench/absorption_cost.py                      # writes bench/results/absorption_cost.json
@@ -29,6 +30,7 @@ import platform
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results" / "absorption_cost.json"
@@ -87,7 +89,8 @@ def main(argv=None) -> dict:
     out = {"what": "absorption-corrected against uncorrected reconstruction of the same slices, side by side",
            "specimen": "oxide_supported", "field_nm": args.field_nm, "n": args.n, "slices": [0, args.n],
            "tilts": len(angles), "detectors": "super-x", "repeat": args.repeat,
-           "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "load_before": load(),
+           "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+           "numba_threads": numba.get_num_threads(), "load_before": load(),
            "methods": {}}
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,12 @@ def test_keys_and_structure(run):
         assert entry["truth_region_means"]["support"]["O"] == pytest.approx(0.4707, abs=1e-3)  # Al2O3: 48/102
         assert entry["seconds"] > 0 and np.isfinite(entry["mse_fraction_inside"])
     assert e["uncorrected"]["outer_iterations"] == 0
+    # the floor: the same specimen without absorption, the uncorrected threshold, scored alike
+    assert ENTRY_KEYS <= set(e["no_absorption"]) and e["no_absorption"] == e["methods"]["eds_sirt"]["no_absorption"]
+    c = run["absorption_summary"]["cases"]["oxide_supported"]
+    assert c["mse_ratio_no_absorption"] == pytest.approx(
+        e["no_absorption"]["mse_fraction_inside"] / e["uncorrected"]["mse_fraction_inside"])
+    assert len(e["corrected"]["predicted_changes"]) == e["corrected"]["outer_iterations"]
     assert 1 <= e["corrected"]["outer_iterations"] <= tiny().max_outer
     assert len(e["corrected"]["changes"]) == e["corrected"]["outer_iterations"]
     assert e["cost_ratio"] == pytest.approx(e["corrected"]["seconds"] / e["uncorrected"]["seconds"])

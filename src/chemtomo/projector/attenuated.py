@@ -142,15 +142,50 @@ def path_integrals(mu_per_nm: np.ndarray, direction, spacing_nm) -> np.ndarray:
     return np.moveaxis(out, 0, m)
 
 
+def _sweep_parameters(dirs: np.ndarray, spacing, mode: str):
+    """Per direction: dominant axis, reverse order, in-plane offsets, path per plane, depth factor.
+
+    The same arithmetic as :func:`path_integrals` (which is the reference of the
+    compiled sweep); ``dirs`` is ``(n_tilts, n_det, 3)``.
+    """
+    h = np.asarray(spacing, dtype=np.float64)
+    shape = dirs.shape[:2]
+    axis = np.empty(shape, np.int64)
+    rev = np.empty(shape, np.bool_)
+    d1, d2, dt, scale = (np.empty(shape) for _ in range(4))
+    for t, k in np.ndindex(*shape):
+        d = dirs[t, k].astype(np.float64).copy()
+        sc = 1.0
+        if mode == "slice":
+            inplane = float(np.hypot(d[1], d[2]))
+            if inplane < 1e-6:
+                raise ValueError(
+                    "mode='slice' needs a detector direction with an in-plane component; detector "
+                    f"{k} looks along the tilt axis: use mode='3d'"
+                )
+            sc, d[0] = 1.0 / inplane, 0.0
+        d = d / np.linalg.norm(d)
+        m = int(np.argmax(np.abs(d) / h))
+        others = [j for j in range(3) if j != m]
+        dt[t, k] = h[m] / abs(d[m])
+        d1[t, k], d2[t, k] = (dt[t, k] * d[j] / h[j] for j in others)
+        axis[t, k], rev[t, k], scale[t, k] = m, d[m] > 0, sc
+    return axis, rev, d1, d2, dt, scale
+
+
 def transmissions(mu_per_nm: np.ndarray, geom: TiltGeometry, detectors, *, mode: str = "3d",
                   slice_nm: float | None = None, per_detector: bool = False) -> np.ndarray:
     """Transmissions ``T`` of every voxel at every tilt towards the detectors.
 
+    One compiled call (:mod:`._sweep`) sweeps every tilt, detector and field, the
+    tilts in parallel, with the arithmetic of :func:`path_integrals`.
+
     Parameters
     ----------
-    mu_per_nm : ndarray, (n_slices, n_grid, n_grid) or (n_grid, n_grid)
+    mu_per_nm : ndarray, (n_slices, n_grid, n_grid), (n_grid, n_grid) or (n_fields, n_slices, n_grid, n_grid)
         Linear attenuation coefficient of the line's photons (1/nm), in the
-        volume layout of :mod:`chemtomo.geometry` (a 2-D map is one slice).
+        volume layout of :mod:`chemtomo.geometry` (a 2-D map is one slice; a 4-D
+        stack holds one map per line, each swept alike).
     geom : TiltGeometry
     detectors : DetectorGeometry
     mode : {"3d", "slice"}
@@ -164,15 +199,25 @@ def transmissions(mu_per_nm: np.ndarray, geom: TiltGeometry, detectors, *, mode:
     -------
     ndarray, float32, (n_tilts, n_grid**2, n_slices)
         (``(n_detectors, n_tilts, n_grid**2, n_slices)`` with ``per_detector``),
-        the layout :class:`AttenuatedOperator` takes.
+        the layout :class:`AttenuatedOperator` takes; with a 4-D stack, one such
+        array per field along a new first axis.
     """
+    from ._sweep import sweep_transmissions
+
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     mu = np.asarray(mu_per_nm, dtype=np.float64)
+    stacked = mu.ndim == 4
     if mu.ndim == 2:
         mu = mu[None]
-    if mu.ndim != 3 or mu.shape[1:] != (geom.n_grid, geom.n_grid):
-        raise ValueError(f"mu_per_nm must be (n_slices, {geom.n_grid}, {geom.n_grid}), got {np.shape(mu_per_nm)}")
+    if mu.ndim == 3:
+        mu = mu[None]
+    n = geom.n_grid
+    if mu.ndim != 4 or mu.shape[2:] != (n, n):
+        raise ValueError(
+            f"mu_per_nm must be (n_slices, {n}, {n}), (n_fields, n_slices, {n}, {n}) or ({n}, {n}), "
+            f"got {np.shape(mu_per_nm)}"
+        )
     if np.any(mu < 0) or not np.all(np.isfinite(mu)):
         raise ValueError("mu_per_nm must be finite and >= 0")
     sl = geom.pixel_nm if slice_nm is None else float(slice_nm)
@@ -180,26 +225,17 @@ def transmissions(mu_per_nm: np.ndarray, geom: TiltGeometry, detectors, *, mode:
         raise ValueError(f"slice_nm must be a positive number, got {slice_nm!r}")
     spacing = (sl, geom.grid_pixel_nm, geom.grid_pixel_nm)
     dirs = detector_directions(detectors, geom.angles_deg)
-    S, n = mu.shape[0], geom.n_grid
-    out = np.empty((detectors.n_detectors, geom.n_tilts, n * n, S), dtype=DTYPE)
-    for k in range(detectors.n_detectors):
-        for t in range(geom.n_tilts):
-            d = dirs[t, k].copy()
-            scale = 1.0
-            if mode == "slice":
-                inplane = float(np.hypot(d[1], d[2]))
-                if inplane < 1e-6:
-                    raise ValueError(
-                        "mode='slice' needs a detector direction with an in-plane component; detector "
-                        f"{k} looks along the tilt axis: use mode='3d'"
-                    )
-                scale, d[0] = 1.0 / inplane, 0.0
-            tau = scale * path_integrals(mu, d, spacing)
-            out[k, t] = np.exp(-tau).reshape(S, n * n).T
-    if per_detector:
-        return out
-    w = detectors.weights.astype(DTYPE)
-    return np.ascontiguousarray(np.tensordot(w, out, axes=1), dtype=DTYPE)
+    axis, rev, d1, d2, dt, scale = _sweep_parameters(dirs, spacing, mode)
+    L, S = mu.shape[0], mu.shape[1]
+    M0 = np.ascontiguousarray(mu)
+    M1 = np.ascontiguousarray(np.moveaxis(mu, 2, 1))  # per field: moveaxis(., 1, 0) -> (z, slice, x)
+    M2 = np.ascontiguousarray(np.moveaxis(mu, 3, 1))  # per field: moveaxis(., 2, 0) -> (x, slice, z)
+    n_out = detectors.n_detectors if per_detector else 1
+    out = np.empty((L, n_out, geom.n_tilts, n * n, S), dtype=DTYPE)
+    w = np.ascontiguousarray(detectors.weights, dtype=DTYPE)
+    sweep_transmissions(M0, M1, M2, axis, rev, d1, d2, dt, scale, w, bool(per_detector), out)
+    out = out if per_detector else out[:, 0]
+    return out if stacked else out[0]
 
 
 class AttenuatedOperator(Operator):
@@ -240,8 +276,17 @@ class AttenuatedOperator(Operator):
         self.transmission = np.ascontiguousarray(T)
         self.n_tilts, self.n_pixels = n_tilts, n_rays // n_tilts
         self._blocks = [A[t * self.n_pixels:(t + 1) * self.n_pixels] for t in range(n_tilts)]
-        self._blocks_T = [sp.csr_matrix(B.T) for B in self._blocks]
+        self._blocks_T_cache = None  # made on the first adjoint: a forward-only use does not pay for it
         self.shape = (int(n_rays), int(n_vox))
+
+    @property
+    def _blocks_T(self) -> list:
+        """The tilt blocks transposed (CSR), made once on first use."""
+        if self._blocks_T_cache is None:
+            import scipy.sparse as sp
+
+            self._blocks_T_cache = [sp.csr_matrix(B.T) for B in self._blocks]
+        return self._blocks_T_cache
 
     @property
     def n_columns(self) -> int:

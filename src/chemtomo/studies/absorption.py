@@ -19,6 +19,14 @@ each with ``mse_fraction_inside``, ``region_means``, ``truth_region_means`` (reg
 {element: value}), ``outer_iterations`` (0 uncorrected) and ``seconds``; beside them
 ``absorbed_fraction`` (line -> 1 - absorbed over thin-film counts, noiseless) and the
 light element and line.
+
+A third entry, ``no_absorption``, reconstructs the same specimen simulated *without*
+absorption (same noise model and seed), with the uncorrected reconstruction's mask
+threshold: the floor a perfect correction would reach. Its inside MSE over the
+uncorrected one (``mse_ratio_no_absorption`` in the summary) bounds the corrected
+ratio from below: measured (``scripts/absorption_mse_diagnostics.py``, docs/absorption.md)
+the corrected reconstruction sits on this floor, which is set by the particle's surface
+layer (voxels the mask leaves out) and the reconstruction's resolution, not by absorption.
 """
 
 from __future__ import annotations
@@ -141,7 +149,8 @@ def _scored(truth: Truth, res, outer: int, seconds: float) -> dict:
 
 
 def run_absorption_case(sim, truth: Truth, method: str, cfg: AbsorptionStudyConfig, reconstruct: Reconstruct,
-                        correct: Reconstruct, keep: Callable[[str, np.ndarray], None] | None = None) -> dict:
+                        correct: Reconstruct, keep: Callable[[str, np.ndarray], None] | None = None,
+                        thin=None) -> dict:
     """One method on one absorbed series: uncorrected, then corrected.
 
     Parameters
@@ -158,14 +167,17 @@ def run_absorption_case(sim, truth: Truth, method: str, cfg: AbsorptionStudyConf
     keep : callable, optional
         ``keep(which, weight)`` receives the weight fractions ``(k, n, n, n)`` in the
         truth's element order (``which``: ``"uncorrected"``, ``"corrected"``).
+    thin : SpecimenSimulation, optional
+        The same specimen simulated without absorption: reconstructed with the
+        uncorrected mask threshold into ``no_absorption`` (the floor of the correction).
 
     Returns
     -------
     dict
         ``uncorrected`` and ``corrected`` (score entries, ``outer_iterations``,
-        ``seconds``; corrected also ``changes`` and ``converged``) and
-        ``cost_ratio`` (corrected over uncorrected seconds; the uncorrected timed on a
-        second call, after a warm-up call).
+        ``seconds``; corrected also ``changes``, ``predicted_changes`` and ``converged``),
+        ``no_absorption`` (with ``thin``) and ``cost_ratio`` (corrected over uncorrected
+        seconds; the uncorrected timed on a second call, after a warm-up call).
     """
     kw = {"params": dict(cfg.params.get(method, {})), "filter_sigma": cfg.filter_sigma}
     reconstruct(sim.series, sim.factors, method, **kw)  # warm-up: the first call pays one-off set-up costs
@@ -178,12 +190,19 @@ def run_absorption_case(sim, truth: Truth, method: str, cfg: AbsorptionStudyConf
     t_corr = time.perf_counter() - t0
     unc = _scored(truth, plain, 0, t_plain)
     cor = {**_scored(truth, res.corrected, res.outer_iterations, t_corr),
-           "changes": [float(c) for c in res.changes], "converged": bool(res.converged)}
+           "changes": [float(c) for c in res.changes], "converged": bool(res.converged),
+           "predicted_changes": [float(c) for c in getattr(res, "predicted_changes", [])]}
     if keep is not None:
         for which, r in (("uncorrected", plain), ("corrected", res.corrected)):
             els = list(r.elements)
             keep(which, np.asarray(r.composition.weight)[[els.index(el) for el in truth.elements]])
-    return {"uncorrected": unc, "corrected": cor, "cost_ratio": t_corr / t_plain}
+    out = {"uncorrected": unc, "corrected": cor, "cost_ratio": t_corr / t_plain}
+    if thin is not None:
+        t0 = time.perf_counter()
+        floor = reconstruct(thin.series, thin.factors, method, **kw, haadf_volume=False,
+                            threshold=float(plain.composition.threshold.value))
+        out["no_absorption"] = _scored(truth, floor, 0, time.perf_counter() - t0)
+    return out
 
 
 def summarise_absorption(study: dict) -> dict:
@@ -201,7 +220,8 @@ def summarise_absorption(study: dict) -> dict:
     -------
     dict
         ``cases``: ``{specimen: {mse_ratio, light_region_error_uncorrected,
-        light_region_error_corrected, outer_iterations, cost_ratio}}``; ``acceptance``: booleans.
+        light_region_error_corrected, outer_iterations, cost_ratio}}`` (and ``mse_ratio_no_absorption``
+        when the entry has ``no_absorption``); ``acceptance``: booleans.
     """
     cases, acc = {}, {}
     for name, e in study.items():
@@ -216,6 +236,8 @@ def summarise_absorption(study: dict) -> dict:
              "light_regions": regions, "light_region_error_uncorrected": err(u),
              "light_region_error_corrected": err(c), "outer_iterations": c["outer_iterations"],
              "cost_ratio": e["cost_ratio"]}
+        if "no_absorption" in e:
+            k["mse_ratio_no_absorption"] = e["no_absorption"]["mse_fraction_inside"] / u["mse_fraction_inside"]
         cases[name] = k
         acc[f"absorption_{name}_light_element_absorbed_10_to_40_percent"] = e["light_absorbed_in_band"]
         acc[f"absorption_{name}_corrected_mse_at_most_a_third_of_uncorrected"] = bool(k["mse_ratio"] <= 1 / 3)
@@ -242,8 +264,8 @@ def run_absorption_study(cfg: AbsorptionStudyConfig, reconstruct: Reconstruct, c
     Returns
     -------
     dict
-        ``absorption``: ``{specimen: {uncorrected, corrected, cost_ratio, methods: {method:
-        {uncorrected, corrected, cost_ratio}}, light_element, light_line, absorbed_fraction,
+        ``absorption``: ``{specimen: {uncorrected, corrected, no_absorption, cost_ratio, methods: {method:
+        {uncorrected, corrected, no_absorption, cost_ratio}}, light_element, light_line, absorbed_fraction,
         light_absorbed_in_band, simulate_seconds}}``; ``absorption_config``;
         ``absorption_slices``: per specimen the middle slice of the light element's truth,
         uncorrected and corrected weight fractions (first method); ``absorption_summary``
@@ -259,7 +281,7 @@ def run_absorption_study(cfg: AbsorptionStudyConfig, reconstruct: Reconstruct, c
         truth = Truth.of(spec)
         sim = simulate_series_absorbed(spec, cfg.angles_deg, cfg.detectors, cfg.dose, cfg.beam_kev, cfg.noise_seed,
                                        noise=cfg.noise, step_fraction=cfg.step_fraction, elastic="auto")
-        thin = simulate_series(spec, cfg.angles_deg, cfg.dose, cfg.beam_kev, cfg.noise_seed, noise=False,
+        thin = simulate_series(spec, cfg.angles_deg, cfg.dose, cfg.beam_kev, cfg.noise_seed, noise=cfg.noise,
                                elastic="auto")
         absorbed = {ln: 1.0 - float(sim.noiseless.eds[ln].sum(dtype=np.float64)
                                     / thin.noiseless.eds[ln].sum(dtype=np.float64)) for ln in sim.lines}
@@ -276,10 +298,11 @@ def run_absorption_study(cfg: AbsorptionStudyConfig, reconstruct: Reconstruct, c
         for i, method in enumerate(cfg.methods):
             kept: dict = {}
             r = run_absorption_case(sim, truth, method, cfg, reconstruct, correct,
-                                    (lambda w, weight, kept=kept: kept.update({w: weight})) if i == 0 else None)
+                                    (lambda w, weight, kept=kept: kept.update({w: weight})) if i == 0 else None,
+                                    thin=thin)
             entry["methods"][method] = r
             if i == 0:
-                entry.update({k: r[k] for k in ("uncorrected", "corrected", "cost_ratio")})
+                entry.update({k: r[k] for k in ("uncorrected", "corrected", "no_absorption", "cost_ratio")})
                 entry["method"] = method
                 slices[name] = {"element": light, "slice": mid, "truth": truth.weight[li, mid],
                                 "uncorrected": kept["uncorrected"][li, mid], "corrected": kept["corrected"][li, mid],
