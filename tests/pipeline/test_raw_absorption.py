@@ -198,10 +198,11 @@ def test_ncem_correction_holds_both_fractions_and_raises_oxygen(ncem_pre, tmp_pa
         assert int(g.attrs["outer_iterations"]) == a.outer_iterations
         assert "assumed 3 g/cm^3" in g.attrs["density_source"]
         for el in ("O", "Mg", "Si"):
-            np.testing.assert_array_equal(g[f"uncorrected/weight/{el}"][()],
-                                          a.uncorrected.composition.weight[a.uncorrected.elements.index(el)])
-            np.testing.assert_array_equal(f[f"fractions/weight/{el}"][()],
-                                          a.corrected.composition.weight[a.corrected.elements.index(el)])
+            # stored as float32
+            np.testing.assert_array_equal(g[f"uncorrected/weight/{el}"][()], np.float32(
+                a.uncorrected.composition.weight[a.uncorrected.elements.index(el)]))
+            np.testing.assert_array_equal(f[f"fractions/weight/{el}"][()], np.float32(
+                a.corrected.composition.weight[a.corrected.elements.index(el)]))
     res = read_experimental(paths["result"])
     assert res["absorption"]["outer_iterations"] == a.outer_iterations
     names = {Path(p).name for p in paths["figures"]}

@@ -149,7 +149,8 @@ def report_absorption(exp) -> None:
         r = a.record
         print(f"{m}: absorption ({r['detectors'].get('name')}; density {r['density_source']}): "
               f"{a.outer_iterations} outer iteration(s), converged {r['converged']} (fraction changes "
-              + ", ".join(f"{c:.4g}" for c in r["changes"]) + f"; tol {r['tol']:g})", file=sys.stderr)
+              + ", ".join(f"{c:.4g}" for c in r["changes"]) + f"; tol {r['tol']:g}; {a.seconds:.1f} s)",
+              file=sys.stderr)
         print("  mean weight fraction in both masks, uncorrected -> corrected: " + ", ".join(
             f"{el} {b:.4f} -> {c:.4f}" for el, (b, c) in a.particle_means().items()), file=sys.stderr)
 

@@ -87,7 +87,9 @@ def reconstruct_experimental(series: TiltSeries, factors, options: Reconstructio
     absorbed : dict, optional
         With ``options.absorption``: receives method -> :class:`~chemtomo.pipeline.raw_absorption.RawAbsorption`
         (each method runs inside :func:`~chemtomo.pipeline.absorption.reconstruct_absorption_corrected`;
-        the returned results are the corrected ones).
+        the returned results are the corrected ones; a bimodal method keeps the response
+        ratios fitted on the uncorrected series: refitted on a corrected NCEM series,
+        at bin 4, NNLS set r_Mg to 0).
     detector_facts : dict, optional
         The files' detector facts, for ``options.absorption`` with ``detectors="file"``.
     **overrides
@@ -145,14 +147,15 @@ def reconstruct_experimental(series: TiltSeries, factors, options: Reconstructio
         from .absorption import reconstruct_absorption_corrected
         from .raw_absorption import absorption_record, correction_kwargs, density_note
 
-        call["response_ratios"] = None  # r_A fitted again on each corrected series (the EDS counts change)
+        t0 = time.perf_counter()
         ab = reconstruct_absorption_corrected(series, factors, m, params=params,
                                               **correction_kwargs(o.absorption, detector_facts), **call)
+        seconds = time.perf_counter() - t0
         unc = _finish(ab.uncorrected, factors, crop_px, quantify_lines, mask_method, threshold)
         res = _finish(ab.corrected, factors, crop_px, quantify_lines, mask_method,
                       float(unc.composition.threshold.value), always=True)
         if absorbed is not None:
-            absorbed[m] = absorption_record(ab, unc, res, crop_px, density_note(o.absorption))
+            absorbed[m] = absorption_record(ab, unc, res, crop_px, density_note(o.absorption), seconds)
         out[m] = res
     return out
 

@@ -163,11 +163,14 @@ class RawAbsorption:
     record : dict
         The ``/absorption`` group's data (:func:`chemtomo.io.absorption.absorption_dict`),
         its volumes cropped as the results.
+    seconds : float
+        Wall time of the correction (the uncorrected start and the outer loop).
     """
 
     corrected: VolumeResult
     uncorrected: VolumeResult
     record: dict
+    seconds: float = float("nan")
 
     @property
     def outer_iterations(self) -> int:
@@ -201,7 +204,7 @@ def _crop_volume(v: np.ndarray, c: int) -> np.ndarray:
 
 
 def absorption_record(absorbed, uncorrected: VolumeResult, corrected: VolumeResult, crop_px: int,
-                      density_source: str) -> RawAbsorption:
+                      density_source: str, seconds: float = float("nan")) -> RawAbsorption:
     """The raw route's view of an absorption correction: cropped volumes, the route's quantification.
 
     Parameters
@@ -214,6 +217,8 @@ def absorption_record(absorbed, uncorrected: VolumeResult, corrected: VolumeResu
         The padding removed from each side in (z, x).
     density_source : str
         How the density was chosen (:func:`density_note`).
+    seconds : float
+        Wall time of the correction (uncorrected start and outer loop).
 
     Returns
     -------
@@ -227,4 +232,4 @@ def absorption_record(absorbed, uncorrected: VolumeResult, corrected: VolumeResu
     rec["uncorrected_weight"] = {el: np.asarray(uncorrected.composition.weight[i], dtype=np.float32)
                                  for i, el in enumerate(uncorrected.elements)}
     rec["density_source"] = density_source
-    return RawAbsorption(corrected, uncorrected, rec)
+    return RawAbsorption(corrected, uncorrected, rec, float(seconds))
