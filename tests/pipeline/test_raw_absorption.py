@@ -6,6 +6,7 @@ line maps by windows, EDS-SIRT with 20 iterations: a pass over the path, not a r
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -209,3 +210,41 @@ def test_ncem_correction_holds_both_fractions_and_raises_oxygen(ncem_pre, tmp_pa
     assert {"fig_absorption_fractions.png", "absorption_fractions.md"} <= names
     table = (tmp_path / "out" / "figures" / "absorption_fractions.md").read_text()
     assert "| O | O_Ka |" in table and f"{means['O'][1]:.4f}" in table
+
+
+@pytest.mark.shared_data
+def test_ncem_file_detectors_refused_early_without_the_solid_angle(tmp_path, capsys):
+    """--absorption file reads the first .bcf before the line maps: no solid angle, no flag: refused."""
+    _need_ncem()
+    from chemtomo.cli import main
+
+    out = tmp_path / "out"
+    code = main(["reconstruct", *[str(NCEM / f) for f in SUBSET[:2]], "--lines", "O_Ka", "--absorption", "file",
+                 "--eds-azimuth-deg", "45", "135", "225", "315", "--quiet", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--solid-angle-sr" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_ncem_cli_raw_route_with_absorption_file(tmp_path, capsys):
+    """The command line end to end on the subset: the file's 18 deg, the result's /absorption, the summary."""
+    _need_ncem()
+    from chemtomo.cli import main
+
+    out = tmp_path / "out"
+    code = main(["reconstruct", *[str(NCEM / f) for f in SUBSET], "--lines", *LINES, "--bin", "8", "--method",
+                 "eds_sirt", "-n", "20", "--mask", "otsu", "--absorption", "file", "--eds-azimuth-deg", "45", "135",
+                 "225", "315", "--solid-angle-sr", "0.7", "--absorption-max-outer", "2", "--export", "none",
+                 "--no-figures", "--quiet", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "eds_sirt: absorption (from the tilt files; density assumed 3 g/cm^3" in err
+    assert "uncorrected -> corrected: O " in err
+    with h5py.File(out / "result.h5") as f:
+        g = f["absorption"]
+        assert 1 <= int(g.attrs["outer_iterations"]) <= 2
+        det = json.loads(g.attrs["detectors"])
+        assert det["elevation_deg"] == [18.0] * 4
+        assert set(g["uncorrected/weight"]) == {"O", "Mg", "Si", "Fe", "Pt"}
