@@ -107,7 +107,7 @@ def _refused(capsys, *args) -> str:
 
 
 def test_absorption_refused_on_raw_and_haadf_only_routes(tmp_path, absorbed, capsys):
-    """The raw route takes --absorption (issue 14, tests/pipeline/test_raw_absorption.py) but not what does not apply."""
+    """The raw route takes --absorption (issue 14; tests/pipeline/test_raw_absorption.py), not what does not apply."""
     folder, eds, _ = absorbed
     err = _refused(capsys, str(tmp_path), "--lines", "O_Ka", "--absorption", "super-x", "--eds-elevation-deg", "18",
                    "--out", str(tmp_path / "o"))
