@@ -7,7 +7,8 @@ Two kinds of input:
   with ``--lines``: the whole experimental path of
   :func:`chemtomo.pipeline.experimental.run_experimental` (line maps,
   registration, alignment, EDS-SIRT and HEBT, quantification, stacks and
-  figures into the ``--out`` folder);
+  figures into the ``--out`` folder); with ``--absorption`` every method runs
+  inside the absorption correction (:mod:`chemtomo.pipeline.raw_absorption`);
 - preprocessed per-line stacks (``--eds LINE=PATH``, ``--haadf PATH``,
   ``.hspy`` with the tilt as navigation axis): one method, one result file;
   with ``--absorption single|super-x`` the method runs inside the absorption
