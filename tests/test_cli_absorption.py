@@ -107,9 +107,14 @@ def _refused(capsys, *args) -> str:
 
 
 def test_absorption_refused_on_raw_and_haadf_only_routes(tmp_path, absorbed, capsys):
+    """The raw route takes --absorption (issue 14; tests/pipeline/test_raw_absorption.py), not what does not apply."""
     folder, eds, _ = absorbed
-    err = _refused(capsys, str(tmp_path), "--lines", "O_Ka", "--absorption", "super-x", "--out", str(tmp_path / "o"))
-    assert "--absorption" in err
+    err = _refused(capsys, str(tmp_path), "--lines", "O_Ka", "--absorption", "super-x", "--eds-elevation-deg", "18",
+                   "--out", str(tmp_path / "o"))
+    assert "--eds-elevation-deg" in err and "nominal" in err
+    err = _refused(capsys, str(tmp_path), "--lines", "O_Ka", "--absorption", "super-x", "--replicas", "3",
+                   "--out", str(tmp_path / "o"))
+    assert "--replicas" in err and not (tmp_path / "o").exists()
     err = _refused(capsys, "--haadf", str(folder / "haadf.hspy"), "--density", "3", "--out", str(tmp_path / "h.h5"))
     assert "--density" in err
     err = _refused(capsys, "--haadf", str(folder / "haadf.hspy"), *eds, "--absorption-tol", "0.01",

@@ -93,18 +93,66 @@ def raw_options(args) -> tuple:
                                    rotation=not args.no_rotation, offset=not args.no_axis_offset, bin_factor=args.bin,
                                    shadowing=None if args.shadowing == "none" else args.shadowing,
                                    pad=parse_pad(args.pad), filter_sigma=args.filter_sigma or None)
+    absorption = raw_absorption(args)
     reconstruction = ReconstructionOptions(
         factors=args.factors, beam_kev=args.beam_kev, efficiency=args.efficiency, methods=methods,
         n_iter=parse_iterations(args.iterations), alpha=args.alpha, quantify_lines=args.quantify_lines,
         mask_method=args.mask, threshold=args.threshold, chunk_slices=args.chunk_slices or 32,
         engine_options=engine or None, auto=auto_methods(args, methods), method_options=method_params(args, methods),
         auto_grid=auto_grids(args.auto_grid, auto_methods(args, methods)),  # only the rules that run
-        replicas=args.replicas or None, seed=args.seed)
+        replicas=args.replicas or None, seed=args.seed, absorption=absorption)
     output = OutputOptions(export=exports, export_kinds=args.export_kinds, figures=not args.no_figures,
                            signals=None if args.signals == "none" else args.signals, map_units=args.map_units,
                            compare_tomviz=args.compare_tomviz,
                            tomviz_angles_deg=parse_angle_range(args.tomviz_angles) if args.tomviz_angles else None)
     return line_maps, preprocess, reconstruction, output
+
+
+def raw_absorption(args) -> dict | None:
+    """The raw route's absorption options from ``--absorption`` and its flags, the detectors resolved early.
+
+    With ``--absorption file`` the first tilt file's metadata is read now, so that a
+    fact it lacks (and no flag gives) fails before the long work.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    dict or None
+        :attr:`ReconstructionOptions.absorption <chemtomo.pipeline.options.ReconstructionOptions>`.
+
+    Raises
+    ------
+    ValueError
+        See :func:`~chemtomo.cli._absorption.absorption_options`; a detector fact
+        neither in the files nor given.
+    """
+    from ._absorption import FROM_FILE, absorption_options
+
+    absorption = absorption_options(args)
+    if absorption is None or absorption["detectors"] != FROM_FILE:
+        return absorption
+    from chemtomo.io.detector_meta import DetectorFacts
+    from chemtomo.pipeline.raw_absorption import file_detector_facts
+
+    facts = DetectorFacts.from_dict(file_detector_facts(args.inputs if len(args.inputs) > 1 else args.inputs[0]))
+    geometry = facts.geometry(elevation_deg=args.eds_elevation_deg, azimuth_deg=args.eds_azimuth_deg,
+                              solid_angle_sr=args.solid_angle_sr, where="the tilt files")
+    return {**absorption, "detectors": geometry}
+
+
+def report_absorption(exp) -> None:
+    """Print each method's absorption correction (outer loop, mean fractions before and after) to stderr."""
+    for m, a in exp.absorption.items():
+        r = a.record
+        print(f"{m}: absorption ({r['detectors'].get('name')}; density {r['density_source']}): "
+              f"{a.outer_iterations} outer iteration(s), converged {r['converged']} (fraction changes "
+              + ", ".join(f"{c:.4g}" for c in r["changes"]) + f"; tol {r['tol']:g}; {a.seconds:.1f} s)",
+              file=sys.stderr)
+        print("  mean weight fraction in both masks, uncorrected -> corrected: " + ", ".join(
+            f"{el} {b:.4f} -> {c:.4f}" for el, (b, c) in a.particle_means().items()), file=sys.stderr)
 
 
 def report_raw(exp) -> None:
@@ -147,6 +195,7 @@ def report_raw(exp) -> None:
             print("  mean weight fraction in the mask: " + ", ".join(
                 f"{el} {float(res.composition.weight[i][inside].mean()):.3f}" for i, el in enumerate(res.elements)),
                 file=err)
+    report_absorption(exp)
     t = exp.timings_s
     print("time (s): " + ", ".join(f"{k} {v:.1f}" for k, v in t.items()), file=err)
     print(f"wrote {exp.paths['result']} (+ {len(exp.paths['export'])} stacks, {len(exp.paths['figures'])} figures)",

@@ -7,7 +7,8 @@ Two kinds of input:
   with ``--lines``: the whole experimental path of
   :func:`chemtomo.pipeline.experimental.run_experimental` (line maps,
   registration, alignment, EDS-SIRT and HEBT, quantification, stacks and
-  figures into the ``--out`` folder);
+  figures into the ``--out`` folder); with ``--absorption`` every method runs
+  inside the absorption correction (:mod:`chemtomo.pipeline.raw_absorption`);
 - preprocessed per-line stacks (``--eds LINE=PATH``, ``--haadf PATH``,
   ``.hspy`` with the tilt as navigation axis): one method, one result file;
   with ``--absorption single|super-x`` the method runs inside the absorption
@@ -55,7 +56,7 @@ RAW_ONLY = ("--lines", "--angles-from", "--bin", "--register", "--reference-line
             "--no-axis-offset", "--shadowing", "--pad", "--quantify-lines", "--line-method", "--elements",
             "--integration-width", "--no-figures", "--compare-tomviz", "--tomviz-angles")
 #: options only the stack routes (--eds/--haadf) take: refused with a raw tilt series
-STACK_ONLY = ("--tilt-axis", "--jackknife", "--bias", "--haadf-angles", *ABSORPTION_OPTIONS)
+STACK_ONLY = ("--tilt-axis", "--jackknife", "--bias", "--haadf-angles")
 #: options a HAADF-only run (--haadf without --eds) does not take: EDS maps, quantification, store
 HAADF_REFUSED = ("--mask", "--threshold", "--factors", "--beam-kev", "--efficiency", "--filter-sigma", "--alpha",
                  "--auto", "--auto-grid", "--store", "--resume", "--replicas", "--haadf-angles") + ABSORPTION_OPTIONS
@@ -149,17 +150,19 @@ def add_parser(sub):
                    help="with --replicas: also estimate the bias (the fitted model's expected counts reconstructed "
                         "like a replica) and widen the intervals by its size (docs/uncertainty.md)")
     u.add_argument("--seed", type=int, default=0, help="seed of the replicas (default 0)")
-    a = p.add_argument_group("stacks: X-ray absorption in the specimen (issue 14)")
+    a = p.add_argument_group("X-ray absorption in the specimen (issue 14; stacks and raw input)")
     a.add_argument("--absorption", choices=("none", FROM_FILE, *DETECTOR_GEOMETRIES), default="none",
                    help="correct the EDS counts for absorption on the way to these detectors (nominal geometries: "
                         + "; ".join(f"{k}: take-off {v[0][0]:g} deg, {len(v[0])} detector(s), "
                                     f"{sum(v[2]):g} sr" for k, v in DETECTOR_GEOMETRIES.items())
-                        + f"; {FROM_FILE}: the detectors the --eds files' metadata state"
+                        + f"; {FROM_FILE}: the detectors the --eds files' (raw input: the first tilt file's) "
+                          "metadata state"
                         + ") by an outer loop around --method; the corrected maps are the result, the uncorrected "
                           "fractions and the transmissions go to /absorption (default none)")
     a.add_argument("--density", type=float, metavar="G_CM3",
                    help="density inside the particle mask (g/cm^3) for --absorption; default: estimated from the "
-                        "absolute maps and the series' dose each iteration")
+                        "absolute maps and the series' dose each iteration (raw input: line maps are not absolute, "
+                        "default 3.0, docs/experimental.md)")
     a.add_argument("--absorption-tol", type=float, metavar="TOL",
                    help=f"stop the outer loop when the weight fractions change less than this (default "
                         f"{absorption_default('tol')})")

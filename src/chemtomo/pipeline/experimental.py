@@ -60,7 +60,8 @@ STAGES = {"line_maps": LineMapOptions, "preprocess": PreprocessOptions, "reconst
 
 def reconstruct_experimental(series: TiltSeries, factors, options: ReconstructionOptions | None = None, *,
                              filter_sigma: float | None = FILTER_SIGMA_PX, crop_px: int = 0, progress: bool = True,
-                             unfiltered: TiltSeries | None = None, **overrides) -> dict[str, VolumeResult]:
+                             unfiltered: TiltSeries | None = None, absorbed: dict | None = None,
+                             detector_facts: dict | None = None, **overrides) -> dict[str, VolumeResult]:
     """Every slice of ``series`` by each method (EDS-only SIRT, HEBT, the regularised solvers), quantified.
 
     Parameters
@@ -83,6 +84,14 @@ def reconstruct_experimental(series: TiltSeries, factors, options: Reconstructio
     progress : bool
     unfiltered : TiltSeries, optional
         The series before its Gaussian filter, for the methods that model the counts' noise.
+    absorbed : dict, optional
+        With ``options.absorption``: receives method -> :class:`~chemtomo.pipeline.raw_absorption.RawAbsorption`
+        (each method runs inside :func:`~chemtomo.pipeline.absorption.reconstruct_absorption_corrected`;
+        the returned results are the corrected ones; a bimodal method keeps the response
+        ratios fitted on the uncorrected series: refitted on a corrected NCEM series,
+        at bin 4, NNLS set r_Mg to 0).
+    detector_facts : dict, optional
+        The files' detector facts, for ``options.absorption`` with ``detectors="file"``.
     **overrides
         Fields of :class:`ReconstructionOptions` by name (``n_iter=20``), replacing those of ``options``.
 
@@ -127,17 +136,38 @@ def reconstruct_experimental(series: TiltSeries, factors, options: Reconstructio
         given = {"n_iter": iterations_for(n_iter, m),
                  "alpha": alpha if "alpha" in get_method(m).Params.names() else None}
         params = {**{k: v for k, v in given.items() if v is not None}, **(method_options or {}).get(m, {})}
-        res = reconstruct_series(series, factors, m, params,
-                                 filter_sigma=filter_sigma, mask_method=mask_method, threshold=threshold,
-                                 chunk_slices=chunk_slices, progress=progress, auto=m in auto_for,
-                                 response_ratios=rr if get_method(m).needs_haadf else None, counts=unfiltered,
-                                 noise_factor="estimate", auto_grid=(auto_grid or {}).get(m), **kw)
-        if crop_px:
-            res = crop_result(res, crop_px)
-        if crop_px or (quantify_lines is not None and list(quantify_lines) != list(res.lines)):
-            res = requantify(res, factors, quantify_lines or res.lines, mask_method, threshold)
+        call = dict(filter_sigma=filter_sigma, mask_method=mask_method, threshold=threshold,
+                    chunk_slices=chunk_slices, progress=progress, auto=m in auto_for,
+                    response_ratios=rr if get_method(m).needs_haadf else None, counts=unfiltered,
+                    noise_factor="estimate", auto_grid=(auto_grid or {}).get(m), **kw)
+        if o.absorption is None:
+            out[m] = _finish(reconstruct_series(series, factors, m, params, **call), factors, crop_px,
+                             quantify_lines, mask_method, threshold)
+            continue
+        from .absorption import reconstruct_absorption_corrected
+        from .raw_absorption import absorption_record, correction_kwargs, density_note
+
+        t0 = time.perf_counter()
+        ab = reconstruct_absorption_corrected(series, factors, m, params=params,
+                                              **correction_kwargs(o.absorption, detector_facts), **call)
+        seconds = time.perf_counter() - t0
+        unc = _finish(ab.uncorrected, factors, crop_px, quantify_lines, mask_method, threshold)
+        res = _finish(ab.corrected, factors, crop_px, quantify_lines, mask_method,
+                      float(unc.composition.threshold.value), always=True)
+        if absorbed is not None:
+            absorbed[m] = absorption_record(ab, unc, res, crop_px, density_note(o.absorption), seconds)
         out[m] = res
     return out
+
+
+def _finish(res: VolumeResult, factors, crop_px: int, quantify_lines, mask_method, threshold,
+            always: bool = False) -> VolumeResult:
+    """A result cropped to the field of view and quantified over ``quantify_lines`` (when either applies)."""
+    if crop_px:
+        res = crop_result(res, crop_px)
+    if always or crop_px or (quantify_lines is not None and list(quantify_lines) != list(res.lines)):
+        res = requantify(res, factors, quantify_lines or res.lines, mask_method, threshold)
+    return res
 
 
 def iterations_for(n_iter: int | dict | None, method: str) -> int | None:
@@ -300,6 +330,9 @@ class ExperimentalResult:
         The raw series' description (:meth:`RawTiltSeries.describe`).
     uncertainty : dict method -> Uncertainty
         The bootstrap of each result (``ReconstructionOptions.replicas``; empty without).
+    absorption : dict method -> RawAbsorption
+        The absorption correction of each result (``ReconstructionOptions.absorption``;
+        empty without): ``results`` hold the corrected reconstructions.
     """
 
     pre: Preprocessed
@@ -312,6 +345,7 @@ class ExperimentalResult:
     inputs: list = field(default_factory=list)
     raw_description: dict | None = None
     uncertainty: dict = field(default_factory=dict)
+    absorption: dict = field(default_factory=dict)
 
     @property
     def primary_result(self) -> VolumeResult:
@@ -358,7 +392,9 @@ def write_outputs(out, exp: ExperimentalResult, options: OutputOptions | None = 
                                            for m, r in exp.results.items()},
                           tomviz=exp.tomviz, timings_s=exp.timings_s, **(provenance_extra or {}))
         result_path = stage / "result.h5"
-        write_result(result_path, exp.primary_result, prov, uncertainty=exp.uncertainty.get(exp.primary))
+        absorbed = exp.absorption.get(exp.primary)
+        write_result(result_path, exp.primary_result, prov, uncertainty=exp.uncertainty.get(exp.primary),
+                     absorption=None if absorbed is None else absorbed.record)
         write_experimental_groups(result_path, exp.results, exp.primary, exp.pre, timings_s=exp.timings_s,
                                   tomviz=exp.tomviz)
         written = {"result": "result.h5", "export": [], "signals": [], "figures": []}
@@ -442,8 +478,9 @@ def run_experimental(inputs, lines: Sequence[str], out=None, *, line_maps: LineM
     if oo.compare_tomviz is not None:
         tv = compare_with_tomviz(pre.alignment, oo.compare_tomviz, oo.tomviz_angles_deg)
     t1 = time.perf_counter()
+    absorbed: dict = {}
     results = reconstruct_experimental(pre.series, fac, ro, filter_sigma=None, crop_px=pre.pad_px, progress=progress,
-                                       unfiltered=pre.unfiltered)
+                                       unfiltered=pre.unfiltered, absorbed=absorbed, detector_facts=lm.eds_detector)
     timings["reconstruct"] = time.perf_counter() - t1
     unc = {}
     if ro.replicas:
@@ -454,7 +491,7 @@ def run_experimental(inputs, lines: Sequence[str], out=None, *, line_maps: LineM
     primary = bimodal[-1] if bimodal else methods[-1]
     inputs_list = lm.raw.inputs() if lm.raw is not None else []
     exp = ExperimentalResult(pre, results, primary, fac, timings, tv, {}, inputs_list,
-                             lm.raw.describe() if lm.raw is not None else None, unc)
+                             lm.raw.describe() if lm.raw is not None else None, unc, absorbed)
     if out is not None:
         t2 = time.perf_counter()
         exp.paths = write_outputs(out, exp, oo)

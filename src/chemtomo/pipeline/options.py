@@ -74,6 +74,14 @@ class ReconstructionOptions:
         :func:`chemtomo.pipeline.experimental.bootstrap_experimental`).
     seed : int
         Seed of the replicas.
+    absorption : dict, optional
+        Correct every method for X-ray absorption in the specimen (issue 14;
+        :mod:`chemtomo.pipeline.raw_absorption`): keyword arguments of
+        :func:`chemtomo.pipeline.absorption.reconstruct_absorption_corrected`
+        (``detectors``: a preset name, ``"file"`` for the files' metadata, or a
+        :class:`~chemtomo.physics.DetectorGeometry`; ``density_g_cm3``, ``tol``,
+        ``max_outer``), plus ``elevation_deg``, ``azimuth_deg``, ``solid_angle_sr``
+        for the facts the files lack with ``"file"``. None (default): no correction.
 
     Raises
     ------
@@ -99,8 +107,16 @@ class ReconstructionOptions:
     auto_grid: dict | None = None
     replicas: int | None = None
     seed: int = 0
+    absorption: dict | None = None
 
     def __post_init__(self):
+        if self.absorption is not None:
+            from .raw_absorption import check_absorption_options
+
+            check_absorption_options(self.absorption)
+            if self.replicas is not None:
+                raise ValueError("absorption does not combine with replicas (the bootstrap of an absorption-"
+                                 "corrected reconstruction is not supported yet)")
         if isinstance(self.methods, str):
             raise ValueError(f"methods is a sequence of method names, got the string {self.methods!r}")
         if not list(self.methods):

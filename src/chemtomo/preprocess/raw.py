@@ -18,6 +18,7 @@ import numpy as np
 
 from .._options import with_overrides
 from ..geometry import ANGLE_UNITS
+from ..io.detector_meta import detector_facts
 from ..io.microscope import RawTiltSeries, open_tilt_series
 from ._signals import is_signal
 from .linemaps import line_energy_kev, line_intensities, split_line
@@ -117,6 +118,9 @@ class LineMaps:
         The opened files (their description and notes go into the provenance).
     beam_kev : float or None
         Beam energy (keV) the files state.
+    eds_detector : dict or None
+        The EDS detector facts the first file's metadata states
+        (:meth:`chemtomo.io.detector_meta.DetectorFacts.as_dict`), for the absorption correction.
     """
 
     eds: dict
@@ -126,6 +130,7 @@ class LineMaps:
     windows_kev: dict = field(default_factory=dict)
     raw: RawTiltSeries | None = None
     beam_kev: float | None = None
+    eds_detector: dict | None = None
 
     def to_signals(self) -> dict:
         """The stacks as HyperSpy Signal2D (tilt | y, x), keyed ``HAADF`` and line names."""
@@ -209,7 +214,7 @@ def load_line_maps(inputs, lines: Sequence[str], options: LineMapOptions | None 
     ny, nx = raw.image_shape
     eds = {ln: np.zeros((n, ny, nx), np.float32) for ln in lines}
     haadf = np.zeros((n, ny, nx), np.float32) if raw.has_haadf else None
-    windows = {}
+    windows, facts = {}, None
     for i in _bar(range(n), "line maps", progress, total=n, unit="tilt"):
         tilt = raw.read(i)
         maps = line_intensities(tilt.spectrum_image, lines, method=o.line_method,
@@ -221,6 +226,8 @@ def load_line_maps(inputs, lines: Sequence[str], options: LineMapOptions | None 
             if tilt.haadf is None:
                 raise ValueError(f"{tilt.path}: no HAADF image found on reading")
             haadf[i] = np.asarray(tilt.haadf.data, dtype=np.float32)
+        if i == 0:
+            facts = detector_facts(tilt.spectrum_image).as_dict() if is_signal(tilt.spectrum_image) else None
         if i == 0 and o.line_method == "windows":
             from .linemaps import background_windows
 
@@ -232,7 +239,7 @@ def load_line_maps(inputs, lines: Sequence[str], options: LineMapOptions | None 
     if empty:
         raise ValueError(f"line(s) {empty} have no net counts above background in the whole series: not in this "
                          "specimen, or the wrong line; remove them or choose another line of the element")
-    return LineMaps(eds, haadf, raw.angles_deg.copy(), float(px), windows, raw, raw.beam_kev)
+    return LineMaps(eds, haadf, raw.angles_deg.copy(), float(px), windows, raw, raw.beam_kev, facts)
 
 
 __all__ = ["LineMapOptions", "LineMaps", "check_lines", "load_line_maps"]

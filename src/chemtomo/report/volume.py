@@ -9,7 +9,9 @@
 - :func:`fig_alignment`: shifts per tilt (and a tomviz comparison), HAADF
   registration and shadowing factors;
 - for a result with an ``/uncertainty`` group, the error maps, region error bars
-  and composition table of :mod:`chemtomo.report.uncertainty`.
+  and composition table of :mod:`chemtomo.report.uncertainty`;
+- for a result with an ``/absorption`` group, the fractions before and after the
+  correction and its table (:func:`chemtomo.report.absorption.draw_absorption_figures`).
 
 :func:`draw_result_figures` draws all that a result file allows (a phantom
 result has no tilt series or alignment). Maps keep their units: one colour
@@ -306,4 +308,8 @@ def draw_result_figures(result_path, folder, *, slices: Sequence[int] | None = N
 
         out += draw_uncertainty_figures(res, folder, slice_index=sl[len(sl) // 2],
                                         method=res["parameters"].get("method"))
+    if res.get("absorption"):  # of the top-level (primary) result: before/after, difference, transmission
+        from .absorption import draw_absorption_figures
+
+        out += draw_absorption_figures(res, folder)
     return out
