@@ -154,7 +154,8 @@ class _NoBuffers:
 
     def __getattr__(self, name):
         if name in ("_forward_into", "_adjoint_into"):
-            return lambda v, out, f=getattr(self.op, "_forward" if name == "_forward_into" else "_adjoint"): f(v)
+            fresh = getattr(self.op, "_forward" if name == "_forward_into" else "_adjoint")
+            return lambda v, out: fresh(v)
         return getattr(self.op, name)
 
 
