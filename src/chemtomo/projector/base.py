@@ -55,6 +55,20 @@ class Operator:
     def _adjoint(self, y: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _forward_into(self, x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+        """``A x``, written into ``out`` when the operator can (else a new array); returns the result.
+
+        ``out`` is a C-contiguous float32 ``(n_out, m)`` buffer the caller no longer
+        needs: an iterative solver recycles its dead arrays through it, which saves
+        the page faults of a fresh large allocation every iteration. The default
+        ignores ``out``; the result is the same bits either way.
+        """
+        return self._forward(x)
+
+    def _adjoint_into(self, y: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+        """``A^T y``, written into ``out`` ``(n_in, m)`` when the operator can (see :meth:`_forward_into`)."""
+        return self._adjoint(y)
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``A x``; ``x`` is ``(n_in,)`` or ``(n_in, k)``."""
         x2, vec = as_columns(x, self.shape[1], "x")
@@ -293,6 +307,18 @@ class Scaled(Operator):
 
     def _adjoint(self, y):
         x = self.op._adjoint(y)
+        x *= DTYPE(self.scale)
+        return x
+
+    def _forward_into(self, x, out):
+        """``s A x``, into ``out`` when ``A`` can (the same bits as :meth:`_forward`)."""
+        y = self.op._forward_into(x, out)
+        y *= DTYPE(self.scale)
+        return y
+
+    def _adjoint_into(self, y, out):
+        """``s A^T y``, into ``out`` when ``A`` can (the same bits as :meth:`_adjoint`)."""
+        x = self.op._adjoint_into(y, out)
         x *= DTYPE(self.scale)
         return x
 

@@ -418,12 +418,16 @@ def pdhg(
     done = 0
     stop = "n_iter"
     p_res = d_res = np.full(m, np.nan)
+    # the adjoints' temporaries, kept from one iteration to the next (operators that can write
+    # into a buffer skip a page-faulting allocation; the same bits either way)
+    adj_buf: list[np.ndarray | None] = [None] * len(terms)
     for it in range(1, n_iter + 1):
         monitor = it % monitor_every == 0 or it == n_iter
         call = callback is not None and (it % callback_every == 0 or it == n_iter)
         # the residuals cost as much as a prox: computed when monitored or watched only
         measure = monitor or call
         dys = []
+        dead = [None] * len(terms)
         for i, t in enumerate(terms):
             # K xbar is needed again by the residual when measured; otherwise its buffer is reused
             p = sig[i] * Kxbar[i] if measure else np.multiply(Kxbar[i], sig[i], out=Kxbar[i])
@@ -431,15 +435,19 @@ def pdhg(
             y_new = t.f.prox_conj(p, sig[i])
             if measure:
                 dys.append(y[i] - y_new)
+            if y_new is not y[i]:
+                dead[i] = y[i]  # the old dual is no longer used: K_i x_new may be written into it
             y[i] = y_new
         KTy = terms[0].op._adjoint(y[0])
         for i in range(1, len(terms)):
-            KTy += terms[i].op._adjoint(y[i])
+            adj_buf[i] = terms[i].op._adjoint_into(y[i], adj_buf[i])
+            KTy += adj_buf[i]
         KTy *= tau
         x_new = np.subtract(x, KTy, out=KTy)
         if nonneg:
             np.maximum(x_new, 0, out=x_new)
-        Kx_new = [t.op._forward(x_new) for t in terms]
+        Kx_new = [t.op._forward_into(x_new, dead[i]) for i, t in enumerate(terms)]
+        del dead
         dx = x - x_new if (measure or tol > 0) else None
         if measure:
             # residuals in the preconditioned norms: ||r_p||_T^2 = sum dx^2 / T,

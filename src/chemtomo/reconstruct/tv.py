@@ -28,6 +28,13 @@ from ..projector.base import DTYPE, Operator, as_columns
 from . import _tv_kernels as _k
 
 
+def _buffer(out: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+    """``out`` when it is a float32 C-contiguous array of ``shape``, else a new empty one."""
+    if out is not None and out.shape == shape and out.dtype == DTYPE and out.flags.c_contiguous:
+        return out
+    return np.empty(shape, DTYPE)
+
+
 class Gradient2D(Operator):
     """Forward-difference gradient of ``k`` channel images of ``ny x nx`` pixels.
 
@@ -51,18 +58,26 @@ class Gradient2D(Operator):
         self.shape = (2 * n, n)
 
     def _forward(self, x):
+        return self._forward_into(x, None)
+
+    def _adjoint(self, y):
+        return self._adjoint_into(y, None)
+
+    def _forward_into(self, x, out):
+        """``D x``, written into ``out`` ``(2 k ny nx, m)`` when it is a float32 C-contiguous buffer of that shape."""
         ny, nx = self.image_shape
         m = x.shape[1]
-        g = np.empty((self.k, 2, ny, nx, m), DTYPE)
+        g = _buffer(out, (self.shape[0], m)).reshape(self.k, 2, ny, nx, m)
         _k.gradient(x.reshape(self.k, ny, nx, m), g)
         return g.reshape(-1, m)
 
-    def _adjoint(self, y):
+    def _adjoint_into(self, y, out):
+        """``D^T y``, written into ``out`` ``(k ny nx, m)`` when it is a float32 C-contiguous buffer of that shape."""
         ny, nx = self.image_shape
         m = y.shape[1]
-        out = np.empty((self.k, ny, nx, m), DTYPE)
-        _k.gradient_adjoint(np.ascontiguousarray(y).reshape(self.k, 2, ny, nx, m), out)
-        return out.reshape(-1, m)
+        x = _buffer(out, (self.shape[1], m)).reshape(self.k, ny, nx, m)
+        _k.gradient_adjoint(np.ascontiguousarray(y).reshape(self.k, 2, ny, nx, m), x)
+        return x.reshape(-1, m)
 
     def abs_row_sums(self) -> np.ndarray:
         """``|D| 1`` ``(n_out, 1)``: 2 for every difference inside the grid, 0 for the boundary ones."""
