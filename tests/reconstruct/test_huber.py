@@ -222,7 +222,7 @@ def test_fused_huber_method_params_and_halo(disk):
 
     m = get_method("fused-huber")
     p = m.params()
-    assert (p.huber, p.slice_coupling, p.halo_slices, p.mu) == (0.1, True, 4, 0.34)
+    assert (p.huber, p.slice_coupling, p.halo_slices, p.mu) == (0.3, True, 4, 0.34)
     assert m.halo_slices(p) == 4 and m.halo_slices(p.replace(slice_coupling=False)) == 0
     assert set(m.default_grid) == {"mu", "huber"}
     for bad in ({"huber": 0.0}, {"huber": -1}, {"slice_coupling": "yes"}, {"halo_slices": -1}, {"halo_slices": 1.5}):
