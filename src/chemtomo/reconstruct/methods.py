@@ -46,8 +46,8 @@ SIRT_N_GRID = (10, 20, 30, 50, 75, 100, 150, 200, 300, 500)
 HEBT_ALPHA_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 HEBT_N_GRID = (50, 100, 200, 500)
 TV_MU_GRID = (0.06, 0.085, 0.12, 0.17, 0.24, 0.34, 0.48)
-# Huber thresholds of fused_huber (fractions of the typical unknown per voxel; factor 3 apart; the measured
-# best was 0.3 in 3 of 4 cases, 0.1 in one, docs/solvers.md: a wider grid is still to be measured)
+# Huber thresholds of fused_huber (fractions of the typical unknown per voxel; factor 3 apart; measured best:
+# 0.3 on smooth specimens, 0.03 on the sharp core-shell, docs/solvers.md; a wider grid is still to be measured)
 HUBER_GRID = (0.03, 0.1, 0.3)
 
 
@@ -332,8 +332,8 @@ class FusedHuberParams(FusedTvParams):
         solved with it and discarded, so that a slice's prior sees across chunk
         boundaries); 0 for none. Used only with ``slice_coupling``.
 
-    The default ``huber`` is the threshold most often best on the suite (3 of the 4
-    measured specimen-dose cases, docs/solvers.md).
+    The default ``huber`` is the threshold most often best on the smooth specimens of the
+    suite (docs/solvers.md); the sharp core-shell prefers 0.03 (``auto`` chooses it).
     """
 
     huber: float = 0.3
