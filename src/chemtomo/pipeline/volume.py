@@ -320,8 +320,13 @@ def reconstruct_series(
                         choice.params, choice.info["at_grid_edge"])
     spec = ChunkSpec(geom.key(), backend, method, p, constants, group=group, haadf_geometry=solve_haadf_key)
 
+    halo = m.halo_slices(p)  # a prior across slices: overlapping chunks, the method drops the context slices
+
     def make_data(a: int, b: int) -> ChannelData:
-        return series_to_channel_data(solve_series, lines, a, b, r)
+        a0, b0 = max(0, a - halo), min(n_slices, b + halo)
+        data = series_to_channel_data(solve_series, lines, a0, b0, r)
+        data.halo = (a - a0, b0 - b)
+        return data
 
     budget = None if memory_budget_gb is None else float(memory_budget_gb) * 2**30
     bar = None

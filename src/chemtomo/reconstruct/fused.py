@@ -69,6 +69,7 @@ import numpy as np
 from ..projector.base import DTYPE, Operator, Scaled
 from ..projector.compose import ChannelMix, RowScale, VStack
 from ..projector.modality import ChannelSum
+from .huber import HuberGroup, SliceGradient
 from .pdhg import GroupL21, KullbackLeibler, RowScaled, Separable, Term, WeightedL2, pdhg
 from .result import SolverResult, check_iterations
 from .sirt import sirt
@@ -76,6 +77,7 @@ from .tv import Gradient2D
 
 Model = Literal["ls", "poisson", "fused"]
 MODELS = ("ls", "poisson", "fused")
+PRIORS = ("tv", "huber")
 INIT_SIRT_ITERATIONS = 30
 # primal-dual step balance per model (measured on the phantom at 1x, 0.1x, 0.01x dose: docs/solvers.md)
 DEFAULT_THETA = {"ls": 1.0, "poisson": 1.0, "fused": 2.0}
@@ -266,6 +268,9 @@ def tv_solve(
     callback: Callable | None = None,
     monitor_every: int = 10,
     callback_every: int = 1,
+    prior: str = "tv",
+    huber_delta=0.0,
+    slice_block: int | None = None,
 ) -> SolverResult:
     """Solve one of the regularised models for every column of ``counts``.
 
@@ -314,6 +319,16 @@ def tv_solve(
         Stopping tolerance of :func:`~chemtomo.reconstruct.pdhg.pdhg` (0: full budget).
     snapshots, callback, monitor_every, callback_every :
         As in :func:`~chemtomo.reconstruct.pdhg.pdhg` (snapshots are returned as maps).
+    prior : {"tv", "huber"}
+        The regulariser: TV, or the Huber-TV of :mod:`chemtomo.reconstruct.huber`
+        (quadratic below ``huber_delta``, TV above).
+    huber_delta : float or array (m,)
+        The Huber threshold per voxel, in units of the typical unknown
+        (``constants.scale``; prior "huber"; 0 is TV).
+    slice_block : int, optional
+        Couple the prior across slices: runs of ``slice_block`` consecutive columns are
+        neighbouring slices (:class:`~chemtomo.reconstruct.huber.SliceGradient`; ``m`` a
+        multiple of it). None: every column on its own (2-D).
 
     Returns
     -------
@@ -400,14 +415,23 @@ def tv_solve(
     z0 = np.ascontiguousarray(x0.reshape(k * n_vox, m))
 
     c = const.tv_operator_scale
-    D = Gradient2D(shape, k)
-    terms = [Term(K, data_f, "data"), Term(Scaled(D, c), GroupL21(lam / c, k, shape, coupled), "tv")]
+    if prior not in PRIORS:
+        raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
+    D = Gradient2D(shape, k) if slice_block is None else SliceGradient(shape, k, slice_block, m)
+    if prior == "tv" and slice_block is None:
+        reg = GroupL21(lam / c, k, shape, coupled)
+    else:  # h_delta(t / c) = h_{c delta}(t) / c: the functional sees c D x
+        delta = np.asarray(huber_delta, np.float64) * const.scale if prior == "huber" else 0.0
+        reg = HuberGroup(lam / c, c * np.broadcast_to(delta, (m,)), k, shape, 2 if slice_block is None else 3,
+                         coupled)
+    terms = [Term(K, data_f, "data"), Term(Scaled(D, c), reg, "tv")]
     theta = DEFAULT_THETA[model] if theta is None else float(theta)
     res = pdhg(terms, n_iter, x0=z0, nonneg=True, theta=theta * const.scale, tol=tol,
                snapshots=snapshots, callback=callback, monitor_every=monitor_every, callback_every=callback_every)
     split = lambda z: np.ascontiguousarray(z.reshape(k, n_vox, m))  # noqa: E731
     info = {k_: v for k_, v in res.info.items() if k_ != "dual"}
-    info.update({"model": model, "constants": const.as_dict(), "coupled": coupled, **noise})
+    info.update({"model": model, "constants": const.as_dict(), "coupled": coupled, "prior": prior,
+                 "slice_block": slice_block, **noise})
     info.update({"factor": "z" if model == "fused" else "f", "lam": lam})
     return SolverResult(split(res.x), res.n_iter, {i: split(v) for i, v in res.snapshots.items()},
                         objective=res.objective, converged=res.converged, stop_reason=res.stop_reason,

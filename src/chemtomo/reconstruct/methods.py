@@ -8,6 +8,7 @@ hebt_sirt      SIRT of HEBT's stacked system (eq 17)        z       yes    no   
 ls_tv          least squares + TV (:mod:`.fused`)           f       no     yes   CV on mu
 poisson_tv     Poisson likelihood + TV                      f       no     yes   CV on mu
 fused_tv       Poisson EDS + Gaussian HAADF + TV            z       yes    yes   CV on mu
+fused_huber    fused_tv's data terms + Huber-TV, 3-D        z       yes    yes   CV on (mu, huber)
 =============  ==========================================  ======  =====  ====  ==================
 
 A method takes the shared projector ``W`` of one slice and the data of a chunk of
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..projector.base import DTYPE, Operator
-from .autoparam import cv_hebt, cv_tv_weight
+from .autoparam import CVResult, cv_hebt, cv_tv_weight
 from .fused import tv_constants, tv_solve
 from .hebt import check_alpha, hebt_sirt
 from .registry import (
@@ -38,7 +39,7 @@ from .registry import (
 from .sirt import check_iterations, sirt
 from .stopping import floor_discrepancy_sirt_iterations
 
-__all__ = ["EdsSirtParams", "FusedTvParams", "HebtSirtParams", "TvParams"]
+__all__ = ["EdsSirtParams", "FusedHuberParams", "FusedTvParams", "HebtSirtParams", "TvParams"]
 
 # Candidate iteration counts of the SIRT rules and dimensionless TV weights (factor sqrt 2
 # apart) of the regularised solvers' rule; the phantom study's sweeps use the same values.
@@ -46,6 +47,9 @@ SIRT_N_GRID = (10, 20, 30, 50, 75, 100, 150, 200, 300, 500)
 HEBT_ALPHA_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 HEBT_N_GRID = (50, 100, 200, 500)
 TV_MU_GRID = (0.06, 0.085, 0.12, 0.17, 0.24, 0.34, 0.48)
+# Huber thresholds of fused_huber (fractions of the typical unknown per voxel; factor 3 apart; measured best:
+# 0.3 on smooth specimens, 0.03 on the sharp core-shell, docs/solvers.md; a wider grid is still to be measured)
+HUBER_GRID = (0.03, 0.1, 0.3)
 
 
 def _split_channels(x: np.ndarray, k: int, s: int) -> np.ndarray:
@@ -287,10 +291,14 @@ class TvMethod(Method):
         res = tv_solve(W, np.asarray(data.eds, DTYPE), model=self.model, mu=mu, lam=params.lam,
                        coupled=params.coupled, haadf=data.haadf, r=data.response_ratios, n_iter=params.n_iter,
                        tol=params.tol, theta=params.theta, constants=constants, snapshots=snapshots,
-                       callback=callback, **params.model_options())
+                       callback=callback, **params.model_options(), **self.prior_options(params, data.n_slices))
         info = {"n_iter": res.n_iter, "mu": mu, "lam": float(res.info["lam"][0]), "coupled": params.coupled,
                 **{k: v for k, v in res.info.items() if k not in ("factor", "lam")}}
         return MethodResult(res.x, res.info["factor"], res.snapshots, info)
+
+    def prior_options(self, params: TvParams, n_slices: int) -> dict:
+        """Options of :func:`~chemtomo.reconstruct.fused.tv_solve`'s prior for ``n_slices`` slices (TV: none)."""
+        return {}
 
     def setup(self, W: Operator, data: ChannelData, params: TvParams) -> dict:
         """The volume's :class:`~chemtomo.reconstruct.fused.TVConstants` (all slices), as a dict."""
@@ -311,8 +319,112 @@ class TvMethod(Method):
         return params.replace(mu=float(chosen["mu"]), lam=None)
 
 
+@dataclass(frozen=True)
+class FusedHuberParams(FusedTvParams):
+    """The fused model with the Huber-TV prior: :class:`FusedTvParams` plus the prior's options.
+
+    Attributes
+    ----------
+    huber : float
+        The Huber threshold ``delta`` per voxel, as a fraction of the typical unknown
+        (``TVConstants.scale``; dimensionless, > 0): gradients below it are smoothed
+        quadratically, those above it cost their length as in TV. ``auto`` chooses it.
+    slice_coupling : bool
+        Couple the prior across neighbouring slices (3-D gradient) inside a chunk.
+    halo_slices : int
+        Neighbouring slices each chunk of the volume path sees on either side (context
+        solved with it and discarded, so that a slice's prior sees across chunk
+        boundaries); 0 for none. Used only with ``slice_coupling``.
+
+    The default ``huber`` is the threshold most often best on the smooth specimens of the
+    suite (docs/solvers.md); the sharp core-shell prefers 0.03 (``auto`` chooses it).
+    """
+
+    huber: float = 0.3
+    slice_coupling: bool = True
+    halo_slices: int = 4
+
+    def __post_init__(self):
+        super().__post_init__()
+        h = _finite_nonneg("huber (the Huber threshold)", self.huber)
+        if h <= 0:
+            raise ValueError(f"huber (the Huber threshold) must be > 0 (0 is fused_tv), got {self.huber!r}")
+        self._set("huber", h)
+        if not isinstance(self.slice_coupling, (bool, np.bool_)):
+            raise ValueError(f"slice_coupling must be True or False, got {self.slice_coupling!r}")
+        self._set("slice_coupling", bool(self.slice_coupling))
+        if isinstance(self.halo_slices, bool) or int(self.halo_slices) != self.halo_slices or self.halo_slices < 0:
+            raise ValueError(f"halo_slices must be an integer >= 0, got {self.halo_slices!r}")
+        self._set("halo_slices", int(self.halo_slices))
+
+
+class FusedHuber(TvMethod):
+    """The fused HAADF-EDS model with a Huber-TV prior, coupled over lines and (optionally) slices.
+
+    The data terms are ``fused_tv``'s; the prior is :mod:`chemtomo.reconstruct.huber`'s
+    (quadratic for small gradients: composition gradients; linear for large ones:
+    edges), vectorial over the lines and, with ``slice_coupling``, 3-D over the slices
+    of a chunk (with ``halo_slices`` of context from the neighbouring chunks). The
+    weight ``mu`` converts to ``lam`` as TV's. Automatic rule: ``(mu, huber)`` by the
+    same cross-validation as ``fused_tv``'s ``mu`` (:func:`~chemtomo.reconstruct.autoparam.cv_tv_weight`),
+    once per candidate threshold, the threshold with the lowest held-out deviance kept.
+    """
+
+    default_grid = {"mu": TV_MU_GRID, "huber": HUBER_GRID}
+
+    def __init__(self):
+        super().__init__("fused_huber", "fused", FusedHuberParams, "z", True)
+
+    def prior_options(self, params: FusedHuberParams, n_slices: int) -> dict:
+        """The Huber prior, across the ``n_slices`` columns (neighbouring slices) with ``slice_coupling``."""
+        return {"prior": "huber", "huber_delta": params.huber,
+                "slice_block": int(n_slices) if params.slice_coupling else None}
+
+    def halo_slices(self, params: FusedHuberParams) -> int:
+        """``params.halo_slices`` with ``slice_coupling``, else 0."""
+        return params.halo_slices if params.slice_coupling else 0
+
+    def solve(self, W: Operator, data: ChannelData, params: FusedHuberParams, *, constants=None, snapshots=(),
+              callback=None) -> MethodResult:
+        """See :meth:`Method.solve`; the halo slices of ``data`` are solved and left out of the maps."""
+        res = super().solve(W, data, params, constants=constants, snapshots=snapshots, callback=callback)
+        a, b = data.halo
+        if a or b:
+            cut = slice(a, data.n_slices - b)
+            res.maps = np.ascontiguousarray(res.maps[:, :, cut])
+            res.snapshots = {i: np.ascontiguousarray(v[:, :, cut]) for i, v in res.snapshots.items()}
+            res.info["halo"] = [int(a), int(b)]
+        return res
+
+    def choose(self, W: Operator, inputs: RuleInputs, grid):
+        """``(mu, huber)``: ``mu`` by cross-validation at each ``grid["huber"]``, the lowest held-out deviance kept."""
+        budget = {} if inputs.n_iter is None else {"n_iter": inputs.n_iter}
+        p = self.params(inputs.params)
+        runs = []
+        for h in sorted(float(v) for v in grid["huber"]):
+            q = p.replace(huber=h)
+            cv = cv_tv_weight(W, inputs.counts, self.model, grid["mu"], haadf=inputs.haadf, r=inputs.r,
+                              constants=inputs.constants, coupled=q.coupled, theta=q.theta, **q.model_options(),
+                              **self.prior_options(q, inputs.counts.shape[2]), **budget)
+            runs.append((h, cv))
+        h, best = min(runs, key=lambda hc: float(np.min(hc[1].scores)))
+        grid_all = [{**g, "huber": hh} for hh, cv in runs for g in cv.grid]
+        scores = np.concatenate([cv.scores for _, cv in runs])
+        return CVResult({"mu": best.params["mu"], "huber": h}, grid_all, scores,
+                        best.rule + f"; huber = {h:g}, the threshold with the lowest held-out deviance of "
+                        f"{[hh for hh, _ in runs]}",
+                        {**best.info, "huber_scores": [float(np.min(cv.scores)) for _, cv in runs]})
+
+    def apply_choice(self, params: FusedHuberParams, chosen) -> FusedHuberParams:
+        """``{"mu": ..., "huber": ...}`` -> ``mu``, ``huber`` (and no absolute ``lam``)."""
+        chosen = dict(chosen)
+        out = params.replace(mu=float(chosen["mu"]), lam=None)
+        return out.replace(huber=float(chosen["huber"])) if "huber" in chosen else out
+
+
 EDS_SIRT = register(EdsSirt())
 HEBT_SIRT = register(HebtSirt())
 LS_TV = register(TvMethod("ls_tv", "ls", TvParams, "f", False))
 POISSON_TV = register(TvMethod("poisson_tv", "poisson", TvParams, "f", False))
 FUSED_TV = register(TvMethod("fused_tv", "fused", FusedTvParams, "z", True))
+FUSED_HUBER = register(FusedHuber())

@@ -57,12 +57,17 @@ class ChannelData:
         On the rays of ``W.modality("haadf")`` (its own tilts' when it has them).
     response_ratios : ndarray (k,) or None
         ``r_A`` (needed by bimodal methods).
+    halo : (int, int)
+        Slices at the start and the end that are context only (overlapping chunks of a
+        method whose prior couples slices, :meth:`Method.halo_slices`): the method
+        solves them with the rest and returns the maps of the others.
     """
 
     lines: list[str]
     eds: np.ndarray
     haadf: np.ndarray | None = None
     response_ratios: np.ndarray | None = None
+    halo: tuple[int, int] = (0, 0)
 
     @property
     def n_slices(self) -> int:
@@ -289,6 +294,15 @@ class Method:
     def setup(self, W: Operator, data: ChannelData, params: MethodParams) -> dict | None:
         """Constants computed once from all of a volume's ``data`` (None: the method has none)."""
         return None
+
+    def halo_slices(self, params: MethodParams) -> int:
+        """Neighbouring slices each chunk should see on either side (0: slices are independent).
+
+        A method whose prior couples slices returns the context it wants; the volume path
+        then builds overlapping chunks (``ChannelData.halo``) and the method returns the
+        maps of the chunk's own slices.
+        """
+        return 0
 
     @property
     def has_setup(self) -> bool:
