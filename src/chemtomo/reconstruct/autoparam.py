@@ -502,8 +502,8 @@ def choose_parameters(
     ----------
     method : str
         A registered method with a rule (its :meth:`~chemtomo.reconstruct.registry.Method.choose`):
-        ``eds_sirt`` (discrepancy principle on ``n``), ``hebt_sirt`` (CV on ``alpha, n``),
-        ``ls_tv`` / ``poisson_tv`` / ``fused_tv`` (CV on ``mu``).
+        ``eds_sirt`` (discrepancy principle on ``n`` with a model-error floor, :mod:`.stopping`),
+        ``hebt_sirt`` (CV on ``alpha, n``), ``ls_tv`` / ``poisson_tv`` / ``fused_tv`` (CV on ``mu``).
     W : Operator
         Projector of one slice.
     counts : ndarray, (k, n_rays, s)

@@ -81,6 +81,14 @@ def replica_generators(seed: int, replicas: int, start: int = 0, stop: int | Non
     return [np.random.default_rng(c) for c in children[start:stop]]
 
 
+def _noise_factor(noise_factor) -> float:
+    """``noise_factor`` as a float, or ValueError when it is not a positive finite number."""
+    f = float(noise_factor)
+    if not (np.isfinite(f) and f > 0):
+        raise ValueError(f"noise_factor (variance over mean) must be a positive number, got {noise_factor!r}")
+    return f
+
+
 def poisson_replica(mean: np.ndarray, rng: np.random.Generator, noise_factor: float = 1.0) -> np.ndarray:
     """A replica of counts: ``f * Poisson(mean / f)`` (variance ``f * mean``), float32.
 
@@ -96,9 +104,7 @@ def poisson_replica(mean: np.ndarray, rng: np.random.Generator, noise_factor: fl
     -------
     ndarray, float32, shape of ``mean``
     """
-    f = float(noise_factor)
-    if not (np.isfinite(f) and f > 0):
-        raise ValueError(f"noise_factor (variance over mean) must be a positive number, got {noise_factor!r}")
+    f = _noise_factor(noise_factor)
     lam = np.clip(np.asarray(mean, np.float64), 0.0, None) / f
     return (f * rng.poisson(lam)).astype(np.float32)
 
@@ -125,9 +131,7 @@ def poisson_fluctuation(mean: np.ndarray, rng: np.random.Generator, noise_factor
     -------
     ndarray, float32, shape of ``mean``
     """
-    f = float(noise_factor)
-    if not (np.isfinite(f) and f > 0):
-        raise ValueError(f"noise_factor (variance over mean) must be a positive number, got {noise_factor!r}")
+    f = _noise_factor(noise_factor)
     m = np.asarray(mean, np.float64)
     pos = np.clip(m, 0.0, None)
     return (m + (f * rng.poisson(pos / f) - pos)).astype(np.float32)

@@ -79,7 +79,8 @@ Model = Literal["ls", "poisson", "fused"]
 MODELS = ("ls", "poisson", "fused")
 PRIORS = ("tv", "huber")
 INIT_SIRT_ITERATIONS = 30
-# primal-dual step balance per model (measured on the phantom at 1x, 0.1x, 0.01x dose: docs/solvers.md)
+# primal-dual step balance per model; fused 2.0 against 0.35 measured on the phantom at 1x and 0.1x dose
+# (docs/performance.md, "Fused-TV: step balance and buffer reuse": no single value wins at both doses)
 DEFAULT_THETA = {"ls": 1.0, "poisson": 1.0, "fused": 2.0}
 
 
