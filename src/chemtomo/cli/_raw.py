@@ -155,6 +155,26 @@ def report_absorption(exp) -> None:
             f"{el} {b:.4f} -> {c:.4f}" for el, (b, c) in a.particle_means().items()), file=sys.stderr)
 
 
+def theory_line(rr, factors) -> str:
+    """One line: the fitted ``r_A`` over the theory's, relative to the best-determined line (HEBT's check).
+
+    Parameters
+    ----------
+    rr : chemtomo.reconstruct.ResponseRatios
+    factors : chemtomo.physics.Factors
+
+    Returns
+    -------
+    str
+    """
+    try:
+        c = rr.against_theory(factors)
+    except ValueError as exc:  # every fitted r_A is 0: nothing to compare
+        return f"r_A against theory: {exc}"
+    return (f"r_A / theory, each relative to {c['reference']} (1 = the thin-film model's HAADF): "
+            + ", ".join(f"{ln} {v:.3g}" for ln, v in zip(c["lines"], c["fitted_over_theory"], strict=True)))
+
+
 def report_raw(exp) -> None:
     """Print a raw-series run's summary (series, alignment, notes, masks, r_A, fractions, time) to stderr."""
     err = sys.stderr
@@ -185,6 +205,8 @@ def report_raw(exp) -> None:
             line += ("; r_A " + ", ".join(f"{ln} {r:.4g}" for ln, r in zip(rr.lines, rr.r, strict=True))
                      + f" (R^2 {rr.r2:.4f})")
         print(line, file=err)
+        if res.response_ratios is not None:
+            print("  " + theory_line(res.response_ratios, exp.factors), file=err)
         inside = res.composition.mask
         unc = exp.uncertainty.get(m)
         if unc is not None:

@@ -49,7 +49,7 @@ from ._args import (
     refuse_options,
 )
 from ._outputs import check_output, check_store
-from ._raw import run_raw
+from ._raw import run_raw, theory_line
 
 #: options only the raw route (positional tilt files) takes: refused with --eds/--haadf stacks
 RAW_ONLY = ("--lines", "--angles-from", "--bin", "--register", "--reference-line", "--align", "--no-rotation",
@@ -386,6 +386,7 @@ def run_stacks(args) -> int:
         rr = result.response_ratios
         print("response ratios: " + ", ".join(f"{ln} {r:.4g}" for ln, r in zip(rr.lines, rr.r, strict=True))
               + f" (R^2 {rr.r2:.4f})", file=sys.stderr)
+        print("  " + theory_line(rr, factors), file=sys.stderr)
     if "auto" in result.parameters:
         a = result.parameters["auto"]
         cost = f"; {a['seconds']:.1f} s" if "seconds" in a else ""

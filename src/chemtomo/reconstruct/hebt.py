@@ -94,6 +94,51 @@ class ResponseRatios:
             out["basis"] = self.basis
         return out
 
+    def against_theory(self, factors, reference: str | None = None) -> dict:
+        """The fitted ``r_A`` against the thin-film theory's, each relative to one line.
+
+        Eq 16 gives ``r_A = D_e^H N_A z_A / (n f_A)``: the doses, ``N_A`` and the
+        detector's solid angle are common to every line of one detector, so the ratio
+        ``r_A / r_ref = (z_A / f_A) / (z_ref / f_ref)`` is free of every quantity a
+        tilt series does not state. ``fitted_over_theory`` near 1 for every line says the
+        HAADF is the linear sum the model assumes and ``z_A`` (the elastic model) and
+        ``f_A`` are right for this microscope; a line far from 1 points at that line's
+        map (background, overlap, absorption) or at the HAADF (saturation,
+        non-linearity), and a spread between lines is what HEBT's fitted ratios absorb.
+
+        Parameters
+        ----------
+        factors : chemtomo.physics.Factors
+            The factors the quantification uses (``z`` and ``f`` of every fitted line).
+        reference : str, optional
+            The line every ratio is relative to; default: the line of the largest fitted
+            ``r_A`` (the best-determined one).
+
+        Returns
+        -------
+        dict
+            ``reference``, ``lines``, ``fitted_relative``, ``theory_relative`` and
+            ``fitted_over_theory`` (lists in the order of ``lines``), ``r2``.
+
+        Raises
+        ------
+        ValueError
+            ``reference`` not a fitted line, or its fitted ``r_A`` is 0.
+        """
+        lines = list(self.lines)
+        r = np.asarray(self.r, dtype=np.float64)
+        ref = lines[int(np.argmax(r))] if reference is None else reference
+        if ref not in lines:
+            raise ValueError(f"reference must be one of the fitted lines {lines}, got {reference!r}")
+        i = lines.index(ref)
+        if not r[i] > 0:
+            raise ValueError(f"the fitted r_A of the reference line {ref} is {r[i]:g}: choose a line with r_A > 0")
+        theory = np.asarray(factors.z(lines), np.float64) / np.asarray(factors.f(lines), np.float64)
+        fitted_rel, theory_rel = r / r[i], theory / theory[i]
+        return {"reference": ref, "lines": lines, "fitted_relative": fitted_rel.tolist(),
+                "theory_relative": theory_rel.tolist(), "fitted_over_theory": (fitted_rel / theory_rel).tolist(),
+                "r2": float(self.r2)}
+
 
 def estimate_response_ratios(
     haadf: np.ndarray, eds: dict[str, np.ndarray], *, nonneg: bool = True,

@@ -604,6 +604,15 @@ def run_benchmark(cfg: BenchmarkConfig, reconstruct: Reconstruct, say: Callable[
                                 "mean_counts_per_pixel": {ln: float(series.eds[ln].mean()) for ln in series.lines},
                                 "simulate_seconds": time.perf_counter() - t0},
                      "methods": {}}
+            if series.haadf is not None and series.shares_angles:
+                # HEBT's fitted r_A against the theory that made the data: the fit's own error (noise in the
+                # EDS regressors biases it), on the raw counts and on the filtered ones HEBT fits
+                entry["series"]["response_ratios"] = {
+                    key: estimate_response_ratios(f(series.haadf), {ln: f(series.eds[ln]) for ln in series.lines})
+                    .against_theory(sim.factors)
+                    for key, f in (("unfiltered", lambda a: a),
+                                   ("filtered", lambda a: gaussian_filter_stack(a, FILTER_SIGMA_PX)))}
+                entry["series"]["response_ratios"]["filter_sigma_px"] = FILTER_SIGMA_PX
             for method in cfg.methods:
                 t0 = time.perf_counter()
                 r = run_case(series, sim.factors, truth, method, cfg, reconstruct)
