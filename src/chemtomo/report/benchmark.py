@@ -177,7 +177,7 @@ def response_ratio_table(metrics: dict) -> str:
     rows = []
     for spec, doses in metrics["suite"].items():
         for dose, e in doses.items():
-            rr = e["series"].get("response_ratios")
+            rr = e.get("series", {}).get("response_ratios")
             if not rr:
                 continue
             u, f = rr["unfiltered"], rr["filtered"]
