@@ -277,6 +277,14 @@ def test_plan_chunk_slices():
     assert plan_chunk_slices(g, 3, 7, "hebt_sirt", 1e12) == 7
     with pytest.raises(MemoryError, match="one slice of 3 lines"):
         plan_chunk_slices(g, 3, 100, "hebt_sirt", operator_bytes(g))
+    # a prior across slices solves a halo on each side: the budget of 10 slices holds 10 - 2 * 2
+    assert plan_chunk_slices(g, 3, 1000, "fused_huber", operator_bytes(g) + chunk_bytes(g, 3, 10, "fused_huber"),
+                             halo_slices=2) == 6
+    with pytest.raises(MemoryError, match="with 4 context slices on each side"):
+        plan_chunk_slices(g, 3, 100, "fused_huber", operator_bytes(g) + chunk_bytes(g, 3, 8, "fused_huber"),
+                          halo_slices=4)
+    with pytest.raises(ValueError, match="halo_slices"):
+        plan_chunk_slices(g, 3, 100, "hebt_sirt", 1e12, halo_slices=-1)
 
 
 def test_memory_budget_sizes_the_chunks(tmp_path, series, factors, reference):

@@ -60,7 +60,7 @@ def operator_bytes(geom: TiltGeometry, backend: str = DEFAULT_BACKEND) -> int:
 
 def plan_chunk_slices(geom: TiltGeometry, n_lines: int, n_slices: int, method: str, budget_bytes: float,
                       backend: str = DEFAULT_BACKEND, min_chunks: int = 1,
-                      haadf_geom: TiltGeometry | None = None) -> int:
+                      haadf_geom: TiltGeometry | None = None, halo_slices: int = 0) -> int:
     """Slices per chunk so that the projector plus one chunk fit ``budget_bytes``.
 
     Parameters
@@ -76,6 +76,10 @@ def plan_chunk_slices(geom: TiltGeometry, n_lines: int, n_slices: int, method: s
         At least this many chunks (load balance over slots, resume granularity).
     haadf_geom : TiltGeometry, optional
         The HAADF's own geometry (tilts of its own): its projector and rays count too.
+    halo_slices : int
+        Context slices solved on each side of a chunk and dropped after
+        (:meth:`chemtomo.reconstruct.Method.halo_slices`: a prior across slices): a
+        chunk of ``c`` slices solves up to ``c + 2 halo_slices``.
 
     Raises
     ------
@@ -84,14 +88,18 @@ def plan_chunk_slices(geom: TiltGeometry, n_lines: int, n_slices: int, method: s
     """
     op_bytes = operator_bytes(geom, backend) + (0 if haadf_geom is None else operator_bytes(haadf_geom, backend))
     free = float(budget_bytes) - op_bytes
-    one = chunk_bytes(geom, n_lines, 1, method, backend, haadf_geom)
+    halo = int(halo_slices)
+    if halo < 0:
+        raise ValueError(f"halo_slices must be >= 0, got {halo_slices!r}")
+    one = chunk_bytes(geom, n_lines, 1 + 2 * halo, method, backend, haadf_geom)
     if free < one:
         raise MemoryError(
-            f"one slice of {n_lines} lines on a {geom.n_grid}^2 grid needs "
-            f"{(one + op_bytes) / 2**30:.2f} "
+            f"one slice of {n_lines} lines on a {geom.n_grid}^2 grid"
+            + (f" with {halo} context slices on each side" if halo else "") + " needs "
+            + f"{(one + op_bytes) / 2**30:.2f} "
             f"GiB with the projector, more than the budget of {budget_bytes / 2**30:.2f} GiB: give more memory "
             "per worker")
-    per_slice = chunk_bytes(geom, n_lines, 2, method, backend, haadf_geom) - one
+    per_slice = chunk_bytes(geom, n_lines, 2 + 2 * halo, method, backend, haadf_geom) - one
     fit = int(1 + (free - one) // max(per_slice, 1))
     balanced = math.ceil(n_slices / max(1, int(min_chunks)))
     return max(1, min(fit, balanced, n_slices))

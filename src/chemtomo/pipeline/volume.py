@@ -338,7 +338,7 @@ def reconstruct_series(
             # otherwise enough chunks to keep every slot busy and to lose little to a kill
             min_chunks = 1 if (runner.kind == "inprocess" and store is None) else max(8, 4 * runner.slots)
             chunk = plan_chunk_slices(geom, k, n_slices, method, runner.slot_bytes, backend, min_chunks,
-                                      haadf_geom)  # every chunk carries the HAADF's rays
+                                      haadf_geom, halo)  # every chunk carries the HAADF's rays and its halo
         if progress:
             from tqdm.auto import tqdm
 
