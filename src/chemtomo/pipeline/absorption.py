@@ -91,9 +91,11 @@ class AbsorptionResult:
     Attributes
     ----------
     corrected, uncorrected : VolumeResult
-    transmissions : dict line -> ndarray, float32 (n_tilts, n_grid**2, n_slices)
+    transmissions : dict line -> ndarray, float32 (1, n_grid**2, n_slices)
         The transmissions of the last correction computed (solid-angle-weighted over
-        the detectors; see the module docstring).
+        the detectors; see the module docstring), averaged over the tilts: the
+        per-tilt arrays (n_tilts times larger) are dropped once the correction is made,
+        before the next reconstruction.
     density_g_cm3 : ndarray, (n_slices, n_grid, n_grid)
         The density of the last correction computed.
     outer_iterations : int
@@ -213,7 +215,7 @@ def _predicted_change(current: VolumeResult, factors: Factors, W, plain: dict, o
 
 
 def _correction(current: VolumeResult, factors: Factors, metadata: dict, density_g_cm3, W, det, mode, slice_nm):
-    """Density, transmissions, plain projections and ratio columns of every line from the current maps."""
+    """Density, tilt-mean transmissions, plain projections and ratio columns of every line from the current maps."""
     geom = current.geometry
     partial = _partials(current, factors, metadata, density_g_cm3)
     # mu = sum_e rho_e (mu/rho)_e = rho sum_e w_e (mu/rho)_e, one map per line, swept in one call
@@ -227,7 +229,8 @@ def _correction(current: VolumeResult, factors: Factors, metadata: dict, density
         att = AttenuatedOperator(W, T_all[ln]).forward(x).astype(np.float64)
         ok = (att > 1e-6 * max(float(att.max()), 1e-30)) & (p > 0)
         plain[ln], ratios[ln] = p, np.where(ok, p / np.where(ok, att, 1.0), 1.0)
-    return partial.sum(axis=0), T_all, plain, ratios
+    T_mean = {ln: np.asarray(T, dtype=np.float32).mean(axis=0, keepdims=True) for ln, T in T_all.items()}
+    return partial.sum(axis=0), T_mean, plain, ratios
 
 
 def _corrected(series: TiltSeries, ratios: dict, n_tilts: int, n_pixels: int) -> TiltSeries:
