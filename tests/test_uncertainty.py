@@ -171,6 +171,15 @@ def test_bootstrap_is_the_same_whatever_the_chunks_and_passes(factors, method):
     assert (one.haadf_sigma is None) == (method == "eds_sirt")
 
 
+def test_bootstrap_refuses_a_prior_across_slices_before_any_work(factors):
+    """fused_huber with slice coupling would couple stacked replicas: refused by name, uncoupled accepted."""
+    s = _small_series()
+    with pytest.raises(ValueError, match="slice_coupling=False"):
+        bootstrap_uncertainty(s, factors, "fused_huber", {"n_iter": 5}, replicas=2, seed=1)
+    out = bootstrap_uncertainty(s, factors, "fused_huber", {"n_iter": 5, "slice_coupling": False}, replicas=2, seed=1)
+    assert np.all(np.isfinite(out.bootstrap.weight.se))
+
+
 def test_replicas_are_the_same_whatever_the_thread_count(factors):
     """Seeded replicas (and the bias block) are bit-identical on 1 thread and on numba's whole pool."""
     import numba

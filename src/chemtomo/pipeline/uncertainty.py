@@ -396,9 +396,14 @@ def bootstrap_uncertainty(
     ------
     ValueError
         An unknown method, ``replicas`` < 2, an interval outside (0, 1), an unknown
-        ``source`` or option.
+        ``source`` or option; a method whose prior couples slices (stacked replicas
+        would be coupled).
     """
     m = get_method(method)
+    if m.halo_slices(m.params(params)):  # its prior couples neighbouring slices: stacked replicas would touch
+        raise ValueError(f"{m.name} couples neighbouring slices (slice_coupling), and the bootstrap stacks its "
+                         "replicas along the slice axis, so each replica's prior would reach into the next: pass "
+                         "params with slice_coupling=False for the bootstrap, or use another method")
     replicas = check_replicas(replicas)
     interval = check_interval(interval)
     if source not in ("counts", "model"):
