@@ -264,6 +264,8 @@ def tv_solve(
     theta: float | None = None,
     tv_scale: float = 0.3,
     x0: np.ndarray | None = None,
+    dual0: list | None = None,
+    return_dual: bool = False,
     tol: float = 0.0,
     snapshots: Iterable[int] = (),
     callback: Callable | None = None,
@@ -316,6 +318,14 @@ def tv_solve(
         :data:`DEFAULT_THETA`; TV operator scale); no effect on the minimiser.
     x0 : ndarray (k, n_vox, m), optional
         Start (default: see module docstring).
+    dual0 : list of ndarray, optional
+        Dual start: ``info["dual"]`` of an earlier solve of the same columns with the
+        same ``constants``, model and prior (a warm start, with ``x0`` its maps); the
+        duals are in the solver's whitened, scaled units, so they mean nothing to
+        another set of constants.
+    return_dual : bool
+        Keep the final duals in ``info["dual"]`` (as large as the data and the gradient
+        field together, so off by default).
     tol : float
         Stopping tolerance of :func:`~chemtomo.reconstruct.pdhg.pdhg` (0: full budget).
     snapshots, callback, monitor_every, callback_every :
@@ -340,7 +350,7 @@ def tv_solve(
         ``factor`` ("f" or "z"), ``lam`` (the absolute TV weights used, ``(m,)``),
         the ``objective``, ``primal_residual``, ``dual_residual`` histories
         ``(n_hist, m)``, ``iterations``, ``converged``, the noise and scale
-        constants used.
+        constants used, and (``return_dual``) ``dual``.
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
@@ -427,10 +437,10 @@ def tv_solve(
                          coupled)
     terms = [Term(K, data_f, "data"), Term(Scaled(D, c), reg, "tv")]
     theta = DEFAULT_THETA[model] if theta is None else float(theta)
-    res = pdhg(terms, n_iter, x0=z0, nonneg=True, theta=theta * const.scale, tol=tol,
+    res = pdhg(terms, n_iter, x0=z0, y0=dual0, nonneg=True, theta=theta * const.scale, tol=tol,
                snapshots=snapshots, callback=callback, monitor_every=monitor_every, callback_every=callback_every)
     split = lambda z: np.ascontiguousarray(z.reshape(k, n_vox, m))  # noqa: E731
-    info = {k_: v for k_, v in res.info.items() if k_ != "dual"}
+    info = {k_: v for k_, v in res.info.items() if k_ != "dual" or return_dual}
     info.update({"model": model, "constants": const.as_dict(), "coupled": coupled, "prior": prior,
                  "slice_block": slice_block, **noise})
     info.update({"factor": "z" if model == "fused" else "f", "lam": lam})

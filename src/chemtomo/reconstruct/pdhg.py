@@ -305,6 +305,27 @@ class Term:
 
 # ----------------------------------------------------------------------------- solver
 
+def _dual_start(terms: list[Term], y0, m: int) -> list[np.ndarray]:
+    """The dual variables at the start: ``y0``'s arrays (copied, float32) or zeros, one per term."""
+    if y0 is None:
+        y0 = [None] * len(terms)
+    if len(y0) != len(terms):
+        raise ValueError(f"y0 must hold one dual per term ({len(terms)}), got {len(y0)}")
+    out = []
+    for t, y in zip(terms, y0, strict=True):
+        shape = (t.op.shape[0], m)
+        if y is None:
+            out.append(np.zeros(shape, DTYPE))
+            continue
+        y = np.asarray(y)
+        if y.shape != shape:
+            raise ValueError(f"y0 for term {t.name or type(t.op).__name__} must be {shape}, got {y.shape}")
+        if not np.all(np.isfinite(y)):
+            raise ValueError(f"y0 for term {t.name or type(t.op).__name__} holds non-finite values")
+        out.append(np.array(y, DTYPE, order="C"))
+    return out
+
+
 @dataclass
 class PDState(IterState):
     """What a callback sees after each PDHG iteration.
@@ -325,6 +346,7 @@ def pdhg(
     n_iter: int,
     *,
     x0: np.ndarray | None = None,
+    y0: list[np.ndarray | None] | None = None,
     n_cols: int | None = None,
     nonneg: bool = True,
     theta: float = 1.0,
@@ -346,6 +368,11 @@ def pdhg(
         Maximum iterations.
     x0 : ndarray (n_in, m), optional
         Start (default zeros; ``n_cols`` then gives ``m``, default 1).
+    y0 : list of ndarray or None, optional
+        Dual start, one ``(n_out_t, m)`` array (or None: zeros) per term, e.g. the
+        ``info["dual"]`` of an earlier solve of a nearby problem (a warm start: with
+        ``x0`` from the same solve, the iteration resumes near its saddle point instead
+        of at the primal point with zero duals). Default: all zeros.
     nonneg : bool
         Constrain ``x >= 0`` (else unconstrained).
     theta : float
@@ -367,7 +394,9 @@ def pdhg(
     -------
     SolverResult
         ``info`` holds ``objective`` (n_hist, m), ``primal_residual``, ``dual_residual``,
-        ``iterations`` (the iteration numbers of the history rows), ``converged``.
+        ``iterations`` (the iteration numbers of the history rows), ``converged`` and
+        ``dual`` (the final dual variables, one ``(n_out_t, m)`` array per term: ``y0``
+        of a warm-started solve).
     """
     n_iter = check_iterations(n_iter)
     if not terms:
@@ -409,7 +438,7 @@ def pdhg(
 
     Kx = [t.op._forward(x) for t in terms]
     Kxbar = [k.copy() for k in Kx]
-    y = [np.zeros((t.op.shape[0], m), DTYPE) for t in terms]
+    y = _dual_start(terms, y0, m)
     obj = sum(t.f.value(k) for t, k in zip(terms, Kx, strict=True))
     hist_obj, hist_p, hist_d, hist_it = [], [], [], []
     snaps: dict[int, np.ndarray] = {}
