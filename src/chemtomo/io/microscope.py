@@ -209,7 +209,7 @@ def scan_tilt_file(path, haadf_title: str | None = None) -> TiltFileInfo:
 
 
 def read_tilt(path, angle_deg: float = float("nan"), haadf_title: str | None = None, *,
-              haadf_signal: str | None = None) -> RawTilt:
+              haadf_signal: str | None = None, cutoff_kev: float | None = None) -> RawTilt:
     """Load one tilt file fully: its EDS spectrum image and HAADF image (on the same grid).
 
     Parameters
@@ -219,6 +219,10 @@ def read_tilt(path, angle_deg: float = float("nan"), haadf_title: str | None = N
     haadf_title, haadf_signal : str, optional
         Title or detector name of the image to use as HAADF (the two are the
         same option; ``haadf_signal`` is the CLI's ``--haadf-signal``).
+    cutoff_kev : float, optional
+        Bruker ``.bcf`` only: the spectrum image ends at this energy (keV), the
+        channels above it not decoded (RosettaSciIO's ``cutoff_at_kV``; a
+        smaller array to fill); other formats are loaded whole.
 
     Returns
     -------
@@ -226,7 +230,7 @@ def read_tilt(path, angle_deg: float = float("nan"), haadf_title: str | None = N
     """
     path = Path(path)
     haadf_title = _one_name(haadf_title, haadf_signal)
-    signals = _load(path, lazy=False)
+    signals = _load(path, lazy=False, cutoff_kev=cutoff_kev)
     si = _pick_spectrum_image(path, signals)
     if si._lazy:  # pragma: no cover - formats that always load lazily
         si.compute()
@@ -333,10 +337,10 @@ class RawTiltSeries:
             raise ValueError(f"{why} (pixel_nm= in the API)")
         return float(self.pixel_nm)
 
-    def read(self, i: int) -> RawTilt:
-        """Tilt ``i`` (in angle order), fully loaded."""
+    def read(self, i: int, cutoff_kev: float | None = None) -> RawTilt:
+        """Tilt ``i`` (in angle order), fully loaded (a ``.bcf`` up to ``cutoff_kev``: :func:`read_tilt`)."""
         f = self.files[i]
-        return read_tilt(f.path, float(self.angles_deg[i]), self.haadf_title)
+        return read_tilt(f.path, float(self.angles_deg[i]), self.haadf_title, cutoff_kev=cutoff_kev)
 
     def __iter__(self) -> Iterator[RawTilt]:
         for i in range(len(self)):

@@ -93,14 +93,17 @@ def check_zspy_readable(path) -> None:
                          "(hs.load('x.zspy').save('x.hspy'))")
 
 
-def _load(path: Path, lazy: bool):
+def _load(path: Path, lazy: bool, cutoff_kev: float | None = None):
     check_zspy_readable(path)
     hs = _hs()
+    kw = {}
     if path.suffix.lower() == ".bcf":
         _check_bcf_whole(path)
+        if cutoff_kev is not None:  # RosettaSciIO then decodes the channels below it only
+            kw["cutoff_at_kV"] = float(cutoff_kev)
     try:
         with quiet_hyperspy(), quiet_load_errors():
-            out = hs.load(path, lazy=lazy)
+            out = hs.load(path, lazy=lazy, **kw)
     except Exception as exc:  # noqa: BLE001 - readers raise anything on a bad file
         raise ValueError(f"{path}: cannot be read ({type(exc).__name__}: {exc}); is it truncated, corrupt "
                          "or not a microscope file?") from None

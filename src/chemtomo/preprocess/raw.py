@@ -21,7 +21,7 @@ from ..geometry import ANGLE_UNITS
 from ..io.detector_meta import detector_facts
 from ..io.microscope import RawTiltSeries, open_tilt_series
 from ._signals import is_signal
-from .linemaps import line_energy_kev, line_intensities, split_line
+from .linemaps import fit_cutoff_kev, line_energy_kev, line_intensities, split_line
 
 ANGLE_SOURCES = ("auto", "user", "metadata", "filename")
 LINE_METHODS = ("windows", "fit")
@@ -178,9 +178,22 @@ def check_lines(lines: Sequence[str], energy_axis: tuple[float, float, int] | No
     return lines
 
 
+def _fit_cutoff(tilt, lines) -> float:
+    """The energy (keV) above which the fit of ``lines`` reads no channel of this tilt (its detector's FWHM)."""
+    si = tilt.spectrum_image
+    res = si.metadata.get_item("Acquisition_instrument.TEM.Detector.EDS.energy_resolution_MnKa", 130.0)
+    return fit_cutoff_kev(lines, float(res))
+
+
 def load_line_maps(inputs, lines: Sequence[str], options: LineMapOptions | None = None, *, progress: bool = True,
                    **overrides) -> LineMaps:
     """Raw tilt files -> line maps and HAADF images, one tilt in memory at a time.
+
+    With the fit (``line_method="fit"``), Bruker ``.bcf`` files after the first
+    are decoded only up to the energy the fits use
+    (:func:`chemtomo.preprocess.linemaps.fit_cutoff_kev`, from the first
+    file's detector resolution; a file whose resolution needs more is read
+    again whole): the same maps from half the spectrum cube.
 
     Parameters
     ----------
@@ -214,14 +227,20 @@ def load_line_maps(inputs, lines: Sequence[str], options: LineMapOptions | None 
     ny, nx = raw.image_shape
     eds = {ln: np.zeros((n, ny, nx), np.float32) for ln in lines}
     haadf = np.zeros((n, ny, nx), np.float32) if raw.has_haadf else None
-    windows, facts = {}, None
+    windows, facts, cutoff = {}, None, None
     for i in _bar(range(n), "line maps", progress, total=n, unit="tilt"):
-        tilt = raw.read(i)
+        tilt = raw.read(i, cutoff_kev=cutoff)
+        if cutoff is not None and _fit_cutoff(tilt, lines) > cutoff:  # this file's resolution is coarser
+            tilt = raw.read(i)
+        if i == 0 and o.line_method == "fit":
+            cutoff = _fit_cutoff(tilt, lines)
+            off, sc, nch = raw.energy_axis
+            cutoff = cutoff if cutoff < off + sc * (nch - 1) - 2 * sc else None
         maps = line_intensities(tilt.spectrum_image, lines, method=o.line_method,
                                 integration_width=o.integration_width, line_width=o.line_width,
-                                window_width=o.window_width, avoid=o.elements)
+                                window_width=o.window_width, avoid=o.elements, arrays=True)
         for ln in lines:
-            eds[ln][i] = maps[ln].data if is_signal(maps[ln]) else maps[ln]
+            eds[ln][i] = maps[ln]
         if haadf is not None:
             if tilt.haadf is None:
                 raise ValueError(f"{tilt.path}: no HAADF image found on reading")
