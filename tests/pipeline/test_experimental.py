@@ -114,6 +114,59 @@ def test_outputs_layout(run):
                     "fig16_orthoslices_weight.png", "fig17_render3d.png"]
 
 
+def _h5_objects(path) -> dict:
+    """Every dataset and group of a file: values (datasets), attributes, dtype, chunks and filters."""
+    out = {}
+
+    def visit(name, obj):
+        attrs = {k: np.asarray(v).tolist() for k, v in obj.attrs.items()}
+        if isinstance(obj, h5py.Dataset):
+            out[name] = (obj[()], attrs, obj.dtype, obj.chunks, obj.compression, obj.compression_opts, obj.shuffle)
+        else:
+            out[name] = (None, attrs)
+
+    with h5py.File(path) as f:
+        f.visititems(visit)
+    return out
+
+
+def test_primary_volumes_copied_are_the_datasets_compressed_again(run, tmp_path):
+    """methods/<primary> copies the top level's compressed chunks: the same datasets as compressing the arrays again.
+
+    And reading the file back gives the primary's volumes equal to the top level's (read-only views of them).
+    """
+    from chemtomo.io.experimental_result import _same_storage, write_experimental_groups
+    from chemtomo.io.result import write_result
+
+    exp, _ = run
+    files = {}
+    for copied in (False, True):
+        path = tmp_path / f"copied_{copied}.h5"
+        write_result(path, exp.primary_result, {"x": 1})
+        write_experimental_groups(path, exp.results, exp.primary, exp.pre, primary_at_top=copied)
+        files[copied] = _h5_objects(path)
+    assert files[True].keys() == files[False].keys()
+    assert any(k.startswith(f"methods/{exp.primary}/maps/") for k in files[True])
+    for name, ref in files[False].items():
+        got = files[True][name]
+        assert got[1:] == ref[1:], name
+        if ref[0] is not None:
+            np.testing.assert_array_equal(got[0], ref[0])
+    path = tmp_path / "copied_True.h5"
+    with h5py.File(path) as f:
+        assert _same_storage(f, f"methods/{exp.primary}/maps/Co_Ka", "maps/Co_Ka")
+        assert not _same_storage(f, "methods/eds_sirt/maps/Co_Ka", "maps/Co_Ka")  # another method's map
+    r = read_experimental(path)
+    for kind in ("maps", "weight", "atomic"):
+        for k, top in r[kind].items():
+            mine = r["methods"][exp.primary][kind][k]
+            np.testing.assert_array_equal(mine, top)
+            assert not mine.flags.writeable
+    other = r["methods"]["eds_sirt"]["maps"]["Co_Ka"]
+    eds = exp.results["eds_sirt"]
+    np.testing.assert_array_equal(other, eds.maps[eds.lines.index("Co_Ka")].astype(np.float32))
+
+
 def test_hyperspy_signals_in_at_the_preprocessing_step(run, synthetic):
     """A HyperSpy user enters with line-map signals (tilt | y, x) and gets the same series."""
     from chemtomo.pipeline.experimental import load_line_maps, preprocess_tilt_series

@@ -47,11 +47,60 @@ import numpy as np
 from .atomic import remove_stale_temporaries
 from .export import EXPORT_KINDS
 from .provenance import to_json as _json
-from .result import label_volume, read_result
+from .result import VOLUME_STORAGE, label_volume, read_result
+
+
+def _same_storage(f, a: str, b: str) -> bool:
+    """Whether datasets ``a`` and ``b`` of file ``f`` store the same bytes (so decode to the same values).
+
+    Same shape, type, chunks and filters, and every chunk's stored (compressed)
+    bytes and filter mask equal; read raw, nothing decompressed.
+    """
+    import h5py
+
+    if a not in f or b not in f:
+        return False
+    da, db = f[a], f[b]
+    if not (isinstance(da, h5py.Dataset) and isinstance(db, h5py.Dataset)):
+        return False
+    if (da.shape != db.shape or da.dtype != db.dtype or da.chunks is None or da.chunks != db.chunks
+            or da.id.get_create_plist().get_nfilters() != db.id.get_create_plist().get_nfilters()
+            or [da.id.get_create_plist().get_filter(i) for i in range(da.id.get_create_plist().get_nfilters())]
+            != [db.id.get_create_plist().get_filter(i) for i in range(db.id.get_create_plist().get_nfilters())]
+            or da.id.get_num_chunks() != db.id.get_num_chunks()):
+        return False
+    for i in range(da.id.get_num_chunks()):
+        offset = da.id.get_chunk_info(i).chunk_offset
+        if da.id.read_direct_chunk(offset) != db.id.read_direct_chunk(offset):
+            return False
+    return True
+
+
+def _volume_dataset(f, g, name: str, data: np.ndarray, opts: dict, top: str | None = None):
+    """``g[name] = data`` compressed with ``opts``, or the stored chunks of ``f[top]`` copied.
+
+    ``top``, given only when the caller knows that dataset was written from the
+    same array (the primary method's volumes, at the top level already): if it
+    has the same shape, type and compression, its compressed chunks are copied
+    (HDF5 object copy, without its attributes) instead of compressing ``data``
+    again; the dataset is the same either way.
+    """
+    if top is not None and top in f:
+        src = f[top]
+        same_layout = (src.shape == data.shape and src.dtype == data.dtype
+                       and src.compression == opts.get("compression")
+                       and src.compression_opts == opts.get("compression_opts")
+                       and bool(src.shuffle) == bool(opts.get("shuffle")))
+        if same_layout:
+            parent, _, leaf = name.rpartition("/")
+            dest = g.require_group(parent) if parent else g
+            f.copy(src, dest, name=leaf, without_attrs=True)
+            return dest[leaf]
+    return g.create_dataset(name, data=data, **opts)
 
 
 def write_experimental_groups(path, results: dict, primary: str, pre, *, timings_s: dict | None = None,
-                              tomviz: dict | None = None) -> Path:
+                              tomviz: dict | None = None, primary_at_top: bool = False) -> Path:
     """Add the experimental groups (module docstring) to a result file written by :func:`write_result`.
 
     Parameters
@@ -69,6 +118,11 @@ def write_experimental_groups(path, results: dict, primary: str, pre, *, timings
         Seconds per step before writing.
     tomviz : dict, optional
         A comparison with a tomviz alignment (:func:`chemtomo.preprocess.align.compare_with_tomviz`).
+    primary_at_top : bool
+        The file's top-level volumes were written (by ``write_result``) from
+        ``results[primary]`` itself: its group under ``methods/`` then copies
+        their compressed chunks instead of compressing the same arrays again
+        (default False: every group compressed from the arrays).
 
     Returns
     -------
@@ -77,7 +131,7 @@ def write_experimental_groups(path, results: dict, primary: str, pre, *, timings
     import h5py
 
     path = Path(path)
-    opts = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+    opts = dict(VOLUME_STORAGE)
     with h5py.File(path, "a") as f:
         f.attrs["primary_method"] = primary
         f.attrs["methods"] = _json(list(results))
@@ -91,14 +145,18 @@ def write_experimental_groups(path, results: dict, primary: str, pre, *, timings
                 g.attrs["r2"] = float(res.response_ratios.r2)
                 g.attrs["response_ratios"] = _json(res.response_ratios.as_dict())
             px = float(res.geometry.grid_pixel_nm)
+            top = primary_at_top and m == primary  # the same arrays are at the top level: their chunks copied
             for i, ln in enumerate(res.lines):
-                label_volume(g.create_dataset(f"maps/{ln}", data=res.maps[i].astype(np.float32), **opts),
+                name = f"maps/{ln}"
+                label_volume(_volume_dataset(f, g, name, res.maps[i].astype(np.float32), opts, name if top else None),
                              "maps", ln, px, m)
             for kind, arr in (("weight", res.composition.weight), ("atomic", res.composition.atomic)):
                 for i, el in enumerate(res.elements):
-                    label_volume(g.create_dataset(f"fractions/{kind}/{el}", data=arr[i].astype(np.float32), **opts),
+                    name = f"fractions/{kind}/{el}"
+                    label_volume(_volume_dataset(f, g, name, arr[i].astype(np.float32), opts, name if top else None),
                                  kind, el, px)
-            label_volume(g.create_dataset("mask", data=res.composition.mask.astype(np.uint8), **opts), "mask", "", px)
+            label_volume(_volume_dataset(f, g, "mask", res.composition.mask.astype(np.uint8), opts,
+                                         "mask" if top else None), "mask", "", px)
         al = pre.alignment
         g = f.create_group("alignment")
         g.create_dataset("shifts_px", data=al.shifts_px)
@@ -166,7 +224,10 @@ def read_experimental(path) -> dict:
         :func:`read_result`'s keys plus ``primary_method``, ``timings_s``,
         ``methods`` (method -> maps, weight, atomic, mask, factor, r2,
         threshold, response_ratios), ``alignment``, ``preprocess`` and
-        ``tiltseries`` (empty dicts when absent).
+        ``tiltseries`` (empty dicts when absent). A method's volume stored as
+        the same bytes as the top-level one (the primary method's, as
+        :func:`chemtomo.pipeline.experimental.write_outputs` writes them) is
+        not decoded twice: it is a read-only view of the top-level array.
 
     Raises
     ------
@@ -183,11 +244,20 @@ def read_experimental(path) -> dict:
         out["timings_s"] = json.loads(ts) if ts is not None else {}
         if "methods" in f:
             order = json.loads(f.attrs["methods"]) if "methods" in f.attrs else []
+            def volume(m, name, top_key=None):
+                """``methods/<m>/<name>``; a read-only view of the top-level array when both store the same bytes."""
+                top = out.get(top_key[0], {}).get(top_key[1]) if top_key is not None else None
+                if top is not None and _same_storage(f, f"methods/{m}/{name}", name):
+                    view = top.view()
+                    view.flags.writeable = False
+                    return view
+                return f["methods"][m][name][()]
+
             for m in [m for m in order if m in f["methods"]] + [m for m in f["methods"] if m not in order]:
                 g = f["methods"][m]
-                d = {"maps": {k: g["maps"][k][()] for k in g["maps"]},
-                     "weight": {k: g["fractions/weight"][k][()] for k in g["fractions/weight"]},
-                     "atomic": {k: g["fractions/atomic"][k][()] for k in g["fractions/atomic"]},
+                d = {"maps": {k: volume(m, f"maps/{k}", ("maps", k)) for k in g["maps"]},
+                     "weight": {k: volume(m, f"fractions/weight/{k}", ("weight", k)) for k in g["fractions/weight"]},
+                     "atomic": {k: volume(m, f"fractions/atomic/{k}", ("atomic", k)) for k in g["fractions/atomic"]},
                      "mask": g["mask"][()].astype(bool), "factor": g.attrs.get("factor"),
                      "r2": g.attrs.get("r2"), "threshold": json.loads(g.attrs.get("threshold", "{}"))}
                 if "response_ratios" in g.attrs:

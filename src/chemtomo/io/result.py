@@ -88,6 +88,9 @@ MAP_UNITS = ("per_nm", "per_pixel")
 MAP_UNITS_NOTE = ("maps (and the HAADF volume) hold the input signal per nm of beam path; ASTRA, etspy and "
                   "tomviz SIRT values are per voxel: multiply by pixel_nm to compare")
 VOLUME_KINDS = ("maps", "weight", "atomic", "mask", "haadf")
+#: HDF5 storage of every volume: gzip at level 1 with byte shuffling. Lossless; level 1 costs a
+#: third less CPU than level 4 for files 3-6 % larger (docs/performance.md, "The volume path").
+VOLUME_STORAGE = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 
 
 def check_map_units(map_units: str) -> str:
@@ -341,7 +344,7 @@ def write_result(path, result, provenance: dict | None = None, *, haadf: np.ndar
             haadf_geometry = (result.parameters or {}).get("haadf_geometry")
             if haadf_geometry is not None:
                 f.attrs["haadf_angles_deg"] = np.asarray(haadf_geometry["angles_deg"], dtype=np.float64)
-            opts = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+            opts = dict(VOLUME_STORAGE)
             g = f.create_group("maps")
             for i, line in enumerate(result.lines):
                 label_volume(g.create_dataset(line, data=np.asarray(result.maps[i], dtype=np.float32), **opts),

@@ -396,7 +396,7 @@ def write_outputs(out, exp: ExperimentalResult, options: OutputOptions | None = 
         write_result(result_path, exp.primary_result, prov, uncertainty=exp.uncertainty.get(exp.primary),
                      absorption=None if absorbed is None else absorbed.record)
         write_experimental_groups(result_path, exp.results, exp.primary, exp.pre, timings_s=exp.timings_s,
-                                  tomviz=exp.tomviz)
+                                  tomviz=exp.tomviz, primary_at_top=True)
         written = {"result": "result.h5", "export": [], "signals": [], "figures": []}
         formats = list(o.export)
         if formats:
