@@ -63,15 +63,16 @@ def _same_storage(f, a: str, b: str) -> bool:
     da, db = f[a], f[b]
     if not (isinstance(da, h5py.Dataset) and isinstance(db, h5py.Dataset)):
         return False
+    def filters(d):
+        plist = d.id.get_create_plist()
+        return [plist.get_filter(i) for i in range(plist.get_nfilters())]
+
     if (da.shape != db.shape or da.dtype != db.dtype or da.chunks is None or da.chunks != db.chunks
-            or da.id.get_create_plist().get_nfilters() != db.id.get_create_plist().get_nfilters()
-            or [da.id.get_create_plist().get_filter(i) for i in range(da.id.get_create_plist().get_nfilters())]
-            != [db.id.get_create_plist().get_filter(i) for i in range(db.id.get_create_plist().get_nfilters())]
-            or da.id.get_num_chunks() != db.id.get_num_chunks()):
+            or filters(da) != filters(db) or da.id.get_num_chunks() != db.id.get_num_chunks()):
         return False
     for i in range(da.id.get_num_chunks()):
         offset = da.id.get_chunk_info(i).chunk_offset
-        if da.id.read_direct_chunk(offset) != db.id.read_direct_chunk(offset):
+        if da.id.read_direct_chunk(offset) != db.id.read_direct_chunk(offset):  # (filter mask, bytes)
             return False
     return True
 
