@@ -59,6 +59,7 @@ from ..reconstruct.autoparam import estimate_noise_factor
 from ..reconstruct.bootstrap import (
     INTERVAL_METHODS,
     Spread,
+    bias_scale,
     calibrate_widening,
     check_interval,
     check_replicas,
@@ -107,7 +108,8 @@ class SpreadSet:
     kind : {"bootstrap", "jackknife"}
     calibration : dict
         With ``interval_method="bias_calibrated"``: quantity -> {"voxel": c, "region": c}, the
-        widening factors of :func:`~chemtomo.reconstruct.bootstrap.calibrate_widening` (empty otherwise).
+        widening factors of :func:`~chemtomo.reconstruct.bootstrap.calibrate_widening`; with
+        ``"bias_scaled"``: the scales used (empty otherwise).
     """
 
     maps: Spread
@@ -204,11 +206,12 @@ def _regions(mask: np.ndarray, regions) -> dict[str, np.ndarray]:
 
 
 def _spread_set(maps, w, a, est_maps, est_w, est_a, regions, interval, kind, how="percentile",
-                model=None, model2=None, mask=None) -> SpreadSet:
+                model=None, model2=None, mask=None, scale=None) -> SpreadSet:
     """Summaries of replica results.
 
     ``model``: (maps, w, a) of the model's expected data, for the bias; ``model2``: the same one level
-    down (``T(T(x))``) and ``mask`` the measured particle mask, for ``how="bias_calibrated"``.
+    down (``T(T(x))``) and ``mask`` the measured particle mask, for ``how="bias_calibrated"``; ``scale``:
+    ``{"voxel": k, "region": k}`` of ``how="bias_scaled"``.
     """
     names = list(regions)
     masks = [regions[n] for n in names]
@@ -222,16 +225,24 @@ def _spread_set(maps, w, a, est_maps, est_w, est_a, regions, interval, kind, how
     bias2 = {q: None for q in est} if not calibrated else \
         {q: np.asarray(t2, np.float64) - np.asarray(t1, np.float64)
          for q, t1, t2 in zip(est, model, model2, strict=True)}
-    first = "percentile" if calibrated else how
+    scaled = how == "bias_scaled"
+    if scaled and (model is None or scale is None):
+        raise ValueError("interval_method 'bias_scaled' needs the bias estimate and its scales")
+    first = "percentile" if (calibrated or scaled) else how
     out = SpreadSet(*(summarize(samples[q], est[q], interval, kind, first, bias[q]) for q in est), {}, kind)
     factors = {}
+    for q in est if scaled else ():
+        sp = getattr(out, q)
+        bb = scale["voxel"] * np.abs(bias[q])
+        setattr(out, q, replace(sp, low=sp.low - bb, high=sp.high + bb, method=how, bias_bound=bb))
+        factors[q] = dict(scale)
     for q in est if calibrated else ():
         sp = getattr(out, q)
         sel = np.broadcast_to(np.asarray(mask, bool), sp.value.shape)
         c = calibrate_widening((sp.value - sp.low)[sel], (sp.high - sp.value)[sel], sp.se[sel], bias[q][sel],
                                np.abs(bias2[q])[sel], interval)
         bb = c * np.abs(bias[q])
-        setattr(out, q, replace(sp, low=sp.low - bb, high=sp.high + bb, method=how, bias_bound=bb))
+        setattr(out, q, replace(sp, low=sp.low - bb, high=sp.high + bb, method=how, bias_bound=bb, bias2=bias2[q]))
         factors[q] = {"voxel": c}
     per = {q: (region_means(samples[q], masks), region_means(est[q], masks),
                None if model is None else region_means(bias[q], masks),
@@ -252,8 +263,14 @@ def _spread_set(maps, w, a, est_maps, est_w, est_a, regions, interval, kind, how
         for n in names:
             r = out.regions[n][q]
             bb = c * r.bias_bound  # the mean of the region's voxels' |b1|, scaled
-            out.regions[n][q] = replace(r, low=r.low - bb, high=r.high + bb, method=how, bias_bound=bb)
+            out.regions[n][q] = replace(r, low=r.low - bb, high=r.high + bb, method=how, bias_bound=bb,
+                                        bias2=region_means(bias2[q], [regions[n]])[..., 0])
         factors[q]["region"] = c
+    for q in est if scaled else ():
+        for n in names:
+            r = out.regions[n][q]
+            bb = scale["region"] * r.bias_bound  # the mean of the region's voxels' |b1|, scaled
+            out.regions[n][q] = replace(r, low=r.low - bb, high=r.high + bb, method=how, bias_bound=bb)
     out.calibration = factors
     return out
 
@@ -299,6 +316,7 @@ def bootstrap_uncertainty(
     replicas_per_pass: int | None = None,
     interval_method: str = "percentile",
     bias: bool = False,
+    bias_scales: Mapping | float | None = None,
     crop_px: int = 0,
     replica_filter: tuple | None = None,
     draw_eds=None,
@@ -349,13 +367,21 @@ def bootstrap_uncertainty(
     replicas_per_pass : int, optional
         Replicas per call of ``reconstruct_series`` (default: all in one); bounds the
         memory of the stacked series. The replicas are the same whatever it is.
-    interval_method : {"percentile", "basic", "bias_widened", "bias_corrected"}
+    interval_method : str
+        One of :data:`~chemtomo.reconstruct.bootstrap.INTERVAL_METHODS`.
         The bootstrap intervals (:func:`~chemtomo.reconstruct.bootstrap.summarize`); the
-        bias methods need ``bias=True``. ``"bias_calibrated"`` reconstructs the model data of
-        ``T(x)`` once more (``T(T(x))``, one more solve of ``n_slices`` columns) and widens the
-        percentile intervals by ``c |T(x) - x|``, ``c`` calibrated in the plug-in world
-        (:func:`~chemtomo.reconstruct.bootstrap.calibrate_widening`; one factor per quantity for
-        the voxels, one for the regions; in ``SpreadSet.calibration``).
+        bias methods need ``bias=True``. ``"bias_scaled"`` widens the percentile intervals by
+        ``k |T(x) - x|`` per voxel and ``k`` times a region's mean of its voxels' ``|T(x) - x|``,
+        ``k`` calibrated against the truth of the specimen suite per method (``bias_scales``).
+        ``"bias_calibrated"`` reconstructs the model data of ``T(x)`` once more (``T(T(x))``,
+        one more solve of ``n_slices`` columns) and widens the percentile intervals by
+        ``c |T(x) - x|``, ``c`` calibrated in the plug-in world
+        (:func:`~chemtomo.reconstruct.bootstrap.calibrate_widening`; one factor per quantity
+        for the voxels, one for the regions; in ``SpreadSet.calibration``).
+    bias_scales : mapping or float, optional
+        The scales ``{"voxel": k, "region": k}`` of ``interval_method="bias_scaled"`` (default: the
+        method's calibrated ones, :data:`~chemtomo.reconstruct.bootstrap.BIAS_SCALES`; a method
+        without them needs this).
     bias : bool
         Also estimate the estimator's bias by the plug-in bootstrap: the fitted model's
         expected data (the measured maps' forward projections scaled per line to the
@@ -413,6 +439,7 @@ def bootstrap_uncertainty(
         raise ValueError(f"interval_method must be one of {INTERVAL_METHODS}, got {interval_method!r}")
     if interval_method.startswith("bias") and not bias:
         raise ValueError(f"interval_method {interval_method!r} needs the bias estimate: pass bias=True")
+    scales = bias_scale(m.name, bias_scales) if interval_method == "bias_scaled" else None
     unknown = sorted(set(options) - set(_PASSED))
     if unknown:
         raise ValueError(f"bootstrap_uncertainty does not take {unknown}; options passed to reconstruct_series: "
@@ -519,14 +546,19 @@ def bootstrap_uncertainty(
         model2 = (t2, *_fractions(t2, factors, lines, out2.factor, mask))
     t_boot = time.perf_counter() - t1
     boot = _spread_set(s_maps, s_w, s_a, est_maps, est_w, est_a, regs, interval, "bootstrap", interval_method,
-                       model, model2, mask)
+                       model, model2, mask, scales)
     jack, t_jack = None, 0.0
     if jackknife:
         t2 = time.perf_counter()
         jack = _jackknife(series, counts, factors, m, chosen, constants, result, mask, regs, interval, options)
         t_jack = time.perf_counter() - t2
     notes = [REGULARISED_NOTE.format(method=m.name) if m.raw_counts else SIRT_NOTE.format(method=m.name)]
-    if boot.calibration:
+    if scales is not None:
+        notes.append(f"bias_scaled intervals: the percentile interval widened by k |T(x) - x| "
+                     f"(k = {scales['voxel']:.3g} per voxel, {scales['region']:.3g} times a region's mean "
+                     "|T(x) - x|), k calibrated against the truth of simulated specimens: they cover the truth "
+                     "as there for specimens like those.")
+    elif boot.calibration:
         c = boot.calibration["weight"]
         notes.append(f"bias_calibrated intervals: the percentile interval widened by c |T(x) - x|, c from the "
                      f"double bootstrap (weight fractions: c = {c['voxel']:.3g} per voxel, {c['region']:.3g} per "
