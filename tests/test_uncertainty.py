@@ -382,43 +382,46 @@ def test_bias_calibrated_widens_the_percentile_interval_by_c_times_the_bias(fact
 
 
 def test_bias_scaled_widens_the_percentile_interval_by_k_times_the_bias(factors):
-    """bias_scaled widens the percentile interval by k |b| (voxels) and k times a region's mean |b| (regions).
+    """bias_scaled: voxels widened by k |b| (k given or the method's calibrated), regions as bias_calibrated.
 
-    k are the given scales (or the method's calibrated BIAS_SCALES); no second-level solve, notes say so.
+    The region means' widening is the double bootstrap's factor times their mean |b|, the same bits as
+    bias_calibrated's; the voxel factor is the given k, not the double bootstrap's.
     """
     from chemtomo.reconstruct.bootstrap import BIAS_SCALES
 
     s = _small_series(n_slices=2)
     kw = dict(replicas=4, seed=2, bias=True, n_iter=25)
     wid = bootstrap_uncertainty(s, factors, "eds_sirt", interval_method="bias_widened", **kw)
-    sc = bootstrap_uncertainty(s, factors, "eds_sirt", interval_method="bias_scaled",
-                               bias_scales={"voxel": 2.5, "region": 0.5}, **kw)
+    cal = bootstrap_uncertainty(s, factors, "eds_sirt", interval_method="bias_calibrated", **kw)
+    sc = bootstrap_uncertainty(s, factors, "eds_sirt", interval_method="bias_scaled", bias_scale_voxel=2.5, **kw)
     for q in ("maps", "weight", "atomic"):
         a, b = getattr(wid.bootstrap, q), getattr(sc.bootstrap, q)
-        assert b.method == "bias_scaled" and sc.bootstrap.calibration[q] == {"voxel": 2.5, "region": 0.5}
+        assert b.method == "bias_scaled" and sc.bootstrap.calibration[q]["voxel"] == 2.5
         np.testing.assert_array_equal(a.bias, b.bias)
+        np.testing.assert_array_equal(b.bias2, getattr(cal.bootstrap, q).bias2)
         np.testing.assert_allclose(b.low, a.low - 1.5 * np.abs(a.bias), atol=1e-12)
         np.testing.assert_allclose(b.high, a.high + 1.5 * np.abs(a.bias), atol=1e-12)
-        ra, rb = wid.bootstrap.regions["particle"][q], sc.bootstrap.regions["particle"][q]
-        np.testing.assert_allclose(rb.low, ra.low + ra.bias_bound - 0.5 * ra.bias_bound, atol=1e-12)
-        np.testing.assert_allclose(rb.high, ra.high - ra.bias_bound + 0.5 * ra.bias_bound, atol=1e-12)
+        rc, rs = cal.bootstrap.regions["particle"][q], sc.bootstrap.regions["particle"][q]
+        assert sc.bootstrap.calibration[q]["region"] == cal.bootstrap.calibration[q]["region"]
+        np.testing.assert_array_equal(rs.low, rc.low)
+        np.testing.assert_array_equal(rs.high, rc.high)
     assert any("bias_scaled" in n for n in sc.notes)
-    d = bootstrap_uncertainty(s, factors, "eds_sirt", interval_method="bias_scaled", **kw)  # the calibrated scales
-    assert d.bootstrap.calibration["weight"] == BIAS_SCALES["eds_sirt"]
+    d = bootstrap_uncertainty(s, factors, "eds_sirt", interval_method="bias_scaled", **kw)  # the calibrated scale
+    assert d.bootstrap.calibration["weight"]["voxel"] == BIAS_SCALES["eds_sirt"]
     with pytest.raises(ValueError, match="no calibrated scale"):
         bootstrap_uncertainty(s, factors, "fused_tv", interval_method="bias_scaled", **kw)
-    with pytest.raises(ValueError, match="finite numbers >= 0"):
-        bootstrap_uncertainty(s, factors, "eds_sirt", interval_method="bias_scaled", bias_scales={"voxel": 1}, **kw)
+    with pytest.raises(ValueError, match="finite number >= 0"):
+        bootstrap_uncertainty(s, factors, "eds_sirt", interval_method="bias_scaled", bias_scale_voxel=-1, **kw)
 
 
 def test_bias_scale_validation():
-    """bias_scale: the table's scales by default, one number for both, refusals naming the bad value."""
+    """bias_scale: the table's scale by default, a given one otherwise, refusals naming the bad value."""
     from chemtomo.reconstruct.bootstrap import BIAS_SCALES, bias_scale
 
     assert bias_scale("hebt_sirt") == BIAS_SCALES["hebt_sirt"]
-    assert bias_scale("fused_tv", 2) == {"voxel": 2.0, "region": 2.0}
-    for bad in (-1, float("nan"), "x", {"voxel": 1.0, "region": None}, True):
-        with pytest.raises(ValueError, match="finite numbers >= 0"):
+    assert bias_scale("fused_tv", 2) == 2.0
+    for bad in (-1, float("nan"), "x", [1.0], True):
+        with pytest.raises(ValueError, match="finite number >= 0"):
             bias_scale("eds_sirt", bad)
     with pytest.raises(ValueError, match="needs a bias estimate"):
         summarize(np.zeros((3, 2)), np.zeros(2), method="bias_scaled", bias=np.zeros(2))

@@ -67,7 +67,9 @@ def test_study_layout_on_a_tiny_case():
     assert r["coverage"]["bias_widened"]["voxel"] >= r["coverage"]["percentile"]["voxel"]
     assert r["coverage"]["bias_widened"]["region"] >= r["coverage"]["percentile"]["region"]
     # the headline: bias_scaled with the method's calibrated scales (eds_sirt has them)
-    assert r["headline_definition"] == "bias_scaled" and r["bias_scales"] == BIAS_SCALES["eds_sirt"]
+    assert r["headline_definition"] == "bias_scaled" and r["bias_scale_voxel"] == BIAS_SCALES["eds_sirt"]
+    # its region means are bias_calibrated's
+    assert r["coverage"]["bias_scaled"]["region"] == r["coverage"]["bias_calibrated"]["region"]
     assert r["se_over_seed_spread"] > 0 and r["coverage_voxel_90"] == r["coverage"]["bias_scaled"]["voxel"]
     assert r["coverage_region_90"] == r["coverage"]["bias_scaled"]["region"]
     assert set(r["regions"]) >= {"core", "shell"}

@@ -16,10 +16,10 @@ coverage
     ``interval_method="bias_calibrated"`` (one more solve per realisation, ``T(T(x))``);
     the other definitions' bounds are recovered from its percentile bounds and plug-in
     bias, and its factors are reported (``calibration_factors``). The headline keys
-    ``coverage_region_90`` and ``coverage_voxel_90`` are ``bias_scaled``'s (the percentile
-    interval widened by the method's calibrated multiple of the plug-in bias,
-    :data:`~chemtomo.reconstruct.bootstrap.BIAS_SCALES`) for a method with calibrated scales,
-    else the percentile interval's.
+    ``coverage_region_90`` and ``coverage_voxel_90`` are ``bias_scaled``'s (voxels: the
+    percentile interval widened by the method's calibrated multiple of the plug-in bias,
+    :data:`~chemtomo.reconstruct.bootstrap.BIAS_SCALES`; region means: as ``bias_calibrated``)
+    for a method with a calibrated scale, else the percentile interval's.
 se_over_seed_spread
     The median over particle voxels and elements of (mean over seeds of the bootstrap
     standard error) / (standard deviation over the seeds of the estimates).
@@ -52,7 +52,7 @@ from .benchmark import BenchmarkConfig, Truth, dose_key, sub_series
 #: Interval definitions measured (see :func:`chemtomo.reconstruct.bootstrap.summarize`).
 DEFINITIONS = ("percentile", "bias_widened", "bias_corrected", "bias_calibrated", "bias_scaled")
 #: The definition behind the headline keys ``coverage_region_90`` and ``coverage_voxel_90`` for a method with
-#: calibrated bias scales (:data:`~chemtomo.reconstruct.bootstrap.BIAS_SCALES`); the others: :data:`FALLBACK`.
+#: a calibrated bias scale (:data:`~chemtomo.reconstruct.bootstrap.BIAS_SCALES`); the others: :data:`FALLBACK`.
 HEADLINE = "bias_scaled"
 #: The headline definition of a method without calibrated bias scales.
 FALLBACK = "percentile"
@@ -127,8 +127,9 @@ def intervals(low, high, bias, definition: str, bound=None, factor=None):
     """The interval of ``definition`` from the percentile bounds and the plug-in bias (as ``summarize``).
 
     ``bound``: the bias size of ``"bias_widened"`` (default ``|bias|``; a region's: the mean of its voxels' ``|bias|``);
-    ``factor``: the double-bootstrap factor ``c`` of ``"bias_calibrated"`` or the calibrated scale ``k`` of
-    ``"bias_scaled"`` (the widening is ``c`` or ``k`` times that size).
+    ``factor``: the double-bootstrap factor ``c`` of ``"bias_calibrated"`` (and of ``"bias_scaled"``'s region
+    means) or the calibrated voxel scale ``k`` of ``"bias_scaled"`` (the widening is ``c`` or ``k`` times that
+    size).
     """
     low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
     if definition == "percentile":
@@ -234,15 +235,15 @@ def calibrate_case(clean: TiltSeries, factors, truth: Truth, method: str, params
     plug = np.stack(per["bias"]).mean(axis=0)
     tb, pb = true_bias[sel], plug[sel]
     interior = voxel_classes(truth, ucfg.resolution_px, ucfg.uniform_tol)
-    scales = BIAS_SCALES.get(m.name)
-    definitions = [d for d in DEFINITIONS if d != "bias_scaled" or scales is not None]
-    headline = HEADLINE if scales is not None else FALLBACK
+    scale = BIAS_SCALES.get(m.name)
+    definitions = [d for d in DEFINITIONS if d != "bias_scaled" or scale is not None]
+    headline = HEADLINE if scale is not None else FALLBACK
     cover: dict = {}
     for d in definitions:
         hits = {"voxel": [], "voxel_interior": [], "voxel_edge": []}
         for j in range(w.shape[0]):
             lo, hi = intervals(per["low"][j], per["high"][j], per["bias"][j], d,
-                               factor=scales["voxel"] if d == "bias_scaled" else per["c_voxel"][j])
+                               factor=scale if d == "bias_scaled" else per["c_voxel"][j])
             c = (truth.weight >= lo) & (truth.weight <= hi)
             vox = truth.particle & masks[j]
             for name, g in (("voxel", vox), ("voxel_interior", vox & interior), ("voxel_edge", vox & ~interior)):
@@ -256,7 +257,7 @@ def calibrate_case(clean: TiltSeries, factors, truth: Truth, method: str, params
                     continue
                 for j in range(len(e["value"])):
                     lo, hi = intervals(e["low"][j], e["high"][j], e["bias"][j], d, e["bias_bound"][j],
-                                       scales["region"] if d == "bias_scaled" else e["factor"][j])
+                                       e["factor"][j])
                     rc.extend(((e["truth"][j] >= lo) & (e["truth"][j] <= hi)).tolist())
             out[which] = float(np.mean(rc)) if rc else float("nan")
         cover[d] = out
@@ -276,7 +277,7 @@ def calibrate_case(clean: TiltSeries, factors, truth: Truth, method: str, params
         "coverage_voxel_90": cover[headline]["voxel"],
         "se_over_seed_spread": ratio,
         "headline_definition": headline,
-        "bias_scales": None if scales is None else dict(scales),
+        "bias_scale_voxel": scale,
         "coverage": cover,
         "bias": {
             "voxel_rms_bias": float(np.sqrt(np.mean(tb**2))),
