@@ -114,6 +114,8 @@ def main(argv=None) -> None:
                          "of the double bootstrap's data-only factor")
     ap.add_argument("--compare-bounds", action="store_true",
                     help="print, per dump, the voxel scale each candidate bias size needs for a coverage of 0.875")
+    ap.add_argument("--region-ratios", action="store_true",
+                    help="print every region's true bias (mean over realisations), SE and mean |b1|")
     a = ap.parse_args(argv)
     global FIT_REGION
     FIT_REGION = a.fit_region_scale
@@ -158,6 +160,8 @@ def main(argv=None) -> None:
     loso = _leave_one_out({**cal, **val}) if a.loso else None
     if a.compare_bounds:
         _compare_bounds({**cal, **val})
+    if a.region_ratios:
+        _region_ratios({**cal, **val})
     if a.out:
         with open(a.out, "w") as f:
             json.dump({"scales": scales, "targets": {"voxel": VOXEL_TARGET, "region": REGION_TARGET},
@@ -230,6 +234,25 @@ def _compare_bounds(dumps: dict) -> None:
     for name, row in table.items():
         v = [row[k] for k in keys]
         print(f"| {name} | " + " | ".join(f"{x:.2f}" for x in v) + f" | {max(v) / max(min(v), 1e-9):.2f} |")
+
+
+
+def _region_ratios(dumps: dict) -> None:
+    """Per dump and region (first element): |mean bias| over realisations, mean SE, mean |b1| and their ratios."""
+    print("\n| dump | region | abs(true bias) | SE | mean abs(b1) | bias / SE | bias / mean abs(b1) |")
+    print("|---|---|---|---|---|---|---|")
+    ratios, over_se = [], []
+    for key, d in dumps.items():
+        for n in sorted({k.split(".")[1] for k in d if k.startswith("region.") and "_interior" not in k}):
+            v, t = d[f"region.{n}.value"][:, 0], d[f"region.{n}.truth"][:, 0]
+            if not np.all(np.isfinite(v)):
+                continue
+            tb, se, b = abs(float(np.mean(v - t))), float(np.mean(d[f"region.{n}.se"][:, 0])), \
+                float(np.mean(d[f"region.{n}.absb1"][:, 0]))
+            ratios.append(tb / b)
+            over_se.append(tb / se)
+            print(f"| {key} | {n} | {tb:.4f} | {se:.4f} | {b:.4f} | {tb / se:.1f} | {tb / b:.2f} |")
+    print(f"bias / mean abs(b1): {min(ratios):.2f}-{max(ratios):.2f}; bias / SE: {min(over_se):.1f}-{max(over_se):.1f}")
 
 
 if __name__ == "__main__":

@@ -244,8 +244,8 @@ INTERVAL_METHODS = ("percentile", "basic", "bias_widened", "bias_corrected", "bi
 #: each specimen out of the fit in turn gives the coverage on specimens it was not fitted to (docs/uncertainty.md,
 #: ``scripts/uncertainty_interval_eval.py``). A method not here has no calibrated scale.
 BIAS_SCALES: dict[str, float] = {
-    "eds_sirt": 2.66,
-    "hebt_sirt": 3.29,
+    "eds_sirt": 2.95,
+    "hebt_sirt": 3.39,
 }
 
 
