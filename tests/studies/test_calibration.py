@@ -7,7 +7,7 @@ import pytest
 
 from chemtomo.pipeline.uncertainty import bootstrap_uncertainty
 from chemtomo.pipeline.volume import reconstruct_series
-from chemtomo.reconstruct.bootstrap import summarize
+from chemtomo.reconstruct.bootstrap import BIAS_SCALES, summarize
 from chemtomo.studies.benchmark import BenchmarkConfig, Truth
 from chemtomo.studies.calibration import (
     DEFINITIONS,
@@ -26,7 +26,7 @@ def test_intervals_match_summarize():
     c = 1.7  # a bias_calibrated factor
     for d in DEFINITIONS:
         s = summarize(samples, value, method=d, bias=None if d == "percentile" else bias,
-                      bias_bound=c * np.abs(bias) if d == "bias_calibrated" else None)
+                      bias_bound=c * np.abs(bias) if d in ("bias_calibrated", "bias_scaled") else None)
         lo, hi = intervals(p.low, p.high, bias, d, factor=c)
         np.testing.assert_allclose((lo, hi), (s.low, s.high), rtol=0, atol=1e-15)
     with pytest.raises(ValueError, match="definition must be one of"):
@@ -66,7 +66,12 @@ def test_study_layout_on_a_tiny_case():
     # widening never loses coverage
     assert r["coverage"]["bias_widened"]["voxel"] >= r["coverage"]["percentile"]["voxel"]
     assert r["coverage"]["bias_widened"]["region"] >= r["coverage"]["percentile"]["region"]
-    assert r["se_over_seed_spread"] > 0 and r["coverage_voxel_90"] == r["coverage"]["percentile"]["voxel"]
+    # the headline: bias_scaled with the method's calibrated scales (eds_sirt has them)
+    assert r["headline_definition"] == "bias_scaled" and r["bias_scale_voxel"] == BIAS_SCALES["eds_sirt"]
+    # its region means are bias_calibrated's
+    assert r["coverage"]["bias_scaled"]["region"] == r["coverage"]["bias_calibrated"]["region"]
+    assert r["se_over_seed_spread"] > 0 and r["coverage_voxel_90"] == r["coverage"]["bias_scaled"]["voxel"]
+    assert r["coverage_region_90"] == r["coverage"]["bias_scaled"]["region"]
     assert set(r["regions"]) >= {"core", "shell"}
     # bias_calibrated: the factors found per realisation, >= 0; the widened intervals contain the percentile ones
     assert len(r["calibration_factors"]["voxel"]) == 2 and min(r["calibration_factors"]["region"]) >= 0

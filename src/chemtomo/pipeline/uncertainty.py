@@ -59,6 +59,7 @@ from ..reconstruct.autoparam import estimate_noise_factor
 from ..reconstruct.bootstrap import (
     INTERVAL_METHODS,
     Spread,
+    bias_scale,
     calibrate_widening,
     check_interval,
     check_replicas,
@@ -107,7 +108,8 @@ class SpreadSet:
     kind : {"bootstrap", "jackknife"}
     calibration : dict
         With ``interval_method="bias_calibrated"``: quantity -> {"voxel": c, "region": c}, the
-        widening factors of :func:`~chemtomo.reconstruct.bootstrap.calibrate_widening` (empty otherwise).
+        widening factors of :func:`~chemtomo.reconstruct.bootstrap.calibrate_widening`; with
+        ``"bias_scaled"``: its voxel scale and the regions' double-bootstrap factor (empty otherwise).
     """
 
     maps: Spread
@@ -204,11 +206,12 @@ def _regions(mask: np.ndarray, regions) -> dict[str, np.ndarray]:
 
 
 def _spread_set(maps, w, a, est_maps, est_w, est_a, regions, interval, kind, how="percentile",
-                model=None, model2=None, mask=None) -> SpreadSet:
+                model=None, model2=None, mask=None, scale=None) -> SpreadSet:
     """Summaries of replica results.
 
     ``model``: (maps, w, a) of the model's expected data, for the bias; ``model2``: the same one level
-    down (``T(T(x))``) and ``mask`` the measured particle mask, for ``how="bias_calibrated"``.
+    down (``T(T(x))``) and ``mask`` the measured particle mask, for ``how="bias_calibrated"`` and
+    ``"bias_scaled"``; ``scale``: the voxel scale ``k`` of ``how="bias_scaled"``.
     """
     names = list(regions)
     masks = [regions[n] for n in names]
@@ -216,33 +219,39 @@ def _spread_set(maps, w, a, est_maps, est_w, est_a, regions, interval, kind, how
     samples = {"maps": maps, "weight": w, "atomic": a}
     bias = {q: None for q in est} if model is None else \
         {q: np.asarray(t, np.float64) - np.asarray(e, np.float64) for (q, e), t in zip(est.items(), model, strict=True)}
-    calibrated = how == "bias_calibrated"
-    if calibrated and (model2 is None or mask is None):
-        raise ValueError("interval_method 'bias_calibrated' needs the second-level model reconstruction and the mask")
-    bias2 = {q: None for q in est} if not calibrated else \
+    scaled = how == "bias_scaled"
+    double = how == "bias_calibrated" or scaled  # the double bootstrap's factor (voxels: not for bias_scaled)
+    if double and (model2 is None or mask is None):
+        raise ValueError(f"interval_method {how!r} needs the second-level model reconstruction and the mask")
+    if scaled and scale is None:
+        raise ValueError("interval_method 'bias_scaled' needs its voxel scale")
+    bias2 = {q: None for q in est} if not double else \
         {q: np.asarray(t2, np.float64) - np.asarray(t1, np.float64)
          for q, t1, t2 in zip(est, model, model2, strict=True)}
-    first = "percentile" if calibrated else how
+    first = "percentile" if double else how
     out = SpreadSet(*(summarize(samples[q], est[q], interval, kind, first, bias[q]) for q in est), {}, kind)
     factors = {}
-    for q in est if calibrated else ():
+    for q in est if double else ():
         sp = getattr(out, q)
-        sel = np.broadcast_to(np.asarray(mask, bool), sp.value.shape)
-        c = calibrate_widening((sp.value - sp.low)[sel], (sp.high - sp.value)[sel], sp.se[sel], bias[q][sel],
-                               np.abs(bias2[q])[sel], interval)
+        if scaled:
+            c = float(scale)
+        else:
+            sel = np.broadcast_to(np.asarray(mask, bool), sp.value.shape)
+            c = calibrate_widening((sp.value - sp.low)[sel], (sp.high - sp.value)[sel], sp.se[sel], bias[q][sel],
+                                   np.abs(bias2[q])[sel], interval)
         bb = c * np.abs(bias[q])
-        setattr(out, q, replace(sp, low=sp.low - bb, high=sp.high + bb, method=how, bias_bound=bb))
+        setattr(out, q, replace(sp, low=sp.low - bb, high=sp.high + bb, method=how, bias_bound=bb, bias2=bias2[q]))
         factors[q] = {"voxel": c}
     per = {q: (region_means(samples[q], masks), region_means(est[q], masks),
                None if model is None else region_means(bias[q], masks),
                None if model is None else region_means(np.abs(bias[q]), masks),
-               None if not calibrated else region_means(np.abs(bias2[q]), masks))
+               None if not double else region_means(np.abs(bias2[q]), masks))
            for q in est}
     for j, n in enumerate(names):
         out.regions[n] = {q: summarize(s[..., j], e[..., j], interval, kind, first, None if b is None else b[..., j],
                                        None if bb is None else bb[..., j])
                           for q, (s, e, b, bb, _) in per.items()}
-    for q in est if calibrated else ():
+    for q in est if double else ():
         rows = [out.regions[n][q] for n in names]
         dl, dh, se, b1, b2 = (np.concatenate([np.ravel(x) for x in v]) for v in (
             [r.value - r.low for r in rows], [r.high - r.value for r in rows], [r.se for r in rows],
@@ -252,7 +261,8 @@ def _spread_set(maps, w, a, est_maps, est_w, est_a, regions, interval, kind, how
         for n in names:
             r = out.regions[n][q]
             bb = c * r.bias_bound  # the mean of the region's voxels' |b1|, scaled
-            out.regions[n][q] = replace(r, low=r.low - bb, high=r.high + bb, method=how, bias_bound=bb)
+            out.regions[n][q] = replace(r, low=r.low - bb, high=r.high + bb, method=how, bias_bound=bb,
+                                        bias2=region_means(bias2[q], [regions[n]])[..., 0])
         factors[q]["region"] = c
     out.calibration = factors
     return out
@@ -299,6 +309,7 @@ def bootstrap_uncertainty(
     replicas_per_pass: int | None = None,
     interval_method: str = "percentile",
     bias: bool = False,
+    bias_scale_voxel: float | None = None,
     crop_px: int = 0,
     replica_filter: tuple | None = None,
     draw_eds=None,
@@ -349,13 +360,21 @@ def bootstrap_uncertainty(
     replicas_per_pass : int, optional
         Replicas per call of ``reconstruct_series`` (default: all in one); bounds the
         memory of the stacked series. The replicas are the same whatever it is.
-    interval_method : {"percentile", "basic", "bias_widened", "bias_corrected"}
+    interval_method : str
+        One of :data:`~chemtomo.reconstruct.bootstrap.INTERVAL_METHODS`.
         The bootstrap intervals (:func:`~chemtomo.reconstruct.bootstrap.summarize`); the
-        bias methods need ``bias=True``. ``"bias_calibrated"`` reconstructs the model data of
-        ``T(x)`` once more (``T(T(x))``, one more solve of ``n_slices`` columns) and widens the
-        percentile intervals by ``c |T(x) - x|``, ``c`` calibrated in the plug-in world
-        (:func:`~chemtomo.reconstruct.bootstrap.calibrate_widening`; one factor per quantity for
-        the voxels, one for the regions; in ``SpreadSet.calibration``).
+        bias methods need ``bias=True``. ``"bias_scaled"`` widens the percentile intervals by
+        ``k |T(x) - x|`` per voxel, ``k`` calibrated against the truth of the specimen suite per
+        method (``bias_scale_voxel``), and the region means' as ``"bias_calibrated"`` does.
+        ``"bias_calibrated"`` reconstructs the model data of ``T(x)`` once more (``T(T(x))``,
+        one more solve of ``n_slices`` columns) and widens the percentile intervals by
+        ``c |T(x) - x|``, ``c`` calibrated in the plug-in world
+        (:func:`~chemtomo.reconstruct.bootstrap.calibrate_widening`; one factor per quantity
+        for the voxels, one for the regions; in ``SpreadSet.calibration``).
+    bias_scale_voxel : float, optional
+        The voxel scale ``k`` of ``interval_method="bias_scaled"`` (default: the method's
+        calibrated one, :data:`~chemtomo.reconstruct.bootstrap.BIAS_SCALES`; a method without
+        one needs this).
     bias : bool
         Also estimate the estimator's bias by the plug-in bootstrap: the fitted model's
         expected data (the measured maps' forward projections scaled per line to the
@@ -413,6 +432,7 @@ def bootstrap_uncertainty(
         raise ValueError(f"interval_method must be one of {INTERVAL_METHODS}, got {interval_method!r}")
     if interval_method.startswith("bias") and not bias:
         raise ValueError(f"interval_method {interval_method!r} needs the bias estimate: pass bias=True")
+    scale = bias_scale(m.name, bias_scale_voxel) if interval_method == "bias_scaled" else None
     unknown = sorted(set(options) - set(_PASSED))
     if unknown:
         raise ValueError(f"bootstrap_uncertainty does not take {unknown}; options passed to reconstruct_series: "
@@ -509,7 +529,7 @@ def bootstrap_uncertainty(
             s_w[a + i], s_a[a + i] = _fractions(maps[qi, i], factors, qlines, out.factor, mask)
         log.info("bootstrap: replicas %d:%d of %d done", a, b, replicas)
     model2 = None
-    if interval_method == "bias_calibrated":  # one level down: the model data of T(x), reconstructed alike
+    if interval_method in ("bias_calibrated", "bias_scaled"):  # one level down: T(x)'s model data, reconstructed
         means2 = _model_means(replace(result, maps=model[0]), series, raw, pr["backend"])
         rep = TiltSeries(series.angles_deg, series.pixel_nm, {ln: np.asarray(means2[ln], np.float32) for ln in lines},
                          series.haadf, dict(series.metadata))
@@ -519,14 +539,20 @@ def bootstrap_uncertainty(
         model2 = (t2, *_fractions(t2, factors, lines, out2.factor, mask))
     t_boot = time.perf_counter() - t1
     boot = _spread_set(s_maps, s_w, s_a, est_maps, est_w, est_a, regs, interval, "bootstrap", interval_method,
-                       model, model2, mask)
+                       model, model2, mask, scale)
     jack, t_jack = None, 0.0
     if jackknife:
         t2 = time.perf_counter()
         jack = _jackknife(series, counts, factors, m, chosen, constants, result, mask, regs, interval, options)
         t_jack = time.perf_counter() - t2
     notes = [REGULARISED_NOTE.format(method=m.name) if m.raw_counts else SIRT_NOTE.format(method=m.name)]
-    if boot.calibration:
+    if scale is not None:
+        c = boot.calibration["weight"]["region"]
+        notes.append(f"bias_scaled intervals: per voxel the percentile interval widened by k |T(x) - x| "
+                     f"(k = {scale:.3g}, calibrated against the truth of simulated specimens: it covers the truth "
+                     "as there for specimens like those); per region by c times the region's mean |T(x) - x|, "
+                     f"c = {c:.3g} from the double bootstrap (as bias_calibrated).")
+    elif boot.calibration:
         c = boot.calibration["weight"]
         notes.append(f"bias_calibrated intervals: the percentile interval widened by c |T(x) - x|, c from the "
                      f"double bootstrap (weight fractions: c = {c['voxel']:.3g} per voxel, {c['region']:.3g} per "

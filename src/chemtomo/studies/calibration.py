@@ -15,7 +15,11 @@ coverage
     interval definition (:data:`DEFINITIONS`). The bootstrap runs with
     ``interval_method="bias_calibrated"`` (one more solve per realisation, ``T(T(x))``);
     the other definitions' bounds are recovered from its percentile bounds and plug-in
-    bias, and its factors are reported (``calibration_factors``).
+    bias, and its factors are reported (``calibration_factors``). The headline keys
+    ``coverage_region_90`` and ``coverage_voxel_90`` are ``bias_scaled``'s (voxels: the
+    percentile interval widened by the method's calibrated multiple of the plug-in bias,
+    :data:`~chemtomo.reconstruct.bootstrap.BIAS_SCALES`; region means: as ``bias_calibrated``)
+    for a method with a calibrated scale, else the percentile interval's.
 se_over_seed_spread
     The median over particle voxels and elements of (mean over seeds of the bootstrap
     standard error) / (standard deviation over the seeds of the estimates).
@@ -40,14 +44,18 @@ import numpy as np
 from scipy.ndimage import binary_erosion, maximum_filter, minimum_filter
 
 from ..reconstruct import get_method
+from ..reconstruct.bootstrap import BIAS_SCALES
 from ..simulate.specimens import make_specimen, simulate_series
 from ..tiltseries import TiltSeries
 from .benchmark import BenchmarkConfig, Truth, dose_key, sub_series
 
 #: Interval definitions measured (see :func:`chemtomo.reconstruct.bootstrap.summarize`).
-DEFINITIONS = ("percentile", "bias_widened", "bias_corrected", "bias_calibrated")
-#: The definition behind the headline keys ``coverage_region_90`` and ``coverage_voxel_90``.
-HEADLINE = "percentile"
+DEFINITIONS = ("percentile", "bias_widened", "bias_corrected", "bias_calibrated", "bias_scaled")
+#: The definition behind the headline keys ``coverage_region_90`` and ``coverage_voxel_90`` for a method with
+#: a calibrated bias scale (:data:`~chemtomo.reconstruct.bootstrap.BIAS_SCALES`); the others: :data:`FALLBACK`.
+HEADLINE = "bias_scaled"
+#: The headline definition of a method without calibrated bias scales.
+FALLBACK = "percentile"
 
 
 @dataclass
@@ -119,17 +127,19 @@ def intervals(low, high, bias, definition: str, bound=None, factor=None):
     """The interval of ``definition`` from the percentile bounds and the plug-in bias (as ``summarize``).
 
     ``bound``: the bias size of ``"bias_widened"`` (default ``|bias|``; a region's: the mean of its voxels' ``|bias|``);
-    ``factor``: the double-bootstrap factor ``c`` of ``"bias_calibrated"`` (the widening is ``c`` times that size).
+    ``factor``: the double-bootstrap factor ``c`` of ``"bias_calibrated"`` (and of ``"bias_scaled"``'s region
+    means) or the calibrated voxel scale ``k`` of ``"bias_scaled"`` (the widening is ``c`` or ``k`` times that
+    size).
     """
     low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
     if definition == "percentile":
         return low, high
     b = np.asarray(bias, np.float64)
-    if definition in ("bias_widened", "bias_calibrated"):
+    if definition in ("bias_widened", "bias_calibrated", "bias_scaled"):
         bb = np.abs(b) if bound is None else np.asarray(bound, np.float64)
-        if definition == "bias_calibrated":
+        if definition != "bias_widened":
             if factor is None:
-                raise ValueError("the 'bias_calibrated' interval needs its factor (factor=...)")
+                raise ValueError(f"the {definition!r} interval needs its factor (factor=...)")
             bb = float(factor) * bb
         return low - bb, high + bb
     if definition == "bias_corrected":
@@ -166,7 +176,8 @@ def calibrate_case(clean: TiltSeries, factors, truth: Truth, method: str, params
     Returns
     -------
     dict
-        ``coverage_region_90``, ``coverage_voxel_90`` (the :data:`HEADLINE` definition),
+        ``coverage_region_90``, ``coverage_voxel_90`` (the :data:`HEADLINE` definition for a method with
+        calibrated bias scales, else :data:`FALLBACK`; named in ``headline_definition``),
         ``se_over_seed_spread``, ``coverage`` per definition, ``bias`` measures, ``regions``.
     """
     m = get_method(method)
@@ -224,11 +235,15 @@ def calibrate_case(clean: TiltSeries, factors, truth: Truth, method: str, params
     plug = np.stack(per["bias"]).mean(axis=0)
     tb, pb = true_bias[sel], plug[sel]
     interior = voxel_classes(truth, ucfg.resolution_px, ucfg.uniform_tol)
+    scale = BIAS_SCALES.get(m.name)
+    definitions = [d for d in DEFINITIONS if d != "bias_scaled" or scale is not None]
+    headline = HEADLINE if scale is not None else FALLBACK
     cover: dict = {}
-    for d in DEFINITIONS:
+    for d in definitions:
         hits = {"voxel": [], "voxel_interior": [], "voxel_edge": []}
         for j in range(w.shape[0]):
-            lo, hi = intervals(per["low"][j], per["high"][j], per["bias"][j], d, factor=per["c_voxel"][j])
+            lo, hi = intervals(per["low"][j], per["high"][j], per["bias"][j], d,
+                               factor=scale if d == "bias_scaled" else per["c_voxel"][j])
             c = (truth.weight >= lo) & (truth.weight <= hi)
             vox = truth.particle & masks[j]
             for name, g in (("voxel", vox), ("voxel_interior", vox & interior), ("voxel_edge", vox & ~interior)):
@@ -258,10 +273,11 @@ def calibrate_case(clean: TiltSeries, factors, truth: Truth, method: str, params
                                                     strict=True)),
                       "seeds": int(v.shape[0])}
     return {
-        "coverage_region_90": cover[HEADLINE]["region"],
-        "coverage_voxel_90": cover[HEADLINE]["voxel"],
+        "coverage_region_90": cover[headline]["region"],
+        "coverage_voxel_90": cover[headline]["voxel"],
         "se_over_seed_spread": ratio,
-        "headline_definition": HEADLINE,
+        "headline_definition": headline,
+        "bias_scale_voxel": scale,
         "coverage": cover,
         "bias": {
             "voxel_rms_bias": float(np.sqrt(np.mean(tb**2))),
@@ -341,7 +357,8 @@ def run_uncertainty_study(cfg: BenchmarkConfig, ucfg: UncertaintyStudyConfig, re
             r = calibrate_case(clean, sim.factors, truth, method, params, ucfg, reconstruct, bootstrap,
                                cfg.mask_method)
             out.setdefault(name, {})[method] = r
-            say(f"uncertainty {name} {method} {params}: coverage regions {r['coverage_region_90']:.2f} voxels "
+            say(f"uncertainty {name} {method} {params}: coverage ({r['headline_definition']}) regions "
+                f"{r['coverage_region_90']:.2f} voxels "
                 f"{r['coverage_voxel_90']:.2f}, se/spread {r['se_over_seed_spread']:.2f}, widened regions "
                 f"{r['coverage']['bias_widened']['region']:.2f} voxels {r['coverage']['bias_widened']['voxel']:.2f} "
                 f"({r['seconds']:.0f} s)")
