@@ -10,7 +10,7 @@ from test_distributed import LINES, core_shell_series
 
 from chemtomo.physics import paper_table2
 from chemtomo.pipeline import reconstruct_series
-from chemtomo.pipeline.absorption import WARM_FRACTION, reconstruct_absorption_corrected
+from chemtomo.pipeline.absorption import WARM_FRACTION, estimate_method, reconstruct_absorption_corrected
 from chemtomo.reconstruct import get_method
 from chemtomo.simulate.absorption import simulate_series_absorbed
 from chemtomo.simulate.specimens import make_specimen
@@ -136,3 +136,20 @@ def test_warm_started_correction_is_close_to_the_cold_one():
         assert r.outer_iterations <= 5 and r.converged
     np.testing.assert_array_equal(warm.uncorrected.maps, cold.uncorrected.maps)  # keeping the state changes nothing
     assert dataclasses.fields(warm.corrected)[-1].name == "warm"
+
+
+def test_haadf_unit_maps_without_a_haadf_dose_are_estimated_from_eds_sirt():
+    """Without a HAADF dose, HAADF-unit maps are estimated from EDS-SIRT maps; with it or a given density, their own.
+
+    Real data carry an EDS calibration but seldom a HAADF dose: fused_tv's own maps cannot give an absolute
+    density then.
+    """
+    fused, hebt, poisson = (get_method(n) for n in ("fused_tv", "hebt_sirt", "poisson_tv"))
+    md = {"eds_dose": 1.0, "solid_angle_sr": 0.7}
+    assert estimate_method(fused, "z", None, md) == "eds_sirt"
+    assert estimate_method(fused, "z", None, {**md, "haadf_dose": 1.0}) is None
+    assert estimate_method(fused, "z", 4.0, md) is None
+    assert estimate_method(poisson, "f", None, md) is None
+    assert estimate_method(hebt, "z", None, {**md, "haadf_dose": 1.0}) == "eds_sirt"
+    assert estimate_method(hebt, "z", None, md, estimate=None) is None
+    assert estimate_method(poisson, "f", None, md, estimate="eds-sirt") == "eds_sirt"

@@ -69,7 +69,8 @@ from ..reconstruct import get_method
 from ..tiltseries import TiltSeries
 from .volume import DEFAULT_METHOD, VolumeResult, reconstruct_series
 
-__all__ = ["AbsorptionResult", "estimate_partial_densities_g_cm3", "reconstruct_absorption_corrected"]
+__all__ = ["AbsorptionResult", "estimate_method", "estimate_partial_densities_g_cm3",
+           "reconstruct_absorption_corrected"]
 
 NM_CM = 1e-7
 #: How the outer loop decides it has converged (see :func:`reconstruct_absorption_corrected`).
@@ -257,6 +258,34 @@ def _corrected(series: TiltSeries, ratios: dict, n_tilts: int, n_pixels: int) ->
                       haadf_angles_deg=series.haadf_angles_deg)
 
 
+def estimate_method(method, factor: str, density_g_cm3, metadata: dict, estimate: str | None = "auto") -> str | None:
+    """The method whose maps estimate each correction (None: the corrected method's own); see ``estimate``.
+
+    Parameters
+    ----------
+    method : Method
+        The corrected method.
+    factor : {"f", "z"}
+        Its maps' factor.
+    density_g_cm3 : number, array or None
+        The given density (None: estimated from the maps).
+    metadata : dict
+        The series' metadata.
+    estimate : str or None
+        As in :func:`reconstruct_absorption_corrected`.
+
+    Returns
+    -------
+    str or None
+    """
+    if estimate != "auto":
+        return None if estimate is None else get_method(estimate).name
+    # a method whose fit may give a line no weight (HEBT) is estimated from EDS-only maps, and so are
+    # HAADF-unit maps when an absolute density would need a HAADF dose the metadata lack
+    own = method.fits_each_line and (factor == "f" or density_g_cm3 is not None or "haadf_dose" in metadata)
+    return None if own else ESTIMATE_METHOD
+
+
 def reconstruct_absorption_corrected(
     series: TiltSeries,
     factors: Factors,
@@ -315,7 +344,9 @@ def reconstruct_absorption_corrected(
         corrected method's own; a registered method's name, a reconstruction of the
         (corrected) series by it each outer iteration; ``"auto"`` (default): the
         method's own when it fits every line's counts (``Method.fits_each_line``: the
-        EDS-only methods and the fused models), else ``ESTIMATE_METHOD`` (HEBT-SIRT).
+        EDS-only methods and the fused models) and, for maps in HAADF units, the density
+        is given or the metadata hold ``haadf_dose``; else ``ESTIMATE_METHOD`` (HEBT-SIRT,
+        and real data without a HAADF dose).
     **kwargs
         Passed to :func:`~chemtomo.pipeline.volume.reconstruct_series` (``params``,
         ``n_iter``, ``filter_sigma``, ``counts``, ...; not ``store`` or ``resume``).
@@ -366,10 +397,7 @@ def reconstruct_absorption_corrected(
     nt, npix = geom.n_tilts, geom.n_pixels
     # a bimodal method's maps (HAADF units, response ratios fitted) need not carry a line's counts
     # (HEBT zeroes a line the HAADF does not explain): its corrections are estimated from EDS-only maps
-    if estimate == "auto":  # a method whose fit may give a line no weight (HEBT) is estimated from EDS-only maps
-        est_method = None if m.fits_each_line else ESTIMATE_METHOD
-    else:
-        est_method = None if estimate is None else get_method(estimate).name
+    est_method = estimate_method(m, first.factor, density_g_cm3, series.metadata, estimate)
     if stop == "auto":
         stop = "predicted" if est_method is None else "measured"
     est_kw = {k: kwargs[k] for k in ("filter_sigma", "filter_axes", "backend", "chunk_slices", "mask_method")
