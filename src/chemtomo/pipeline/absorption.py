@@ -30,13 +30,20 @@ The scheme (issue 14):
    the loop stops, without the confirming reconstruction the rule ``stop="measured"``
    makes.
 
-A bimodal method's maps (HAADF units, response ratios fitted to the HAADF) need not
-carry a line's counts: HEBT-SIRT zeroes O Ka on an absorbed ``oxide_supported`` series
-(support O 0.002 against 0.471), and a correction estimated from them does nothing. For
-such a method steps 2-4 take the density, composition and emission from an EDS-only
-reconstruction (``ESTIMATE_METHOD``) of the same (corrected) series, and the loop stops
-by the measured rule (``stop="auto"``): the prediction, made on the EDS-only fractions,
-fell tenfold short of the bimodal method's change (docs/absorption.md).
+HEBT-SIRT's maps (HAADF units, response ratios fitted to the HAADF) need not carry a
+line's counts: it zeroes O Ka on an absorbed ``oxide_supported`` series (support O 0.002
+against 0.471), and a correction estimated from them does nothing. For such a method
+(``Method.fits_each_line`` False) steps 2-4 take the density, composition and emission
+from an EDS-only reconstruction (``ESTIMATE_METHOD``) of the same (corrected) series, and
+the loop stops by the measured rule (``stop="auto"``): the prediction, made on the EDS-only
+fractions, fell tenfold short of the bimodal method's change (docs/absorption.md). The
+fused models fit every line's counts with its own Poisson term and are estimated from
+their own maps (:func:`estimate_method`; from EDS-SIRT maps when their HAADF units would
+need a HAADF dose the metadata lack).
+
+Warm starts: a method that can (``Method.warm_start``: the regularised solvers) starts each
+corrected reconstruction from the previous one's maps and duals with ``WARM_FRACTION`` of
+its iteration budget (``warm_start``, ``warm_fraction``; measured in docs/absorption.md).
 
 The HAADF volume (``VolumeResult.haadf_volume``) does not depend on the correction:
 it is reconstructed once, with the uncorrected maps, and put in the corrected result.
