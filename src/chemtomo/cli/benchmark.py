@@ -16,7 +16,7 @@ def add_parser(sub):
     p.add_argument("--study", choices=("all", "suite", "tilt_sets", "absorption"), default="all",
                    help="what to run: the specimen suite, the tilt-sets study (dense HAADF, sparse EDS, "
                         "+-70 and +-40 degrees; issue 16), the absorption study (oxide_supported in a 300 nm "
-                        "field, uncorrected and corrected; issue 14), or all three (default)")
+                        "field, fused-TV then EDS-SIRT, uncorrected and corrected; issue 14), or all three (default)")
     p.add_argument("--out", default="results/benchmark", help="output folder (default: results/benchmark)")
     p.add_argument("--quick", action="store_true",
                    help="2 specimens, 2 doses, EDS-SIRT, HEBT and fused-TV on coarse grids, n=24, 8 slices; "
@@ -104,7 +104,7 @@ def _run_absorption(args, metrics: dict, reconstruct_series, say) -> None:
     from chemtomo.pipeline.absorption import reconstruct_absorption_corrected
     from chemtomo.studies.absorption import AbsorptionStudyConfig, run_absorption_study
 
-    acfg = AbsorptionStudyConfig.quick() if args.quick else AbsorptionStudyConfig()
+    acfg = AbsorptionStudyConfig.quick() if args.quick else AbsorptionStudyConfig.full()
     changes = {}
     if args.doses:
         changes["dose"] = float(args.doses[0])

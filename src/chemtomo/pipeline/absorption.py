@@ -30,13 +30,20 @@ The scheme (issue 14):
    the loop stops, without the confirming reconstruction the rule ``stop="measured"``
    makes.
 
-A bimodal method's maps (HAADF units, response ratios fitted to the HAADF) need not
-carry a line's counts: HEBT-SIRT zeroes O Ka on an absorbed ``oxide_supported`` series
-(support O 0.002 against 0.471), and a correction estimated from them does nothing. For
-such a method steps 2-4 take the density, composition and emission from an EDS-only
-reconstruction (``ESTIMATE_METHOD``) of the same (corrected) series, and the loop stops
-by the measured rule (``stop="auto"``): the prediction, made on the EDS-only fractions,
-fell tenfold short of the bimodal method's change (docs/absorption.md).
+HEBT-SIRT's maps (HAADF units, response ratios fitted to the HAADF) need not carry a
+line's counts: it zeroes O Ka on an absorbed ``oxide_supported`` series (support O 0.002
+against 0.471), and a correction estimated from them does nothing. For such a method
+(``Method.fits_each_line`` False) steps 2-4 take the density, composition and emission
+from an EDS-only reconstruction (``ESTIMATE_METHOD``) of the same (corrected) series, and
+the loop stops by the measured rule (``stop="auto"``): the prediction, made on the EDS-only
+fractions, fell tenfold short of the bimodal method's change (docs/absorption.md). The
+fused models fit every line's counts with its own Poisson term and are estimated from
+their own maps (:func:`estimate_method`; from EDS-SIRT maps when their HAADF units would
+need a HAADF dose the metadata lack).
+
+Warm starts: a method that can (``Method.warm_start``: the regularised solvers) starts each
+corrected reconstruction from the previous one's maps and duals with ``WARM_FRACTION`` of
+its iteration budget (``warm_start``, ``warm_fraction``; measured in docs/absorption.md).
 
 The HAADF volume (``VolumeResult.haadf_volume``) does not depend on the correction:
 it is reconstructed once, with the uncorrected maps, and put in the corrected result.
@@ -69,7 +76,8 @@ from ..reconstruct import get_method
 from ..tiltseries import TiltSeries
 from .volume import DEFAULT_METHOD, VolumeResult, reconstruct_series
 
-__all__ = ["AbsorptionResult", "estimate_partial_densities_g_cm3", "reconstruct_absorption_corrected"]
+__all__ = ["AbsorptionResult", "estimate_method", "estimate_partial_densities_g_cm3",
+           "reconstruct_absorption_corrected"]
 
 NM_CM = 1e-7
 #: How the outer loop decides it has converged (see :func:`reconstruct_absorption_corrected`).
@@ -82,6 +90,10 @@ PREDICTION_SAFETY = 2.0
 #: The method whose maps estimate the density, composition and emission when the corrected
 #: method's maps are not EDS-only (bimodal, HAADF units).
 ESTIMATE_METHOD = "eds_sirt"
+#: Share of the method's iteration budget a warm-started corrected reconstruction runs (each starts
+#: from the previous outer iteration's maps and duals; measured on oxide_supported, fused_tv:
+#: docs/absorption.md, "Warm starts").
+WARM_FRACTION = 0.5
 
 
 @dataclass
@@ -190,12 +202,27 @@ def _fraction_change(a: VolumeResult, b: VolumeResult) -> float:
     return float(d.mean(axis=1).max())
 
 
-def _predicted_change(current: VolumeResult, factors: Factors, W, plain: dict, old: dict, new: dict) -> float:
+def _data_scales(W, plain: dict, old: dict | None, new: dict) -> dict:
+    """Line -> ``q = W^T (p r_new) / W^T (p r_old)`` (columns, ``(n_vox, n_slices)``; 1 where undefined).
+
+    The voxel-by-voxel factor by which a reconstruction locally linear in its data moves a
+    map when its data go from ratios ``old`` (None: 1, the uncorrected data) to ``new``
+    (``p`` the map's plain projections).
+    """
+    out = {}
+    for ln, p in plain.items():
+        num = np.asarray(W.T @ (p * new[ln]), dtype=np.float64)
+        den = np.asarray(W.T @ (p if old is None else p * old[ln]), dtype=np.float64)
+        out[ln] = np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0)
+    return out
+
+
+def _predicted_change(current: VolumeResult, factors: Factors, q: dict) -> float:
     """The fraction change that reconstructing with the ratios ``new`` instead of ``old`` would make.
 
     Each map is scaled voxel by voxel by the back-projected change of its data,
-    ``q_j = [W^T (p r_new)]_j / [W^T (p r_old)]_j`` (``p`` the plain projections of the
-    current map, ``r`` the ratio columns): a reconstruction that is locally linear
+    ``q_j = [W^T (p r_new)]_j / [W^T (p r_old)]_j`` (``q``: :func:`_data_scales`; ``p`` the plain
+    projections of the current map, ``r`` the ratio columns): a reconstruction that is locally linear
     in its data moves the voxel by this factor. The change is measured as
     :func:`_fraction_change` (inside the current mask).
     """
@@ -205,10 +232,7 @@ def _predicted_change(current: VolumeResult, factors: Factors, W, plain: dict, o
     maps = np.clip(np.asarray(current.maps, dtype=np.float64), 0, None)
     scaled = np.empty_like(maps)
     for i, ln in enumerate(current.lines):
-        num = np.asarray(W.T @ (plain[ln] * new[ln]), dtype=np.float64)
-        den = np.asarray(W.T @ (plain[ln] * old[ln]), dtype=np.float64)
-        q = np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0)
-        scaled[i] = maps[i] * columns_to_volume(q, current.geometry.n_grid)
+        scaled[i] = maps[i] * columns_to_volume(q[ln], current.geometry.n_grid)
     k = factors.f(current.lines) if current.factor == "f" else factors.z(current.lines)
     d = np.abs(weight_fractions(scaled, k) - weight_fractions(maps, k))[:, mask]
     return float(d.mean(axis=1).max())
@@ -241,6 +265,34 @@ def _corrected(series: TiltSeries, ratios: dict, n_tilts: int, n_pixels: int) ->
                       haadf_angles_deg=series.haadf_angles_deg)
 
 
+def estimate_method(method, factor: str, density_g_cm3, metadata: dict, estimate: str | None = "auto") -> str | None:
+    """The method whose maps estimate each correction (None: the corrected method's own); see ``estimate``.
+
+    Parameters
+    ----------
+    method : Method
+        The corrected method.
+    factor : {"f", "z"}
+        Its maps' factor.
+    density_g_cm3 : number, array or None
+        The given density (None: estimated from the maps).
+    metadata : dict
+        The series' metadata.
+    estimate : str or None
+        As in :func:`reconstruct_absorption_corrected`.
+
+    Returns
+    -------
+    str or None
+    """
+    if estimate != "auto":
+        return None if estimate is None else get_method(estimate).name
+    # a method whose fit may give a line no weight (HEBT) is estimated from EDS-only maps, and so are
+    # HAADF-unit maps when an absolute density would need a HAADF dose the metadata lack
+    own = method.fits_each_line and (factor == "f" or density_g_cm3 is not None or "haadf_dose" in metadata)
+    return None if own else ESTIMATE_METHOD
+
+
 def reconstruct_absorption_corrected(
     series: TiltSeries,
     factors: Factors,
@@ -253,6 +305,9 @@ def reconstruct_absorption_corrected(
     mode: str = "3d",
     slice_nm: float | None = None,
     stop: str = "auto",
+    warm_start: bool | None = None,
+    warm_fraction: float = WARM_FRACTION,
+    estimate: str | None = "auto",
     **kwargs,
 ) -> AbsorptionResult:
     """Reconstruct ``series`` with ``method``, corrected for X-ray absorption in the specimen.
@@ -282,6 +337,23 @@ def reconstruct_absorption_corrected(
         makes (one more reconstruction at the end). ``"auto"`` (default): predicted for a
         method with EDS-only maps, measured for a bimodal one (whose fractions the
         prediction, made on EDS-only estimates, underestimates tenfold).
+    warm_start : bool or None
+        Start each corrected reconstruction from the previous one's state (maps and
+        duals: ``reconstruct_series(warm_start=...)``) with ``warm_fraction`` of the
+        method's iteration budget. None (default): when the method can
+        (``Method.warm_start``: the regularised solvers); True for a method that cannot
+        is a ValueError. In process only (no ``scheduler``).
+    warm_fraction : float
+        Share of ``n_iter`` a warm-started corrected reconstruction runs, in (0, 1]
+        (at least one iteration).
+    estimate : str or None
+        Whose maps the density, composition and emission are estimated from: None, the
+        corrected method's own; a registered method's name, a reconstruction of the
+        (corrected) series by it each outer iteration; ``"auto"`` (default): the
+        method's own when it fits every line's counts (``Method.fits_each_line``: the
+        EDS-only methods and the fused models) and, for maps in HAADF units, the density
+        is given or the metadata hold ``haadf_dose``; else ``ESTIMATE_METHOD`` (HEBT-SIRT,
+        and real data without a HAADF dose).
     **kwargs
         Passed to :func:`~chemtomo.pipeline.volume.reconstruct_series` (``params``,
         ``n_iter``, ``filter_sigma``, ``counts``, ...; not ``store`` or ``resume``).
@@ -300,9 +372,17 @@ def reconstruct_absorption_corrected(
         if kwargs.get(bad):
             raise ValueError(f"{bad!r} is not supported by the absorption-corrected reconstruction")
     det = DetectorGeometry.preset(detectors) if isinstance(detectors, str) else detectors
-    get_method(method)
+    m = get_method(method)
+    warm = m.warm_start if warm_start is None else bool(warm_start)
+    if warm and not m.warm_start:
+        raise ValueError(f"warm_start=True: method {m.name!r} cannot start from an earlier reconstruction; "
+                         "give warm_start=None or False")
+    if not (np.isfinite(warm_fraction) and 0 < warm_fraction <= 1):
+        raise ValueError(f"warm_fraction must be in (0, 1], got {warm_fraction!r}")
+    if estimate is not None and estimate != "auto":
+        get_method(estimate)  # an unknown name fails before any work
     counts = kwargs.pop("counts", None)
-    first = reconstruct_series(series, factors, method, counts=counts, **kwargs)
+    first = reconstruct_series(series, factors, method, counts=counts, keep_warm=warm, **kwargs)
     geom = first.geometry
     # the particle mask's threshold is chosen once, on the uncorrected maps, and kept
     later = {**kwargs, "threshold": float(first.composition.threshold.value)}
@@ -312,11 +392,19 @@ def reconstruct_absorption_corrected(
         for k in ("auto", "auto_grid", "n_iter", "alpha"):
             later.pop(k, None)
     later["haadf_volume"] = False  # the HAADF volume does not change with the correction: made once, reused
+    warm_n_iter = None
+    if warm:  # the corrected reconstructions resume from the previous one's state, on a shorter budget
+        full = m.params(later.get("params"), **{k: later[k] for k in ("n_iter", "alpha") if later.get(k) is not None})
+        later.pop("n_iter", None)
+        later.pop("alpha", None)
+        warm_n_iter = max(1, int(round(warm_fraction * full.n_iter)))
+        later["params"] = full.replace(n_iter=warm_n_iter)
+        later["keep_warm"] = True
     W = astra_matrix(geom)
     nt, npix = geom.n_tilts, geom.n_pixels
     # a bimodal method's maps (HAADF units, response ratios fitted) need not carry a line's counts
     # (HEBT zeroes a line the HAADF does not explain): its corrections are estimated from EDS-only maps
-    est_method = None if first.factor == "f" else ESTIMATE_METHOD
+    est_method = estimate_method(m, first.factor, density_g_cm3, series.metadata, estimate)
     if stop == "auto":
         stop = "predicted" if est_method is None else "measured"
     est_kw = {k: kwargs[k] for k in ("filter_sigma", "filter_axes", "backend", "chunk_slices", "mask_method")
@@ -333,8 +421,13 @@ def reconstruct_absorption_corrected(
     converged = False
     for it in range(int(max_outer)):
         now = _corrected(series, ratios, nt, npix)
+        # warm: from the previous reconstruction's state (its maps scaled by the data's change, as the predicted
+        # rule scales them, were measured no closer: docs/absorption.md)
+        start = {"warm_start": current.warm} if warm else {}
         nxt = reconstruct_series(now, factors, method,
-                                 counts=None if counts is None else _corrected(counts, ratios, nt, npix), **later)
+                                 counts=None if counts is None else _corrected(counts, ratios, nt, npix),
+                                 **start, **later)
+        current = replace(current, warm=None)  # the state is used once: not kept beside the next one
         changes.append(_fraction_change(current, nxt))
         current, applied = nxt, ratios
         if stop == "measured":
@@ -347,14 +440,16 @@ def reconstruct_absorption_corrected(
         # the next correction, from the maps just made; stop when it would change the fractions less than tol
         est = estimate(current, now)
         rho, T_all, plain, ratios = _correction(est, factors, series.metadata, density_g_cm3, W, det, mode, slice_nm)
-        predicted.append(_predicted_change(est, factors, W, plain, applied, ratios))
+        predicted.append(_predicted_change(est, factors, _data_scales(W, plain, applied, ratios)))
         converged = PREDICTION_SAFETY * predicted[-1] < tol
         if converged:
             break
+    current, first = replace(current, warm=None), replace(first, warm=None)
     if first.haadf_volume is not None:
         current = replace(current, haadf_volume=first.haadf_volume,
                           parameters={**current.parameters, "haadf_volume": first.parameters.get("haadf_volume")})
     params = {"method": method, "detectors": det.key(), "tol": tol, "max_outer": int(max_outer), "mode": mode,
               "density": "estimated from the maps" if density_g_cm3 is None else "given", "stop": stop,
-              "predicted_changes": predicted}
+              "predicted_changes": predicted, "warm_start": warm, "warm_n_iter": warm_n_iter,
+              "estimate": est_method or "own maps"}
     return AbsorptionResult(current, first, T_all, rho, len(changes), changes, converged, det, params, predicted)

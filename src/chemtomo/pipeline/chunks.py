@@ -67,7 +67,7 @@ def haadf_channel_data(series: TiltSeries, start: int = 0, stop: int | None = No
 
 
 def solve_in_memory(runner: Runner, spec: ChunkSpec, make_data, k: int, n_slices: int, n_grid: int, chunk: int,
-                    bar=None) -> tuple[np.ndarray, str]:
+                    bar=None, warm_parts: dict | None = None) -> tuple[np.ndarray, str]:
     """Run every chunk of ``n_slices`` slices on ``runner`` into one in-memory volume.
 
     Parameters
@@ -83,6 +83,9 @@ def solve_in_memory(runner: Runner, spec: ChunkSpec, make_data, k: int, n_slices
         Slices per chunk (:func:`slice_chunks`).
     bar : tqdm or None
         Progress bar advanced per chunk.
+    warm_parts : dict, optional
+        Filled with chunk start -> the chunk's final state (``ChunkOutput.warm``), when
+        its data asked for one (``ChannelData.keep_warm``).
 
     Returns
     -------
@@ -97,6 +100,8 @@ def solve_in_memory(runner: Runner, spec: ChunkSpec, make_data, k: int, n_slices
     def keep(i, a, b, out):
         maps[:, a:b] = out.maps
         kinds.append(out.factor)
+        if warm_parts is not None and out.warm is not None:
+            warm_parts[a] = out.warm
         report_chunk(bar, i, a, b, out, len(chunks))
 
     runner.run(spec, [(i, a, b) for i, (a, b) in enumerate(chunks)], make_data, keep)

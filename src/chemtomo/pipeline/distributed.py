@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..geometry import TiltGeometry, columns_to_volume
-from ..reconstruct import ChannelData, MethodParams, get_method
+from ..reconstruct import ChannelData, MethodParams, WarmStart, get_method
 from .memory import _BUDGET_FILL, WORKER_BASELINE_BYTES, default_memory_budget
 
 log = logging.getLogger("chemtomo.pipeline")
@@ -117,6 +117,7 @@ class ChunkOutput:
     host: str
     pid: int
     max_rss_bytes: int = 0  # peak resident memory of the process that ran it, so far
+    warm: WarmStart | None = None  # the method's final state, when the chunk's data asked for it (keep_warm)
 
 
 _OP_LOCK = threading.Lock()
@@ -202,11 +203,13 @@ def reconstruct_chunk(spec: ChunkSpec, data: ChannelData) -> ChunkOutput:
     t0 = time.perf_counter()
     W = chunk_operator(spec.geometry, spec.backend, spec.group, spec.haadf_geometry)
     method = get_method(spec.method)
+    method.check_warm(data)  # a method without warm starts refuses one rather than ignore it
     with _thread_limit(spec.threads):
         res = method.solve(W, data, spec.params, constants=spec.constants)
     n = int(spec.geometry["n_grid"])
     maps = np.stack([columns_to_volume(m, n) for m in res.maps]).astype(np.float32, copy=False)
-    return ChunkOutput(maps, res.factor, time.perf_counter() - t0, socket.gethostname(), os.getpid(), _max_rss())
+    return ChunkOutput(maps, res.factor, time.perf_counter() - t0, socket.gethostname(), os.getpid(), _max_rss(),
+                       res.warm)
 
 
 def _max_rss() -> int:

@@ -36,6 +36,7 @@ from ..reconstruct import (
     ChannelData,
     MethodParams,
     ResponseRatios,
+    WarmStart,
     estimate_response_ratios,
     estimate_response_ratios_tilts,
     get_method,
@@ -91,6 +92,9 @@ class VolumeResult:
         HAADF or the run was asked for none. A HAADF-only result
         (:func:`chemtomo.pipeline.haadf.reconstruct_haadf`) holds no lines, an empty
         ``maps`` (0, n_slices, n_grid, n_grid) and no composition (None).
+    warm : WarmStart or None
+        The method's final state on every slice (``reconstruct_series(keep_warm=True)``):
+        the ``warm_start`` of a reconstruction of nearby data.
     """
 
     lines: list[str]
@@ -103,6 +107,7 @@ class VolumeResult:
     geometry: TiltGeometry
     parameters: dict = field(default_factory=dict)
     haadf_volume: np.ndarray | None = None
+    warm: WarmStart | None = None
 
 
 def prepare_series(series: TiltSeries, filter_sigma: float | None, filter_axes: str) -> TiltSeries:
@@ -142,6 +147,8 @@ def reconstruct_series(
     noise_factor: float | str = 1.0,
     constants: dict | None = None,
     haadf_volume: bool = True,
+    warm_start: WarmStart | None = None,
+    keep_warm: bool = False,
 ) -> VolumeResult:
     """EDS-only or bimodal reconstruction of every slice, then quantification.
 
@@ -226,6 +233,15 @@ def reconstruct_series(
         ``VolumeResult.haadf_volume`` (:func:`haadf_sirt_volume`: one channel, SIRT
         with the method's ``n_iter`` for the SIRT methods, else
         ``HAADF_VOLUME_N_ITER``). It does not touch the maps.
+    warm_start : WarmStart, optional
+        Start every slice's solve from an earlier reconstruction's state on all the
+        slices (its ``VolumeResult.warm``), cut per chunk like the slices (halo
+        included); only for a method with ``warm_start`` (the regularised solvers), in
+        process and without a store (refused otherwise). The result then depends on
+        the start as well as on the data.
+    keep_warm : bool
+        Keep the method's final state of every slice in ``VolumeResult.warm`` (same
+        limits as ``warm_start``).
 
     Notes
     -----
@@ -269,6 +285,8 @@ def reconstruct_series(
     if auto and not m.default_grid:
         raise ValueError(f"method {method!r} has no automatic parameter rule (auto=True); methods with one: "
                          f"{[n for n in method_names() if get_method(n).default_grid]}")
+    if warm_start is not None or keep_warm:
+        check_warm_request(m, warm_start, len(lines), series.n_slices, store)
     if auto and (isinstance(auto_slices, bool) or int(auto_slices) < 1):
         raise ValueError(f"auto_slices must be a positive integer, got {auto_slices!r}")
     prepared = prepare_series(series, filter_sigma, filter_axes)
@@ -326,11 +344,17 @@ def reconstruct_series(
         a0, b0 = max(0, a - halo), min(n_slices, b + halo)
         data = series_to_channel_data(solve_series, lines, a0, b0, r)
         data.halo = (a - a0, b0 - b)
+        data.warm = None if warm_start is None else warm_start.columns(a0, b0)
+        data.keep_warm = bool(keep_warm)
         return data
 
     budget = None if memory_budget_gb is None else float(memory_budget_gb) * 2**30
     bar = None
+    warm_parts: dict = {}
     with contextlib.ExitStack() as stack, Runner(scheduler, memory_budget_bytes=budget) as runner:
+        if (warm_start is not None or keep_warm) and runner.kind != "inprocess":
+            raise ValueError(f"a warm start (warm_start, keep_warm) runs in process only; the run's scheduler is "
+                             f"{runner.kind!r} (give scheduler=None and unset CHEMTOMO_SCHEDULER)")
         if chunk_slices:
             chunk = int(chunk_slices)
         else:
@@ -346,7 +370,8 @@ def reconstruct_series(
             bar = tqdm(total=n_slices, desc=method + (f" ({it} it)" if it is not None else ""), unit="slice")
         try:
             if store is None:
-                maps, factor_kind = solve_in_memory(runner, spec, make_data, k, n_slices, geom.n_grid, chunk, bar)
+                maps, factor_kind = solve_in_memory(runner, spec, make_data, k, n_slices, geom.n_grid, chunk, bar,
+                                                    warm_parts)
                 q = factors.f(lines) if factor_kind == "f" else factors.z(lines)
                 elements = [factors[ln].element for ln in lines]
                 comp = quantify(maps, q, factors.atomic_weights(lines), lines, elements, mask_method, threshold)
@@ -414,7 +439,31 @@ def reconstruct_series(
             params["store"] = str(store)
             vs.mark_complete({"parameters": params, "elements": elements,
                               "response_ratios": None if rr is None else rr.as_dict()})
-    return VolumeResult(lines, elements, maps, factor_kind, comp, rr, theory, geom, params, haadf_vol)
+    warm = WarmStart.concatenate([warm_parts[a] for a in sorted(warm_parts)]) if keep_warm else None
+    if warm_start is not None:
+        params["warm_started"] = True
+    return VolumeResult(lines, elements, maps, factor_kind, comp, rr, theory, geom, params, haadf_vol, warm)
+
+
+def check_warm_request(method, warm_start: WarmStart | None, k: int, n_slices: int, store) -> None:
+    """Raise ValueError when a warm start (or keeping one) cannot be had: see ``reconstruct_series``.
+
+    Parameters
+    ----------
+    method : Method
+    warm_start : WarmStart or None
+    k, n_slices : int
+        Lines and slices of the series.
+    store : path-like or None
+    """
+    if not method.warm_start:
+        raise ValueError(f"method {method.name!r} cannot start from an earlier reconstruction (warm_start, "
+                         f"keep_warm); methods that can: {[n for n in method_names() if get_method(n).warm_start]}")
+    if store is not None:
+        raise ValueError("a warm start (warm_start, keep_warm) is not kept in a store: run without store")
+    if warm_start is not None and (warm_start.maps.shape[0] != k or warm_start.n_slices != n_slices):
+        raise ValueError(f"the warm start holds {warm_start.maps.shape[0]} lines x {warm_start.n_slices} slices, "
+                         f"the series {k} x {n_slices}")
 
 
 def auto_slice_block(series: TiltSeries, lines: list[str], n: int) -> tuple[int, int]:

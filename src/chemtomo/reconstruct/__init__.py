@@ -26,6 +26,7 @@ from .registry import (
     MethodParams,
     MethodResult,
     RuleInputs,
+    WarmStart,
     canonical_name,
     get_method,
     method_names,
@@ -38,7 +39,7 @@ from .sirt import sirt, sirt_chunked, sirt_weights
 __all__ = [
     "METHODS", "ChannelData", "EdsSirtParams", "FusedTvParams", "HebtSirtParams", "IterState", "Method",
     "MethodParams", "MethodResult", "ResponseRatios", "RuleInputs", "SolverResult", "TVConstants",
-    "TvParams", "canonical_name", "choose_parameters", "estimate_response_ratios",
+    "TvParams", "WarmStart", "canonical_name", "choose_parameters", "estimate_response_ratios",
     "estimate_response_ratios_tilts", "get_method", "hebt_data",
     "hebt_operator", "hebt_sirt", "method_names", "pdhg", "register", "sirt", "sirt_chunked", "sirt_weights",
     "tv_constants", "tv_solve", "unregister",

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..projector.base import DTYPE, Operator
 from .autoparam import CVResult, cv_hebt, cv_tv_weight
-from .fused import tv_constants, tv_solve
+from .fused import TVConstants, tv_constants, tv_solve
 from .hebt import check_alpha, hebt_sirt
 from .registry import (
     ChannelData,
@@ -34,10 +34,12 @@ from .registry import (
     MethodParams,
     MethodResult,
     RuleInputs,
+    WarmStart,
     register,
 )
 from .sirt import check_iterations, sirt
 from .stopping import floor_discrepancy_sirt_iterations
+from .warmstart import portable_duals, solver_duals, tv_lam
 
 __all__ = ["EdsSirtParams", "FusedHuberParams", "FusedTvParams", "HebtSirtParams", "TvParams"]
 
@@ -158,6 +160,7 @@ class HebtSirt(Method):
     Params = HebtSirtParams
     factor = "z"
     needs_haadf = True
+    fits_each_line = False  # the response-ratio fit to the HAADF can give a line no weight (docs/absorption.md)
     default_grid = {"alpha": HEBT_ALPHA_GRID, "n": HEBT_N_GRID}
     memory_factors = {"sparse": (6.0, 5.0), "batched": (6.0, 4.0)}
 
@@ -279,22 +282,48 @@ class TvMethod(Method):
 
     raw_counts = True
     default_grid = {"mu": TV_MU_GRID}
+    warm_start = True
 
     def __init__(self, name: str, model: str, params: type[TvParams], factor: FactorKind, needs_haadf: bool):
         self.name, self.model, self.Params, self.factor, self.needs_haadf = name, model, params, factor, needs_haadf
 
     def solve(self, W: Operator, data: ChannelData, params: TvParams, *, constants=None, snapshots=(),
               callback=None) -> MethodResult:
-        """See :meth:`Method.solve`; ``info`` holds ``mu``, ``lam`` and the solver's histories."""
+        """See :meth:`Method.solve`; ``info`` holds ``mu``, ``lam`` and the solver's histories.
+
+        Warm start (``data.warm``): the solve starts from the state's maps and its duals
+        (:mod:`~chemtomo.reconstruct.warmstart`: carried unscaled, converted to this data's
+        whitening and weights); ``data.keep_warm`` returns the final maps and duals.
+        """
         self.check_data(data)
+        self.check_warm(data)
         mu = None if params.lam is not None else params.mu
-        res = tv_solve(W, np.asarray(data.eds, DTYPE), model=self.model, mu=mu, lam=params.lam,
+        eds = np.asarray(data.eds, DTYPE)
+        x0 = dual0 = None
+        if data.warm is not None or data.keep_warm:
+            if constants is None:  # what tv_solve computes from these columns
+                constants = tv_constants(W, eds, self.model, haadf=data.haadf, r=data.response_ratios,
+                                         **params.model_options())
+            const = TVConstants.coerce(constants)
+            lam = tv_lam(W, const, data.n_slices, mu, params.lam)
+            dual_kw = {"counts": eds, "model": self.model, "constants": const, "lam": lam, "haadf": data.haadf,
+                       "model_options": params.model_options()}
+        if data.warm is not None:
+            x0 = data.warm.maps
+            dual0 = solver_duals(data.warm.state, **dual_kw) if data.warm.state else None
+        res = tv_solve(W, eds, model=self.model, mu=mu, lam=params.lam,
                        coupled=params.coupled, haadf=data.haadf, r=data.response_ratios, n_iter=params.n_iter,
                        tol=params.tol, theta=params.theta, constants=constants, snapshots=snapshots,
-                       callback=callback, **params.model_options(), **self.prior_options(params, data.n_slices))
+                       callback=callback, x0=x0, dual0=dual0, return_dual=data.keep_warm,
+                       **params.model_options(), **self.prior_options(params, data.n_slices))
+        dual = res.info.pop("dual", None)
         info = {"n_iter": res.n_iter, "mu": mu, "lam": float(res.info["lam"][0]), "coupled": params.coupled,
+                "warm_started": data.warm is not None,
                 **{k: v for k, v in res.info.items() if k not in ("factor", "lam")}}
-        return MethodResult(res.x, res.info["factor"], res.snapshots, info)
+        warm = None
+        if data.keep_warm:
+            warm = WarmStart(res.x, portable_duals(dual, **dual_kw), self.name)
+        return MethodResult(res.x, res.info["factor"], res.snapshots, info, warm)
 
     def prior_options(self, params: TvParams, n_slices: int) -> dict:
         """Options of :func:`~chemtomo.reconstruct.fused.tv_solve`'s prior for ``n_slices`` slices (TV: none)."""
@@ -393,6 +422,8 @@ class FusedHuber(TvMethod):
             cut = slice(a, data.n_slices - b)
             res.maps = np.ascontiguousarray(res.maps[:, :, cut])
             res.snapshots = {i: np.ascontiguousarray(v[:, :, cut]) for i, v in res.snapshots.items()}
+            if res.warm is not None:
+                res.warm = res.warm.columns(a, data.n_slices - b)
             res.info["halo"] = [int(a), int(b)]
         return res
 

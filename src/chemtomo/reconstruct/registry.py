@@ -12,7 +12,11 @@ A :class:`Method` states
   volume's data and handed to every chunk, so that a slice does not depend on its chunk);
 - its automatic rule and default candidate grid (:meth:`Method.choose`,
   :attr:`Method.default_grid`);
-- its memory model (:meth:`Method.peak_factors`).
+- its memory model (:meth:`Method.peak_factors`);
+- optionally, a warm start (``warm_start``): the method can start from an earlier
+  solve's state (:class:`WarmStart`, handed in as ``ChannelData.warm``) and return its
+  own (``MethodResult.warm``, when ``ChannelData.keep_warm``), so that a solve of
+  nearby data (the absorption correction's outer loop) need not start afresh.
 
 The pipeline, the Dask runner, the store, the CLI and the studies ask the registry
 (:func:`get_method`) for all of these; a new method is one subclass and one
@@ -45,6 +49,52 @@ FactorKind = Literal["f", "z"]
 # ----------------------------------------------------------------------------- data and results
 
 @dataclass
+class WarmStart:
+    """An earlier solve's state on some columns (slices): where a solve of nearby data may start.
+
+    Every array has one column per slice on its last axis, so a volume's state is cut
+    into chunks (:meth:`columns`) and put together again (:meth:`concatenate`) like
+    the slices themselves.
+
+    Attributes
+    ----------
+    maps : ndarray, (k, n_vox, s)
+        The earlier solve's maps, in the method's units.
+    state : tuple of ndarray
+        Method-specific arrays, each ``(..., s)`` (a primal-dual solver's duals, in a form
+        that does not depend on the data's scaling); empty: the maps alone.
+    method : str
+        The method that made it (a warm start is refused by another method).
+    """
+
+    maps: np.ndarray
+    state: tuple = ()
+    method: str = ""
+
+    @property
+    def n_slices(self) -> int:
+        """Slices (columns) held."""
+        return int(self.maps.shape[-1])
+
+    def columns(self, start: int, stop: int) -> WarmStart:
+        """The state of slices ``start:stop`` (copies)."""
+        cut = lambda a: np.ascontiguousarray(a[..., start:stop])  # noqa: E731
+        return WarmStart(cut(self.maps), tuple(cut(a) for a in self.state), self.method)
+
+    @staticmethod
+    def concatenate(parts: list[WarmStart]) -> WarmStart:
+        """The states of consecutive slice ranges, in order, as one."""
+        if not parts:
+            raise ValueError("no warm-start parts to concatenate")
+        join = lambda arrays: np.concatenate(arrays, axis=-1)  # noqa: E731
+        n_state = {len(p.state) for p in parts}
+        if len(n_state) != 1 or len({p.method for p in parts}) != 1:
+            raise ValueError("warm-start parts of different methods or state layouts cannot be joined")
+        state = tuple(join([p.state[i] for p in parts]) for i in range(n_state.pop()))
+        return WarmStart(join([p.maps for p in parts]), state, parts[0].method)
+
+
+@dataclass
 class ChannelData:
     """The measured data of a chunk of slices, as operator columns.
 
@@ -61,6 +111,11 @@ class ChannelData:
         Slices at the start and the end that are context only (overlapping chunks of a
         method whose prior couples slices, :meth:`Method.halo_slices`): the method
         solves them with the rest and returns the maps of the others.
+    warm : WarmStart or None
+        An earlier solve's state on the same columns (halo included) to start from; only
+        for a method with ``warm_start`` (:meth:`Method.check_warm`).
+    keep_warm : bool
+        Ask the method to return its final state in ``MethodResult.warm`` (own slices only).
     """
 
     lines: list[str]
@@ -68,6 +123,8 @@ class ChannelData:
     haadf: np.ndarray | None = None
     response_ratios: np.ndarray | None = None
     halo: tuple[int, int] = (0, 0)
+    warm: WarmStart | None = None
+    keep_warm: bool = False
 
     @property
     def n_slices(self) -> int:
@@ -77,12 +134,16 @@ class ChannelData:
 
 @dataclass
 class MethodResult:
-    """Maps of every line: ``maps`` (k, n_vox, s); ``snapshots`` n -> maps for sweeps."""
+    """Maps of every line: ``maps`` (k, n_vox, s); ``snapshots`` n -> maps for sweeps.
+
+    ``warm``: the solve's final state (:class:`WarmStart`), when ``ChannelData.keep_warm`` asked for it.
+    """
 
     maps: np.ndarray
     factor: FactorKind
     snapshots: dict[int, np.ndarray] = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    warm: WarmStart | None = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +260,14 @@ class Method:
         Candidates of its automatic rule, name -> tuple (empty: no rule).
     memory_factors : dict
         Backend -> ``(a, b)`` of the peak memory model (see :meth:`peak_factors`).
+    warm_start : bool
+        The solve can start from an earlier solve's :class:`WarmStart` (``ChannelData.warm``)
+        and return its own (``ChannelData.keep_warm``); others refuse both
+        (:meth:`check_warm`).
+    fits_each_line : bool
+        Its maps fit every EDS line's own counts (one data term per line), so that an
+        absorption correction may be estimated from them; False for a method whose fit
+        may give a line no weight (HEBT's response-ratio fit to the HAADF).
     """
 
     name: ClassVar[str] = ""
@@ -208,6 +277,8 @@ class Method:
     raw_counts: ClassVar[bool] = False
     default_grid: ClassVar[Mapping[str, tuple]] = {}
     memory_factors: ClassVar[Mapping[str, tuple[float, float]]] = {}
+    warm_start: ClassVar[bool] = False
+    fits_each_line: ClassVar[bool] = True
     # Peak bytes of one chunk solve per slice, as multiples of 4-byte values of (k + 1)
     # sinogram columns and k image columns (k lines), for methods and backends without
     # their own measurement: the regularised solvers' allowance, measured on ls_tv,
@@ -276,7 +347,8 @@ class Method:
 
     def __call__(self, W: Operator, data: ChannelData, params=None, *, constants: dict | None = None,
                  snapshots=(), callback=None, **values) -> MethodResult:
-        """``solve`` with the parameters validated from ``params`` and ``values``."""
+        """``solve`` with the parameters validated from ``params`` and ``values`` (and a warm start checked)."""
+        self.check_warm(data)
         return self.solve(W, data, self.params(params, **values), constants=constants, snapshots=snapshots,
                           callback=callback)
 
@@ -289,6 +361,26 @@ class Method:
                                  "for EDS-only series")
             if data.response_ratios is None:
                 raise ValueError(f"{self.name} needs response ratios r_A (estimate_response_ratios)")
+
+    def check_warm(self, data: ChannelData) -> None:
+        """Raise ValueError when ``data`` asks for a warm start the method cannot give, or does not fit.
+
+        A method without ``warm_start`` refuses ``data.warm`` and ``data.keep_warm``; one
+        with it refuses a state of another method or of other columns.
+        """
+        if data.warm is None and not data.keep_warm:
+            return
+        if not self.warm_start:
+            raise ValueError(f"method {self.name!r} cannot start from an earlier solve (warm start); methods "
+                             f"that can: {[n for n, m in METHODS.items() if m.warm_start]}")
+        w = data.warm
+        if w is None:
+            return
+        if w.method and w.method != self.name:
+            raise ValueError(f"a warm start made by method {w.method!r} cannot start {self.name!r}")
+        k, s = data.eds.shape[0], data.n_slices
+        if w.maps.ndim != 3 or w.maps.shape[0] != k or w.n_slices != s:
+            raise ValueError(f"the warm start's maps {w.maps.shape} do not fit the data: (k={k}, n_vox, s={s})")
 
     # -- the volume's set-up
     def setup(self, W: Operator, data: ChannelData, params: MethodParams) -> dict | None:
