@@ -82,7 +82,8 @@ INIT_SIRT_ITERATIONS = 30
 # primal-dual step balance per model; fused 2.0 against 0.35 measured on the phantom at 1x and 0.1x dose
 # (docs/performance.md, "Fused-TV: step balance and buffer reuse": no single value wins at both doses)
 DEFAULT_THETA = {"ls": 1.0, "poisson": 1.0, "fused": 2.0}
-# residual balancing of theta (pdhg's adaptive): off until measured
+# residual balancing of theta (pdhg's adaptive): off; it beats theta 2.0 at doses 1 and 0.1 of the phantom but not
+# at 0.01 (docs/performance.md, "Fused-TV: one solve faster")
 DEFAULT_ADAPTIVE = {"ls": False, "poisson": False, "fused": False}
 
 
@@ -319,6 +320,11 @@ def tv_solve(
     theta, tv_scale : float
         Solver speed knobs (step balance in units of the typical unknown, default
         :data:`DEFAULT_THETA`; TV operator scale); no effect on the minimiser.
+    adaptive : bool, optional
+        Residual balancing of the step balance, per column, from ``theta``
+        (:func:`~chemtomo.reconstruct.pdhg.pdhg`'s ``adaptive``, residuals compared at
+        the typical unknown); default :data:`DEFAULT_ADAPTIVE` (off: measured in
+        docs/performance.md, "Fused-TV: one solve faster"). No effect on the minimiser.
     x0 : ndarray (k, n_vox, m), optional
         Start (default: see module docstring).
     dual0 : list of ndarray, optional

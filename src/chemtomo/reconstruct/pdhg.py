@@ -33,6 +33,17 @@ objective, and the primal and dual residuals of the optimality conditions
 
 Both vanish at a saddle point.
 
+Adaptive step balance (``adaptive=True``): ``theta`` becomes one value per column,
+moved every ``adapt_every`` iterations by residual balancing (Goldstein, Li, Yuan, Esser
+& Baraniuk 2015): up by ``1 / (1 - alpha)`` when ``||r_p||`` exceeds 1.5 ``||r_d||``, down
+by ``1 - alpha`` in the reverse case (both norms taken with the steps at ``theta_unit``),
+``alpha`` (from 0.5) shrinking by 0.95 at each move so that the steps settle.
+
+The element-wise passes (each term's dual step, the primal step with its clipping, the
+extrapolation of ``K x``) run as compiled kernels (:mod:`._pdhg_kernels`) where the
+functionals and arrays allow, in the numpy expressions' float32 operations and order:
+the same iterates bit for bit (``compiled=False`` runs the numpy expressions).
+
 Stopping rule (``tol > 0``): after ``min_iter`` iterations, stop when, for every
 column, the relative objective change over the last ``window`` monitored
 iterations and the relative primal change ``||x_new - x|| / ||x_new||`` are both
