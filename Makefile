@@ -43,7 +43,7 @@ real-example-absorption: $(STAMP)
 
 # the regularised fused solver beside EDS-SIRT and HEBT on the same data, its TV weight chosen by cross-validation
 real-example-tv: $(STAMP)
-	$(VENV)/bin/chemtomo reconstruct ../shared/data/ncem-idp-eds-tilt-series --lines O_Ka Mg_Ka Si_Ka Fe_Ka Pt_La --line-method fit --elements O Mg Si Fe Pt Ga Al Na S C Cu N --mask otsu --method eds_sirt hebt_sirt fused_tv -n 100 fused_tv=200 --auto fused_tv --auto-grid mu=0.015,0.03,0.06,0.12,0.24 --out results/ncem-idp-tv
+	OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/chemtomo reconstruct ../shared/data/ncem-idp-eds-tilt-series --lines O_Ka Mg_Ka Si_Ka Fe_Ka Pt_La --line-method fit --elements O Mg Si Fe Pt Ga Al Na S C Cu N --mask otsu --method eds_sirt hebt_sirt fused_tv -n 100 fused_tv=200 --auto fused_tv --auto-grid mu=0.015,0.03,0.06,0.12,0.24 --out results/ncem-idp-tv
 
 # the specimen suite of issue 13: every method at its best and automatic parameters (about an hour on 2 cores)
 benchmark: $(STAMP)

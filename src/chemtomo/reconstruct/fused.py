@@ -82,6 +82,9 @@ INIT_SIRT_ITERATIONS = 30
 # primal-dual step balance per model; fused 2.0 against 0.35 measured on the phantom at 1x and 0.1x dose
 # (docs/performance.md, "Fused-TV: step balance and buffer reuse": no single value wins at both doses)
 DEFAULT_THETA = {"ls": 1.0, "poisson": 1.0, "fused": 2.0}
+# residual balancing of theta (pdhg's adaptive): off; it beats theta 2.0 at doses 1 and 0.1 of the phantom but not
+# at 0.01 (docs/performance.md, "Fused-TV: one solve faster")
+DEFAULT_ADAPTIVE = {"ls": False, "poisson": False, "fused": False}
 
 
 def _square_shape(n_vox: int) -> tuple[int, int]:
@@ -262,6 +265,7 @@ def tv_solve(
     constants: TVConstants | dict | None = None,
     n_iter: int = 300,
     theta: float | None = None,
+    adaptive: bool | None = None,
     tv_scale: float = 0.3,
     x0: np.ndarray | None = None,
     dual0: list | None = None,
@@ -316,6 +320,11 @@ def tv_solve(
     theta, tv_scale : float
         Solver speed knobs (step balance in units of the typical unknown, default
         :data:`DEFAULT_THETA`; TV operator scale); no effect on the minimiser.
+    adaptive : bool, optional
+        Residual balancing of the step balance, per column, from ``theta``
+        (:func:`~chemtomo.reconstruct.pdhg.pdhg`'s ``adaptive``, residuals compared at
+        the typical unknown); default :data:`DEFAULT_ADAPTIVE` (off: measured in
+        docs/performance.md, "Fused-TV: one solve faster"). No effect on the minimiser.
     x0 : ndarray (k, n_vox, m), optional
         Start (default: see module docstring).
     dual0 : list of ndarray, optional
@@ -437,7 +446,9 @@ def tv_solve(
                          coupled)
     terms = [Term(K, data_f, "data"), Term(Scaled(D, c), reg, "tv")]
     theta = DEFAULT_THETA[model] if theta is None else float(theta)
-    res = pdhg(terms, n_iter, x0=z0, y0=dual0, nonneg=True, theta=theta * const.scale, tol=tol,
+    adaptive = DEFAULT_ADAPTIVE[model] if adaptive is None else bool(adaptive)
+    res = pdhg(terms, n_iter, x0=z0, y0=dual0, nonneg=True, theta=theta * const.scale, adaptive=adaptive,
+               theta_unit=const.scale, tol=tol,
                snapshots=snapshots, callback=callback, monitor_every=monitor_every, callback_every=callback_every)
     split = lambda z: np.ascontiguousarray(z.reshape(k, n_vox, m))  # noqa: E731
     info = {k_: v for k_, v in res.info.items() if k_ != "dual" or return_dual}

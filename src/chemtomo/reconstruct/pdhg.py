@@ -33,6 +33,17 @@ objective, and the primal and dual residuals of the optimality conditions
 
 Both vanish at a saddle point.
 
+Adaptive step balance (``adaptive=True``): ``theta`` becomes one value per column,
+moved every ``adapt_every`` iterations by residual balancing (Goldstein, Li, Yuan, Esser
+& Baraniuk 2015): up by ``1 / (1 - alpha)`` when ``||r_p||`` exceeds 1.5 ``||r_d||``, down
+by ``1 - alpha`` in the reverse case (both norms taken with the steps at ``theta_unit``),
+``alpha`` (from 0.5) shrinking by 0.95 at each move so that the steps settle.
+
+The element-wise passes (each term's dual step, the primal step with its clipping, the
+extrapolation of ``K x``) run as compiled kernels (:mod:`._pdhg_kernels`) where the
+functionals and arrays allow, in the numpy expressions' float32 operations and order:
+the same iterates bit for bit (``compiled=False`` runs the numpy expressions).
+
 Stopping rule (``tol > 0``): after ``min_iter`` iterations, stop when, for every
 column, the relative objective change over the last ``window`` monitored
 iterations and the relative primal change ``||x_new - x|| / ||x_new||`` are both
@@ -47,6 +58,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..projector.base import DTYPE, Operator, as_columns
+from . import _pdhg_kernels as _pk
 from .result import IterState, SolverResult, check_iterations
 from .tv import group_norm_sum, project_l2_balls
 
@@ -88,6 +100,36 @@ class Functional:
     def row_mask(self, n: int, m: int) -> np.ndarray | None:
         """The term's ``mask`` as 0/1 row weights of shape ``(n, m)``, or None when every row is used."""
         return None if self.mask is None else np.broadcast_to(np.asarray(self.mask, DTYPE), (n, m))
+
+    def dual_step(self, y: np.ndarray, kxbar: np.ndarray, sigma: np.ndarray, out: np.ndarray | None = None):
+        """PDHG's dual step ``prox_{sigma F*}(y + sigma kxbar)``.
+
+        Parameters
+        ----------
+        y : ndarray, (n, m)
+            Current dual variable (not modified).
+        kxbar : ndarray, (n, m)
+            ``K xbar``.
+        sigma : ndarray
+            Dual steps, ``(n, 1)`` or ``(n, m)``.
+        out : ndarray, optional
+            A buffer the step may overwrite and return (``kxbar`` itself when the caller
+            no longer needs it); None: ``kxbar`` is left alone.
+
+        Returns
+        -------
+        ndarray, (n, m)
+            The new dual variable (``out``, or a new array).
+        """
+        p = sigma * kxbar if out is None else np.multiply(kxbar, sigma, out=out)
+        p += y
+        return self.prox_conj(p, sigma)
+
+
+def _compiled_ok(*arrays) -> bool:
+    """Whether the arrays (None skipped) suit the compiled passes: float32, 2-D, C-contiguous."""
+    return all(a is None or (isinstance(a, np.ndarray) and a.dtype == DTYPE and a.ndim == 2
+                             and a.flags.c_contiguous) for a in arrays)
 
 
 def _as_block(a, name: str) -> np.ndarray:
@@ -222,6 +264,18 @@ class GroupL21(Functional):
         """``p`` projected in place onto the l2 balls of radius ``lam`` (``sigma`` does not enter)."""
         return project_l2_balls(p, self.lam, self.n_channels, self.image_shape, self.coupled)
 
+    def dual_step(self, y, kxbar, sigma, out=None):
+        """``y + sigma kxbar`` projected onto the balls in one compiled pass (see :meth:`Functional.dual_step`)."""
+        if not _compiled_ok(y, kxbar, sigma, out):
+            return Functional.dual_step(self, y, kxbar, sigma, out)
+        p = np.empty_like(kxbar) if out is None else out
+        ny, nx = self.image_shape
+        k, m = self.n_channels, kxbar.shape[1]
+        r = np.ascontiguousarray(np.broadcast_to(np.asarray(self.lam, DTYPE), (m,)))
+        f5 = lambda a: a.reshape(k, 2, ny, nx, a.shape[1])  # noqa: E731
+        _pk.dual_tv(f5(kxbar), f5(sigma), f5(y), r, bool(self.coupled), f5(p))
+        return p
+
 
 @dataclass
 class RowScaled(Functional):
@@ -256,6 +310,46 @@ class RowScaled(Functional):
     def row_mask(self, n, m):
         """The wrapped functional's row mask."""
         return self.f.row_mask(n, m)
+
+    def _kernel_args(self, n: int, m: int):
+        """``(d, b, w, mask, n_kl)`` as ``(n, m)`` float32 arrays for :func:`._pdhg_kernels.dual_data`, or None.
+
+        Only for a KL without background, a weighted L2, or a :class:`Separable` of one KL
+        block followed by one weighted-L2 block (the fused model); cached per ``(n, m)``.
+        """
+        cache = getattr(self, "_kargs", None)
+        if cache is not None and cache[0] == (n, m):
+            return cache[1]
+        f = self.f
+        parts = f.parts if isinstance(f, Separable) else [(n, f)]
+        kl = [p for p in parts if isinstance(p[1], KullbackLeibler)]
+        l2 = [p for p in parts if isinstance(p[1], WeightedL2)]
+        ok = (len(kl) + len(l2) == len(parts) and len(kl) <= 1 and len(l2) <= 1
+              and (not kl or parts[0][1] is kl[0][1]) and all(not np.any(p[1].g) for p in kl))
+        args = None
+        if ok and self.d.shape[0] == n:
+            full = lambda a, k: np.ascontiguousarray(np.broadcast_to(np.asarray(a, DTYPE), (k, m)))  # noqa: E731
+            n_kl = kl[0][0] if kl else 0
+            b = [full(fn.b, k) for k, fn in parts]
+            w = [full(1.0, k) if isinstance(fn, KullbackLeibler) else full(fn.w, k) for k, fn in parts]
+            mk = [full(1.0 if fn.m is None else fn.m, k) if isinstance(fn, KullbackLeibler) else full(1.0, k)
+                  for k, fn in parts]
+            args = (full(self.d, n), np.concatenate(b), np.concatenate(w), np.concatenate(mk), int(n_kl))
+        self._kargs = ((n, m), args)
+        return args
+
+    def dual_step(self, y, kxbar, sigma, out=None):
+        """The dual step in one compiled pass when the wrapped functional allows it (see :meth:`_kernel_args`).
+
+        The same float32 operations in the same order as :meth:`Functional.dual_step` with
+        :meth:`prox_conj` (bit for bit); otherwise that generic step.
+        """
+        args = self._kernel_args(*kxbar.shape) if _compiled_ok(y, kxbar, sigma, out) else None
+        if args is None:
+            return Functional.dual_step(self, y, kxbar, sigma, out)
+        res = np.empty_like(kxbar) if out is None else out
+        _pk.dual_data(kxbar, sigma, y, *args, res)
+        return res
 
 
 @dataclass
@@ -341,6 +435,46 @@ class PDState(IterState):
     dual_residual: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
+class _Balance:
+    """Residual balancing of the step balance, one ``theta`` per column (Goldstein et al. 2015).
+
+    The residuals are compared in the norms of the steps at ``theta_unit`` (independent of
+    the current ``theta``): a primal residual ``Delta`` times the dual one raises ``theta`` by
+    ``1 / (1 - alpha)``, the reverse lowers it by ``1 - alpha``; every change multiplies
+    that column's ``alpha`` by ``eta`` so that the adaptation dies out and the iteration
+    ends as a fixed-step PDHG (which converges for every ``theta``).
+    """
+
+    def __init__(self, theta: float, unit: float, m: int, alpha: float = 0.5, eta: float = 0.95,
+                 delta: float = 1.5):
+        self.theta = np.full(m, float(theta))
+        self.unit = float(unit)
+        self.alpha = np.full(m, float(alpha))
+        self.eta, self.delta = float(eta), float(delta)
+
+    def steps(self, tau0, sig0):
+        """``T``, ``S_t`` and their reciprocals at the current ``theta`` (per column)."""
+        th = self.theta.astype(DTYPE)[None, :]
+        tau = tau0 * th
+        sig = [s0 / th for s0 in sig0]
+        tau_inv = np.where(tau > 0, 1 / np.where(tau > 0, tau, 1), 0).astype(DTYPE)
+        sig_inv = [np.where(s > 0, 1 / np.where(s > 0, s, 1), 0).astype(DTYPE) for s in sig]
+        return tau, sig, tau_inv, sig_inv
+
+    def update(self, p_res, d_res) -> bool:
+        """Move ``theta`` from the residuals ``||r_p||_T``, ``||r_d||_S`` (per column); whether any moved."""
+        rel = self.theta / self.unit
+        p = np.asarray(p_res) / np.sqrt(rel)  # ||r_p|| in the norm of T at theta_unit
+        d = np.asarray(d_res) * np.sqrt(rel)
+        up = p > self.delta * d
+        down = p * self.delta < d
+        f = np.where(up, 1 / (1 - self.alpha), np.where(down, 1 - self.alpha, 1.0))
+        moved = up | down
+        self.theta = self.theta * f
+        self.alpha = np.where(moved, self.alpha * self.eta, self.alpha)
+        return bool(np.any(moved))
+
+
 def pdhg(
     terms: list[Term],
     n_iter: int,
@@ -350,6 +484,10 @@ def pdhg(
     n_cols: int | None = None,
     nonneg: bool = True,
     theta: float = 1.0,
+    adaptive: bool = False,
+    theta_unit: float = 1.0,
+    adapt_every: int = 20,
+    compiled: bool = True,
     tol: float = 0.0,
     min_iter: int = 20,
     window: int = 10,
@@ -377,6 +515,20 @@ def pdhg(
         Constrain ``x >= 0`` (else unconstrained).
     theta : float
         Primal / dual step balance (> 0): ``T = theta T_0``, ``S = S_0 / theta``.
+    adaptive : bool
+        Residual balancing of ``theta`` per column (Goldstein, Li, Yuan, Esser & Baraniuk
+        2015, "Adaptive primal-dual splitting methods"): every ``adapt_every`` iterations the
+        primal and dual residuals (in the norms of the steps at ``theta_unit``) are compared
+        and ``theta`` moved towards the smaller one by a factor that shrinks at every move.
+        ``theta`` is then the start. The minimiser is the same; the iterates are not.
+    theta_unit : float
+        The ``theta`` at which the residuals' norms are taken (the scale that makes the
+        primal and dual residuals comparable; fused-TV passes its typical unknown).
+    adapt_every : int
+        Iterations between two adaptations (the residuals are computed then).
+    compiled : bool
+        Use the compiled element-wise passes (:mod:`._pdhg_kernels`) where the arrays and
+        functionals allow; False: the numpy expressions. The same iterates bit for bit.
     tol, min_iter, window :
         The stopping rule (``tol = 0``: run ``n_iter`` iterations).
     snapshots : iterable of int
@@ -407,6 +559,11 @@ def pdhg(
     n_in = n_in.pop()
     if not (np.isfinite(theta) and theta > 0):
         raise ValueError(f"theta must be a positive number, got {theta}")
+    if isinstance(adapt_every, bool) or int(adapt_every) < 1:
+        raise ValueError(f"adapt_every must be a positive integer, got {adapt_every!r}")
+    adapt_every = int(adapt_every)
+    if adaptive and not (np.isfinite(theta_unit) and theta_unit > 0):
+        raise ValueError(f"theta_unit must be a positive number, got {theta_unit}")
     if isinstance(callback_every, bool) or int(callback_every) < 1:
         raise ValueError(f"callback_every must be a positive integer, got {callback_every!r}")
     callback_every = int(callback_every)
@@ -429,18 +586,22 @@ def pdhg(
         rs = t.op.abs_row_sums().astype(np.float64)
         sig0.append(np.where(rs > 0, 1.0 / np.where(rs > 0, rs, 1.0), 0.0).astype(DTYPE))
     tau0 = np.where(col > 0, 1.0 / np.where(col > 0, col, 1), 0).astype(DTYPE)
-    tau = tau0 * DTYPE(theta)
-    sig = [s0 / DTYPE(theta) for s0 in sig0]
-
-    # reciprocals of the steps for the residual norms (0 where a step is 0), once
-    tau_inv = np.where(tau > 0, 1 / np.where(tau > 0, tau, 1), 0).astype(DTYPE)
-    sig_inv = [np.where(s > 0, 1 / np.where(s > 0, s, 1), 0).astype(DTYPE) for s in sig]
+    if adaptive:
+        bal = _Balance(theta, theta_unit, m)
+        tau, sig, tau_inv, sig_inv = bal.steps(tau0, sig0)
+    else:
+        bal = None
+        tau = tau0 * DTYPE(theta)
+        sig = [s0 / DTYPE(theta) for s0 in sig0]
+        # reciprocals of the steps for the residual norms (0 where a step is 0), once
+        tau_inv = np.where(tau > 0, 1 / np.where(tau > 0, tau, 1), 0).astype(DTYPE)
+        sig_inv = [np.where(s > 0, 1 / np.where(s > 0, s, 1), 0).astype(DTYPE) for s in sig]
 
     Kx = [t.op._forward(x) for t in terms]
     Kxbar = [k.copy() for k in Kx]
     y = _dual_start(terms, y0, m)
     obj = sum(t.f.value(k) for t, k in zip(terms, Kx, strict=True))
-    hist_obj, hist_p, hist_d, hist_it = [], [], [], []
+    hist_obj, hist_p, hist_d, hist_it, hist_theta = [], [], [], [], []
     snaps: dict[int, np.ndarray] = {}
     recent = [obj]
     converged = False
@@ -454,27 +615,45 @@ def pdhg(
         monitor = it % monitor_every == 0 or it == n_iter
         call = callback is not None and (it % callback_every == 0 or it == n_iter)
         # the residuals cost as much as a prox: computed when monitored or watched only
-        measure = monitor or call
+        adapt = bal is not None and it % adapt_every == 0
+        measure = monitor or call or adapt
         dys = []
         dead = [None] * len(terms)
         for i, t in enumerate(terms):
             # K xbar is needed again by the residual when measured; otherwise its buffer is reused
-            p = sig[i] * Kxbar[i] if measure else np.multiply(Kxbar[i], sig[i], out=Kxbar[i])
-            p += y[i]
-            y_new = t.f.prox_conj(p, sig[i])
+            if compiled:
+                y_new = t.f.dual_step(y[i], Kxbar[i], sig[i], out=None if measure else Kxbar[i])
+            else:
+                p = sig[i] * Kxbar[i] if measure else np.multiply(Kxbar[i], sig[i], out=Kxbar[i])
+                p += y[i]
+                y_new = t.f.prox_conj(p, sig[i])
             if measure:
                 dys.append(y[i] - y_new)
             if y_new is not y[i]:
                 dead[i] = y[i]  # the old dual is no longer used: K_i x_new may be written into it
             y[i] = y_new
         KTy = terms[0].op._adjoint(y[0])
-        for i in range(1, len(terms)):
+        for i in range(1, len(terms) - 1 if compiled else len(terms)):
             adj_buf[i] = terms[i].op._adjoint_into(y[i], adj_buf[i])
             KTy += adj_buf[i]
-        KTy *= tau
-        x_new = np.subtract(x, KTy, out=KTy)
-        if nonneg:
-            np.maximum(x_new, 0, out=x_new)
+        if compiled and _compiled_ok(KTy, x, tau):
+            # max(0, x - T (KTy + K_last^T y_last)) in one pass, into KTy's buffer
+            if len(terms) > 1:
+                i = len(terms) - 1
+                adj_buf[i] = terms[i].op._adjoint_into(y[i], adj_buf[i])
+                _pk.primal_step2(x, KTy, adj_buf[i], tau, nonneg, KTy)
+            else:
+                _pk.primal_step(x, KTy, tau, nonneg, KTy)
+            x_new = KTy
+        else:
+            if compiled and len(terms) > 1:
+                i = len(terms) - 1
+                adj_buf[i] = terms[i].op._adjoint_into(y[i], adj_buf[i])
+                KTy += adj_buf[i]
+            KTy *= tau
+            x_new = np.subtract(x, KTy, out=KTy)
+            if nonneg:
+                np.maximum(x_new, 0, out=x_new)
         Kx_new = [t.op._forward_into(x_new, dead[i]) for i, t in enumerate(terms)]
         del dead
         dx = x - x_new if (measure or tol > 0) else None
@@ -491,18 +670,25 @@ def pdhg(
             d_res = np.sqrt(d2)
         # K xbar = K (2 x_new - x) = 2 K x_new - K x, written over the old K x (no allocation)
         for kn, ko in zip(Kx_new, Kx, strict=True):
-            ko -= kn
-            ko -= kn
-            np.negative(ko, out=ko)
+            if compiled and _compiled_ok(kn, ko):
+                _pk.extrapolate(ko, kn)
+            else:
+                ko -= kn
+                ko -= kn
+                np.negative(ko, out=ko)
         Kxbar = Kx
         Kx = Kx_new
         x = x_new
+        if adapt and bal.update(p_res, d_res):
+            tau, sig, tau_inv, sig_inv = bal.steps(tau0, sig0)
         if monitor:
             obj = sum(t.f.value(k) for t, k in zip(terms, Kx, strict=True))
             hist_obj.append(obj)
             hist_p.append(p_res)
             hist_d.append(d_res)
             hist_it.append(it)
+            if bal is not None:
+                hist_theta.append(bal.theta.copy())
             recent.append(obj)
             if len(recent) > window + 1:
                 recent.pop(0)
@@ -526,5 +712,6 @@ def pdhg(
         converged=converged, stop_reason=stop,
         info={"method": "pdhg", "theta": theta, "objective": objective,
               "primal_residual": np.array(hist_p), "dual_residual": np.array(hist_d),
-              "iterations": np.array(hist_it), "converged": converged, "dual": y},
+              "iterations": np.array(hist_it), "converged": converged, "dual": y,
+              **({"theta_history": np.array(hist_theta)} if bal is not None else {})},
     )
