@@ -390,3 +390,22 @@ def test_store_has_one_writer(tmp_path, series, factors):
         sleeper.wait()
     reconstruct_series(series, factors, n_iter=3, store=path, resume=True)  # the dead pid's lock is stale
     assert not (path / "chemtomo.lock").exists()
+
+
+def test_keep_operator_keeps_the_projector_across_runs_and_releases_it_at_the_end():
+    """Inside ``keep_operator`` a run's end does not drop the cached projector; the block's end does."""
+    from chemtomo.pipeline import distributed as d
+
+    g = TiltGeometry(np.arange(-60.0, 61.0, 30.0), 8, 1.0)
+    d.release_operator()
+    with d.keep_operator():
+        op = d.chunk_operator(g.key(), "batched")
+        d.release_operator()  # what a run does when it ends
+        assert d.chunk_operator(g.key(), "batched") is op
+        with d.keep_operator():  # nested: the inner end keeps it too
+            pass
+        assert d.chunk_operator(g.key(), "batched") is op
+    assert not d._OP_CACHE
+    op2 = d.chunk_operator(g.key(), "batched")
+    d.release_operator()
+    assert not d._OP_CACHE and op2 is not op

@@ -74,6 +74,7 @@ from ..projector.attenuated import AttenuatedOperator, transmissions
 from ..quantify import weight_fractions
 from ..reconstruct import get_method
 from ..tiltseries import TiltSeries
+from .distributed import keep_operator
 from .volume import DEFAULT_METHOD, VolumeResult, reconstruct_series
 
 __all__ = ["AbsorptionResult", "estimate_method", "estimate_partial_densities_g_cm3",
@@ -381,75 +382,78 @@ def reconstruct_absorption_corrected(
         raise ValueError(f"warm_fraction must be in (0, 1], got {warm_fraction!r}")
     if estimate is not None and estimate != "auto":
         get_method(estimate)  # an unknown name fails before any work
-    counts = kwargs.pop("counts", None)
-    first = reconstruct_series(series, factors, method, counts=counts, keep_warm=warm, **kwargs)
-    geom = first.geometry
-    # the particle mask's threshold is chosen once, on the uncorrected maps, and kept
-    later = {**kwargs, "threshold": float(first.composition.threshold.value)}
-    if later.get("auto"):  # the parameters chosen on the uncorrected data are kept, not chosen again
-        names = get_method(method).Params.names()
-        later["params"] = {k: first.parameters[k] for k in names if k in first.parameters}
-        for k in ("auto", "auto_grid", "n_iter", "alpha"):
-            later.pop(k, None)
-    later["haadf_volume"] = False  # the HAADF volume does not change with the correction: made once, reused
-    warm_n_iter = None
-    if warm:  # the corrected reconstructions resume from the previous one's state, on a shorter budget
-        full = m.params(later.get("params"), **{k: later[k] for k in ("n_iter", "alpha") if later.get(k) is not None})
-        later.pop("n_iter", None)
-        later.pop("alpha", None)
-        warm_n_iter = max(1, int(round(warm_fraction * full.n_iter)))
-        later["params"] = full.replace(n_iter=warm_n_iter)
-        later["keep_warm"] = True
-    W = astra_matrix(geom)
-    nt, npix = geom.n_tilts, geom.n_pixels
-    # a bimodal method's maps (HAADF units, response ratios fitted) need not carry a line's counts
-    # (HEBT zeroes a line the HAADF does not explain): its corrections are estimated from EDS-only maps
-    est_method = estimate_method(m, first.factor, density_g_cm3, series.metadata, estimate)
-    if stop == "auto":
-        stop = "predicted" if est_method is None else "measured"
-    est_kw = {k: kwargs[k] for k in ("filter_sigma", "filter_axes", "backend", "chunk_slices", "mask_method")
-              if k in kwargs}
+    with keep_operator():  # every reconstruction of the loop on one projector, built once
+        counts = kwargs.pop("counts", None)
+        first = reconstruct_series(series, factors, method, counts=counts, keep_warm=warm, **kwargs)
+        geom = first.geometry
+        # the particle mask's threshold is chosen once, on the uncorrected maps, and kept
+        later = {**kwargs, "threshold": float(first.composition.threshold.value)}
+        if later.get("auto"):  # the parameters chosen on the uncorrected data are kept, not chosen again
+            names = get_method(method).Params.names()
+            later["params"] = {k: first.parameters[k] for k in names if k in first.parameters}
+            for k in ("auto", "auto_grid", "n_iter", "alpha"):
+                later.pop(k, None)
+        later["haadf_volume"] = False  # the HAADF volume does not change with the correction: made once, reused
+        warm_n_iter = None
+        if warm:  # the corrected reconstructions resume from the previous one's state, on a shorter budget
+            given = {k: later[k] for k in ("n_iter", "alpha") if later.get(k) is not None}
+            full = m.params(later.get("params"), **given)
+            later.pop("n_iter", None)
+            later.pop("alpha", None)
+            warm_n_iter = max(1, int(round(warm_fraction * full.n_iter)))
+            later["params"] = full.replace(n_iter=warm_n_iter)
+            later["keep_warm"] = True
+        W = astra_matrix(geom)
+        nt, npix = geom.n_tilts, geom.n_pixels
+        # a bimodal method's maps (HAADF units, response ratios fitted) need not carry a line's counts
+        # (HEBT zeroes a line the HAADF does not explain): its corrections are estimated from EDS-only maps
+        est_method = estimate_method(m, first.factor, density_g_cm3, series.metadata, estimate)
+        if stop == "auto":
+            stop = "predicted" if est_method is None else "measured"
+        est_kw = {k: kwargs[k] for k in ("filter_sigma", "filter_axes", "backend", "chunk_slices", "mask_method")
+                  if k in kwargs}
 
-    def estimate(result, corrected_series):
-        if est_method is None:
-            return result
-        return reconstruct_series(corrected_series, factors, est_method, haadf_volume=False, **est_kw)
+        def estimate(result, corrected_series):
+            if est_method is None:
+                return result
+            return reconstruct_series(corrected_series, factors, est_method, haadf_volume=False, **est_kw)
 
-    current, changes, predicted = first, [], []
-    rho, T_all, plain, ratios = _correction(estimate(first, series), factors, series.metadata, density_g_cm3, W,
-                                            det, mode, slice_nm)
-    converged = False
-    for it in range(int(max_outer)):
-        now = _corrected(series, ratios, nt, npix)
-        # warm: from the previous reconstruction's state (its maps scaled by the data's change, as the predicted
-        # rule scales them, were measured no closer: docs/absorption.md)
-        start = {"warm_start": current.warm} if warm else {}
-        nxt = reconstruct_series(now, factors, method,
-                                 counts=None if counts is None else _corrected(counts, ratios, nt, npix),
-                                 **start, **later)
-        current = replace(current, warm=None)  # the state is used once: not kept beside the next one
-        changes.append(_fraction_change(current, nxt))
-        current, applied = nxt, ratios
-        if stop == "measured":
-            converged = changes[-1] < tol
-            if converged or it == int(max_outer) - 1:
+        current, changes, predicted = first, [], []
+        rho, T_all, plain, ratios = _correction(estimate(first, series), factors, series.metadata, density_g_cm3, W,
+                                                det, mode, slice_nm)
+        converged = False
+        for it in range(int(max_outer)):
+            now = _corrected(series, ratios, nt, npix)
+            # warm: from the previous reconstruction's state (its maps scaled by the data's change, as the predicted
+            # rule scales them, were measured no closer: docs/absorption.md)
+            start = {"warm_start": current.warm} if warm else {}
+            nxt = reconstruct_series(now, factors, method,
+                                     counts=None if counts is None else _corrected(counts, ratios, nt, npix),
+                                     **start, **later)
+            current = replace(current, warm=None)  # the state is used once: not kept beside the next one
+            changes.append(_fraction_change(current, nxt))
+            current, applied = nxt, ratios
+            if stop == "measured":
+                converged = changes[-1] < tol
+                if converged or it == int(max_outer) - 1:
+                    break
+                rho, T_all, plain, ratios = _correction(estimate(current, now), factors, series.metadata, density_g_cm3,
+                                                        W, det, mode, slice_nm)
+                continue
+            # the next correction, from the maps just made; stop when it would change the fractions less than tol
+            est = estimate(current, now)
+            rho, T_all, plain, ratios = _correction(est, factors, series.metadata, density_g_cm3, W, det, mode,
+                                                    slice_nm)
+            predicted.append(_predicted_change(est, factors, _data_scales(W, plain, applied, ratios)))
+            converged = PREDICTION_SAFETY * predicted[-1] < tol
+            if converged:
                 break
-            rho, T_all, plain, ratios = _correction(estimate(current, now), factors, series.metadata, density_g_cm3,
-                                                    W, det, mode, slice_nm)
-            continue
-        # the next correction, from the maps just made; stop when it would change the fractions less than tol
-        est = estimate(current, now)
-        rho, T_all, plain, ratios = _correction(est, factors, series.metadata, density_g_cm3, W, det, mode, slice_nm)
-        predicted.append(_predicted_change(est, factors, _data_scales(W, plain, applied, ratios)))
-        converged = PREDICTION_SAFETY * predicted[-1] < tol
-        if converged:
-            break
-    current, first = replace(current, warm=None), replace(first, warm=None)
-    if first.haadf_volume is not None:
-        current = replace(current, haadf_volume=first.haadf_volume,
-                          parameters={**current.parameters, "haadf_volume": first.parameters.get("haadf_volume")})
-    params = {"method": method, "detectors": det.key(), "tol": tol, "max_outer": int(max_outer), "mode": mode,
-              "density": "estimated from the maps" if density_g_cm3 is None else "given", "stop": stop,
-              "predicted_changes": predicted, "warm_start": warm, "warm_n_iter": warm_n_iter,
-              "estimate": est_method or "own maps"}
-    return AbsorptionResult(current, first, T_all, rho, len(changes), changes, converged, det, params, predicted)
+        current, first = replace(current, warm=None), replace(first, warm=None)
+        if first.haadf_volume is not None:
+            current = replace(current, haadf_volume=first.haadf_volume,
+                              parameters={**current.parameters, "haadf_volume": first.parameters.get("haadf_volume")})
+        params = {"method": method, "detectors": det.key(), "tol": tol, "max_outer": int(max_outer), "mode": mode,
+                  "density": "estimated from the maps" if density_g_cm3 is None else "given", "stop": stop,
+                  "predicted_changes": predicted, "warm_start": warm, "warm_n_iter": warm_n_iter,
+                  "estimate": est_method or "own maps"}
+        return AbsorptionResult(current, first, T_all, rho, len(changes), changes, converged, det, params, predicted)

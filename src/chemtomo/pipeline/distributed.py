@@ -122,6 +122,7 @@ class ChunkOutput:
 
 _OP_LOCK = threading.Lock()
 _OP_CACHE: dict[str, object] = {}
+_OP_KEPT = [0]  # depth of nested keep_operator() blocks in this process
 
 
 def _geometry(key: dict) -> TiltGeometry:
@@ -152,9 +153,29 @@ def chunk_operator(geometry: dict, backend: str, group: int | None = None, haadf
 
 
 def release_operator() -> None:
-    """Drop this process's cached projector."""
+    """Drop this process's cached projector (kept inside a :func:`keep_operator` block)."""
     with _OP_LOCK:
-        _OP_CACHE.clear()
+        if not _OP_KEPT[0]:
+            _OP_CACHE.clear()
+
+
+@contextlib.contextmanager
+def keep_operator():
+    """Keep this process's cached projector from one in-process run to the next inside the block.
+
+    A run releases its projector when it ends (a large grid's is the biggest object it
+    holds); a caller that runs several reconstructions of one series in a row (the
+    absorption correction's outer loop, several methods) would rebuild it for each.
+    Inside the block it is built once (per geometry) and released at the block's end.
+    """
+    with _OP_LOCK:
+        _OP_KEPT[0] += 1
+    try:
+        yield
+    finally:
+        with _OP_LOCK:
+            _OP_KEPT[0] -= 1
+        release_operator()
 
 
 @contextlib.contextmanager

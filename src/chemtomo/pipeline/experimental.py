@@ -48,6 +48,7 @@ from ..preprocess.series import (
 )
 from ..reconstruct import canonical_name, estimate_response_ratios, get_method
 from ..tiltseries import TiltSeries
+from .distributed import keep_operator
 from .options import DEFAULT_METHODS, OutputOptions, ReconstructionOptions, route_overrides
 from .volume import VolumeResult, prepare_series, reconstruct_series
 
@@ -126,37 +127,38 @@ def reconstruct_experimental(series: TiltSeries, factors, options: Reconstructio
     if series.haadf is not None and series.shares_angles and any(get_method(m).needs_haadf for m in methods):
         prepared = prepare_series(series, filter_sigma, "image")  # a HAADF at its own tilts: fitted per method
         rr = estimate_response_ratios(prepared.haadf, {ln: prepared.eds[ln] for ln in series.lines})
-    for m in methods:
-        kw = dict(engine_options or {})
-        if backend is not None:
-            kw["backend"] = backend
-        if kw.get("store") and len(methods) > 1:  # one resumable store per method
-            st = Path(kw["store"])
-            kw["store"] = st.with_name(f"{st.stem}-{m}{st.suffix}")
-        given = {"n_iter": iterations_for(n_iter, m),
-                 "alpha": alpha if "alpha" in get_method(m).Params.names() else None}
-        params = {**{k: v for k, v in given.items() if v is not None}, **(method_options or {}).get(m, {})}
-        call = dict(filter_sigma=filter_sigma, mask_method=mask_method, threshold=threshold,
-                    chunk_slices=chunk_slices, progress=progress, auto=m in auto_for,
-                    response_ratios=rr if get_method(m).needs_haadf else None, counts=unfiltered,
-                    noise_factor="estimate", auto_grid=(auto_grid or {}).get(m), **kw)
-        if o.absorption is None:
-            out[m] = _finish(reconstruct_series(series, factors, m, params, **call), factors, crop_px,
-                             quantify_lines, mask_method, threshold)
-            continue
-        from .absorption import reconstruct_absorption_corrected
-        from .raw_absorption import absorption_record, correction_kwargs, density_note
+    with keep_operator():  # the methods reconstruct one series: one projector, built once
+        for m in methods:
+            kw = dict(engine_options or {})
+            if backend is not None:
+                kw["backend"] = backend
+            if kw.get("store") and len(methods) > 1:  # one resumable store per method
+                st = Path(kw["store"])
+                kw["store"] = st.with_name(f"{st.stem}-{m}{st.suffix}")
+            given = {"n_iter": iterations_for(n_iter, m),
+                     "alpha": alpha if "alpha" in get_method(m).Params.names() else None}
+            params = {**{k: v for k, v in given.items() if v is not None}, **(method_options or {}).get(m, {})}
+            call = dict(filter_sigma=filter_sigma, mask_method=mask_method, threshold=threshold,
+                        chunk_slices=chunk_slices, progress=progress, auto=m in auto_for,
+                        response_ratios=rr if get_method(m).needs_haadf else None, counts=unfiltered,
+                        noise_factor="estimate", auto_grid=(auto_grid or {}).get(m), **kw)
+            if o.absorption is None:
+                out[m] = _finish(reconstruct_series(series, factors, m, params, **call), factors, crop_px,
+                                 quantify_lines, mask_method, threshold)
+                continue
+            from .absorption import reconstruct_absorption_corrected
+            from .raw_absorption import absorption_record, correction_kwargs, density_note
 
-        t0 = time.perf_counter()
-        ab = reconstruct_absorption_corrected(series, factors, m, params=params,
-                                              **correction_kwargs(o.absorption, detector_facts), **call)
-        seconds = time.perf_counter() - t0
-        unc = _finish(ab.uncorrected, factors, crop_px, quantify_lines, mask_method, threshold)
-        res = _finish(ab.corrected, factors, crop_px, quantify_lines, mask_method,
-                      float(unc.composition.threshold.value), always=True)
-        if absorbed is not None:
-            absorbed[m] = absorption_record(ab, unc, res, crop_px, density_note(o.absorption), seconds)
-        out[m] = res
+            t0 = time.perf_counter()
+            ab = reconstruct_absorption_corrected(series, factors, m, params=params,
+                                                  **correction_kwargs(o.absorption, detector_facts), **call)
+            seconds = time.perf_counter() - t0
+            unc = _finish(ab.uncorrected, factors, crop_px, quantify_lines, mask_method, threshold)
+            res = _finish(ab.corrected, factors, crop_px, quantify_lines, mask_method,
+                          float(unc.composition.threshold.value), always=True)
+            if absorbed is not None:
+                absorbed[m] = absorption_record(ab, unc, res, crop_px, density_note(o.absorption), seconds)
+            out[m] = res
     return out
 
 
