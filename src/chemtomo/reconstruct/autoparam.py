@@ -79,11 +79,16 @@ from .heldout import (
 )
 from .registry import RuleInputs, canonical_name, get_method, method_names
 from .sirt import sirt
+from .tvpath import tv_path
 
 # the TV rule's optional stopping rule: the choice checked every CHECK_EVERY iterations, settled when it
 # moves by less than choice_tol (relative) twice in a row; off by default (CHOICE_TOL = 0, see cv_tv_weight)
 CHOICE_TOL = 0.0
 CHECK_EVERY = 20
+# the TV rule's schedules: all candidates as columns of one solve, or the candidates as a continuation path
+SCHEDULES = ("batched", "continuation")
+DEFAULT_SCHEDULE = "batched"
+WARM_DIVISOR = 3  # continuation: each point after the first runs n_iter // WARM_DIVISOR iterations
 
 # ----------------------------------------------------------------------------- results
 
@@ -284,7 +289,8 @@ def _log_parabola_min(x: np.ndarray, y: np.ndarray) -> float:
 def cv_tv_weight(
     W: Operator, counts: np.ndarray, model: str, mus, *, haadf=None, r=None,
     n_folds: int = DEFAULT_FOLDS, seed: int = DEFAULT_SEED, n_iter: int = 250, constants=None,
-    choice_tol: float = CHOICE_TOL, check_every: int = CHECK_EVERY, **solver,
+    choice_tol: float = CHOICE_TOL, check_every: int = CHECK_EVERY, schedule: str = DEFAULT_SCHEDULE,
+    warm_iterations: int | None = None, **solver,
 ) -> CVResult:
     """The dimensionless TV weight ``mu`` of :func:`~chemtomo.reconstruct.fused.tv_solve` by CV.
 
@@ -332,8 +338,13 @@ def cv_tv_weight(
         iteration) and ``checks`` (``[iteration, mu_cv]`` at each check).
     """
     counts = _check_counts(counts, W)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     if not (np.isfinite(choice_tol) and choice_tol >= 0):
         raise ValueError(f"choice_tol must be a finite number >= 0, got {choice_tol!r}")
+    if schedule == "continuation" and choice_tol > 0:
+        raise ValueError(f"choice_tol ({choice_tol!r}) stops the batched schedule's solve; the continuation "
+                         "schedule has its own budget (warm_iterations): give one or the other")
     if isinstance(check_every, bool) or int(check_every) < 1:
         raise ValueError(f"check_every must be a positive integer, got {check_every!r}")
     k, n_rays, s = counts.shape
@@ -356,6 +367,9 @@ def cv_tv_weight(
                                     if k in ("haadf_model_error", "haadf_gain", "tv_scale")})
     unit = np.asarray(r, DTYPE)[:, None, None] if model == "fused" else None
     n_vox = W.shape[1]
+    if schedule == "continuation":
+        return _cv_tv_continuation(W, counts, model, mus, masks, masks_h, haadf, r, constants, unit, n_iter,
+                                   warm_iterations, seed, solver)
 
     def score(z):
         maps = z.reshape(k, n_vox, K * L * s)
@@ -394,7 +408,57 @@ def cv_tv_weight(
         + (f" (the best score is at the grid's {edge} end: widen the grid to see past it)" if edge else ""),
         {"n_folds": K, "seed": seed, "mu_cv": float(mu_cv), "n_iter": n_iter, "at_grid_edge": edge,
          "iterations": int(res.n_iter), "column_iterations": int(res.n_iter) * K * L * s,
-         "choice_tol": float(choice_tol), "checks": [[int(it), float(m)] for it, m, _ in checks]},
+         "choice_tol": float(choice_tol), "checks": [[int(it), float(m)] for it, m, _ in checks],
+         "schedule": "batched"},
+    )
+
+
+def _tv_choice(mus: np.ndarray, scores: np.ndarray, K: int) -> tuple[float, float, str]:
+    """``(mu, mu_cv, edge)`` of the held-out scores per candidate: the log-parabolic argmin, times K/(K-1)."""
+    mu_cv = _log_parabola_min(mus, scores)
+    i = int(np.argmin(scores))
+    return mu_cv * K / (K - 1), mu_cv, "lower" if i == 0 else "upper" if i == len(mus) - 1 else ""
+
+
+def _cv_tv_continuation(W, counts, model, mus, masks, masks_h, haadf, r, constants, unit, n_iter,
+                        warm_iterations, seed, solver) -> CVResult:
+    """:func:`cv_tv_weight`'s continuation schedule: the folds x slices as columns, the grid as a path.
+
+    The candidates are solved one after another from the largest ``mu`` down
+    (:func:`~chemtomo.reconstruct.tvpath.tv_path`), the first with ``n_iter``
+    iterations, each later one warm-started from its larger neighbour's maps and duals
+    with ``warm_iterations`` (default ``n_iter // WARM_DIVISOR``).
+    """
+    k, n_rays, s = counts.shape
+    K, L = masks.shape[1], mus.size
+    warm = max(1, n_iter // WARM_DIVISOR) if warm_iterations is None else warm_iterations
+    col_mask = np.repeat(masks, s, axis=1)  # columns: fold-major, then slice
+    b = np.tile(counts, (1, 1, K))
+    h = None if haadf is None else np.tile(np.asarray(haadf, DTYPE).reshape(-1, s), (1, K))
+    if masks_h is not None:
+        solver = {**solver, "haadf_ray_mask": np.repeat(masks_h, s, axis=1)}
+    scores = np.full(L, np.nan)
+    n_vox = W.shape[1]
+
+    def score(j, mu, res):
+        maps = res.x.reshape(k, n_vox, K * s)
+        maps = maps if unit is None else maps / unit
+        pred = np.stack([W.forward(np.ascontiguousarray(maps[a])) for a in range(k)])  # (k, nr, K s)
+        scores[L - 1 - j] = float(heldout_deviance(b, pred, 1.0 - col_mask).sum())
+
+    done = tv_path(W, b, mus[::-1], n_iter=n_iter, warm_iterations=warm, on_point=score, model=model,
+                   haadf=h, r=r, ray_mask=col_mask, constants=constants, **solver)
+    mu, mu_cv, edge = _tv_choice(mus, scores, K)
+    return CVResult(
+        {"mu": float(mu)}, [{"mu": float(v)} for v in mus], scores,
+        f"{K}-fold CV on held-out rays, composition deviance of raw counts, the grid solved as a path from the "
+        f"largest mu down ({n_iter} iterations, then {warm} per point from its neighbour); log-parabolic argmin "
+        f"mu_cv = {mu_cv:.4g}, times K/(K-1) = {K / (K - 1):.3g} for the full data"
+        + (f" (the best score is at the grid's {edge} end: widen the grid to see past it)" if edge else ""),
+        {"n_folds": K, "seed": seed, "mu_cv": float(mu_cv), "n_iter": n_iter, "at_grid_edge": edge,
+         "iterations": int(sum(done)), "column_iterations": int(sum(done)) * K * s, "choice_tol": 0.0,
+         "checks": [], "schedule": "continuation", "warm_iterations": int(warm),
+         "path_iterations": [int(v) for v in done]},
     )
 
 
