@@ -59,7 +59,7 @@ def phantom_case(dose: float):
 
 def specimen_case(name: str, dose: float, n: int = 28):
     """As :func:`phantom_case` for a specimen of the suite: the benchmark's 8 middle slices of ``n``."""
-    from chemtomo.geometry import columns_to_volume
+    from chemtomo.geometry import columns_to_volume, sinogram_to_columns
     from chemtomo.preprocess import FILTER_SIGMA_PX, gaussian_filter_stack
     from chemtomo.projector import make_operator
     from chemtomo.reconstruct import ChannelData, estimate_response_ratios
@@ -67,7 +67,6 @@ def specimen_case(name: str, dose: float, n: int = 28):
     from chemtomo.simulate.specimens import make_specimen
     from chemtomo.studies.benchmark import BenchmarkConfig, Truth, quantify_maps, sub_series
     from chemtomo.studies.benchmark import score as bench_score
-    from chemtomo.geometry import sinogram_to_columns
 
     cfg = BenchmarkConfig(specimens=(name,), doses=(dose,), methods=("fused_tv",), n=n)
     a, b = cfg.slice_range()

@@ -141,7 +141,7 @@ def test_choose_parameters_errors(disk):
 
 
 def test_tv_rule_stopping_on_the_choice(disk):
-    """The TV rule's stopping rule on the choice: off by default, and its checks and cost reported.
+    """The batched TV rule's stopping rule on the choice: off by default, and its checks and cost reported.
 
     choice_tol = 0 runs the whole budget; with a tolerance, the solve stops once the choice has
     settled inside the grid.
@@ -151,9 +151,10 @@ def test_tv_rule_stopping_on_the_choice(disk):
     g, W, X, mean = disk
     noisy = np.random.default_rng(10).poisson(2.0 * mean).astype(np.float32)
     mus = (0.06, 0.12, 0.24, 0.48)
-    full = cv_tv_weight(W, noisy, "poisson", mus, n_iter=120, choice_tol=0.0)
+    # the stopping rule is the batched schedule's (no longer the default: the continuation schedule is)
+    full = cv_tv_weight(W, noisy, "poisson", mus, n_iter=120, choice_tol=0.0, schedule="batched")
     assert full.info["iterations"] == 120 and full.info["checks"] == []
-    early = cv_tv_weight(W, noisy, "poisson", mus, n_iter=120, choice_tol=0.5, check_every=10)
+    early = cv_tv_weight(W, noisy, "poisson", mus, n_iter=120, choice_tol=0.5, check_every=10, schedule="batched")
     its = [c[0] for c in early.info["checks"]]
     assert its == list(range(10, 10 * len(its) + 1, 10))
     assert early.info["iterations"] <= 120 and early.info["column_iterations"] == early.info["iterations"] * 4 * 4
@@ -194,9 +195,11 @@ def test_tv_rule_continuation_matches_the_batched_rule_and_reports_its_cost(disk
 
 
 def test_tv_path_resumes_a_solve_at_the_same_weight(disk):
-    """A path that repeats one weight continues the first solve: 100 then 60 warm iterations land
-    where 160 iterations in one solve do (within a tenth of what those last 60 iterations move the
-    maps), and every point is reported."""
+    """A path that repeats one weight continues the first solve.
+
+    100 then 60 warm iterations land where 160 iterations in one solve do (within a tenth of
+    what those last 60 iterations move the maps), and every point is reported.
+    """
     from chemtomo.reconstruct.fused import tv_constants, tv_solve
     from chemtomo.reconstruct.tvpath import tv_path
 

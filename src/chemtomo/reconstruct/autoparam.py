@@ -87,7 +87,7 @@ CHOICE_TOL = 0.0
 CHECK_EVERY = 20
 # the TV rule's schedules: all candidates as columns of one solve, or the candidates as a continuation path
 SCHEDULES = ("batched", "continuation")
-DEFAULT_SCHEDULE = "batched"
+DEFAULT_SCHEDULE = "continuation"
 WARM_DIVISOR = 3  # continuation: each point after the first runs n_iter // WARM_DIVISOR iterations
 
 # ----------------------------------------------------------------------------- results
@@ -294,10 +294,22 @@ def cv_tv_weight(
 ) -> CVResult:
     """The dimensionless TV weight ``mu`` of :func:`~chemtomo.reconstruct.fused.tv_solve` by CV.
 
-    All folds x candidates are columns of one solve. The chosen ``mu`` is the
-    log-parabolic minimiser of the held-out deviance times ``K / (K - 1)``.
+    The chosen ``mu`` is the log-parabolic minimiser of the held-out deviance times
+    ``K / (K - 1)``. Two schedules of the solves behind the scores:
 
-    Stopping rule on the choice: every ``check_every`` iterations the held-out
+    - ``"continuation"`` (the default): the folds x slices are the columns, the
+      candidates a path from the largest ``mu`` down, the first solved with ``n_iter``
+      iterations, every later one warm-started from the one before with
+      ``warm_iterations`` (:func:`~chemtomo.reconstruct.tvpath.tv_path`). Cost
+      ``(n_iter + (L - 1) warm_iterations) K s`` column-iterations: with the defaults
+      (300, 100, ``L = 7``, ``K = 4``, 8 slices) 1.5 solves of a 64-slice volume
+      against the batched rule's 3.5, for a final weight-fraction error within 1.05x
+      of the batched rule's choice on the phantom at three doses (``docs/performance.md``,
+      ``bench/tv_rule_cost.py``).
+    - ``"batched"`` (the rule before): all folds x candidates are columns of one solve of
+      ``n_iter`` iterations, ``n_iter K L s`` column-iterations.
+
+    Stopping rule on the choice (batched schedule): every ``check_every`` iterations the held-out
     scores and the choice are computed (``K L s`` forward projections, a small
     part of an iteration's cost); the solve stops once the choice has moved by less
     than ``choice_tol`` (relative) over the last two checks with the same best grid
@@ -327,15 +339,28 @@ def cv_tv_weight(
         e.g. 0.02, a twentieth of the grid's sqrt(2) spacing).
     check_every : int
         Iterations between two checks of the choice.
+    schedule : {"continuation", "batched"}
+        How the candidates are solved (above); ``DEFAULT_SCHEDULE``.
+    warm_iterations : int, optional
+        Continuation: iterations of every candidate after the first (default
+        ``n_iter // WARM_DIVISOR``, at least 1).
     **solver
         Passed to ``tv_solve`` (coupled, haadf_model_error, ...).
 
     Returns
     -------
     CVResult
-        ``info`` holds ``iterations`` (run), ``n_iter`` (the budget), ``column_iterations``
-        (iterations times columns: the rule's cost in units of one slice's solve
-        iteration) and ``checks`` (``[iteration, mu_cv]`` at each check).
+        ``info`` holds ``iterations`` (run; continuation: summed over the path), ``n_iter``
+        (the budget), ``column_iterations`` (iterations times columns: the rule's cost in
+        units of one slice's solve iteration), ``checks`` (``[iteration, mu_cv]`` at each
+        check; batched), ``schedule``, and for the continuation ``warm_iterations`` and
+        ``path_iterations`` (per candidate, from the largest ``mu`` down).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``schedule``, a negative ``choice_tol`` (or one given with the
+        continuation schedule), a ``check_every`` below 1.
     """
     counts = _check_counts(counts, W)
     if schedule not in SCHEDULES:
@@ -426,8 +451,13 @@ def _cv_tv_continuation(W, counts, model, mus, masks, masks_h, haadf, r, constan
 
     The candidates are solved one after another from the largest ``mu`` down
     (:func:`~chemtomo.reconstruct.tvpath.tv_path`), the first with ``n_iter``
-    iterations, each later one warm-started from its larger neighbour's maps and duals
-    with ``warm_iterations`` (default ``n_iter // WARM_DIVISOR``).
+    iterations from the default start (as the batched rule solves every candidate),
+    each later one warm-started from its larger neighbour's maps and duals with
+    ``warm_iterations`` (default ``n_iter // WARM_DIVISOR``). Measured on the phantom
+    at the paper's dose (300 iterations; ``docs/performance.md``): downwards, the choice
+    moves steadily towards the batched rule's (0.125) as the warm budget grows (0.080,
+    0.110, 0.127 at 50, 100, 150 per point); upwards it is closer at 100 (0.127) but
+    erratic (0.102 at 50, 0.080 at 75), and from the middle outwards it is 0.105.
     """
     k, n_rays, s = counts.shape
     K, L = masks.shape[1], mus.size

@@ -11,7 +11,7 @@ solution's subgradient at the new weight (and feasible for it).
 Used by the cross-validation of the TV weight
 (:func:`~chemtomo.reconstruct.autoparam.cv_tv_weight` with ``schedule="continuation"``):
 the folds and slices are the columns, the candidate weights the path, from the
-largest (smoothest, fastest to converge) down.
+largest down (measured against the other orders in ``docs/performance.md``).
 """
 
 from __future__ import annotations
