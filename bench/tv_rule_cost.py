@@ -11,8 +11,11 @@ volume in column-iterations (load-independent).
 (their choice is the same on ``s`` copies: every column is solved and scored alike
 and the score is their sum) and the cost scaled to ``auto_slices`` copies; a volume of
 ``--slices`` slices costs ``slices x n_iter``. ``--cpu`` also measures the CPU seconds
-(``resource.getrusage``, this process) of both rules on ``auto_slices`` copies and of
-one solve of ``--slices`` slices at the first dose, and checks the choices there.
+(``resource.getrusage``, this process) per column-iteration of a solve at the batch
+widths ``--cpu-widths`` (the difference of a ``--cpu-iters`` and a quarter as long solve,
+after a warm-up call; the rest is the fixed cost per solve) (the continuation rule's 32 columns, the
+volume's 64, the batched rule's 224), at the first dose: whether a narrower batch costs
+more per column.
 
 Usage::
 
@@ -123,7 +126,11 @@ def main(argv=None) -> int:
     ap.add_argument("--warm", type=int, nargs="+", default=[None],
                     help="warm_iterations of the continuation rule to measure (default: the rule's)")
     ap.add_argument("--specimen", default=None, help="a suite specimen instead of the phantom")
-    ap.add_argument("--cpu", action="store_true", help="also measure CPU seconds on auto_slices copies")
+    ap.add_argument("--cpu", action="store_true",
+                    help="also measure CPU seconds per column-iteration of one solve at --cpu-widths columns")
+    ap.add_argument("--cpu-only", action="store_true", help="only the CPU measurement (no rules)")
+    ap.add_argument("--cpu-widths", type=int, nargs="+", default=[32, 64, 224])
+    ap.add_argument("--cpu-iters", type=int, default=80)
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args(argv)
     m = get_method("fused_tv")
@@ -131,7 +138,7 @@ def main(argv=None) -> int:
     one_solve = a.slices * a.n_iter
     fine = np.geomspace(0.03, 1.2, 17)  # factor 2^(1/3) apart
     rows = []
-    for dose in a.doses:
+    for dose in [] if a.cpu_only else a.doses:
         W, data, score = phantom_case(dose) if a.specimen is None else specimen_case(a.specimen, dose)
         constants = m.setup(W, data, p)
         runs = {"batched": rule(W, data, constants, p, "batched")}
@@ -156,19 +163,28 @@ def main(argv=None) -> int:
                                            for k, v in row["rules"].items()}}), file=sys.stderr, flush=True)
     out = {"specimen": a.specimen or "phantom", "n_iter": a.n_iter, "slices": a.slices,
            "auto_slices": a.auto_slices, "rows": rows}
-    if a.cpu:
+    if a.cpu or a.cpu_only:
+        # CPU seconds per column-iteration of a fused-TV solve at the batch widths the rules and the volume use
         W, data, score = phantom_case(a.doses[0]) if a.specimen is None else specimen_case(a.specimen, a.doses[0])
         constants = m.setup(W, data, p)
         cpu = {}
-        for name, kw in [("batched", {"schedule": "batched"}), ("continuation", {"schedule": "continuation"})]:
-            cv, sec = rule(W, data, constants, p, copies=a.auto_slices, **kw)
-            cpu[name] = {"cpu_s": sec, "mu": cv.params["mu"], "column_iterations": cv.info["column_iterations"]}
-        eds = np.tile(np.asarray(data.eds, np.float32), (1, 1, a.slices))
-        haadf = np.tile(np.asarray(data.haadf, np.float32).reshape(data.haadf.shape[0], -1), (1, a.slices))
-        t = cpu_seconds()
-        tv_solve(W, eds, model="fused", mu=p.mu, haadf=haadf, r=data.response_ratios, constants=constants,
-                 n_iter=p.n_iter, coupled=p.coupled, theta=p.theta, **p.model_options())
-        cpu["one_solve"] = {"cpu_s": cpu_seconds() - t, "column_iterations": one_solve}
+
+        def run(width, n_iter):
+            copies = -(-width // data.eds.shape[2])
+            eds = np.tile(np.asarray(data.eds, np.float32), (1, 1, copies))[:, :, :width]
+            haadf = np.tile(np.asarray(data.haadf, np.float32).reshape(data.haadf.shape[0], -1), (1, copies))
+            t = cpu_seconds()
+            tv_solve(W, eds, model="fused", mu=p.mu, haadf=haadf[:, :width], r=data.response_ratios,
+                     constants=constants, n_iter=n_iter, coupled=p.coupled, theta=p.theta, **p.model_options())
+            return cpu_seconds() - t
+
+        run(8, 5)  # warm-up: the kernels' first call (numba cache load) is not the rule's cost
+        for width in a.cpu_widths:
+            short, long = run(width, a.cpu_iters // 4), run(width, a.cpu_iters)
+            per = (long - short) / (width * (a.cpu_iters - a.cpu_iters // 4))
+            cpu[str(width)] = {"cpu_s_short": short, "cpu_s_long": long, "iters": [a.cpu_iters // 4, a.cpu_iters],
+                               "cpu_us_per_column_iteration": 1e6 * per,
+                               "cpu_s_fixed_per_solve": short - per * width * (a.cpu_iters // 4)}
         out["cpu"] = cpu
         print(json.dumps(cpu), file=sys.stderr)
     print("| dose | rule | mu | final MSE / oracle | rule column-iterations | auto / one solve |")
