@@ -151,7 +151,7 @@ def test_tv_rule_stopping_on_the_choice(disk):
     g, W, X, mean = disk
     noisy = np.random.default_rng(10).poisson(2.0 * mean).astype(np.float32)
     mus = (0.06, 0.12, 0.24, 0.48)
-    # the stopping rule is the batched schedule's (no longer the default: the continuation schedule is)
+    # the stopping rule is the batched schedule's (the default; named here as the continuation schedule refuses it)
     full = cv_tv_weight(W, noisy, "poisson", mus, n_iter=120, choice_tol=0.0, schedule="batched")
     assert full.info["iterations"] == 120 and full.info["checks"] == []
     early = cv_tv_weight(W, noisy, "poisson", mus, n_iter=120, choice_tol=0.5, check_every=10, schedule="batched")

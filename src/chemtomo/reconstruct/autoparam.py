@@ -87,7 +87,7 @@ CHOICE_TOL = 0.0
 CHECK_EVERY = 20
 # the TV rule's schedules: all candidates as columns of one solve, or the candidates as a continuation path
 SCHEDULES = ("batched", "continuation")
-DEFAULT_SCHEDULE = "continuation"
+DEFAULT_SCHEDULE = "batched"  # continuation: 2.5x one solve on the phantom, but a wrong choice on the real example
 WARM_DIVISOR = 3  # continuation: each point after the first runs n_iter // WARM_DIVISOR iterations
 
 # ----------------------------------------------------------------------------- results
@@ -297,16 +297,19 @@ def cv_tv_weight(
     The chosen ``mu`` is the log-parabolic minimiser of the held-out deviance times
     ``K / (K - 1)``. Two schedules of the solves behind the scores:
 
-    - ``"continuation"`` (the default): the folds x slices are the columns, the
+    - ``"continuation"``: the folds x slices are the columns, the
       candidates a path from the largest ``mu`` down, the first solved with ``n_iter``
       iterations, every later one warm-started from the one before with
       ``warm_iterations`` (:func:`~chemtomo.reconstruct.tvpath.tv_path`). Cost
       ``(n_iter + (L - 1) warm_iterations) K s`` column-iterations: with the defaults
       (300, 100, ``L = 7``, ``K = 4``, 8 slices) 1.5 solves of a 64-slice volume
       against the batched rule's 3.5, for a final weight-fraction error within 1.05x
-      of the batched rule's choice on the phantom at three doses (``docs/performance.md``,
-      ``bench/tv_rule_cost.py``).
-    - ``"batched"`` (the rule before): all folds x candidates are columns of one solve of
+      of the batched rule's choice on the phantom at three doses and on two specimens of
+      the suite (``docs/performance.md``, ``bench/tv_rule_cost.py``). Not the default:
+      on the real example (5 mu, 200 iterations, 66 per later point) it chose the
+      grid's upper end (0.32) where the batched rule chose 0.0384; its solves there
+      are too far from converged for the short warm budget.
+    - ``"batched"`` (the default): all folds x candidates are columns of one solve of
       ``n_iter`` iterations, ``n_iter K L s`` column-iterations.
 
     Stopping rule on the choice (batched schedule): every ``check_every`` iterations the held-out
@@ -339,8 +342,8 @@ def cv_tv_weight(
         e.g. 0.02, a twentieth of the grid's sqrt(2) spacing).
     check_every : int
         Iterations between two checks of the choice.
-    schedule : {"continuation", "batched"}
-        How the candidates are solved (above); ``DEFAULT_SCHEDULE``.
+    schedule : {"batched", "continuation"}
+        How the candidates are solved (above); default ``DEFAULT_SCHEDULE`` ("batched").
     warm_iterations : int, optional
         Continuation: iterations of every candidate after the first (default
         ``n_iter // WARM_DIVISOR``, at least 1).
