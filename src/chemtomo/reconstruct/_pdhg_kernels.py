@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ._tv_kernels import project_pixel
+
 _JIT = dict(cache=True, nogil=True, fastmath=False)
 
 
@@ -125,25 +127,4 @@ def dual_tv(kxbar, sig, y, radius, coupled, out):
                     for q in range(m):
                         g = sig[c, a, i, j, q] if wide else sig[c, a, i, j, 0]
                         out[c, a, i, j, q] = kxbar[c, a, i, j, q] * g + y[c, a, i, j, q]
-            if coupled:
-                for q in range(m):
-                    s[q] = 0.0
-                for c in range(k):
-                    for q in range(m):
-                        s[q] += out[c, 0, i, j, q] * out[c, 0, i, j, q] + out[c, 1, i, j, q] * out[c, 1, i, j, q]
-                for q in range(m):
-                    n = np.sqrt(s[q])
-                    s[q] = radius[q] / n if n > radius[q] else 1.0
-                for c in range(k):
-                    for q in range(m):
-                        out[c, 0, i, j, q] *= s[q]
-                        out[c, 1, i, j, q] *= s[q]
-            else:
-                for c in range(k):
-                    for q in range(m):
-                        p0 = out[c, 0, i, j, q]
-                        p1 = out[c, 1, i, j, q]
-                        n = np.sqrt(p0 * p0 + p1 * p1)
-                        f = radius[q] / n if n > radius[q] else np.float32(1.0)
-                        out[c, 0, i, j, q] = p0 * f
-                        out[c, 1, i, j, q] = p1 * f
+            project_pixel(out, i, j, radius, coupled, s)

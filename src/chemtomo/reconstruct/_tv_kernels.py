@@ -62,6 +62,39 @@ def gradient_adjoint(g, out):
                         out[c, i, j, q] += g[c, 1, i, j - 1, q]
 
 
+@njit(inline="always", **_JIT)
+def project_pixel(p, i, j, radius, coupled, s):
+    """Scale pixel ``(i, j)``'s vectors of ``p`` ``(k, 2, ny, nx, m)`` onto the balls of ``radius[q]`` (in place).
+
+    The vector is the two components of one channel, or of every channel when
+    ``coupled`` (vectorial TV); ``s`` is a float32 scratch row of ``m``. The one
+    definition of the projection: :func:`project_balls` and the fused dual step of
+    :mod:`._pdhg_kernels` both call it, so their bits agree.
+    """
+    k = p.shape[0]
+    m = p.shape[4]
+    if coupled:
+        for q in range(m):
+            s[q] = 0.0
+        for c in range(k):
+            for q in range(m):
+                s[q] += p[c, 0, i, j, q] * p[c, 0, i, j, q] + p[c, 1, i, j, q] * p[c, 1, i, j, q]
+        for q in range(m):
+            n = np.sqrt(s[q])
+            s[q] = radius[q] / n if n > radius[q] else 1.0
+        for c in range(k):
+            for q in range(m):
+                p[c, 0, i, j, q] *= s[q]
+                p[c, 1, i, j, q] *= s[q]
+    else:
+        for c in range(k):
+            for q in range(m):
+                n = np.sqrt(p[c, 0, i, j, q] * p[c, 0, i, j, q] + p[c, 1, i, j, q] * p[c, 1, i, j, q])
+                f = radius[q] / n if n > radius[q] else np.float32(1.0)
+                p[c, 0, i, j, q] *= f
+                p[c, 1, i, j, q] *= f
+
+
 @njit(parallel=True, **_JIT)
 def project_balls(p, radius, coupled):
     """Scale each pixel's vector of ``p`` onto the ball of ``radius[q]`` (in place).
@@ -69,30 +102,11 @@ def project_balls(p, radius, coupled):
     The vector is the two components of one channel, or of every channel when
     ``coupled`` (vectorial TV).
     """
-    k, _, ny, nx, m = p.shape
+    _, _, ny, nx, m = p.shape
     for i in prange(ny):
         s = np.empty(m, np.float32)
         for j in range(nx):
-            if coupled:
-                for q in range(m):
-                    s[q] = 0.0
-                for c in range(k):
-                    for q in range(m):
-                        s[q] += p[c, 0, i, j, q] * p[c, 0, i, j, q] + p[c, 1, i, j, q] * p[c, 1, i, j, q]
-                for q in range(m):
-                    n = np.sqrt(s[q])
-                    s[q] = radius[q] / n if n > radius[q] else 1.0
-                for c in range(k):
-                    for q in range(m):
-                        p[c, 0, i, j, q] *= s[q]
-                        p[c, 1, i, j, q] *= s[q]
-            else:
-                for c in range(k):
-                    for q in range(m):
-                        n = np.sqrt(p[c, 0, i, j, q] * p[c, 0, i, j, q] + p[c, 1, i, j, q] * p[c, 1, i, j, q])
-                        f = radius[q] / n if n > radius[q] else np.float32(1.0)
-                        p[c, 0, i, j, q] *= f
-                        p[c, 1, i, j, q] *= f
+            project_pixel(p, i, j, radius, coupled, s)
 
 
 @njit(parallel=True, **_JIT)
