@@ -21,6 +21,10 @@ Usage::
 
     PYTHONPATH=$PWD/src python bench/tv_rule_cost.py --out bench/results/tv_rule_cost.json [--cpu]
     PYTHONPATH=$PWD/src python bench/tv_rule_cost.py --specimen diffuse_alloy --doses 1 0.1
+    PYTHONPATH=$PWD/src python bench/tv_rule_cost.py --no-continuation --grids 0.06,0.12,0.24,0.48 0.07,0.14,0.28
+
+(``--grids``: the batched rule also on coarser candidate grids; ``mse_over_batched`` is the
+final MSE at a rule's choice over the batched rule's on the default grid.)
 
 (``--specimen``: a specimen of the suite, :mod:`chemtomo.simulate.specimens`, instead of the phantom.)
 """
@@ -94,12 +98,16 @@ def specimen_case(name: str, dose: float, n: int = 28):
     return make_operator(geom), data, score
 
 
-def rule(W, data, constants, p, schedule, copies=1, **kw):
-    """The fused-TV rule on ``copies`` copies of the data's columns; ``(CVResult, cpu seconds)``."""
+def rule(W, data, constants, p, schedule, copies=1, mus=None, **kw):
+    """The fused-TV rule on ``copies`` copies of the data's columns; ``(CVResult, cpu seconds)``.
+
+    ``mus``: the candidate grid (default: fused_tv's ``default_grid``).
+    """
     eds = np.tile(np.asarray(data.eds, np.float32), (1, 1, copies))
     haadf = np.tile(np.asarray(data.haadf, np.float32).reshape(data.haadf.shape[0], -1), (1, copies))
     t = cpu_seconds()
-    cv = cv_tv_weight(W, eds, "fused", get_method("fused_tv").default_grid["mu"], haadf=haadf,
+    mus = get_method("fused_tv").default_grid["mu"] if mus is None else mus
+    cv = cv_tv_weight(W, eds, "fused", mus, haadf=haadf,
                       r=data.response_ratios, constants=constants, coupled=p.coupled, theta=p.theta,
                       n_iter=p.n_iter, schedule=schedule, **p.model_options(), **kw)
     return cv, cpu_seconds() - t
@@ -125,6 +133,9 @@ def main(argv=None) -> int:
     ap.add_argument("--auto-slices", type=int, default=8, help="slices the rule chooses on")
     ap.add_argument("--warm", type=int, nargs="+", default=[None],
                     help="warm_iterations of the continuation rule to measure (default: the rule's)")
+    ap.add_argument("--grids", nargs="*", default=[],
+                    help="further candidate grids of the batched rule, each comma-separated (e.g. 0.06,0.12,0.24,0.48)")
+    ap.add_argument("--no-continuation", action="store_true", help="only the batched rule(s)")
     ap.add_argument("--specimen", default=None, help="a suite specimen instead of the phantom")
     ap.add_argument("--cpu", action="store_true",
                     help="also measure CPU seconds per column-iteration of one solve at --cpu-widths columns")
@@ -142,7 +153,9 @@ def main(argv=None) -> int:
         W, data, score = phantom_case(dose) if a.specimen is None else specimen_case(a.specimen, dose)
         constants = m.setup(W, data, p)
         runs = {"batched": rule(W, data, constants, p, "batched")}
-        for w in a.warm:
+        for g in a.grids:
+            runs[f"batched_{g}"] = rule(W, data, constants, p, "batched", mus=[float(v) for v in g.split(",")])
+        for w in [] if a.no_continuation else a.warm:
             runs[f"continuation{'' if w is None else f'_w{w}'}"] = rule(
                 W, data, constants, p, "continuation", **({} if w is None else {"warm_iterations": w}))
         chosen = [cv.params["mu"] for cv, _ in runs.values()]
@@ -154,6 +167,7 @@ def main(argv=None) -> int:
             s = data.eds.shape[2]
             colit = cv.info["column_iterations"] // s * a.auto_slices
             row["rules"][name] = {"mu": mu, "mu_cv": cv.info["mu_cv"], "mse": e, "mse_over_oracle": e / mse[oracle],
+                                  "mse_over_batched": e / mse[fine.size], "grid": [float(g["mu"]) for g in cv.grid],
                                   "column_iterations": colit, "rule_over_one_solve": colit / one_solve,
                                   "auto_over_one_solve": 1 + colit / one_solve,
                                   "scores": [float(v) for v in cv.scores], "info": {
