@@ -145,6 +145,42 @@ def test_automatic_rule_solves_the_runs_model(monkeypatch):
     assert res.parameters["coupled"] is False and res.parameters["haadf_model_error"] == 0.05
 
 
+def test_tv_rule_defaults_to_its_coarse_grid_and_the_oracle_grid_stays_fine(monkeypatch):
+    """ls_tv, poisson_tv and fused_tv choose mu on the 4-point grid (0.06..0.48, factor 2 apart) unless told.
+
+    Their ``default_grid`` (the studies' oracle sweep) keeps the 7 points sqrt(2) apart and
+    fused_huber's rule keeps them too; a caller's candidates replace the rule's. The rule's cost
+    without candidates: 4 folds x 4 mu x the slices it chooses on, each ``n_iter`` iterations.
+    """
+    import chemtomo.reconstruct.methods as methods
+
+    fine = (0.06, 0.085, 0.12, 0.17, 0.24, 0.34, 0.48)
+    for name in ("ls_tv", "poisson_tv", "fused_tv"):
+        m = get_method(name)
+        assert m.default_grid == {"mu": fine}
+        assert m.rule_candidates() == {"mu": (0.06, 0.12, 0.24, 0.48)}
+        assert m.rule_candidates({"mu": [0.1, 0.2]}) == {"mu": (0.1, 0.2)}
+    huber = get_method("fused_huber")
+    assert huber.rule_candidates() == {"mu": fine, "huber": tuple(huber.default_grid["huber"])}
+    assert get_method("hebt_sirt").rule_candidates() == dict(get_method("hebt_sirt").default_grid)
+
+    seen = []
+    real = methods.cv_tv_weight
+
+    def spy(W, counts, model, mus, **kw):
+        seen.append(tuple(mus))
+        return real(W, counts, model, mus, **kw)
+
+    monkeypatch.setattr(methods, "cv_tv_weight", spy)
+    series = core_shell_series(n_slices=2, n_pixels=16)
+    res = reconstruct_series(series, paper_table2(LINES), "fused_tv", {"n_iter": 5}, auto=True, auto_slices=1,
+                             filter_sigma=None)
+    assert seen == [(0.06, 0.12, 0.24, 0.48)]
+    auto = res.parameters["auto"]
+    assert [g["mu"] for g in auto["grid"]] == [0.06, 0.12, 0.24, 0.48]
+    assert auto["column_iterations"] == 5 * 4 * 4 * 1  # iterations x folds x candidates x slices
+
+
 # -- the CLI reads the registry -------------------------------------------------------------------
 
 
@@ -295,3 +331,8 @@ def test_registering_checks_the_method():
         register(bad)
     with pytest.raises(ValueError, match="no automatic parameter rule"):
         Landweber().choose(None, None, {})
+    stray = Landweber()
+    stray.name, stray.rule_grid = "toy_stray_rule_grid", {"lam": (1.0,)}
+    with pytest.raises(ValueError, match=r"rule_grid names \['lam'\] are not in its default_grid"):
+        register(stray)
+    assert "toy_stray_rule_grid" not in method_names()

@@ -105,6 +105,24 @@ def test_config_refuses_bad_values():
         tiny(doses=(0.0,))
 
 
+def test_oracle_keeps_the_fine_grid_and_auto_runs_the_rule_grid():
+    """The full benchmark's oracle sweeps fused-TV's 7-point mu grid; its auto runs the rule's 4-point grid.
+
+    A configuration's own grid (the quick run's) replaces both.
+    """
+    full = BenchmarkConfig(methods=("fused_tv", "fused_huber", "hebt_sirt"))
+    assert full.grid("fused_tv") == {"mu": (0.06, 0.085, 0.12, 0.17, 0.24, 0.34, 0.48)}
+    assert full.rule_grid("fused_tv") == {"mu": (0.06, 0.12, 0.24, 0.48)}
+    assert full.rule_grid("fused_huber") == full.grid("fused_huber")
+    assert full.rule_grid("hebt_sirt") == full.grid("hebt_sirt")
+    d = full.as_dict()
+    assert d["grids"]["fused_tv"]["mu"] == [0.06, 0.085, 0.12, 0.17, 0.24, 0.34, 0.48]
+    assert d["rule_grids"]["fused_tv"]["mu"] == [0.06, 0.12, 0.24, 0.48]
+    quick = BenchmarkConfig.quick()
+    assert quick.grid("fused_tv") == quick.rule_grid("fused_tv") == {"mu": (0.06, 0.12, 0.24, 0.48)}
+    assert quick.grid("hebt_sirt") == quick.rule_grid("hebt_sirt")
+
+
 def _cli(*args):
     return subprocess.run([sys.executable, "-c", "import sys; from chemtomo.cli import main; sys.exit(main())", *args],
                           capture_output=True, text=True, timeout=600)

@@ -617,7 +617,9 @@ def choose_parameters(
     filter_sigma, filter_axes :
         The Gaussian pre-filter of the SIRT methods' input.
     grid : dict, optional
-        Candidates by name, updating the method's ``default_grid``.
+        Candidates by name, updating the method's rule candidates
+        (:meth:`~chemtomo.reconstruct.registry.Method.rule_candidates`: its ``default_grid``
+        with its ``rule_grid``, e.g. fused_tv's 4-point ``TV_MU_RULE_GRID``).
     n_iter : int
         Iterations of the regularised solves.
     noise_factor : float
@@ -641,7 +643,7 @@ def choose_parameters(
     if unknown:
         raise ValueError(f"grid names {unknown} are not candidates of {m.name}'s rule; it takes "
                          f"{sorted(m.default_grid)}")
-    g = {**m.default_grid, **(grid or {})}
+    g = m.rule_candidates(grid)
     if m.needs_haadf and (haadf is None or r is None):
         raise ValueError(f"{m.name} needs the HAADF data and the response ratios to choose its parameters")
     inputs = RuleInputs(counts, data=data, haadf=haadf, r=r, n_tilts=n_tilts, n_pixels=n_pixels,

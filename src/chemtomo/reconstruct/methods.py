@@ -49,6 +49,12 @@ SIRT_N_GRID = (10, 20, 30, 50, 75, 100, 150, 200, 300, 500)
 HEBT_ALPHA_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 HEBT_N_GRID = (50, 100, 200, 500)
 TV_MU_GRID = (0.06, 0.085, 0.12, 0.17, 0.24, 0.34, 0.48)
+# The TV weight rule's own candidates (ls_tv, poisson_tv, fused_tv; not fused_huber): the same span,
+# factor 2 apart, the log-parabolic choice interpolating between them. 4 folds x 4 mu x 8 slices is
+# 2 solves of a 64-slice volume (the 7-point grid: 3.5); on the phantom at three doses and on two
+# specimens of the suite the final weight-fraction MSE at its choice is within 1.05x of the 7-point
+# rule's (docs/performance.md, bench/tv_rule_cost.py --grids). The studies' oracle sweeps keep TV_MU_GRID.
+TV_MU_RULE_GRID = (0.06, 0.12, 0.24, 0.48)
 # Huber thresholds of fused_huber (fractions of the typical unknown per voxel; factor 3 apart; measured best:
 # 0.3 on smooth specimens, 0.03 on the sharp core-shell, docs/solvers.md; a wider grid is still to be measured)
 HUBER_GRID = (0.03, 0.1, 0.3)
@@ -282,6 +288,7 @@ class TvMethod(Method):
 
     raw_counts = True
     default_grid = {"mu": TV_MU_GRID}
+    rule_grid = {"mu": TV_MU_RULE_GRID}
     warm_start = True
 
     def __init__(self, name: str, model: str, params: type[TvParams], factor: FactorKind, needs_haadf: bool):
@@ -400,6 +407,7 @@ class FusedHuber(TvMethod):
     """
 
     default_grid = {"mu": TV_MU_GRID, "huber": HUBER_GRID}
+    rule_grid = {}  # its rule keeps the 7-point mu grid (the coarse grid is measured for fused_tv's rule only)
 
     def __init__(self):
         super().__init__("fused_huber", "fused", FusedHuberParams, "z", True)

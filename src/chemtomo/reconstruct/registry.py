@@ -257,7 +257,12 @@ class Method:
     raw_counts : bool
         Models the counts' noise: the pipeline hands it the unfiltered EDS data.
     default_grid : dict
-        Candidates of its automatic rule, name -> tuple (empty: no rule).
+        Candidates of its automatic rule, name -> tuple (empty: no rule); also the grid the
+        studies sweep for the oracle-best point.
+    rule_grid : dict
+        The automatic rule's own candidates where they differ from ``default_grid`` (a
+        coarser grid the rule interpolates on; the studies' oracle keeps ``default_grid``);
+        :meth:`rule_candidates` merges them.
     memory_factors : dict
         Backend -> ``(a, b)`` of the peak memory model (see :meth:`peak_factors`).
     warm_start : bool
@@ -276,6 +281,7 @@ class Method:
     needs_haadf: ClassVar[bool] = False
     raw_counts: ClassVar[bool] = False
     default_grid: ClassVar[Mapping[str, tuple]] = {}
+    rule_grid: ClassVar[Mapping[str, tuple]] = {}
     memory_factors: ClassVar[Mapping[str, tuple[float, float]]] = {}
     warm_start: ClassVar[bool] = False
     fits_each_line: ClassVar[bool] = True
@@ -410,6 +416,21 @@ class Method:
         raise ValueError(f"method {self.name!r} has no automatic parameter rule; rules exist for "
                          f"{[n for n, m in METHODS.items() if m.default_grid]}")
 
+    def rule_candidates(self, grid: Mapping[str, tuple] | None = None) -> dict:
+        """The automatic rule's candidates: :attr:`default_grid`, then :attr:`rule_grid`, then ``grid``.
+
+        Parameters
+        ----------
+        grid : dict, optional
+            The caller's candidates by name (they replace the defaults').
+
+        Returns
+        -------
+        dict
+            Name -> tuple of candidates.
+        """
+        return {k: tuple(v) for k, v in {**self.default_grid, **self.rule_grid, **(grid or {})}.items()}
+
     def apply_choice(self, params: MethodParams, chosen: Mapping) -> MethodParams:
         """``params`` with the values a rule chose (``chosen``: the rule's ``params``)."""
         return params.replace(**dict(chosen))
@@ -460,6 +481,10 @@ def register(method: Method, *, replace: bool = False) -> Method:
     unknown = sorted(set(method.default_grid) - set(method.Params.names()) - {"n"})
     if unknown:
         raise ValueError(f"method {method.name!r}: grid names {unknown} are not parameters")
+    extra = sorted(set(method.rule_grid) - set(method.default_grid))
+    if extra:
+        raise ValueError(f"method {method.name!r}: rule_grid names {extra} are not in its default_grid "
+                         f"{sorted(method.default_grid)}")
     if method.name in METHODS and not replace:
         raise ValueError(f"method {method.name!r} is registered already")
     METHODS[method.name] = method

@@ -207,8 +207,10 @@ def _suite_section(metrics: dict, figures: list[str]) -> list[str]:
          f"EDS doses x{', x'.join(f'{d:g}' for d in cfg['doses'])} of the paper's (HAADF dose fixed).",
          f"- Slices {sl['range'][0]}:{sl['range'][1]} of {sl['of']}: {sl['note']}.",
          "- best: the lowest inside MSE over the grid (oracle); auto: `reconstruct_series(auto=True)` on the "
-         "same grid. Grids: " + "; ".join(f"{m}: " + ", ".join(f"{k} {v}" for k, v in g.items())
-                                           for m, g in cfg["grids"].items()) + ".", "",
+         "same grid, or the rule's own where it differs. Grids: " + "; ".join(
+             f"{m}: " + ", ".join(f"{k} {v}" for k, v in g.items()) for m, g in cfg["grids"].items()) + "."
+         + "".join(f" Rule grid of {m}: " + ", ".join(f"{k} {v}" for k, v in g.items()) + "."
+                   for m, g in (cfg.get("rule_grids") or {}).items() if g != cfg["grids"].get(m)), "",
          "## Table", "", benchmark_table(metrics), ""]
     if metrics["summary"].get("peers"):
         inputs = {p: r["input"] for doses in metrics["suite"].values() for e in doses.values()

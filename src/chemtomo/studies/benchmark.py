@@ -6,9 +6,11 @@ dose (the paper's, 1/10, 1/100) and each registered method:
 
 - *auto*: the method as a user runs it, ``reconstruct_series(series, factors, method,
   auto=True, auto_grid=grid)`` (the volume pipeline: its Gaussian filter, slice block and
-  rule), timed;
-- *best*: the same path at every point of the same grid (the method's ``default_grid``,
-  or the configuration's coarser one), scored against the truth; the point with the
+  rule), timed; ``grid`` the rule's own candidates
+  (:meth:`~chemtomo.reconstruct.registry.Method.rule_candidates`, e.g. fused-TV's 4-point
+  ``TV_MU_RULE_GRID``) with the configuration's replacements;
+- *best*: the same path at every point of the method's ``default_grid`` (fused-TV's 7-point
+  ``TV_MU_GRID``), or the configuration's coarser one, scored against the truth; the point with the
   lowest inside-particle weight-fraction MSE is the oracle-best. A grid with ``n``
   (iterations) is swept by one solve to the largest ``n`` with snapshots.
 
@@ -112,6 +114,14 @@ class StudyGrids:
         own = self.grids.get(m.name, {})
         return {k: tuple(own.get(k, v)) for k, v in m.default_grid.items()}
 
+    def rule_grid(self, method: str) -> dict:
+        """The candidates of ``method``'s automatic rule here: its rule candidates with the config's replacements.
+
+        The oracle (:meth:`grid`) keeps the method's ``default_grid``; a method with a
+        coarser ``rule_grid`` (the TV weight rule) runs its rule on that, as a user's run does.
+        """
+        return get_method(method).rule_candidates(self.grids.get(get_method(method).name, {}))
+
     def slice_range(self) -> tuple[int, int]:
         """``(a, b)``: the slices reconstructed (the middle ``n_slices``, or all)."""
         s = self.n if self.n_slices is None else int(self.n_slices)
@@ -214,6 +224,7 @@ class BenchmarkConfig(StudyGrids):
         d = asdict(self)
         d["angles_deg"] = [float(a) for a in self.angles_deg]
         d["grids"] = {m: {k: list(v) for k, v in self.grid(m).items()} for m in self.methods}
+        d["rule_grids"] = {m: {k: list(v) for k, v in self.rule_grid(m).items()} for m in self.methods}
         d["peer_grids"] = {p: {k: list(v) for k, v in svmbir_grid(self.peer_grids.get(p)).items()} for p in self.peers}
         return d
 
@@ -428,7 +439,7 @@ def run_case(series: TiltSeries, factors: Factors, truth: Truth, method: str, cf
              reconstruct: Reconstruct) -> dict:
     """One method on one series: ``{"best": ..., "auto": ..., "sweep": [...]}`` (see the module)."""
     m = get_method(method)
-    grid = cfg.grid(m.name)
+    grid, rule_grid = cfg.grid(m.name), cfg.rule_grid(m.name)
     base = dict(cfg.params.get(m.name, {}))
     t0 = time.perf_counter()
     cands = sweep(series, factors, m.name, grid, base, mask_method=cfg.mask_method)
@@ -442,13 +453,13 @@ def run_case(series: TiltSeries, factors: Factors, truth: Truth, method: str, cf
     t0 = time.perf_counter()
     mask = cfg.mask_method
     try:
-        res = reconstruct(series, factors, m.name, base, auto=True, auto_grid=grid, auto_slices=cfg.auto_slices,
+        res = reconstruct(series, factors, m.name, base, auto=True, auto_grid=rule_grid, auto_slices=cfg.auto_slices,
                           mask_method=mask)
     except ValueError as exc:
         if mask == "otsu" or "edge" not in str(exc):
             raise
         mask = "otsu (the ESF fit failed)"
-        res = reconstruct(series, factors, m.name, base, auto=True, auto_grid=grid, auto_slices=cfg.auto_slices,
+        res = reconstruct(series, factors, m.name, base, auto=True, auto_grid=rule_grid, auto_slices=cfg.auto_slices,
                           mask_method="otsu")
     seconds = time.perf_counter() - t0
     auto = score(truth, np.asarray(res.maps), np.asarray(res.composition.weight), list(res.elements))

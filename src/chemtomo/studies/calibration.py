@@ -351,7 +351,7 @@ def run_uncertainty_study(cfg: BenchmarkConfig, ucfg: UncertaintyStudyConfig, re
             if params is None:
                 m = get_method(method)
                 res = reconstruct(sub_series(sim.series, a, b), sim.factors, m.name, dict(cfg.params.get(m.name, {})),
-                                  auto=True, auto_grid=cfg.grid(m.name), auto_slices=cfg.auto_slices,
+                                  auto=True, auto_grid=cfg.rule_grid(m.name), auto_slices=cfg.auto_slices,
                                   mask_method=cfg.mask_method)
                 params = {k: res.parameters[k] for k in m.Params.names() if k in res.parameters}
             r = calibrate_case(clean, sim.factors, truth, method, params, ucfg, reconstruct, bootstrap,

@@ -12,7 +12,7 @@ the HAADF at its own tilts) two ways, as in the specimen-suite benchmark
   ``default_grid`` or the config's), by the benchmark's sweep (:func:`~.benchmark.sweep`:
   ``reconstruct_series``'s arithmetic at every point, SIRT by snapshots, a projector per
   modality when the HAADF has tilts of its own);
-- *auto*: ``reconstruct_series(auto=True, auto_grid=grid)``: the registry's rule.
+- *auto*: ``reconstruct_series(auto=True, auto_grid=cfg.rule_grid(method))``: the registry's rule on its own candidates.
 
 The metrics' keys are
 ``tilt_sets.<range_deg>.<dose>.<n_eds>x<n_haadf>.methods.<method>.<oracle|auto>.mse_fraction_inside``
@@ -193,7 +193,7 @@ def run_cell(series, factors, truth: Truth, method: str, cfg: TiltSetsConfig, re
     oracle = {**oracle, "params": {**base, **oracle["params"]}, "sweep_seconds": sweep_seconds}
     t0 = time.perf_counter()
     auto, res = _reconstruct_scored(reconstruct, series, factors, truth, m.name, base, cfg.mask_method, auto=True,
-                                    auto_grid=grid, auto_slices=cfg.auto_slices)
+                                    auto_grid=cfg.rule_grid(m.name), auto_slices=cfg.auto_slices)
     chosen = res.parameters.get("auto", {})
     auto = {**auto, "params": {**base, **_json_params(dict(chosen.get("params", {})))},
             "rule": chosen.get("rule"), "at_grid_edge": chosen.get("at_grid_edge"),
