@@ -257,12 +257,9 @@ class Method:
     raw_counts : bool
         Models the counts' noise: the pipeline hands it the unfiltered EDS data.
     default_grid : dict
-        Candidates of its automatic rule, name -> tuple (empty: no rule); also the grid the
-        studies sweep for the oracle-best point.
+        Candidates of its automatic rule and the studies' oracle sweep, name -> tuple (empty: no rule).
     rule_grid : dict
-        The automatic rule's own candidates where they differ from ``default_grid`` (a
-        coarser grid the rule interpolates on; the studies' oracle keeps ``default_grid``);
-        :meth:`rule_candidates` merges them.
+        The rule's own candidates where coarser than ``default_grid`` (:meth:`rule_candidates`).
     memory_factors : dict
         Backend -> ``(a, b)`` of the peak memory model (see :meth:`peak_factors`).
     warm_start : bool
@@ -417,18 +414,7 @@ class Method:
                          f"{[n for n, m in METHODS.items() if m.default_grid]}")
 
     def rule_candidates(self, grid: Mapping[str, tuple] | None = None) -> dict:
-        """The automatic rule's candidates: :attr:`default_grid`, then :attr:`rule_grid`, then ``grid``.
-
-        Parameters
-        ----------
-        grid : dict, optional
-            The caller's candidates by name (they replace the defaults').
-
-        Returns
-        -------
-        dict
-            Name -> tuple of candidates.
-        """
+        """The rule's candidates, name -> tuple: :attr:`default_grid`, :attr:`rule_grid`, the caller's ``grid``."""
         return {k: tuple(v) for k, v in {**self.default_grid, **self.rule_grid, **(grid or {})}.items()}
 
     def apply_choice(self, params: MethodParams, chosen: Mapping) -> MethodParams:
@@ -481,10 +467,8 @@ def register(method: Method, *, replace: bool = False) -> Method:
     unknown = sorted(set(method.default_grid) - set(method.Params.names()) - {"n"})
     if unknown:
         raise ValueError(f"method {method.name!r}: grid names {unknown} are not parameters")
-    extra = sorted(set(method.rule_grid) - set(method.default_grid))
-    if extra:
-        raise ValueError(f"method {method.name!r}: rule_grid names {extra} are not in its default_grid "
-                         f"{sorted(method.default_grid)}")
+    if extra := sorted(set(method.rule_grid) - set(method.default_grid)):
+        raise ValueError(f"method {method.name!r}: rule_grid names {extra} are not in its default_grid")
     if method.name in METHODS and not replace:
         raise ValueError(f"method {method.name!r} is registered already")
     METHODS[method.name] = method
