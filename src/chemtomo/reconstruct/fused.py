@@ -69,8 +69,9 @@ import numpy as np
 from ..projector.base import DTYPE, Operator, Scaled
 from ..projector.compose import ChannelMix, RowScale, VStack
 from ..projector.modality import ChannelSum
+from .functionals import GroupL21, KullbackLeibler, RowScaled, Separable, Term, WeightedL2
 from .huber import HuberGroup, SliceGradient
-from .pdhg import GroupL21, KullbackLeibler, RowScaled, Separable, Term, WeightedL2, pdhg
+from .pdhg import pdhg
 from .result import SolverResult, check_iterations
 from .sirt import sirt
 from .tv import Gradient2D

@@ -41,7 +41,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..projector.base import DTYPE, Operator
-from .pdhg import Functional
+from .functionals import Functional
 from .tv import Gradient2D
 
 
