@@ -47,7 +47,7 @@ def test_objective_falls_and_weight_smooths(problem, model):
     rng = np.random.default_rng(0)
     noisy = rng.poisson(np.repeat(counts, 3, axis=2)).astype(np.float32)
     mus = np.array([0.03, 0.1, 0.3])
-    res = tv_solve(W, noisy, model=model, mu=mus, n_iter=300)
+    res = tv_solve(W, noisy, model=model, mu=mus, n_iter=300, monitor_every=10)  # a history (default: last only)
     obj = res.info["objective"]
     assert np.all(obj[-1] < obj[0])
     assert np.all(np.diff(obj[::5], axis=0) <= 1e-6 * np.abs(obj[0]))

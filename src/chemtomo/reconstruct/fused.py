@@ -274,7 +274,7 @@ def tv_solve(
     tol: float = 0.0,
     snapshots: Iterable[int] = (),
     callback: Callable | None = None,
-    monitor_every: int = 10,
+    monitor_every: int | None = None,
     callback_every: int = 1,
     prior: str = "tv",
     huber_delta=0.0,
@@ -338,8 +338,14 @@ def tv_solve(
         field together, so off by default).
     tol : float
         Stopping tolerance of :func:`~chemtomo.reconstruct.pdhg.pdhg` (0: full budget).
-    snapshots, callback, monitor_every, callback_every :
+    snapshots, callback, callback_every :
         As in :func:`~chemtomo.reconstruct.pdhg.pdhg` (snapshots are returned as maps).
+    monitor_every : int, optional
+        Iterations between two evaluations of the objective and the residuals (their
+        histories in ``info``). Default: every 10 with a ``tol`` (the stopping rule reads
+        them), else the last iteration only: an evaluation costs about five iterations
+        on the real example's slices (``docs/performance.md``), and the iterates are the
+        same bits whatever this is.
     prior : {"tv", "huber"}
         The regulariser: TV, or the Huber-TV of :mod:`chemtomo.reconstruct.huber`
         (quadratic below ``huber_delta``, TV above).
@@ -450,7 +456,8 @@ def tv_solve(
     adaptive = DEFAULT_ADAPTIVE[model] if adaptive is None else bool(adaptive)
     res = pdhg(terms, n_iter, x0=z0, y0=dual0, nonneg=True, theta=theta * const.scale, adaptive=adaptive,
                theta_unit=const.scale, tol=tol,
-               snapshots=snapshots, callback=callback, monitor_every=monitor_every, callback_every=callback_every)
+               snapshots=snapshots, callback=callback, callback_every=callback_every,
+               monitor_every=(10 if tol > 0 else n_iter) if monitor_every is None else monitor_every)
     split = lambda z: np.ascontiguousarray(z.reshape(k, n_vox, m))  # noqa: E731
     info = {k_: v for k_, v in res.info.items() if k_ != "dual" or return_dual}
     info.update({"model": model, "constants": const.as_dict(), "coupled": coupled, "prior": prior,
