@@ -163,22 +163,31 @@ class RegionFit:
         self.nc = nc
         self.n_vox = np.array([m.sum() for m in masks], float)
 
+    def _solve(self, w: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, float]:
+        """Weighted least squares of ``Y`` (rays, n) with weights ``w`` (rays): unknowns and chi2 / dof of column 0."""
+        from scipy import sparse
+        from scipy.linalg import cho_factor, cho_solve
+
+        if not hasattr(self, "_As"):
+            self._As = sparse.csr_matrix(self.A)
+        Aw = sparse.csr_matrix(self._As.multiply(w[:, None]))
+        U = cho_solve(cho_factor((self._As.T @ Aw).toarray()), np.asarray(Aw.T @ Y))
+        r = Y[:, 0] - self._As @ U[:, 0]
+        return U, float(np.sum(w * r * r) / max(Y.shape[0] - U.shape[0], 1))
+
     def weights(self, y: np.ndarray) -> np.ndarray:
-        """Per-ray weights of one line's counts."""
-        return fit_weights(self.A, y)
+        """Per-ray weights of one line's counts: ``1 / max(mu, 1)``, ``mu`` the unweighted fit's prediction."""
+        U, _ = self._solve(np.ones_like(y), y[:, None])
+        return 1.0 / np.maximum(self._As @ U[:, 0], 1.0)
 
     def estimate(self, Y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Region fractions of counts ``Y`` (lines, rays, n) with weights ``w`` (lines, rays).
 
         Returns the mass-weighted fractions and the voxel-mean fractions, each (lines, regions, n).
         """
-        from scipy.linalg import cho_factor, cho_solve
-
-        U = []
-        for i in range(Y.shape[0]):
-            Aw = self.A * w[i][:, None]
-            U.append(cho_solve(cho_factor(self.A.T @ Aw), Aw.T @ Y[i]))
+        U, chi2 = zip(*(self._solve(w[i], Y[i]) for i in range(Y.shape[0])), strict=True)
         U = np.stack(U)  # (lines, unknowns, n)
+        self.chi2_dof = np.asarray(chi2)  # of the first column (the measured data): lack of fit, data only
         P = np.einsum("ku,lun->lkn", self.S, U)
         mass = fractions(P, self.f)
         consts = np.zeros((Y.shape[0], len(self.names), Y.shape[2]))
@@ -229,6 +238,8 @@ def run(spec: str, seeds: int, replicas: int, noise_seed: int, label_kind: str, 
     w0 = np.stack([fit.weights(y0[i]) for i in range(len(lines))])
     noiseless = dict(zip(("mass", "voxel"), fit.estimate(y0[..., None], w0), strict=True))
     hits = {k: [] for k in truths}
+    hits_w: dict = {}
+    phis: list = []
     ests = {k: [] for k in truths}
     ses = {k: [] for k in truths}
     for j in range(int(seeds)):
@@ -241,16 +252,25 @@ def run(spec: str, seeds: int, replicas: int, noise_seed: int, label_kind: str, 
             boot = v[..., 1:]
             lo, hi = np.nanpercentile(boot, 5, axis=-1), np.nanpercentile(boot, 95, axis=-1)
             hits[kind].append((truths[kind] >= lo) & (truths[kind] <= hi))
+            # quasi-likelihood widening: the interval's half-widths times sqrt(max(1, chi2 / dof)) (worst line)
+            phi = float(np.sqrt(max(1.0, float(np.max(fit.chi2_dof)))))
+            e0 = v[..., 0]
+            lo2, hi2 = e0 - phi * (e0 - lo), e0 + phi * (hi - e0)
+            hits_w.setdefault(kind, []).append((truths[kind] >= lo2) & (truths[kind] <= hi2))
+            phis.append(phi)
             ests[kind].append(v[..., 0])
             ses[kind].append(np.nanstd(boot, axis=-1, ddof=1))
     out = {"specimen": spec, "labels": label_kind, "model": model, "seeds": int(seeds), "replicas": int(replicas),
-           "band": BAND_STRUCTURE, "elements": list(truth.elements), "band_voxels": int(fit.band.sum()), "regions": {}}
+           "band": BAND_STRUCTURE, "elements": list(truth.elements), "band_voxels": int(fit.band.sum()),
+           "chi2_widening": [float(np.min(phis)), float(np.max(phis))], "regions": {}}
     for kind in truths:
         e, se = np.asarray(ests[kind]), np.asarray(ses[kind])
         for k, r in enumerate(names):
-            g = out["regions"].setdefault(r, {"voxels": int(labels[r].sum())})
+            g = out["regions"].setdefault(r, {"voxels": int(labels[r].sum()),
+                                              "truth_std": truth.weight[:, labels[r]].std(axis=1).tolist()})
             g[kind] = {"truth": truths[kind][:, k].tolist(), "noiseless_fit": noiseless[kind][:, k, 0].tolist(),
                        "coverage_90": float(np.mean(np.asarray(hits[kind])[:, :, k])),
+                       "coverage_90_chi2_widened": float(np.mean(np.asarray(hits_w[kind])[:, :, k])),
                        "se_over_seed_spread": (se[:, :, k].mean(axis=0) / e[:, :, k].std(axis=0, ddof=1)).tolist(),
                        "bias_over_se": ((e[:, :, k].mean(axis=0) - truths[kind][:, k])
                                         / se[:, :, k].mean(axis=0)).tolist()}
@@ -275,15 +295,20 @@ def main(argv=None) -> None:
     res = [run(s, a.seeds, a.replicas, a.noise_seed, a.labels, a.model) for s in a.specimens.split(",")]
     print(f"model {a.model}, labels {a.labels}; {a.seeds} realisations x {a.replicas} replicas; noise seed "
           f"{a.noise_seed}; band {a.band}; first element; mass-weighted / voxel-mean")
-    print("| specimen | region | voxels | coverage 90 | SE / seed spread | bias / SE | noiseless fit - truth |\n"
-          "|---|---|---|---|---|---|---|")
+    print("| specimen | region | voxels | coverage 90 | widened by chi2 | SE / seed spread | bias / SE | "
+          "noiseless fit - truth |\n|---|---|---|---|---|---|---|---|")
     for r in res:
         for n, g in r["regions"].items():
             m, v = g["mass"], g["voxel"]
             print(f"| {r['specimen']} | {n} | {g['voxels']} | {m['coverage_90']:.2f} / {v['coverage_90']:.2f} | "
+                  f"{m['coverage_90_chi2_widened']:.2f} / {v['coverage_90_chi2_widened']:.2f} | "
                   f"{m['se_over_seed_spread'][0]:.2f} / {v['se_over_seed_spread'][0]:.2f} | "
                   f"{m['bias_over_se'][0]:+.1f} / {v['bias_over_se'][0]:+.1f} | "
                   f"{m['noiseless_fit'][0] - m['truth'][0]:+.4f} / {v['noiseless_fit'][0] - v['truth'][0]:+.4f} |")
+    print("std of the true fraction (first element) inside each label: " + "; ".join(
+        f"{r['specimen']} " + ", ".join(f"{n} {g['truth_std'][0]:.4f}" for n, g in r["regions"].items()) for r in res))
+    print("chi2 widening sqrt(max(1, chi2/dof)): " + "; ".join(
+        f"{r['specimen']} {r['chi2_widening'][0]:.2f}-{r['chi2_widening'][1]:.2f}" for r in res))
     if a.out:
         with open(a.out, "w") as fh:
             json.dump(res, fh, indent=1)
