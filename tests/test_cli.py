@@ -97,6 +97,30 @@ def test_reconstruct_with_replicas_writes_uncertainty(simulated, tmp_path):
     assert ub["interval_method"] == "bias_widened" and "bias" in ub["bootstrap"]["weight"]["Au"]
 
 
+def test_reconstruct_interval_option(simulated, tmp_path):
+    """``--interval`` chooses the bootstrap's interval: written to /uncertainty and named in the printed table.
+
+    Reference: the ``bias_scaled`` interval is the percentile interval of the same replicas widened by
+    ``BIAS_SCALES["eds_sirt"]`` times the stored plug-in bias size per voxel (float32 storage: atol 1e-5).
+    """
+    from chemtomo.io import read_result
+    from chemtomo.reconstruct.bootstrap import BIAS_SCALES
+
+    common = [*_eds_args(simulated), "--method", "eds_sirt", "-n", "30", "--replicas", "3", "--seed", "2"]
+    runs = {}
+    for how, extra in (("percentile", []), ("bias_scaled", ["--bias"])):
+        proc = chemtomo("reconstruct", *common, *extra, "--interval", how, "--out", str(tmp_path / how), "--quiet")
+        assert f"90% {how} intervals" in proc.stderr
+        runs[how] = read_result(tmp_path / how / "result.h5")
+        assert runs[how]["uncertainty"]["interval_method"] == how
+    mask = np.asarray(runs["percentile"]["mask"], bool)
+    p, s = (runs[h]["uncertainty"]["bootstrap"]["weight"]["Au"] for h in ("percentile", "bias_scaled"))
+    widen = BIAS_SCALES["eds_sirt"] * np.abs(np.asarray(s["bias"], np.float64))
+    np.testing.assert_allclose(np.asarray(s["low"])[mask], (np.asarray(p["low"]) - widen)[mask], atol=1e-5)
+    np.testing.assert_allclose(np.asarray(s["high"])[mask], (np.asarray(p["high"]) + widen)[mask], atol=1e-5)
+    assert widen[mask].max() > 1e-3  # the widening is not vacuous
+
+
 def _write_stack(path, data, angles):
     to_signal(data, angles, 1.5, "test").save(path, overwrite=True)
 

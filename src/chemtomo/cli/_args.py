@@ -388,3 +388,41 @@ def check_factor_options(args) -> None:
         raise ValueError(f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to a factor table "
                          f"(--factors {spec}): the table holds the factors with its beam energy and detector "
                          "efficiency; leave them out, or use --factors physics")
+
+
+def interval_option(args, method: str) -> str:
+    """The bootstrap's interval method of ``--interval`` for ``method``, checked before any work.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``chemtomo reconstruct`` arguments (``interval``, ``bias``).
+    method : str
+        The registered method run.
+
+    Returns
+    -------
+    str
+        One of :data:`~chemtomo.reconstruct.bootstrap.INTERVAL_METHODS`: ``--interval`` when
+        given, else ``"bias_widened"`` with ``--bias`` and ``"percentile"`` without.
+
+    Raises
+    ------
+    ValueError
+        A ``bias_*`` interval without ``--bias``; ``bias_scaled`` for a method without a
+        calibrated scale (:func:`~chemtomo.reconstruct.bootstrap.bias_scale`'s refusal).
+    """
+    from chemtomo.reconstruct.bootstrap import bias_scale
+
+    how = getattr(args, "interval", None) or ("bias_widened" if args.bias else "percentile")
+    if how.startswith("bias") and not args.bias:
+        raise ValueError(f"--interval {how} needs --bias (the plug-in bias estimate it widens by); "
+                         "without it use percentile or basic")
+    if how == "bias_scaled":
+        try:
+            bias_scale(method)
+        except ValueError as e:
+            raise ValueError(f"--interval bias_scaled with --method {method}: {e}".replace(
+                ": pass bias_scale_voxel=k", ": use --interval bias_calibrated (its widening from the data alone)"
+            )) from None
+    return how

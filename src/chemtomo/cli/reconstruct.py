@@ -45,6 +45,7 @@ from ._args import (
     check_dependent_options,
     given_options,
     grid_names,
+    interval_option,
     method_params,
     refuse_options,
 )
@@ -56,10 +57,11 @@ RAW_ONLY = ("--lines", "--angles-from", "--bin", "--register", "--reference-line
             "--no-axis-offset", "--shadowing", "--pad", "--quantify-lines", "--line-method", "--elements",
             "--integration-width", "--no-figures", "--compare-tomviz", "--tomviz-angles")
 #: options only the stack routes (--eds/--haadf) take: refused with a raw tilt series
-STACK_ONLY = ("--tilt-axis", "--jackknife", "--bias", "--haadf-angles")
+STACK_ONLY = ("--tilt-axis", "--jackknife", "--bias", "--interval", "--haadf-angles")
 #: options a HAADF-only run (--haadf without --eds) does not take: EDS maps, quantification, store
 HAADF_REFUSED = ("--mask", "--threshold", "--factors", "--beam-kev", "--efficiency", "--filter-sigma", "--alpha",
-                 "--auto", "--auto-grid", "--store", "--resume", "--replicas", "--haadf-angles") + ABSORPTION_OPTIONS
+                 "--auto", "--auto-grid", "--store", "--resume", "--replicas", "--interval",
+                 "--haadf-angles") + ABSORPTION_OPTIONS
 
 
 def add_parser(sub):
@@ -139,7 +141,10 @@ def add_parser(sub):
     p.add_argument("--efficiency", type=float, default=DETECTOR_EFFICIENCY,
                    help=f"flat detector efficiency (default {DETECTOR_EFFICIENCY})")
     p.add_argument("--chunk-slices", type=int, help="slices per batched solve (bounds memory; raw input: 32)")
-    u = p.add_argument_group("uncertainty (parametric bootstrap of the counts; --jackknife, --bias: stacks only)")
+    from chemtomo.reconstruct.bootstrap import BIAS_SCALES, INTERVAL_METHODS
+
+    u = p.add_argument_group("uncertainty (parametric bootstrap of the counts; --jackknife, --bias, --interval: "
+                             "stacks only)")
     u.add_argument("--replicas", type=int, metavar="N",
                    help="also reconstruct N >= 2 Poisson replicas of the counts and write the per-voxel and region "
                         "standard errors and 90%% intervals (/uncertainty in the result; a raw series: every method "
@@ -149,6 +154,10 @@ def add_parser(sub):
     u.add_argument("--bias", action="store_true",
                    help="with --replicas: also estimate the bias (the fitted model's expected counts reconstructed "
                         "like a replica) and widen the intervals by its size (docs/uncertainty.md)")
+    u.add_argument("--interval", choices=INTERVAL_METHODS, metavar="{" + ",".join(INTERVAL_METHODS) + "}",
+                   help="with --replicas: how the 90%% intervals are made (default percentile, or bias_widened with "
+                        "--bias; the bias_* ones need --bias; bias_scaled needs a method with a calibrated scale: "
+                        + ", ".join(f"{k} {v:g}" for k, v in BIAS_SCALES.items()) + "; docs/uncertainty.md)")
     u.add_argument("--seed", type=int, default=0, help="seed of the replicas (default 0)")
     a = p.add_argument_group("X-ray absorption in the specimen (issue 14; stacks and raw input)")
     a.add_argument("--absorption", choices=("none", FROM_FILE, *DETECTOR_GEOMETRIES), default="none",
@@ -281,6 +290,8 @@ def run(args) -> int:
         raise ValueError("--jackknife needs --replicas N (the bootstrap it adds to)")
     if args.bias and not args.replicas:
         raise ValueError("--bias needs --replicas N (the bootstrap it adds to)")
+    if getattr(args, "interval", None) and not args.replicas:
+        raise ValueError(f"--interval {args.interval} needs --replicas N (the bootstrap whose intervals it makes)")
     if args.inputs:
         if args.haadf or getattr(args, "haadf_angles", None):
             from ._raw import RAW_OWN_HAADF
@@ -344,6 +355,7 @@ def run_stacks(args) -> int:
     method = get_method(methods[0]).name
     params = method_params(args, [method])[method]
     absorption = absorption_options(args)
+    interval_method = interval_option(args, method)
     inputs = list(eds.values()) + ([args.haadf] if args.haadf else [])
     path = check_output(out_path(args.out), inputs=inputs, overwrite=args.overwrite)
     if args.store is not None:
@@ -376,7 +388,7 @@ def run_stacks(args) -> int:
 
         unc = bootstrap_uncertainty(series, factors, method, params, replicas=args.replicas, seed=args.seed,
                                     jackknife=args.jackknife, result=result, filter_sigma=args.filter_sigma,
-                                    bias=args.bias, interval_method="bias_widened" if args.bias else "percentile",
+                                    bias=args.bias, interval_method=interval_method,
                                     mask_method=args.mask, threshold=args.threshold, chunk_slices=args.chunk_slices,
                                     scheduler=args.scheduler)
     prov = provenance(inputs, factors_spec=args.factors)
@@ -398,7 +410,8 @@ def run_stacks(args) -> int:
     if absorbed is not None:
         print_absorption(absorbed)
     if unc is not None:
-        print(f"weight fractions, value +- bootstrap se ({unc.replicas} replicas, {100 * unc.interval:g}% intervals): "
+        print(f"weight fractions, value +- bootstrap se ({unc.replicas} replicas, {100 * unc.interval:g}% "
+              f"{unc.bootstrap.weight.method} intervals): "
               + "; ".join(f"{r['region']} {r['element']} {r['value']:.4f} +- {r['se']:.4f} "
                           f"[{r['low']:.4f}, {r['high']:.4f}]" for r in unc.table("weight")), file=sys.stderr)
     print(f"wrote {path}" + (f" (+ {len(written)} stacks/signals)" if written else ""), file=sys.stderr)
