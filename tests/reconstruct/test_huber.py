@@ -237,3 +237,25 @@ def test_fused_huber_method_params_and_halo(disk):
     assert full.maps.shape[2] == 4 and cut.maps.shape[2] == 1
     np.testing.assert_array_equal(cut.maps[:, :, 0], full.maps[:, :, 1])
     assert m.apply_choice(p, {"mu": 0.2, "huber": 0.3}).huber == 0.3
+
+
+def test_fused_huber_weighs_the_haadf_with_a_5_percent_model_error(disk):
+    """fused_huber's default HAADF model error is 5 % (fused_tv keeps 1 %); the solve uses it.
+
+    Reference: tv_solve called directly with the Huber prior and haadf_model_error=0.05
+    (equal to float32 rounding); with 0.01 the maps differ (the default is used, not ignored).
+    """
+    from chemtomo.reconstruct import ChannelData, get_method
+    from chemtomo.reconstruct.fused import tv_solve
+
+    hub, tv = get_method("fused_huber"), get_method("fused_tv")
+    assert hub.params().haadf_model_error == 0.05 and tv.params().haadf_model_error == 0.01
+    W, X, counts, r = disk
+    noisy = np.random.default_rng(2).poisson(np.repeat(counts, 2, axis=2) / 4).astype(np.float32)
+    haadf = (r[:, None, None] * noisy).sum(axis=0)
+    got = hub(W, ChannelData(["A", "B"], noisy, haadf, r), n_iter=30).maps
+    kw = dict(model="fused", haadf=haadf, r=r, mu=0.34, n_iter=30, prior="huber", huber_delta=0.3, slice_block=2)
+    ref = tv_solve(W, noisy, haadf_model_error=0.05, **kw).x
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * float(ref.max()))
+    old = tv_solve(W, noisy, haadf_model_error=0.01, **kw).x
+    assert np.abs(old - ref).max() > 1e-3 * float(ref.max())

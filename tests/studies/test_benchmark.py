@@ -162,3 +162,28 @@ def test_score_splits_the_masks_missed_voxels():
     assert s["mask_outside_particle"] == pytest.approx(0.25)
     # per element: 2 of 4 voxels off by their truth fraction (0.8, 0.2)
     assert s["mse_fraction_inside"] == pytest.approx(np.mean([2 * 0.8**2 / 4, 2 * 0.2**2 / 4]))
+
+
+def test_particle_or_mask_score_charges_the_masks_extra_voxels():
+    """The union score: a mask voxel in vacuum costs its fractions squared, as a missed particle voxel does.
+
+    The inside MSE does not see it (a mask grown past the particle is free there); reference
+    values by hand over the 4 particle voxels and the 1 added.
+    """
+    particle = np.zeros((1, 4, 4), bool)
+    particle[0, 1:3, 1:3] = True
+    w_au = np.where(particle, 0.8, 0.0)
+    truth_w = np.stack([w_au, np.where(particle, 1 - w_au, 0.0)])
+    truth = Truth(["Au", "Ag"], truth_w, truth_w.copy(), particle, {"all": particle}, (0, 1))
+    got = truth_w.copy()
+    got[:, 0, 1, 1:3] = 0.0  # misses two particle voxels
+    got[:, 0, 0, 0] = (0.5, 0.5)  # adds one in vacuum (truth fractions 0 there)
+    s = score(truth, got, got, ["Au", "Ag"])
+    au = (2 * 0.8**2 + 0.5**2) / 5
+    ag = (2 * 0.2**2 + 0.5**2) / 5
+    assert s["mse_fraction_particle_or_mask"] == pytest.approx((au + ag) / 2, rel=1e-12)
+    # a mask that covers the particle and twelve vacuum voxels: inside MSE 0, the union score not
+    grown = np.where(particle, truth_w, 0.5)
+    s = score(truth, grown, grown, ["Au", "Ag"])
+    assert s["mse_fraction_inside"] == 0.0
+    assert s["mse_fraction_particle_or_mask"] == pytest.approx(12 * 0.5**2 / 16, rel=1e-12)

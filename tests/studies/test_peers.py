@@ -59,6 +59,32 @@ def test_compare_with_peers_on_synthetic_metrics():
     assert compare_with_peers(suite)["acceptance"]["best_auto_at_least_as_good_as_svmbir_best_every_case"] is True
 
 
+def test_compare_with_peers_on_the_particle_or_mask_score():
+    """With the union score in the auto results and the peer's sweep, each case compares on it too.
+
+    The peer's best by it is the lowest of its sweep (not the inside-MSE best's value); the
+    inside-MSE comparison is unchanged.
+    """
+    suite = _synthetic_suite()
+    sym = "mse_fraction_particle_or_mask"
+    for dose, (sirt, tv, peer_sweep) in {"1": (9e-3, 2e-3, (5e-2, 3e-3)), "0.1": (9e-3, 4e-3, (2e-2, 6e-3))}.items():
+        e = suite["core_shell"][dose]
+        e["methods"]["eds_sirt"]["auto"][sym] = sirt
+        e["methods"]["fused_tv"]["auto"][sym] = tv
+        e["peers"]["svmbir"]["sweep"] = [{"mse_fraction_inside": 1e-3, sym: v} for v in peer_sweep]
+    res = compare_with_peers(suite)
+    c = res["cases"]["svmbir"]["core_shell"]["0.1"]
+    assert c["pass"] is False  # inside MSE: 5e-3 against 4e-3, as before
+    assert c["particle_or_mask"] == {"chemtomo_method": "fused_tv", "chemtomo_best_auto": 4e-3, "peer_best": 6e-3,
+                                     "ratio": pytest.approx(4 / 6, rel=1e-12), "pass": True}
+    assert res["cases"]["svmbir"]["core_shell"]["1"]["particle_or_mask"]["ratio"] == pytest.approx(2 / 3, rel=1e-12)
+    assert res["acceptance"] == {"best_auto_at_least_as_good_as_svmbir_best_every_case": False,
+                                 "best_auto_at_least_as_good_as_svmbir_best_every_case_particle_or_mask": True}
+    table = peers_table({"summary": {"peers": res["cases"]}})
+    assert ("| core_shell | x0.1 | 5.00e-03 (Fused-TV) | 4.00e-03 (sharpness=1, snr_db=30) | 6.00e-03 | 1.25x FAIL "
+            "| 4.00e-03 / 6.00e-03, 0.67x PASS |") in table
+
+
 def test_summary_and_report_carry_the_comparison():
     suite = _synthetic_suite()
     suite["core_shell"]["1"]["peers"]["svmbir"]["best"]["at_grid_edge"] = ["sharpness"]

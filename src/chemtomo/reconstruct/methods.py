@@ -374,9 +374,15 @@ class FusedHuberParams(FusedTvParams):
 
     The default ``huber`` is the threshold most often best on the smooth specimens of the
     suite (docs/solvers.md); the sharp core-shell prefers 0.03 (``auto`` chooses it).
+    The default ``haadf_model_error`` is 5 % (``fused_tv``'s 1 %): data of a continuous
+    specimen differ from the voxel projector's model by 1.1-1.4 % rms of the mean HAADF,
+    4-7 % at the particle's edge (measured on the suite's core-shell and diffuse alloy), which
+    a HAADF term weighted at 1 % imposes on the edge voxels; 5 % was best or level on the
+    quick suite's four cases (docs/solvers.md, "The HAADF term's weight").
     """
 
     huber: float = 0.3
+    haadf_model_error: float = 0.05
     slice_coupling: bool = True
     halo_slices: int = 4
 

@@ -99,25 +99,35 @@ def peers_table(metrics: dict) -> str:
     -------
     str
         A markdown table per peer, one row per specimen and dose, with PASS where chemtomo's
-        best-auto inside MSE is at most the peer's best; empty without peers.
+        best-auto inside MSE is at most the peer's best (and, where the metrics hold it, the
+        same comparison on the particle-or-mask score); empty without peers.
     """
     peers = metrics.get("summary", {}).get("peers")
     if not peers:
         return ""
     out = []
+    union = any("particle_or_mask" in c for specs in peers.values() for d in specs.values() for c in d.values())
     for peer, specs in peers.items():
         out += [f"| specimen | dose | chemtomo best-auto (method) | {peer} best (params) | {peer} auto | "
-                f"chemtomo best-auto vs {peer} best |", "|---|---|---|---|---|---|"]
+                f"chemtomo best-auto vs {peer} best |" + (" particle-or-mask: chemtomo / peer best |" if union else ""),
+                "|---|---|---|---|---|---|" + ("---|" if union else "")]
         for spec, doses in specs.items():
             for dose, c in doses.items():
                 edge = f"; at the grid edge: {', '.join(c['peer_at_grid_edge'])}" if c.get("peer_at_grid_edge") else ""
+                u = c.get("particle_or_mask")
+                tail = (f" {u['chemtomo_best_auto']:.2e} / {u['peer_best']:.2e}, {u['ratio']:.2f}x "
+                        f"{'PASS' if u['pass'] else 'FAIL'} |" if u else " - |") if union else ""
                 out.append(f"| {spec} | x{dose} | {c['chemtomo_best_auto']:.2e} ({label(c['chemtomo_method'])}) | "
                            f"{c['peer_best']:.2e} ({_params(c.get('peer_best_params') or {})}{edge}) | "
-                           f"{c['peer_auto']:.2e} | {c['ratio']:.2f}x {'PASS' if c['pass'] else 'FAIL'} |")
+                           f"{c['peer_auto']:.2e} | {c['ratio']:.2f}x {'PASS' if c['pass'] else 'FAIL'} |" + tail)
         out.append("")
     out += ["Inside-particle weight-fraction MSE. chemtomo best-auto: the lowest automatic-parameter MSE over "
             "chemtomo's methods; the peer's best: its lowest over its grid (oracle); its auto: its own automatic "
             "setting. The last column: chemtomo's best-auto over the peer's best, PASS at most 1."]
+    if union:
+        out += ["", "Particle-or-mask: the same comparison on the MSE over the particle's voxels and the mask's "
+                "together (a mask voxel in vacuum costs its fractions squared, as a missed particle voxel does; "
+                "the inside MSE charges only the missed ones)."]
     return "\n".join(out)
 
 

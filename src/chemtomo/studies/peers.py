@@ -228,6 +228,12 @@ def compare_with_peers(suite: dict) -> dict:
         pass}}}}``
         (``ratio``: chemtomo's best-auto MSE over the peer's best; ``pass``: at most 1) and
         ``acceptance`` ``{"best_auto_at_least_as_good_as_<peer>_best_every_case": bool}``.
+        Where the metrics hold ``mse_fraction_particle_or_mask`` (the auto results and the
+        peer's sweep), each case also holds ``particle_or_mask``: the same comparison on that
+        score (the peer's best the lowest of its sweep by it), and ``acceptance`` the key
+        ``..._every_case_particle_or_mask``. The inside MSE does not charge mask voxels outside
+        the particle, so a peer point whose mask fit failed towards the background can be its
+        oracle-best by it (measured: svmbir on the diffuse alloy at 1/10 dose, docs/solvers.md).
     """
     out: dict = {}
     acc: dict = {}
@@ -245,4 +251,12 @@ def compare_with_peers(suite: dict) -> dict:
                 out.setdefault(peer, {}).setdefault(spec, {})[dose] = c
                 key = f"best_auto_at_least_as_good_as_{peer}_best_every_case"
                 acc[key] = acc.get(key, True) and c["pass"]
+                sym = "mse_fraction_particle_or_mask"
+                if r.get("sweep") and all(sym in e for e in r["sweep"]) and all(sym in v["auto"] for v in ms.values()):
+                    wa2 = min(ms, key=lambda n: ms[n]["auto"][sym])
+                    ca2, pb2 = ms[wa2]["auto"][sym], min(e[sym] for e in r["sweep"])
+                    c["particle_or_mask"] = {"chemtomo_method": wa2, "chemtomo_best_auto": ca2, "peer_best": pb2,
+                                             "ratio": ca2 / pb2, "pass": bool(ca2 <= pb2)}
+                    key2 = f"{key}_particle_or_mask"
+                    acc[key2] = acc.get(key2, True) and c["particle_or_mask"]["pass"]
     return {"cases": out, "acceptance": acc}
