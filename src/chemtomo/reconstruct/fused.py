@@ -171,6 +171,38 @@ def _haadf_variance(haadf: np.ndarray, hbar: float, model_error: float, gain: fl
     return gain * np.maximum(haadf, 0) + (model_error * hbar) ** 2
 
 
+def data_row_scales(counts: np.ndarray, model: Model, constants: TVConstants, haadf: np.ndarray | None = None,
+                    haadf_model_error: float = 0.01, haadf_gain: float = 0.0) -> np.ndarray:
+    """``d``: the data term's row scales (1 / noise std) that :func:`tv_solve` whitens its rows with.
+
+    Parameters
+    ----------
+    counts : ndarray, (k, n_rays, m)
+        The EDS counts of the solve.
+    model : {"ls", "poisson", "fused"}
+    constants : TVConstants
+        The solve's constants (``bbar``, ``hbar``).
+    haadf : ndarray, (n_rays_H, m) or (n_rays_H, 1), optional
+        The HAADF data (model "fused").
+    haadf_model_error, haadf_gain : float
+        The HAADF noise model (model "fused"), as :func:`tv_solve`'s.
+
+    Returns
+    -------
+    ndarray
+        ``(k n_rays, 1)`` ("ls"), ``(k n_rays, m)`` ("poisson"), or the EDS rows' scales
+        over the HAADF rows' ``(k n_rays + n_rays_H, m)`` ("fused"), float32.
+    """
+    k, n_rays, m = counts.shape
+    dE = _whitening(np.ascontiguousarray(counts.reshape(k * n_rays, m)), model, constants.bbar)
+    if model != "fused":
+        return dE
+    h = np.asarray(haadf, DTYPE)
+    h = np.ascontiguousarray(np.broadcast_to(h.reshape(h.shape[0], -1), (h.shape[0], m)))
+    varH = _haadf_variance(h, constants.hbar, haadf_model_error, haadf_gain)
+    return np.vstack([np.broadcast_to(dE, (k * n_rays, m)), (1.0 / np.sqrt(varH)).astype(DTYPE)])
+
+
 def _fused_operator(W: Operator, r: np.ndarray) -> Operator:
     """The fused model's data operator: EDS rows ``W_E X^b_A / r_A``, HAADF rows ``W_H sum_A X^b_A``."""
     k = r.size
@@ -414,18 +446,17 @@ def tv_solve(
 
     B = np.ascontiguousarray(counts.reshape(k * n_rays, m))
     maskE = None if mask is None else np.tile(mask, (k, 1))
-    dE = _whitening(B, model, const.bbar)
+    d = data_row_scales(counts, model, const, haadf, haadf_model_error, haadf_gain)
     if model == "ls":
-        data_f = RowScaled(WeightedL2(B, 1.0 / const.bbar, mask=maskE), dE)
-        K = RowScale(ChannelMix(W, np.eye(k)), dE)
+        data_f = RowScaled(WeightedL2(B, 1.0 / const.bbar, mask=maskE), d)
+        K = RowScale(ChannelMix(W, np.eye(k)), d)
         noise = {"ls_variance": const.bbar}
     elif model == "poisson":
-        data_f = RowScaled(KullbackLeibler(B, mask=maskE), dE)
-        K = RowScale(ChannelMix(W, np.eye(k)), dE)
+        data_f = RowScaled(KullbackLeibler(B, mask=maskE), d)
+        K = RowScale(ChannelMix(W, np.eye(k)), d)
         noise = {}
     else:
         varH = _haadf_variance(haadf, const.hbar, haadf_model_error, haadf_gain)
-        d = np.vstack([np.broadcast_to(dE, B.shape), (1.0 / np.sqrt(varH)).astype(DTYPE)])
         data_f = RowScaled(Separable([
             (k * n_rays, KullbackLeibler(B, mask=maskE)),
             (haadf.shape[0], WeightedL2(haadf, 1.0 / varH, mask=mask_h)),

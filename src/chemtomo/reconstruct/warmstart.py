@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..projector.base import DTYPE, Operator
-from .fused import TVConstants, _haadf_variance, _whitening, tv_weight
+from .fused import TVConstants, data_row_scales, tv_weight
 
 __all__ = ["portable_duals", "solver_duals", "tv_lam"]
 
@@ -36,16 +36,9 @@ def tv_lam(W: Operator, constants: TVConstants, m: int, mu=None, lam=None) -> np
 
 
 def _row_scales(counts: np.ndarray, model: str, constants: TVConstants, haadf, model_options: dict) -> np.ndarray:
-    """``d``: the data term's row scales (1 / noise std), ``(n_rows, m)`` or ``(n_rows, 1)``, as tv_solve's."""
-    k, n_rays, m = counts.shape
-    dE = _whitening(np.ascontiguousarray(counts.reshape(k * n_rays, m)), model, constants.bbar)
-    if model != "fused":
-        return dE
-    h = np.asarray(haadf, DTYPE)
-    h = np.ascontiguousarray(np.broadcast_to(h.reshape(h.shape[0], -1), (h.shape[0], m)))
-    varH = _haadf_variance(h, constants.hbar, model_options.get("haadf_model_error", 0.01),
+    """``d`` of :func:`~chemtomo.reconstruct.fused.data_row_scales` with the model options as a dict."""
+    return data_row_scales(counts, model, constants, haadf, model_options.get("haadf_model_error", 0.01),
                            model_options.get("haadf_gain", 0.0))
-    return np.vstack([np.broadcast_to(dE, (k * n_rays, m)), (1.0 / np.sqrt(varH)).astype(DTYPE)])
 
 
 def _check(dual, n_rows: int, m: int) -> None:
