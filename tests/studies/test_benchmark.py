@@ -146,13 +146,18 @@ def test_cli_help_and_tiny_run(tmp_path):
     assert proc.returncode == 2 and "teapot" in proc.stderr
 
 
-def test_score_splits_the_masks_missed_voxels():
-    """A reconstruction exact on its mask, which misses 2 particle voxels: the inside MSE is theirs alone."""
+def _four_voxel_truth():
+    """A 2 x 2 Au0.8Ag0.2 particle in a 4 x 4 slice: ``(Truth, its weight fractions)``."""
     particle = np.zeros((1, 4, 4), bool)
     particle[0, 1:3, 1:3] = True
     w_au = np.where(particle, 0.8, 0.0)
     truth_w = np.stack([w_au, np.where(particle, 1 - w_au, 0.0)])
-    truth = Truth(["Au", "Ag"], truth_w, truth_w.copy(), particle, {"all": particle}, (0, 1))
+    return Truth(["Au", "Ag"], truth_w, truth_w.copy(), particle, {"all": particle}, (0, 1)), truth_w
+
+
+def test_score_splits_the_masks_missed_voxels():
+    """A reconstruction exact on its mask, which misses 2 particle voxels: the inside MSE is theirs alone."""
+    truth, truth_w = _four_voxel_truth()
     got = truth_w.copy()
     got[:, 0, 1, 1:3] = 0.0  # the mask misses two of the four particle voxels
     got[:, 0, 0, 0] = (0.5, 0.5)  # and adds one outside
@@ -170,11 +175,7 @@ def test_particle_or_mask_score_charges_the_masks_extra_voxels():
     The inside MSE does not see it (a mask grown past the particle is free there); reference
     values by hand over the 4 particle voxels and the 1 added.
     """
-    particle = np.zeros((1, 4, 4), bool)
-    particle[0, 1:3, 1:3] = True
-    w_au = np.where(particle, 0.8, 0.0)
-    truth_w = np.stack([w_au, np.where(particle, 1 - w_au, 0.0)])
-    truth = Truth(["Au", "Ag"], truth_w, truth_w.copy(), particle, {"all": particle}, (0, 1))
+    truth, truth_w = _four_voxel_truth()
     got = truth_w.copy()
     got[:, 0, 1, 1:3] = 0.0  # misses two particle voxels
     got[:, 0, 0, 0] = (0.5, 0.5)  # adds one in vacuum (truth fractions 0 there)
@@ -183,7 +184,7 @@ def test_particle_or_mask_score_charges_the_masks_extra_voxels():
     ag = (2 * 0.2**2 + 0.5**2) / 5
     assert s["mse_fraction_particle_or_mask"] == pytest.approx((au + ag) / 2, rel=1e-12)
     # a mask that covers the particle and twelve vacuum voxels: inside MSE 0, the union score not
-    grown = np.where(particle, truth_w, 0.5)
+    grown = np.where(truth.particle, truth_w, 0.5)
     s = score(truth, grown, grown, ["Au", "Ag"])
     assert s["mse_fraction_inside"] == 0.0
     assert s["mse_fraction_particle_or_mask"] == pytest.approx(12 * 0.5**2 / 16, rel=1e-12)
