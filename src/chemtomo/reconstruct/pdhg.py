@@ -293,6 +293,9 @@ def pdhg(
     # the adjoints' temporaries, kept from one iteration to the next (operators that can write
     # into a buffer skip a page-faulting allocation; the same bits either way)
     adj_buf: list[np.ndarray | None] = [None] * len(terms)
+    # the previous iteration's x once replaced: K^T y is written into it (never one a callback was given)
+    spare: np.ndarray | None = None
+    x_handed = False
     for it in range(1, n_iter + 1):
         monitor = it % monitor_every == 0 or it == n_iter
         call = callback is not None and (it % callback_every == 0 or it == n_iter)
@@ -314,7 +317,8 @@ def pdhg(
             if y_new is not y[i]:
                 dead[i] = y[i]  # the old dual is no longer used: K_i x_new may be written into it
             y[i] = y_new
-        KTy = terms[0].op._adjoint(y[0])
+        KTy = terms[0].op._adjoint_into(y[0], spare)
+        spare = None
         for i in range(1, len(terms) - 1 if compiled else len(terms)):
             adj_buf[i] = terms[i].op._adjoint_into(y[i], adj_buf[i])
             KTy += adj_buf[i]
@@ -360,6 +364,9 @@ def pdhg(
                 np.negative(ko, out=ko)
         Kxbar = Kx
         Kx = Kx_new
+        if not x_handed:
+            spare = x
+        x_handed = call
         x = x_new
         if adapt and bal.update(p_res, d_res):
             tau, sig, tau_inv, sig_inv = bal.steps(tau0, sig0)
