@@ -189,6 +189,8 @@ class ChannelMix(ReusesBuffers, Operator):
             y3 = self.op.forward_channels(x3, out=res3)  # one pass of W, every channel
         else:
             y3 = self._mix(self.op.forward_channels(x3, out=self._work("proj", (k, n_out, s))), self.mix, res3)
+        if res3 is not None and y3 is res3:
+            return res
         return np.ascontiguousarray(y3.reshape(self.shape[0], -1))
 
     def _adjoint_into(self, y, out):
@@ -200,7 +202,10 @@ class ChannelMix(ReusesBuffers, Operator):
         # mix^T first (cheap), then one adjoint pass over the k channels
         y3 = y.reshape(m, n_out, -1)
         mixed = y3 if self._identity else self._mix(y3, self.mix.T, self._work("mixed", (k, n_out, s)))
-        return np.ascontiguousarray(self.op.adjoint_channels(mixed, out=res3).reshape(self.shape[1], -1))
+        x3 = self.op.adjoint_channels(mixed, out=res3)
+        if res3 is not None and x3 is res3:
+            return res
+        return np.ascontiguousarray(x3.reshape(self.shape[1], -1))
 
     def column_dependent(self) -> bool:
         """As the projector's."""
