@@ -60,3 +60,22 @@ def test_engine_pdhg_same_bits_with_and_without_buffers():
         assert len(kept) == 7 and all(np.array_equal(u, v) for u, v in zip(kept, copies, strict=True))
         b = pdhg(terms, 25, x0=np.ones((n, m), np.float32), monitor_every=6)  # no callback: every x recycled
         assert np.array_equal(b.x, c.x)
+
+
+def test_monitoring_changes_no_iterate_and_no_residual():
+    """A measured iteration's kept arrays (dual step output, y - y_new, x - x_new) leave no trace.
+
+    Monitoring every iteration, every third, or only the last: the same iterates, and the same
+    objectives and residuals at the iterations both monitor (each run's kept buffers have a
+    different history, so a stale value read would show). Also with the adaptive step balance,
+    whose residuals are measured every ``adapt_every`` iterations whatever the monitoring.
+    """
+    terms, n = _problem(4, 7)
+    for kw in ({}, {"adaptive": True, "adapt_every": 5}):
+        runs = {every: pdhg(terms, 24, x0=np.ones((n, 4), np.float32), monitor_every=every, **kw)
+                for every in (1, 3, 24)}
+        for every, res in runs.items():
+            assert np.array_equal(res.x, runs[1].x)
+            rows = np.isin(runs[1].info["iterations"], res.info["iterations"])
+            for key in ("objective", "primal_residual", "dual_residual"):
+                assert np.array_equal(res.info[key], runs[1].info[key][rows]), (every, key)
