@@ -29,7 +29,14 @@ rule's choice on this series), it then measures:
    32 columns (a chunk of the final solve) with the objective and residuals evaluated
    every 10 iterations (``tv_solve``'s default before issue 17's fourth pass) against the
    last iteration only (its default now), alternated ``--repeat`` times, the maps
-   checked equal bit for bit.
+   checked equal bit for bit;
+8. with ``--alloc-cost``, the CPU seconds and minor page faults (``resource.getrusage``) of
+   ``--repeat`` runs of 100 iterations on the same 32 columns, monitored at the last
+   iteration only (the default), after a 2-iteration warm-up call; ``--save-maps`` writes
+   the last run's maps (``.npy``) and ``--check-maps`` compares them bit for bit with such
+   a file (issue 17's buffer reuse: run it on the code before and after the change, one
+   process per thread count, ``NUMBA_NUM_THREADS`` set). ``--inputs-cache`` pickles the
+   rule's inputs so that later runs skip the example's line maps and preprocessing.
 
 CPU seconds are per step (``time.process_time``, every thread).
 
@@ -114,6 +121,10 @@ def main(argv=None) -> dict:
     p.add_argument("--rule-trace", action="store_true", help="also run the rule with its choice every 10 iterations")
     p.add_argument("--monitor-cost", action="store_true", help="time the objective's monitoring (item 7)")
     p.add_argument("--only-monitor-cost", action="store_true", help="item 7 alone")
+    p.add_argument("--alloc-cost", action="store_true", help="item 8 alone: CPU seconds and page faults")
+    p.add_argument("--save-maps", default=None, help="item 8: write the last run's maps to this .npy")
+    p.add_argument("--check-maps", default=None, help="item 8: compare the maps with this .npy, bit for bit")
+    p.add_argument("--inputs-cache", default=None, help="pickle of the rule's inputs (written when missing)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--out", default="tv_convergence_real.json")
     a = p.parse_args(argv)
@@ -122,8 +133,7 @@ def main(argv=None) -> dict:
     from chemtomo.reconstruct.autoparam import cv_tv_weight
     from chemtomo.reconstruct.fused import tv_solve
 
-    with tempfile.TemporaryDirectory() as tmp:
-        got = rule_inputs(a.data, tmp)
+    got = _cached_inputs(a.data, a.inputs_cache)
     W, counts, kw = got["W"], got["counts"], dict(got["kw"])
     haadf, r = kw.pop("haadf"), kw.pop("r")
     kw.pop("n_iter", None)
@@ -138,6 +148,10 @@ def main(argv=None) -> dict:
                        adaptive=adaptive, x0=x0, snapshots=snaps, **kw)
         return res, time.process_time() - t
 
+    if a.alloc_cost:
+        out["alloc_cost"] = alloc_cost(W, counts, haadf, r, kw, a.mu, a.repeat, a.save_maps, a.check_maps)
+        print("alloc cost", out["alloc_cost"], flush=True)
+        return _write(out, a.out)
     if a.monitor_cost or a.only_monitor_cost:
         out["monitor_cost"] = monitor_cost(W, counts, haadf, r, kw, a.mu, a.repeat)
         print("monitor cost", out["monitor_cost"], flush=True)
@@ -210,6 +224,52 @@ def monitor_cost(W, counts, haadf, r, kw, mu: float, repeat: int) -> dict:
     return {**cpu, "columns": C.shape[2], "iterations": 100, "threads": os.environ.get("NUMBA_NUM_THREADS", "default"),
             "ratio_of_medians": float(np.median(cpu["last_only"]) / np.median(cpu["every_10"])),
             "same_bits": bool(np.array_equal(maps["every_10"], maps["last_only"]))}
+
+
+def _cached_inputs(data: str, cache: str | None) -> dict:
+    """:func:`rule_inputs`, read from (or written to) the pickle ``cache`` when given."""
+    import pickle
+
+    if cache is not None and Path(cache).exists():
+        with open(cache, "rb") as f:
+            return pickle.load(f)
+    with tempfile.TemporaryDirectory() as tmp:
+        got = rule_inputs(data, tmp)
+    if cache is not None:
+        with open(cache, "wb") as f:
+            pickle.dump(got, f)
+    return got
+
+
+def alloc_cost(W, counts, haadf, r, kw, mu: float, repeat: int, save_maps: str | None = None,
+               check_maps: str | None = None) -> dict:
+    """CPU seconds and minor page faults of 100 iterations on 32 columns, ``repeat`` times (item 8)."""
+    import resource
+
+    from chemtomo.reconstruct.fused import tv_solve
+
+    C = np.tile(counts, (1, 1, 4))
+    H = np.tile(haadf, (1, 4))
+    tv_solve(W, C, model="fused", mu=mu, haadf=H, r=r, n_iter=2, **kw)  # compile, warm the caches
+    rows = []
+    x = None
+    for _ in range(repeat):
+        u0 = resource.getrusage(resource.RUSAGE_SELF)
+        t = time.process_time()
+        x = tv_solve(W, C, model="fused", mu=mu, haadf=H, r=r, n_iter=100, **kw).x
+        cpu = time.process_time() - t
+        u1 = resource.getrusage(resource.RUSAGE_SELF)
+        rows.append({"cpu_s": cpu, "user_s": u1.ru_utime - u0.ru_utime, "sys_s": u1.ru_stime - u0.ru_stime,
+                     "minor_faults": u1.ru_minflt - u0.ru_minflt, "load": os.getloadavg()[0]})
+    out = {"runs": rows, "columns": C.shape[2], "iterations": 100,
+           "threads": os.environ.get("NUMBA_NUM_THREADS", "default"),
+           "median_cpu_s": float(np.median([q["cpu_s"] for q in rows])),
+           "median_minor_faults": float(np.median([q["minor_faults"] for q in rows]))}
+    if save_maps is not None:
+        np.save(save_maps, x)
+    if check_maps is not None:
+        out["same_bits_as"] = {"file": check_maps, "equal": bool(np.array_equal(np.load(check_maps), x))}
+    return out
 
 
 def _write(out: dict, name: str) -> dict:

@@ -89,18 +89,20 @@ class Operator:
     def __rmul__(self, scale: float) -> Operator:
         return Scaled(self, float(scale))
 
-    def forward_channels(self, x3: np.ndarray) -> np.ndarray:
+    def forward_channels(self, x3: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """``A`` on every channel block of ``x3`` ``(k, n_in, S)`` -> ``(k, n_out, S)``.
 
         The same as ``_forward`` of the ``(n_in, k S)`` matrix whose column ``c S + j``
-        is ``x3[c, :, j]`` (the batched engine reads that layout in place).
+        is ``x3[c, :, j]`` (the batched engine reads that layout in place). ``out``: a
+        ``(k, n_out, S)`` buffer the operator may write into (see :meth:`_forward_into`;
+        the default ignores it).
         """
         k, n, S = x3.shape
         y = self._forward(np.ascontiguousarray(x3.transpose(1, 0, 2).reshape(n, k * S), DTYPE))
         return np.ascontiguousarray(y.reshape(self.shape[0], k, S).transpose(1, 0, 2))
 
-    def adjoint_channels(self, y3: np.ndarray) -> np.ndarray:
-        """``A^T`` on every channel block of ``y3`` ``(k, n_out, S)`` -> ``(k, n_in, S)``."""
+    def adjoint_channels(self, y3: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``A^T`` on every channel block of ``y3`` ``(k, n_out, S)`` -> ``(k, n_in, S)`` (``out``: as above)."""
         k, n, S = y3.shape
         x = self._adjoint(np.ascontiguousarray(y3.transpose(1, 0, 2).reshape(n, k * S), DTYPE))
         return np.ascontiguousarray(x.reshape(self.shape[1], k, S).transpose(1, 0, 2))

@@ -49,6 +49,7 @@ from . import _kernels as K
 from ._fused import FusedSirt, engine_sirt_plan
 from ._simd import Lanes
 from ._threading import _check_threads, _threads
+from ._work import ReusesBuffers, out_buffer
 from .base import DTYPE, Operator
 from .compose import ChannelMix
 
@@ -159,7 +160,7 @@ def choose_block_width(n_columns: int, n_threads: int) -> int:
     return best
 
 
-class BatchedOperator(Operator):
+class BatchedOperator(ReusesBuffers, Operator):
     """W held once as a grouped CSR of W^T (float32), applied to blocks of columns.
 
     Parameters
@@ -184,7 +185,9 @@ class BatchedOperator(Operator):
 
     Notes
     -----
-    The kernels only read the matrix; an instance may be shared by threads.
+    The kernels only read the matrix; an instance may be shared by threads. The packing
+    buffers are kept from one call to the next, one set per thread (dropped when pickled;
+    :meth:`release_buffers`), which saves the page faults of fresh allocations.
     Inputs must be finite (a zero weight times an infinity is NaN).
     """
 
@@ -292,69 +295,87 @@ class BatchedOperator(Operator):
         return self._col_sums.astype(DTYPE)
 
     # ------------------------------------------------------------------ contract
-    def _forward(self, x):
-        ncol = x.shape[1]
+    def _apply(self, src: np.ndarray, ncol: int, out: np.ndarray, adjoint: bool, pack, unpack) -> np.ndarray:
+        """Pack ``src``, run W (or W^T) on every block, unpack into ``out``.
+
+        The packing buffers are reused between calls (:class:`._work.WorkBuffers`): pack writes
+        every element of its buffer (0 on dummy slots and past the last column), the forward
+        kernel zeroes its output block first and the adjoint writes every slot, so no value of a
+        previous call is read.
+        """
         kb = self._block_width(ncol)
         nblk = -(-ncol // kb)
+        xi = self._work("xi", (nblk, self.n_slots, kb))
+        yi = self._work("yi", (nblk, self.shape[0], kb))
         with _threads(self.n_threads, nblk):
-            xi = np.empty((nblk, self.n_slots, kb), DTYPE)
-            K.pack_plain(x, self.slots, xi)
-            yi = np.empty((nblk, self.shape[0], kb), DTYPE)
-            K.forward(self.mat, xi, yi, self._gt, Lanes(kb))
-            del xi
-            out = np.empty((self.shape[0], ncol), DTYPE)
-            K.unpack_plain(yi, self._ray_map, out)
+            if adjoint:
+                pack(src, self._ray_map, yi)
+                K.adjoint(self.mat, yi, xi, self._gt, Lanes(kb))
+                unpack(xi, self.slots, out)
+            else:
+                pack(src, self.slots, xi)
+                K.forward(self.mat, xi, yi, self._gt, Lanes(kb))
+                unpack(yi, self._ray_map, out)
         return out
+
+    def _forward(self, x):
+        return self._forward_into(x, None)
 
     def _adjoint(self, y):
-        ncol = y.shape[1]
-        kb = self._block_width(ncol)
-        nblk = -(-ncol // kb)
-        with _threads(self.n_threads, nblk):
-            yi = np.empty((nblk, self.shape[0], kb), DTYPE)
-            K.pack_plain(y, self._ray_map, yi)
-            xi = np.empty((nblk, self.n_slots, kb), DTYPE)
-            K.adjoint(self.mat, yi, xi, self._gt, Lanes(kb))
-            del yi
-            out = np.empty((self.shape[1], ncol), DTYPE)
-            K.unpack_plain(xi, self.slots, out)
-        return out
+        return self._adjoint_into(y, None)
 
-    def forward_channels(self, x3: np.ndarray) -> np.ndarray:
+    def _forward_into(self, x, out):
+        """``W x``, written into ``out`` ``(n_rays, m)`` when it is a float32 C-contiguous buffer of that shape."""
+        ncol = x.shape[1]
+        res = out_buffer(out, (self.shape[0], ncol))
+        res = np.empty((self.shape[0], ncol), DTYPE) if res is None else res
+        return self._apply(x, ncol, res, False, K.pack_plain, K.unpack_plain)
+
+    def _adjoint_into(self, y, out):
+        """``W^T y``, written into ``out`` ``(n_vox, m)`` when it is a float32 C-contiguous buffer of that shape."""
+        ncol = y.shape[1]
+        res = out_buffer(out, (self.shape[1], ncol))
+        res = np.empty((self.shape[1], ncol), DTYPE) if res is None else res
+        return self._apply(y, ncol, res, True, K.pack_plain, K.unpack_plain)
+
+    def forward_channels(self, x3: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """``W`` on every channel of ``x3`` ``(k, n_vox, S)`` -> ``(k, n_rays, S)``, without transposing.
 
         The same as ``forward`` of the ``(n_vox, k S)`` matrix of columns ``c S + j``
         (bit for bit: the lanes are the same); used by :class:`~.compose.ChannelMix`.
+
+        Parameters
+        ----------
+        x3 : ndarray, (k, n_vox, S)
+        out : ndarray, optional
+            Written into when it is a float32 C-contiguous ``(k, n_rays, S)`` array (else a new one).
+
+        Returns
+        -------
+        ndarray, (k, n_rays, S)
         """
         k, n, S = x3.shape
-        ncol = k * S
-        kb = self._block_width(ncol)
-        nblk = -(-ncol // kb)
-        with _threads(self.n_threads, nblk):
-            xi = np.empty((nblk, self.n_slots, kb), DTYPE)
-            K.pack_channels(np.ascontiguousarray(x3, DTYPE), self.slots, xi)
-            yi = np.empty((nblk, self.shape[0], kb), DTYPE)
-            K.forward(self.mat, xi, yi, self._gt, Lanes(kb))
-            del xi
-            out = np.empty((k, self.shape[0], S), DTYPE)
-            K.unpack_channels(yi, self._ray_map, out)
-        return out
+        res = out_buffer(out, (k, self.shape[0], S))
+        res = np.empty((k, self.shape[0], S), DTYPE) if res is None else res
+        return self._apply(np.ascontiguousarray(x3, DTYPE), k * S, res, False, K.pack_channels, K.unpack_channels)
 
-    def adjoint_channels(self, y3: np.ndarray) -> np.ndarray:
-        """``W^T`` on every channel of ``y3`` ``(k, n_rays, S)`` -> ``(k, n_vox, S)`` (see :meth:`forward_channels`)."""
+    def adjoint_channels(self, y3: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``W^T`` on every channel of ``y3`` ``(k, n_rays, S)`` -> ``(k, n_vox, S)`` (see :meth:`forward_channels`).
+
+        Parameters
+        ----------
+        y3 : ndarray, (k, n_rays, S)
+        out : ndarray, optional
+            Written into when it is a float32 C-contiguous ``(k, n_vox, S)`` array (else a new one).
+
+        Returns
+        -------
+        ndarray, (k, n_vox, S)
+        """
         k, n, S = y3.shape
-        ncol = k * S
-        kb = self._block_width(ncol)
-        nblk = -(-ncol // kb)
-        with _threads(self.n_threads, nblk):
-            yi = np.empty((nblk, self.shape[0], kb), DTYPE)
-            K.pack_channels(np.ascontiguousarray(y3, DTYPE), self._ray_map, yi)
-            xi = np.empty((nblk, self.n_slots, kb), DTYPE)
-            K.adjoint(self.mat, yi, xi, self._gt, Lanes(kb))
-            del yi
-            out = np.empty((k, self.shape[1], S), DTYPE)
-            K.unpack_channels(xi, self.slots, out)
-        return out
+        res = out_buffer(out, (k, self.shape[1], S))
+        res = np.empty((k, self.shape[1], S), DTYPE) if res is None else res
+        return self._apply(np.ascontiguousarray(y3, DTYPE), k * S, res, True, K.pack_channels, K.unpack_channels)
 
     # ------------------------------------------------------------------ capabilities
     def fused_sirt_plan(self, b: np.ndarray, x0: np.ndarray | None, R: np.ndarray, C: np.ndarray,

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._work import ReusesBuffers, out_buffer
 from .base import DTYPE, Operator
 
 
-class VStack(Operator):
+class VStack(ReusesBuffers, Operator):
     """``[A_1; A_2; ...]``: blocks share the input, outputs are stacked."""
 
     def __init__(self, ops: list[Operator]):
@@ -30,14 +31,30 @@ class VStack(Operator):
         self.shape = (int(sum(op.shape[0] for op in ops)), ops[0].shape[1])
 
     def _forward(self, x):
-        return np.concatenate([op._forward(x) for op in self.ops], axis=0)
+        return self._forward_into(x, None)
 
     def _adjoint(self, y):
+        return self._adjoint_into(y, None)
+
+    def _forward_into(self, x, out):
+        """The blocks' ``A_i x`` written into row ranges of ``out`` (or of a new array)."""
+        m = x.shape[1]
+        res = out_buffer(out, (self.shape[0], m))
+        res = np.empty((self.shape[0], m), DTYPE) if res is None else res
+        for op, start, stop in zip(self.ops, (0, *self._splits), (*self._splits, self.shape[0]), strict=True):
+            part = res[start:stop]
+            got = op._forward_into(x, part)
+            if got is not part:
+                part[...] = got
+        return res
+
+    def _adjoint_into(self, y, out):
+        """``sum_i A_i^T y_i``: the first block into ``out`` when it can, the others through reused buffers."""
         parts = np.split(y, self._splits, axis=0)
-        out = self.ops[0]._adjoint(np.ascontiguousarray(parts[0]))
-        for op, part in zip(self.ops[1:], parts[1:], strict=True):
-            out += op._adjoint(np.ascontiguousarray(part))
-        return out
+        res = self.ops[0]._adjoint_into(np.ascontiguousarray(parts[0]), out)
+        for i, (op, part) in enumerate(zip(self.ops[1:], parts[1:], strict=True), start=1):
+            res += op._adjoint_into(np.ascontiguousarray(part), self._work(f"adjoint{i}", res.shape))
+        return res
 
     def column_dependent(self) -> bool:
         """Whether any block is."""
@@ -122,7 +139,7 @@ class HStack(Operator):
         return _stack_rows([op.abs_col_sums(row_weights) for op in self.ops])
 
 
-class ChannelMix(Operator):
+class ChannelMix(ReusesBuffers, Operator):
     """``M (x) W``: one projector on every channel, then a channel-mixing matrix.
 
     Input: ``k`` channel blocks stacked, ``(k * n_in_W, s)``. Output: ``m`` blocks,
@@ -145,24 +162,50 @@ class ChannelMix(Operator):
         self._identity = m == k and np.array_equal(mix, np.eye(k, dtype=DTYPE))
 
     @staticmethod
-    def _mix(y3, mix):
+    def _mix(y3, mix, out=None):
         # (c, n, s) -> (m, n, s): out[i] = sum_c mix[i, c] y3[c]. einsum's own loops, not optimize=True:
         # that routes this product of inner dimension c (2-5 channels) to a BLAS sgemm, which OpenBLAS
         # threads; on a busy machine it cost 150 ms per call at 160 columns against 0.09 ms here
-        # (fused-TV's bootstrap replicas: 40 % of their time).
+        # (fused-TV's bootstrap replicas: 40 % of their time). ``out`` (float32, C-contiguous): the same
+        # loops and bits, written in place (float32 operands: einsum's result is float32 already).
+        if out is not None and mix.dtype == DTYPE and y3.dtype == DTYPE:
+            return np.einsum("mc,cns->mns", mix, y3, out=out)
         return np.einsum("mc,cns->mns", mix, y3).astype(DTYPE, copy=False)
 
     def _forward(self, x):
-        k = self.mix.shape[1]
-        y3 = self.op.forward_channels(x.reshape(k, self.op.shape[1], -1))  # one pass of W, every channel
-        out = y3 if self._identity else self._mix(y3, self.mix)
-        return np.ascontiguousarray(out.reshape(self.shape[0], -1))
+        return self._forward_into(x, None)
 
     def _adjoint(self, y):
+        return self._adjoint_into(y, None)
+
+    def _forward_into(self, x, out):
+        """``(M (x) W) x``, into ``out`` ``(m n_out_W, s)`` when it fits; the unmixed projections in a reused buffer."""
+        (m, k), s = self.mix.shape, x.shape[1]
+        n_out = self.op.shape[0]
+        res = out_buffer(out, (self.shape[0], s))
+        res3 = None if res is None else res.reshape(m, n_out, s)
+        x3 = x.reshape(k, self.op.shape[1], -1)
+        if self._identity:
+            y3 = self.op.forward_channels(x3, out=res3)  # one pass of W, every channel
+        else:
+            y3 = self._mix(self.op.forward_channels(x3, out=self._work("proj", (k, n_out, s))), self.mix, res3)
+        if res3 is not None and y3 is res3:
+            return res
+        return np.ascontiguousarray(y3.reshape(self.shape[0], -1))
+
+    def _adjoint_into(self, y, out):
+        """``(M (x) W)^T y``, into ``out`` ``(k n_in_W, s)`` when it fits; the mixed rays in a reused buffer."""
+        (m, k), s = self.mix.shape, y.shape[1]
+        n_out, n_in = self.op.shape
+        res = out_buffer(out, (self.shape[1], s))
+        res3 = None if res is None else res.reshape(k, n_in, s)
         # mix^T first (cheap), then one adjoint pass over the k channels
-        y3 = y.reshape(self.mix.shape[0], self.op.shape[0], -1)
-        mixed = y3 if self._identity else self._mix(y3, self.mix.T)
-        return np.ascontiguousarray(self.op.adjoint_channels(mixed).reshape(self.shape[1], -1))
+        y3 = y.reshape(m, n_out, -1)
+        mixed = y3 if self._identity else self._mix(y3, self.mix.T, self._work("mixed", (k, n_out, s)))
+        x3 = self.op.adjoint_channels(mixed, out=res3)
+        if res3 is not None and x3 is res3:
+            return res
+        return np.ascontiguousarray(x3.reshape(self.shape[1], -1))
 
     def column_dependent(self) -> bool:
         """As the projector's."""
@@ -217,7 +260,7 @@ def _split_rows(w: np.ndarray | None, splits) -> list:
     return [np.ascontiguousarray(p) for p in np.split(np.asarray(w, DTYPE), splits, axis=0)]
 
 
-class RowScale(Operator):
+class RowScale(ReusesBuffers, Operator):
     """``diag(d) K``: rows of ``K`` scaled by ``d >= 0``.
 
     Rescaling the rows of a data term leaves the problem unchanged but changes the
@@ -245,10 +288,24 @@ class RowScale(Operator):
         self.shape = op.shape
 
     def _forward(self, x):
-        return self.d * self.op._forward(x)
+        return self._forward_into(x, None)
 
     def _adjoint(self, y):
-        return self.op._adjoint(np.ascontiguousarray(self.d * y))
+        return self._adjoint_into(y, None)
+
+    def _forward_into(self, x, out):
+        """``d K x``: ``K x`` into ``out`` when ``K`` can, scaled in place (the same bits as ``d * (K x)``)."""
+        y = self.op._forward_into(x, out)
+        if y.dtype != np.result_type(self.d, y) or y.shape != np.broadcast_shapes(self.d.shape, y.shape):
+            return self.d * y  # a product that cannot be written in place: the plain expression
+        y *= self.d
+        return y
+
+    def _adjoint_into(self, y, out):
+        """``K^T (d y)``, ``d y`` in a reused buffer, the result into ``out`` when ``K`` can."""
+        if y.dtype != DTYPE or y.shape != np.broadcast_shapes(self.d.shape, y.shape):
+            return self.op._adjoint_into(np.ascontiguousarray(self.d * y), out)
+        return self.op._adjoint_into(np.multiply(self.d, y, out=self._work("dy", y.shape)), out)
 
     def column_dependent(self) -> bool:
         """True with per-column scales, else as ``K``."""

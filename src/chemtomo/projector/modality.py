@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..geometry import TiltGeometry
+from ._work import ReusesBuffers, out_buffer
 from .base import DTYPE, Operator
 
 
@@ -65,13 +66,21 @@ class PerModality(Operator):
     def _adjoint(self, y):
         return self.eds._adjoint(y)
 
-    def forward_channels(self, x3):
+    def _forward_into(self, x, out):
         """As ``W_E``'s."""
-        return self.eds.forward_channels(x3)
+        return self.eds._forward_into(x, out)
 
-    def adjoint_channels(self, y3):
+    def _adjoint_into(self, y, out):
         """As ``W_E``'s."""
-        return self.eds.adjoint_channels(y3)
+        return self.eds._adjoint_into(y, out)
+
+    def forward_channels(self, x3, out=None):
+        """As ``W_E``'s."""
+        return self.eds.forward_channels(x3, out=out)
+
+    def adjoint_channels(self, y3, out=None):
+        """As ``W_E``'s."""
+        return self.eds.adjoint_channels(y3, out=out)
 
     def column_dependent(self) -> bool:
         """As ``W_E``'s."""
@@ -124,7 +133,7 @@ def shares_geometry(W: Operator) -> bool:
     return W.modality("haadf") is W.modality("eds")
 
 
-class ChannelSum(Operator):
+class ChannelSum(ReusesBuffers, Operator):
     """``w^T (x) W``: the weighted sum of ``k`` channels, projected once.
 
     Input ``(k * n_in, s)`` (channel blocks stacked), output ``(n_out, s)``:
@@ -149,16 +158,37 @@ class ChannelSum(Operator):
         self.shape = (op.shape[0], self.k * op.shape[1])
 
     def _forward(self, x):
-        n = self.op.shape[1]
-        x3 = x.reshape(self.k, n, -1)
-        acc = self.w[0] * x3[0]
-        for c in range(1, self.k):
-            acc = acc + self.w[c] * x3[c]
-        return self.op._forward(np.ascontiguousarray(acc, DTYPE))
+        return self._forward_into(x, None)
 
     def _adjoint(self, y):
-        back = self.op._adjoint(y)
-        return np.ascontiguousarray(np.concatenate([self.w[c] * back for c in range(self.k)], axis=0), DTYPE)
+        return self._adjoint_into(y, None)
+
+    def _forward_into(self, x, out):
+        """``W (sum_c w_c x_c)``, into ``out`` when ``W`` can; the sum in reused scratch arrays."""
+        n = self.op.shape[1]
+        x3 = x.reshape(self.k, n, -1)
+        if x3.dtype != DTYPE:  # outside the contract (float32): the fresh arrays of the plain expression
+            acc = self.w[0] * x3[0]
+            for c in range(1, self.k):
+                acc = acc + self.w[c] * x3[c]
+            return self.op._forward_into(np.ascontiguousarray(acc, DTYPE), out)
+        acc = np.multiply(self.w[0], x3[0], out=self._work("acc", x3.shape[1:]))
+        if self.k > 1:
+            term = self._work("term", x3.shape[1:])
+            for c in range(1, self.k):
+                acc += np.multiply(self.w[c], x3[c], out=term)
+        return self.op._forward_into(acc, out)
+
+    def _adjoint_into(self, y, out):
+        """``[w_c W^T y]_c``, into ``out`` ``(k n_in, m)`` when it fits (else a new array)."""
+        n, m = self.op.shape[1], y.shape[1]
+        back = self.op._adjoint_into(y, self._work("back", (n, m)))
+        res = out_buffer(out, (self.k * n, m))
+        res = np.empty((self.k * n, m), DTYPE) if res is None else res
+        res3 = res.reshape(self.k, n, m)
+        for c in range(self.k):
+            np.multiply(self.w[c], back, out=res3[c])
+        return res
 
     def abs_row_sums(self) -> np.ndarray:
         """``(sum_c |w_c|) |W| 1``."""

@@ -81,6 +81,13 @@ _TINY = 1e-30
 
 # ----------------------------------------------------------------------------- solver
 
+def _into(ufunc, a: np.ndarray, b: np.ndarray, buf: np.ndarray | None) -> np.ndarray:
+    """``ufunc(a, b)``, written into ``buf`` when it has the result's shape and dtype (the same bits)."""
+    if buf is not None and buf.dtype == np.result_type(a, b) and buf.shape == np.broadcast_shapes(a.shape, b.shape):
+        return ufunc(a, b, out=buf)
+    return ufunc(a, b)
+
+
 def _dual_start(terms: list[Term], y0, m: int) -> list[np.ndarray]:
     """The dual variables at the start: ``y0``'s arrays (copied, float32) or zeros, one per term."""
     if y0 is None:
@@ -293,6 +300,14 @@ def pdhg(
     # the adjoints' temporaries, kept from one iteration to the next (operators that can write
     # into a buffer skip a page-faulting allocation; the same bits either way)
     adj_buf: list[np.ndarray | None] = [None] * len(terms)
+    # the previous iteration's x once replaced: K^T y is written into it (never one a callback was given)
+    spare: np.ndarray | None = None
+    x_handed = False
+    # a measured iteration's arrays, kept for the next one: the dual step's output (the K xbar it
+    # could not overwrite), y - y_new per term, x - x_new and its product with T^-1
+    meas_out: list[np.ndarray | None] = [None] * len(terms)
+    dy_buf: list[np.ndarray | None] = [None] * len(terms)
+    dx_buf: list[np.ndarray | None] = [None, None]
     for it in range(1, n_iter + 1):
         monitor = it % monitor_every == 0 or it == n_iter
         call = callback is not None and (it % callback_every == 0 or it == n_iter)
@@ -304,17 +319,20 @@ def pdhg(
         for i, t in enumerate(terms):
             # K xbar is needed again by the residual when measured; otherwise its buffer is reused
             if compiled:
-                y_new = t.f.dual_step(y[i], Kxbar[i], sig[i], out=None if measure else Kxbar[i])
+                y_new = t.f.dual_step(y[i], Kxbar[i], sig[i], out=meas_out[i] if measure else Kxbar[i])
+                meas_out[i] = None
             else:
                 p = sig[i] * Kxbar[i] if measure else np.multiply(Kxbar[i], sig[i], out=Kxbar[i])
                 p += y[i]
                 y_new = t.f.prox_conj(p, sig[i])
             if measure:
-                dys.append(y[i] - y_new)
+                dy_buf[i] = _into(np.subtract, y[i], y_new, dy_buf[i])
+                dys.append(dy_buf[i])
             if y_new is not y[i]:
                 dead[i] = y[i]  # the old dual is no longer used: K_i x_new may be written into it
             y[i] = y_new
-        KTy = terms[0].op._adjoint(y[0])
+        KTy = terms[0].op._adjoint_into(y[0], spare)
+        spare = None
         for i in range(1, len(terms) - 1 if compiled else len(terms)):
             adj_buf[i] = terms[i].op._adjoint_into(y[i], adj_buf[i])
             KTy += adj_buf[i]
@@ -338,17 +356,24 @@ def pdhg(
                 np.maximum(x_new, 0, out=x_new)
         Kx_new = [t.op._forward_into(x_new, dead[i]) for i, t in enumerate(terms)]
         del dead
-        dx = x - x_new if (measure or tol > 0) else None
+        dx = None
+        if measure or tol > 0:
+            dx = dx_buf[0] = _into(np.subtract, x, x_new, dx_buf[0])
         if measure:
             # residuals in the preconditioned norms: ||r_p||_T^2 = sum dx^2 / T,
             # ||r_d||_S^2 = sum S (S^-1 dy + K (xbar - x_new))^2
-            p_res = np.sqrt(np.einsum("ij,ij->j", dx, dx * tau_inv, dtype=np.float64))
+            dx_buf[1] = _into(np.multiply, dx, tau_inv, dx_buf[1])
+            p_res = np.sqrt(np.einsum("ij,ij->j", dx, dx_buf[1], dtype=np.float64))
             d2 = np.zeros(m)
             for i in range(len(terms)):
-                e = dys[i] * sig_inv[i]
+                e = _into(np.multiply, dys[i], sig_inv[i], dys[i])  # y - y_new is not needed again
                 e += Kxbar[i]
                 e -= Kx_new[i]
-                d2 += np.einsum("ij,ij->j", e * sig[i], e, dtype=np.float64)
+                # K xbar is not needed again either: e S there, and kept for the next measured dual step
+                free = Kxbar[i] if all(Kxbar[i] is not a for a in (y[i], Kx_new[i], e)) else None
+                es = _into(np.multiply, e, sig[i], free)
+                d2 += np.einsum("ij,ij->j", es, e, dtype=np.float64)
+                meas_out[i] = es if es is free else None
             d_res = np.sqrt(d2)
         # K xbar = K (2 x_new - x) = 2 K x_new - K x, written over the old K x (no allocation)
         for kn, ko in zip(Kx_new, Kx, strict=True):
@@ -360,6 +385,9 @@ def pdhg(
                 np.negative(ko, out=ko)
         Kxbar = Kx
         Kx = Kx_new
+        if not x_handed:
+            spare = x
+        x_handed = call
         x = x_new
         if adapt and bal.update(p_res, d_res):
             tau, sig, tau_inv, sig_inv = bal.steps(tau0, sig0)
