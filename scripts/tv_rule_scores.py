@@ -1,4 +1,4 @@
-"""Held-out scores for the fused models' weight rule against the oracle's inside MSE (issue 13).
+r"""Held-out scores for the fused models' weight rule against the oracle's inside MSE (issue 13).
 
 For each case of the quick suite (``BenchmarkConfig.quick()``: n = 24, the 8 middle
 slices, 29 tilts at +-70 degrees, 200 kV, noise seed 0) and a fused method
@@ -27,15 +27,25 @@ slices, 29 tilts at +-70 degrees, 200 kV, noise seed 0) and a fused method
 3. solves on all the data at each score's choice and prints its inside MSE over the
    oracle's.
 
-``--combine`` reads the cases' JSON files and adds the candidate (c): the current rule's
-``mu`` times one factor, the geometric mean of ``oracle mu / chosen mu`` over the *other*
-specimen's cases (leave one specimen out), solved at that point (``huber`` the rule's).
+``--combine`` reads the cases' JSON files (and each one's ``.wide.json`` sibling, an
+``--oracle-only`` run on more ``mu``, whose points join the oracle) and adds candidate (c):
+the rule's ``mu`` times one factor, the geometric mean of ``oracle mu / chosen mu`` over the
+*other* specimen's cases (leave one specimen out), solved at that point; for
+``fused_huber`` also with ``huber`` 0.3 fixed, and with ``huber`` chosen by the ``mask``
+score at the scaled ``mu`` (:func:`loso_points`). ``--oracle-only`` prints the inside MSE,
+the MSE on the mask's particle voxels (``mse_fraction_on_mask``: without the voxels the
+mask misses) and the union score at each point, and each one's argmin.
 
-Run (one process per case; about 6-10 minutes each on a shared 2-core machine)::
+Run (one process at a time; about a minute per case for the scores, 1-2 for a 27-point
+oracle, on a shared 2-core machine)::
 
     PYTHONPATH=src python scripts/tv_rule_scores.py --specimen core_shell --dose 1 --out /tmp/trs/cs1.json
-    # the same for core_shell 0.1, diffuse_alloy 1 and 0.1; then
-    PYTHONPATH=src python scripts/tv_rule_scores.py --combine /tmp/trs/*.json
+    PYTHONPATH=src python scripts/tv_rule_scores.py --specimen core_shell --dose 1 --oracle-only --mu 0.68 0.96 \
+        --out /tmp/trs/cs1.wide.json
+    # the same two for core_shell 0.1 (cs01), diffuse_alloy 1 (da1) and 0.1 (da01); then
+    PYTHONPATH=src python scripts/tv_rule_scores.py --combine /tmp/trs/{cs1,cs01,da1,da01}.json
+    # fused_tv: --method fused_tv --mu 0.06 0.085 0.12 0.17 0.24 0.34 0.48 0.68 0.96 per case, then --combine
+    # the masked-voxel score: --oracle-only --mu 0.06 0.085 0.12 0.17 0.24 0.34 0.48 0.68 0.96 per case
 """
 
 from __future__ import annotations
@@ -80,13 +90,23 @@ def problem(name: str, dose: float):
     return cfg, Truth.of(spec, (a, b)), sub_series(sim.series, a, b), sim.factors
 
 
-def inside_mse(series, factors, truth, method: str, points: list[dict]) -> list[float]:
-    """The benchmark's inside MSE at each ``{"mu", "huber"}`` point (one full-data solve each)."""
+METRICS = ("mse_fraction_inside", "mse_fraction_on_mask", "mse_fraction_particle_or_mask")
+
+
+def inside_mse(series, factors, truth, method: str, points: list[dict], metrics: dict | None = None) -> list[float]:
+    """The benchmark's inside MSE at each ``{"mu", "huber"}`` point (one full-data solve each).
+
+    ``metrics``, when given, collects each of :data:`METRICS` per point (lists by name).
+    """
     out = []
     for p in points:
         grid = {k: (v,) for k, v in p.items()}
         c = sweep(series, factors, method, grid)[0]
-        out.append(score(truth, c["maps"], c["weight"], c["elements"])["mse_fraction_inside"])
+        sc = score(truth, c["maps"], c["weight"], c["elements"])
+        out.append(sc["mse_fraction_inside"])
+        if metrics is not None:
+            for name in METRICS:
+                metrics.setdefault(name, []).append(sc[name])
     return out
 
 
@@ -169,8 +189,19 @@ def run_case(args) -> dict:
     rule_mus = list(args.rule_mu) if args.rule_mu else (list(TV_MU_RULE_GRID) if args.method == "fused_tv"
                                                         else list(TV_MU_GRID))
     pts = [{"mu": mu} if args.method == "fused_tv" else {"mu": mu, "huber": hb} for hb in hubers for mu in mus]
-    oracle = inside_mse(series, factors, truth, args.method, pts)
+    metrics: dict = {}
+    oracle = inside_mse(series, factors, truth, args.method, pts, metrics)
     print(f"{args.specimen} x{args.dose:g} oracle sweep done", flush=True)
+    if args.oracle_only:
+        out = {"oracle_grid": pts, "oracle_mse": oracle, "metrics": metrics}
+        for i, p in enumerate(pts):
+            print(f"  {p}: " + ", ".join(f"{name} {metrics[name][i]:.3e}" for name in METRICS))
+        for name in METRICS:
+            print(f"  argmin of {name}: {pts[int(np.argmin(metrics[name]))]}")
+        if args.out:
+            with open(args.out, "w") as fh:
+                json.dump(out, fh, indent=1)
+        return out
     scores = cv_scores(series, factors, args.method, rule_mus, hubers)
     choices = {sc: rule_choice(rule_mus, hubers, v) for sc, v in scores.items()}
     for c in choices.values():
@@ -210,19 +241,71 @@ def _key(c: dict) -> str:
     return f"{c['specimen']}:{c['dose']:g}"
 
 
+def _merge_wider(c: dict, path: str) -> dict:
+    """Add the oracle points of ``path``'s ``.wide.json`` sibling (an ``--oracle-only`` run), if any."""
+    wide = path.replace(".json", ".wide.json")
+    try:
+        w = json.load(open(wide))
+    except FileNotFoundError:
+        return c
+    c["oracle_grid"] += w["oracle_grid"]
+    c["oracle_mse"] += w["oracle_mse"]
+    ib = int(np.argmin(c["oracle_mse"]))
+    c["best"] = {**c["oracle_grid"][ib], "mse": c["oracle_mse"][ib]}
+    for ch in c["choices"].values():
+        ch["ratio"] = ch["mse"] / c["best"]["mse"]
+    return c
+
+
+def _interp_log(mus, values, mu: float) -> float:
+    """``values`` (on the grid ``mus``) at ``mu``, linear in ``log mu`` (clamped to the grid)."""
+    lm = np.log(np.asarray(mus, float))
+    return float(np.interp(np.clip(np.log(mu), lm[0], lm[-1]), lm, values))
+
+
+def loso_points(c: dict, others: list[dict]) -> dict:
+    """Candidate (c)'s points: the rule's mu times the other specimen's geometric-mean ``oracle / chosen`` ratio.
+
+    - ``comp x f``: the rule's (mu, huber), mu scaled;
+    - ``comp@0.3 x f``: the rule's mu at ``huber = 0.3`` (the default), scaled, huber 0.3;
+    - ``comp x f, huber by mask``: the scaled mu of ``comp x f``, the huber whose ``mask`` score is
+      lowest at that mu's training weight (``mu (K-1)/K``, interpolated in ``log mu``).
+    """
+    K = DEFAULT_FOLDS
+    out = {}
+    f = float(np.exp(np.mean([np.log(o["best"]["mu"] / o["choices"]["comp"]["mu"]) for o in others])))
+    pt = {"mu": c["choices"]["comp"]["mu"] * f}
+    if "huber" in c["choices"]["comp"]:
+        pt["huber"] = c["choices"]["comp"]["huber"]
+    out[f"comp x f ({f:.2f})"] = pt
+    if "huber" not in pt:
+        return out
+
+    def at03(o):
+        ih = o["hubers"].index(0.3)
+        return _log_parabola_min(np.asarray(o["rule_mus"], float), np.asarray(o["scores"]["comp"][ih])) * K / (K - 1)
+
+    f3 = float(np.exp(np.mean([np.log(o["best"]["mu"] / at03(o)) for o in others])))
+    out[f"comp@0.3 x f ({f3:.2f})"] = {"mu": at03(c) * f3, "huber": 0.3}
+    mask = np.asarray(c["scores"]["mask"])
+    h_by = [_interp_log(c["rule_mus"], mask[i], pt["mu"] * (K - 1) / K) for i in range(len(c["hubers"]))]
+    out[f"comp x f ({f:.2f}), huber by mask"] = {"mu": pt["mu"], "huber": float(c["hubers"][int(np.argmin(h_by))])}
+    return out
+
+
 def combine(paths: list[str]) -> None:
-    """Candidate (c) by leave-one-specimen-out: the current choice times the other specimen's mean ratio."""
-    cases = [json.load(open(p)) for p in paths]
+    """Candidate (c) by leave-one-specimen-out (:func:`loso_points`), each solved; one table."""
+    cases = [_merge_wider(json.load(open(p)), p) for p in paths]
     extra = {}
     for c in cases:
-        others = [o for o in cases if o["specimen"] != c["specimen"]]
-        factor = float(np.exp(np.mean([np.log(o["best"]["mu"] / o["choices"]["comp"]["mu"]) for o in others])))
-        point = {k: v for k, v in c["choices"]["comp"].items() if k in ("mu", "huber")}
-        point["mu"] *= factor
+        points = loso_points(c, [o for o in cases if o["specimen"] != c["specimen"]])
         _, truth, series, factors = problem(c["specimen"], c["dose"])
-        v = inside_mse(series, factors, truth, c["method"], [point])[0]
-        extra[_key(c)] = {"comp x LOSO": {**point, "mse": v, "ratio": v / c["best"]["mse"]}}
-        print(f"{_key(c)}: factor {factor:.3f} -> {point} inside MSE {v:.3e}", flush=True)
+        vals = inside_mse(series, factors, truth, c["method"], list(points.values()))
+        extra[_key(c)] = {}
+        for (name, pt), v in zip(points.items(), vals, strict=True):
+            print(f"{_key(c)}: {name} -> {pt} inside MSE {v:.3e} ({v / c['best']['mse']:.2f}x the oracle)",
+                  flush=True)
+            extra[_key(c)][name.split(" (")[0] + name.split(")")[-1]] = {**pt, "mse": v, "ratio": v / c["best"]["mse"]}
     print_table(cases, extra)
 
 
@@ -236,6 +319,7 @@ def main(argv=None) -> None:
     ap.add_argument("--rule-mu", nargs="+", type=float, default=None, help="the rule's mu grid (the method's)")
     ap.add_argument("--huber", nargs="+", type=float, default=list(HUBER_GRID))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--oracle-only", action="store_true", help="only the oracle sweep (e.g. a wider --mu grid)")
     ap.add_argument("--combine", nargs="+", default=None, help="cases' JSON files: the LOSO factor and one table")
     args = ap.parse_args(argv)
     if args.combine:
