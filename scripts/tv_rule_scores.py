@@ -21,6 +21,8 @@ slices, 29 tilts at +-70 degrees, 200 kV, noise seed 0) and a fused method
      maps zeroed outside): a mask that misses particle voxels under-predicts the rays
      through them;
    - ``mask+H``: ``mask`` plus the HAADF term of the same masked maps;
+   - ``comp*HAADF``: ``comp`` with each held-out ray weighted by its measured HAADF over
+     the largest (the particle region: rays through more particle count more);
 
    each choice made as the rule makes it (per ``huber`` the log-parabolic argmin over
    ``mu``, the ``huber`` with the lowest score, ``mu`` times ``K/(K-1)``);
@@ -77,7 +79,7 @@ from chemtomo.reconstruct.methods import HUBER_GRID, TV_MU_GRID, TV_MU_RULE_GRID
 from chemtomo.simulate.specimens import make_specimen, simulate_series
 from chemtomo.studies.benchmark import BenchmarkConfig, Truth, score, sub_series, sweep
 
-SCORES = ("comp", "comp+H", "pois+H", "mask", "mask+H")
+SCORES = ("comp", "comp+H", "pois+H", "mask", "mask+H", "comp*HAADF")
 
 
 def problem(name: str, dose: float):
@@ -160,7 +162,8 @@ def cv_scores(series, factors, method: str, mus, hubers, n_iter: int = 100) -> d
             ph = W.forward(np.ascontiguousarray(x.sum(axis=0)))
             hres = (held * (h - ph) ** 2 / var_h).sum(axis=0)
             pois = (poisson_deviance(b, pred).sum(axis=0) * held).sum(axis=0)
-            per = {"comp": heldout_deviance(b, pred, held), "pois": pois, "H": hres}
+            per = {"comp": heldout_deviance(b, pred, held), "pois": pois, "H": hres,
+                   "compw": heldout_deviance(b, pred, held * np.maximum(h, 0) / float(h.max()))}
             per = {key: v.reshape(K, L, s).sum(axis=(0, 2)) for key, v in per.items()}
             if label:
                 out["mask"][ih] = per["pois"]
@@ -169,6 +172,7 @@ def cv_scores(series, factors, method: str, mus, hubers, n_iter: int = 100) -> d
                 out["comp"][ih] = per["comp"]
                 out["comp+H"][ih] = per["comp"] + per["H"]
                 out["pois+H"][ih] = per["pois"] + per["H"]
+                out["comp*HAADF"][ih] = per["compw"]
     return {sc: v.tolist() for sc, v in out.items()}
 
 
@@ -190,7 +194,13 @@ def run_case(args) -> dict:
                                                         else list(TV_MU_GRID))
     pts = [{"mu": mu} if args.method == "fused_tv" else {"mu": mu, "huber": hb} for hb in hubers for mu in mus]
     metrics: dict = {}
-    oracle = inside_mse(series, factors, truth, args.method, pts, metrics)
+    if args.oracle_from:  # the oracle of an earlier run of the same case and grid
+        prev = json.load(open(args.oracle_from))
+        if prev["oracle_grid"] != pts:
+            raise ValueError(f"{args.oracle_from} holds another oracle grid: {prev['oracle_grid']}")
+        oracle = prev["oracle_mse"]
+    else:
+        oracle = inside_mse(series, factors, truth, args.method, pts, metrics)
     print(f"{args.specimen} x{args.dose:g} oracle sweep done", flush=True)
     if args.oracle_only:
         out = {"oracle_grid": pts, "oracle_mse": oracle, "metrics": metrics}
@@ -320,6 +330,7 @@ def main(argv=None) -> None:
     ap.add_argument("--huber", nargs="+", type=float, default=list(HUBER_GRID))
     ap.add_argument("--out", default=None)
     ap.add_argument("--oracle-only", action="store_true", help="only the oracle sweep (e.g. a wider --mu grid)")
+    ap.add_argument("--oracle-from", default=None, help="take the oracle sweep from this JSON (same case and grid)")
     ap.add_argument("--combine", nargs="+", default=None, help="cases' JSON files: the LOSO factor and one table")
     args = ap.parse_args(argv)
     if args.combine:
