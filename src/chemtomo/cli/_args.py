@@ -410,19 +410,16 @@ def interval_option(args, method: str) -> str:
     ------
     ValueError
         A ``bias_*`` interval without ``--bias``; ``bias_scaled`` for a method without a
-        calibrated scale (:func:`~chemtomo.reconstruct.bootstrap.bias_scale`'s refusal).
+        calibrated scale (one not in :data:`~chemtomo.reconstruct.bootstrap.BIAS_SCALES`).
     """
-    from chemtomo.reconstruct.bootstrap import bias_scale
+    from chemtomo.reconstruct.bootstrap import BIAS_SCALES
 
     how = getattr(args, "interval", None) or ("bias_widened" if args.bias else "percentile")
     if how.startswith("bias") and not args.bias:
         raise ValueError(f"--interval {how} needs --bias (the plug-in bias estimate it widens by); "
                          "without it use percentile or basic")
-    if how == "bias_scaled":
-        try:
-            bias_scale(method)
-        except ValueError as e:
-            raise ValueError(f"--interval bias_scaled with --method {method}: {e}".replace(
-                ": pass bias_scale_voxel=k", ": use --interval bias_calibrated (its widening from the data alone)"
-            )) from None
+    if how == "bias_scaled" and method not in BIAS_SCALES:
+        raise ValueError(f"--interval bias_scaled with --method {method}: the 'bias_scaled' interval has no "
+                         f"calibrated scale for {method!r} (calibrated: {sorted(BIAS_SCALES)}): use --interval "
+                         "bias_calibrated (its widening from the data alone)")
     return how

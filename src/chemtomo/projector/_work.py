@@ -36,6 +36,12 @@ def out_buffer(out: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | N
     return None
 
 
+def result_array(out: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """``out`` when :func:`out_buffer` takes it, else a new float32 array of ``shape`` (uninitialised)."""
+    res = out_buffer(out, shape)
+    return np.empty(shape, DTYPE) if res is None else res
+
+
 class WorkBuffers:
     """Named float32 scratch arrays, one set per thread, reused across calls.
 

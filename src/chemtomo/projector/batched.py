@@ -49,7 +49,7 @@ from . import _kernels as K
 from ._fused import FusedSirt, engine_sirt_plan
 from ._simd import Lanes
 from ._threading import _check_threads, _threads
-from ._work import ReusesBuffers, out_buffer
+from ._work import ReusesBuffers, result_array
 from .base import DTYPE, Operator
 from .compose import ChannelMix
 
@@ -327,15 +327,13 @@ class BatchedOperator(ReusesBuffers, Operator):
     def _forward_into(self, x, out):
         """``W x``, written into ``out`` ``(n_rays, m)`` when it is a float32 C-contiguous buffer of that shape."""
         ncol = x.shape[1]
-        res = out_buffer(out, (self.shape[0], ncol))
-        res = np.empty((self.shape[0], ncol), DTYPE) if res is None else res
+        res = result_array(out, (self.shape[0], ncol))
         return self._apply(x, ncol, res, False, K.pack_plain, K.unpack_plain)
 
     def _adjoint_into(self, y, out):
         """``W^T y``, written into ``out`` ``(n_vox, m)`` when it is a float32 C-contiguous buffer of that shape."""
         ncol = y.shape[1]
-        res = out_buffer(out, (self.shape[1], ncol))
-        res = np.empty((self.shape[1], ncol), DTYPE) if res is None else res
+        res = result_array(out, (self.shape[1], ncol))
         return self._apply(y, ncol, res, True, K.pack_plain, K.unpack_plain)
 
     def forward_channels(self, x3: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -355,8 +353,7 @@ class BatchedOperator(ReusesBuffers, Operator):
         ndarray, (k, n_rays, S)
         """
         k, n, S = x3.shape
-        res = out_buffer(out, (k, self.shape[0], S))
-        res = np.empty((k, self.shape[0], S), DTYPE) if res is None else res
+        res = result_array(out, (k, self.shape[0], S))
         return self._apply(np.ascontiguousarray(x3, DTYPE), k * S, res, False, K.pack_channels, K.unpack_channels)
 
     def adjoint_channels(self, y3: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -373,8 +370,7 @@ class BatchedOperator(ReusesBuffers, Operator):
         ndarray, (k, n_vox, S)
         """
         k, n, S = y3.shape
-        res = out_buffer(out, (k, self.shape[1], S))
-        res = np.empty((k, self.shape[1], S), DTYPE) if res is None else res
+        res = result_array(out, (k, self.shape[1], S))
         return self._apply(np.ascontiguousarray(y3, DTYPE), k * S, res, True, K.pack_channels, K.unpack_channels)
 
     # ------------------------------------------------------------------ capabilities

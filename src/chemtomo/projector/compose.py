@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._work import ReusesBuffers, out_buffer
+from ._work import ReusesBuffers, out_buffer, result_array
 from .base import DTYPE, Operator
 
 
@@ -39,8 +39,7 @@ class VStack(ReusesBuffers, Operator):
     def _forward_into(self, x, out):
         """The blocks' ``A_i x`` written into row ranges of ``out`` (or of a new array)."""
         m = x.shape[1]
-        res = out_buffer(out, (self.shape[0], m))
-        res = np.empty((self.shape[0], m), DTYPE) if res is None else res
+        res = result_array(out, (self.shape[0], m))
         for op, start, stop in zip(self.ops, (0, *self._splits), (*self._splits, self.shape[0]), strict=True):
             part = res[start:stop]
             got = op._forward_into(x, part)

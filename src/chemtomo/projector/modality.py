@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..geometry import TiltGeometry
-from ._work import ReusesBuffers, out_buffer
+from ._work import ReusesBuffers, result_array
 from .base import DTYPE, Operator
 
 
@@ -183,8 +183,7 @@ class ChannelSum(ReusesBuffers, Operator):
         """``[w_c W^T y]_c``, into ``out`` ``(k n_in, m)`` when it fits (else a new array)."""
         n, m = self.op.shape[1], y.shape[1]
         back = self.op._adjoint_into(y, self._work("back", (n, m)))
-        res = out_buffer(out, (self.k * n, m))
-        res = np.empty((self.k * n, m), DTYPE) if res is None else res
+        res = result_array(out, (self.k * n, m))
         res3 = res.reshape(self.k, n, m)
         for c in range(self.k):
             np.multiply(self.w[c], back, out=res3[c])
