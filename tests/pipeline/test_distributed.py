@@ -285,6 +285,29 @@ def test_plan_chunk_slices():
                           halo_slices=4)
     with pytest.raises(ValueError, match="halo_slices"):
         plan_chunk_slices(g, 3, 100, "hebt_sirt", 1e12, halo_slices=-1)
+    # two chunks at once on threads share the projector: the largest chunk of which two fit beside it
+    c2 = plan_chunk_slices(g, 3, 1000, "hebt_sirt", budget, slots=2)
+    assert operator_bytes(g) + 2 * chunk_bytes(g, 3, c2, "hebt_sirt") <= budget
+    assert operator_bytes(g) + 2 * chunk_bytes(g, 3, c2 + 1, "hebt_sirt") > budget and 2 <= c2 <= 5
+    with pytest.raises(MemoryError, match="for each of 2 chunks at once"):
+        plan_chunk_slices(g, 3, 100, "hebt_sirt", operator_bytes(g) + chunk_bytes(g, 3, 1, "hebt_sirt"), slots=2)
+    with pytest.raises(ValueError, match="slots"):
+        plan_chunk_slices(g, 3, 100, "hebt_sirt", 1e12, slots=0)
+
+
+def test_in_process_runner_shares_its_budget_between_chunks_at_once(monkeypatch):
+    """In process, two chunks at once share the budget; a budget of one slice runs them one at a time."""
+    import chemtomo.projector as proj
+
+    g = TiltGeometry(np.arange(-75.0, 75.1, 5.0), 64, 1.0)
+    monkeypatch.setattr(proj, "concurrent_workers", lambda n_tasks=None: 2)
+    budget = operator_bytes(g) + chunk_bytes(g, 3, 10, "hebt_sirt")
+    c2 = plan_chunk_slices(g, 3, 1000, "hebt_sirt", budget, slots=2)
+    with Runner(None, memory_budget_bytes=budget) as runner:
+        assert runner.plan_chunk(g, 3, 1000, "hebt_sirt", "batched") == c2 and runner.slots == 2
+    with Runner(None, memory_budget_bytes=operator_bytes(g) + chunk_bytes(g, 3, 1, "hebt_sirt")) as runner:
+        assert runner.plan_chunk(g, 3, 1000, "hebt_sirt", "batched") == 1 and runner.slots == 1
+        assert runner.describe() == "in process"
 
 
 def test_memory_budget_sizes_the_chunks(tmp_path, series, factors, reference):
@@ -310,6 +333,30 @@ def test_resolve_scheduler(monkeypatch):
     assert resolve_scheduler("inprocess") == ("inprocess", None)
     with pytest.raises(ValueError, match="positive number of workers"):
         resolve_scheduler("local:0")
+
+
+@pytest.mark.parametrize("method", ["eds_sirt", "fused_tv"])
+def test_in_process_chunks_two_at_once_equal_one_solve(series, factors, monkeypatch, method):
+    """In process, chunks run two at once on threads (each with its share of numba's threads): the bits of one solve."""
+    import threading
+
+    import chemtomo.pipeline.distributed as dist
+    import chemtomo.projector as proj
+
+    params = {"n_iter": 15} if method == "eds_sirt" else {"n_iter": 20, "mu": 0.1}
+    one = reconstruct_series(series, factors, method=method, params=params, chunk_slices=series.n_slices)
+    names = []
+
+    def chunk(spec, data):
+        names.append(threading.current_thread().name)
+        return reconstruct_chunk(spec, data)
+
+    monkeypatch.setattr(proj, "concurrent_workers", lambda n_tasks=None: 2)
+    monkeypatch.setattr(dist, "reconstruct_chunk", chunk)
+    res = reconstruct_series(series, factors, method=method, params=params, chunk_slices=3)
+    assert np.array_equal(res.maps, one.maps) and np.array_equal(res.composition.mask, one.composition.mask)
+    assert len(names) == 12 and all(n.startswith("chemtomo-solve") for n in names)  # 6 chunks, and the HAADF volume's 6
+    assert res.parameters["scheduler"] == "in process (2 chunks at once)"
 
 
 def test_local_cluster_equals_in_process(tmp_path, series, factors, reference):

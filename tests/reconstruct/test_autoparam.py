@@ -227,16 +227,19 @@ def test_tv_path_resumes_a_solve_at_the_same_weight(disk):
         tv_path(W, noisy, [], n_iter=5, warm_iterations=5, model="poisson")
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("prior", [{}, {"prior": "huber", "huber_delta": 0.3, "slice_block": 3}])
-def test_tv_rule_column_groups_give_the_bits_of_one_solve(disk, monkeypatch, prior):
+def test_tv_rule_column_groups_give_the_bits_of_one_solve(disk, monkeypatch, prior, workers):
     """The batched rule's columns solved in small groups: the same scores and choice, bit for bit.
 
     The columns (folds x candidates x slices) are independent problems, or blocks of coupled
     slices with a prior across slices, so the groups must not change a bit; the groups are cut
-    at 1 column (TV) or 1 block of 3 (Huber across slices) here.
+    at 1 column (TV) or 1 block of 3 (Huber across slices) here, and run one at a time or two
+    at once on threads.
     """
     import chemtomo.reconstruct.autoparam as ap
 
+    monkeypatch.setattr(ap, "concurrent_workers", lambda n_tasks=None: min(workers, n_tasks or workers))
     g, W, X, mean = disk
     noisy = np.random.default_rng(11).poisson(np.repeat(2.0 * mean, 3, axis=2)).astype(np.float32)
     mus = (0.06, 0.24)

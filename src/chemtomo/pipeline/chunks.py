@@ -17,7 +17,6 @@ from ..geometry import sinogram_to_columns
 from ..reconstruct import ChannelData
 from ..tiltseries import TiltSeries
 from .distributed import ChunkSpec, Runner
-from .memory import plan_chunk_slices
 
 log = logging.getLogger("chemtomo.pipeline")
 
@@ -130,9 +129,7 @@ def haadf_sirt_volume(runner: Runner, series: TiltSeries, n_iter: int, backend: 
     """
     geom = series.haadf_geometry()
     spec = ChunkSpec(geom.key(), backend, "eds_sirt", {"n_iter": int(n_iter)}, group=group)
-    chunk = int(chunk_slices) if chunk_slices else plan_chunk_slices(
-        geom, 1, series.n_slices, "eds_sirt", runner.slot_bytes, backend,
-        1 if runner.kind == "inprocess" else max(8, 4 * runner.slots))
+    chunk = int(chunk_slices) if chunk_slices else runner.plan_chunk(geom, 1, series.n_slices, "eds_sirt", backend)
     vol, _ = solve_in_memory(runner, spec, lambda a, b: haadf_channel_data(series, a, b), 1, series.n_slices,
                              geom.n_grid, chunk)
     return vol[0]

@@ -6,8 +6,11 @@ volume is cut into chunks of slices, each one batched solve
 the filtered series and the response ratios before the chunks, the particle
 mask after them. A :class:`Runner` decides where the chunks run:
 
-- in this process (the default): a loop over chunks, no Dask needed. The
-  batched operator already uses every core of the machine, so a cluster on one
+- in this process (the default), no Dask needed: the chunks run on as many Python
+  threads as numba has (:func:`~chemtomo.projector.concurrent_workers`), each with its
+  share of numba's threads. A regularised solve alone keeps two cores only ~60 % busy
+  (its iteration is a chain of short parallel passes); two chunks at once keep both
+  busy, and a chunk's maps do not depend on its thread count. A cluster on one
   machine only adds start-up and copying (measured in ``bench/dask_scaling.py``);
 - ``"local"`` or ``"local:N"``: a ``dask.distributed.LocalCluster`` of N
   single-threaded worker processes (default one per core);
@@ -47,7 +50,7 @@ import numpy as np
 
 from ..geometry import TiltGeometry, columns_to_volume
 from ..reconstruct import ChannelData, MethodParams, WarmStart, get_method
-from .memory import _BUDGET_FILL, WORKER_BASELINE_BYTES, default_memory_budget
+from .memory import _BUDGET_FILL, WORKER_BASELINE_BYTES, default_memory_budget, plan_chunk_slices
 
 log = logging.getLogger("chemtomo.pipeline")
 
@@ -312,9 +315,11 @@ class Runner:
     ----------
     kind : {"inprocess", "local", "address", "client"}
     slots : int
-        Chunks that run at once (threads over all workers).
+        Chunks that run at once (threads over all workers; in process, the Python
+        threads of :func:`~chemtomo.projector.map_threads`).
     slot_bytes : float
-        Memory one running chunk may use (projector + solve).
+        Memory one running chunk may use (projector + solve); in process, the whole
+        budget, which the chunks at once share with one projector (:meth:`plan_chunk`).
     threads : int or None
         Threads a task's operator may use (LocalCluster: cores per worker).
     """
@@ -328,7 +333,7 @@ class Runner:
     def describe(self) -> str:
         """Where the chunks run, as text for the log: in process, a LocalCluster, or a cluster's address."""
         if self.kind == "inprocess":
-            return "in process"
+            return "in process" + (f" ({self.slots} chunks at once)" if self.slots > 1 else "")
         if self.kind == "local":
             return f"LocalCluster of {self.slots} workers"
         addr = getattr(self.client, "scheduler", None)
@@ -345,7 +350,9 @@ class Runner:
     def _start(self) -> None:
         budget = self.memory_budget_bytes
         if self.kind == "inprocess":
-            self.slots = 1
+            from ..projector import concurrent_workers
+
+            self.slots = concurrent_workers()
             self.slot_bytes = float(budget if budget else default_memory_budget())
             return
         try:
@@ -402,6 +409,28 @@ class Runner:
                 self.cluster.close()
         self.client = self.cluster = None
 
+    def plan_chunk(self, geom: TiltGeometry, n_lines: int, n_slices: int, method: str, backend: str,
+                   store: bool = False, haadf_geom: TiltGeometry | None = None, halo_slices: int = 0) -> int:
+        """Slices per chunk for this runner (:func:`~chemtomo.pipeline.memory.plan_chunk_slices`).
+
+        At least enough chunks to keep every slot busy: in process without a store, as few
+        as memory allows beyond that; otherwise at least 8 and 4 per slot, to balance the
+        load and lose little to a kill. In process the chunks at once share one projector
+        and the budget; when it cannot hold a slice for each, they run one at a time (and
+        :attr:`slots` says so).
+        """
+        while True:
+            min_chunks = self.slots if (self.kind == "inprocess" and not store) else max(8, 4 * self.slots)
+            at_once = self.slots if self.kind == "inprocess" else 1
+            try:
+                return plan_chunk_slices(geom, n_lines, n_slices, method, self.slot_bytes, backend, min_chunks,
+                                         haadf_geom, halo_slices, at_once)
+            except MemoryError:
+                if at_once == 1:
+                    raise
+                log.info("the memory budget holds one chunk at a time: chunks run one after another")
+                self.slots = 1
+
     def run(self, spec: ChunkSpec, tasks: Iterable[tuple[int, int, int]],
             make_data: Callable[[int, int], ChannelData],
             on_done: Callable[[int, int, int, ChunkOutput], None]) -> None:
@@ -413,8 +442,11 @@ class Runner:
         """
         tasks = list(tasks)
         if self.kind == "inprocess":
-            for i, a, b in tasks:
-                on_done(i, a, b, reconstruct_chunk(spec, make_data(a, b)))
+            from ..projector import THREAD_SAFE_BACKENDS, map_threads
+
+            workers = self.slots if spec.backend in THREAD_SAFE_BACKENDS else 1
+            for j, out in map_threads(lambda t: reconstruct_chunk(spec, make_data(t[1], t[2])), tasks, workers):
+                on_done(*tasks[j], out)
             return
         self._run_dask(spec.with_threads(self.threads), tasks, make_data, on_done)
 

@@ -37,7 +37,6 @@ from ..reconstruct import MethodParams, get_method
 from ..tiltseries import TiltSeries
 from .chunks import haadf_channel_data, solve_in_memory
 from .distributed import ChunkSpec, Runner, chunk_operator
-from .memory import plan_chunk_slices
 from .volume import VolumeResult
 
 #: HAADF-only method -> the registered engine that runs it on one channel.
@@ -155,8 +154,7 @@ def reconstruct_haadf(
         if chunk_slices:
             chunk = int(chunk_slices)
         else:
-            min_chunks = 1 if runner.kind == "inprocess" else max(8, 4 * runner.slots)
-            chunk = plan_chunk_slices(geom, 1, n_slices, engine, runner.slot_bytes, backend, min_chunks)
+            chunk = runner.plan_chunk(geom, 1, n_slices, engine, backend)
         bar = None
         if progress:
             from tqdm.auto import tqdm

@@ -60,8 +60,8 @@ def operator_bytes(geom: TiltGeometry, backend: str = DEFAULT_BACKEND) -> int:
 
 def plan_chunk_slices(geom: TiltGeometry, n_lines: int, n_slices: int, method: str, budget_bytes: float,
                       backend: str = DEFAULT_BACKEND, min_chunks: int = 1,
-                      haadf_geom: TiltGeometry | None = None, halo_slices: int = 0) -> int:
-    """Slices per chunk so that the projector plus one chunk fit ``budget_bytes``.
+                      haadf_geom: TiltGeometry | None = None, halo_slices: int = 0, slots: int = 1) -> int:
+    """Slices per chunk so that the projector plus ``slots`` chunks fit ``budget_bytes``.
 
     Parameters
     ----------
@@ -80,23 +80,29 @@ def plan_chunk_slices(geom: TiltGeometry, n_lines: int, n_slices: int, method: s
         Context slices solved on each side of a chunk and dropped after
         (:meth:`chemtomo.reconstruct.Method.halo_slices`: a prior across slices): a
         chunk of ``c`` slices solves up to ``c + 2 halo_slices``.
+    slots : int
+        Chunks solved at once that share one projector (threads of one process): the
+        budget holds the projector once and ``slots`` chunks.
 
     Raises
     ------
     MemoryError
-        Not even one slice fits: the message names the memory one slice needs.
+        Not even one slice per slot fits: the message names the memory one slice needs.
     """
     op_bytes = operator_bytes(geom, backend) + (0 if haadf_geom is None else operator_bytes(haadf_geom, backend))
-    free = float(budget_bytes) - op_bytes
     halo = int(halo_slices)
     if halo < 0:
         raise ValueError(f"halo_slices must be >= 0, got {halo_slices!r}")
+    if isinstance(slots, bool) or int(slots) != slots or slots < 1:
+        raise ValueError(f"slots must be a positive integer, got {slots!r}")
+    free = (float(budget_bytes) - op_bytes) / int(slots)
     one = chunk_bytes(geom, n_lines, 1 + 2 * halo, method, backend, haadf_geom)
     if free < one:
+        at_once = f" for each of {slots} chunks at once" if slots > 1 else ""
         raise MemoryError(
             f"one slice of {n_lines} lines on a {geom.n_grid}^2 grid"
-            + (f" with {halo} context slices on each side" if halo else "") + " needs "
-            + f"{(one + op_bytes) / 2**30:.2f} "
+            + (f" with {halo} context slices on each side" if halo else "") + at_once + " needs "
+            + f"{(int(slots) * one + op_bytes) / 2**30:.2f} "
             f"GiB with the projector, more than the budget of {budget_bytes / 2**30:.2f} GiB: give more memory "
             "per worker")
     per_slice = chunk_bytes(geom, n_lines, 2 + 2 * halo, method, backend, haadf_geom) - one

@@ -426,9 +426,9 @@ class VolumeStore:
         return self.group["maps"]
 
     def records(self) -> dict[int, ChunkRecord]:
-        """The chunks recorded as written (not yet verified)."""
+        """The chunks recorded as written (not yet verified), in the order of their index (not of their writing)."""
         raw = dict(self.group.attrs).get(_CHUNKS, {})
-        return {int(i): ChunkRecord.from_dict(int(i), d) for i, d in raw.items()}
+        return {int(i): ChunkRecord.from_dict(int(i), d) for i, d in sorted(raw.items(), key=lambda kv: int(kv[0]))}
 
     def read_chunk(self, index: int) -> np.ndarray:
         """Chunk ``index``'s maps ``(k, stop - start, n_grid, n_grid)``, read from disk."""

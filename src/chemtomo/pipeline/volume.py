@@ -50,7 +50,6 @@ from .chunks import (
     solve_in_memory,
 )
 from .distributed import ChunkSpec, Runner, chunk_operator
-from .memory import plan_chunk_slices
 from .store import Fingerprint, StoreArray, VolumeStore, array_sha256
 from .store_quantify import quantify_store
 
@@ -358,11 +357,8 @@ def reconstruct_series(
         if chunk_slices:
             chunk = int(chunk_slices)
         else:
-            # in process without a store: as few chunks as memory allows (the old default: all at once);
-            # otherwise enough chunks to keep every slot busy and to lose little to a kill
-            min_chunks = 1 if (runner.kind == "inprocess" and store is None) else max(8, 4 * runner.slots)
-            chunk = plan_chunk_slices(geom, k, n_slices, method, runner.slot_bytes, backend, min_chunks,
-                                      haadf_geom, halo)  # every chunk carries the HAADF's rays and its halo
+            # every chunk carries the HAADF's rays and its halo
+            chunk = runner.plan_chunk(geom, k, n_slices, method, backend, store is not None, haadf_geom, halo)
         if progress:
             from tqdm.auto import tqdm
 

@@ -64,6 +64,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..geometry import match_tilts
+from ..projector import concurrent_workers, map_threads
 from ..projector.base import DTYPE, Operator
 from ..projector.columns import HebtColumns, HebtColumnsModal
 from .fused import tv_constants, tv_solve
@@ -453,20 +454,32 @@ def _grouped_tv_solve(W, b, model, col_mu, h, r, col_mask, constants, n_iter, so
 
     The columns are independent problems with the volume's constants (or blocks of
     ``slice_block`` coupled ones, kept whole), so the groups give the maps of one solve of
-    them all, bit for bit (tested), at a smaller working set.
+    them all, bit for bit (tested), at a smaller working set. With two or more cores the
+    groups run at once on threads (:func:`~chemtomo.projector.map_threads`), their count a
+    multiple of the workers.
     """
     k, _, m = b.shape
     block = int(solver.get("slice_block") or 1)  # a prior across slices couples blocks of consecutive columns
     group = max(1, RULE_GROUP_BYTES // (k * W.shape[1] * np.dtype(DTYPE).itemsize)) // block * block or block
+    n_groups = -(-m // group)
+    workers = concurrent_workers(n_groups)
+    if workers > 1:  # as many groups per worker, as even as the blocks allow
+        n_groups = -(-n_groups // workers) * workers
+        per = -(-m // n_groups)
+        group = -(-per // block) * block
     haadf_mask = solver.get("haadf_ray_mask")
     x = np.empty((k, W.shape[1], m), DTYPE)
-    for a in range(0, m, group):
+
+    def solve(a):
         cols = slice(a, min(a + group, m))
         kw = solver if haadf_mask is None else {**solver, "haadf_ray_mask": haadf_mask[:, cols]}
-        x[:, :, cols] = tv_solve(W, np.ascontiguousarray(b[:, :, cols]), model=model, mu=col_mu[cols],
-                                 haadf=None if h is None else np.ascontiguousarray(h[:, cols]), r=r,
-                                 ray_mask=np.ascontiguousarray(col_mask[:, cols]), constants=constants,
-                                 n_iter=n_iter, **kw).x
+        return cols, tv_solve(W, np.ascontiguousarray(b[:, :, cols]), model=model, mu=col_mu[cols],
+                              haadf=None if h is None else np.ascontiguousarray(h[:, cols]), r=r,
+                              ray_mask=np.ascontiguousarray(col_mask[:, cols]), constants=constants,
+                              n_iter=n_iter, **kw).x
+
+    for _, (cols, xg) in map_threads(solve, range(0, m, group), workers):
+        x[:, :, cols] = xg
     return x
 
 
