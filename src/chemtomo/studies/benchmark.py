@@ -386,7 +386,8 @@ def sweep(series: TiltSeries, factors: Factors, method: str, grid: dict, base: d
     -------
     list of dict
         ``{"params": point, "maps": (k, s, n, n), "weight": (k, s, n, n), "elements": [...],
-        "seconds": float, "mask": str}`` per point; ``seconds`` is the point's share of its solve.
+        "seconds": float, "mask": str, "factor": "f" or "z"}`` per point; ``seconds`` is the
+        point's share of its solve, ``factor`` the one the maps are quantified by.
     """
     m = get_method(method)
     lines = series.lines
@@ -415,7 +416,7 @@ def sweep(series: TiltSeries, factors: Factors, method: str, grid: dict, base: d
         maps = np.stack([columns_to_volume(c, n_grid) for c in cols]).astype(np.float32, copy=False)
         weight, mask = quantify_maps(maps, factors, lines, factor, mask_method)
         return {"params": point, "maps": maps, "weight": weight, "elements": elements, "seconds": seconds,
-                "mask": mask}
+                "mask": mask, "factor": factor}
 
     names = list(grid)
     others = [k for k in names if k != "n"]
