@@ -194,6 +194,43 @@ def _print_masks(out: dict) -> None:
         print(f"  [{mk}]\n    " + "\n    ".join(row), flush=True)
 
 
+def _summary(outs: list[dict]) -> None:
+    """Print one markdown table over the cases' ``masks`` JSON files.
+
+    Per mask and case: each method's best and auto inside MSE (auto over best), the best
+    automatic result's inside MSE and the lowest automatic union score, both over svmbir's
+    best under the same mask, and the voxels the best automatic result's mask misses and adds
+    (fractions of the particle).
+    """
+    methods = [m for m in outs[0]["methods"] if m != "svmbir"]
+    head = (["mask", "case"] + [f"{m} best / auto (x)" for m in methods]
+            + ["best auto (inside / union)", "/ svmbir best: inside, union", "missed, added"])
+    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    for mk in outs[0]["masks"]:
+        for out in outs:
+            row = [mk, f"{out['specimen']} x{out['dose']:g}"]
+            autos = {}
+            for name in methods:
+                v = out["methods"][name]
+                b = min(e[mk]["mse_fraction_inside"] for e in v["sweep"])
+                a = v["auto"][mk]
+                autos[name] = a
+                row.append(f"{b:.2e} / {a['mse_fraction_inside']:.2e} ({a['mse_fraction_inside'] / b:.2f})")
+            win = min(autos, key=lambda n: autos[n]["mse_fraction_inside"])
+            a = autos[win]
+            union = min(x["mse_fraction_particle_or_mask"] for x in autos.values())
+            row.append(f"{win} {a['mse_fraction_inside']:.2e} / {union:.2e}")
+            sv = out["methods"].get("svmbir")
+            if sv:
+                pi = min(e[mk]["mse_fraction_inside"] for e in sv["sweep"])
+                pu = min(e[mk]["mse_fraction_particle_or_mask"] for e in sv["sweep"])
+                row.append(f"{a['mse_fraction_inside'] / pi:.2f}, {union / pu:.2f}")
+            else:
+                row.append("-")
+            row.append(f"{a['particle_missed_by_mask']:.3f}, {a['mask_outside_particle']:.3f}")
+            print("| " + " | ".join(row) + " |")
+
+
 def main() -> None:
     """Command line (see the module)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -211,16 +248,20 @@ def main() -> None:
     k.add_argument("--dose", type=float, default=0.1)
     k.add_argument("--methods", nargs="+", default=["eds_sirt", "fused_tv", "fused_huber"])
     k.add_argument("--svmbir", action="store_true", help="svmbir's grid too (from the peers' venv)")
-    k.add_argument("--out", required=True, help="JSON of every point's scores under every mask")
+    k.add_argument("--out", help="JSON of every point's scores under every mask")
+    k.add_argument("--summary", nargs="+", metavar="JSON", help="one table over these cases' --out files (no solves)")
     k.add_argument("--show", action="store_true", help="print the table of --out (no solves)")
     p = sub.add_parser("projector")
     p.add_argument("--specimens", nargs="+", default=["diffuse_alloy", "core_shell"])
     args = ap.parse_args()
-    if args.part == "masks" and args.show:
+    if args.part == "masks" and (args.show or args.summary):
         import json
 
-        with open(args.out) as fh:
-            _print_masks(json.load(fh))
+        outs = []
+        for path in args.summary or [args.out]:
+            with open(path) as fh:
+                outs.append(json.load(fh))
+        (_summary(outs) if args.summary else _print_masks(outs[0]))
         return
     {"mask": run_mask, "masks": run_masks, "projector": run_projector}[args.part](args)
 
