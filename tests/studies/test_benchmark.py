@@ -222,3 +222,14 @@ def test_config_refuses_a_bad_mask_edge_level():
         tiny(mask_edge_level=1.0)
     with pytest.raises(ValueError, match="mask_edge_level 0.4"):
         tiny(mask_method="otsu", mask_edge_level=0.4)
+
+
+def test_cli_mask_edge_level_refused_without_the_suite_or_out_of_range(tmp_path, capsys):
+    """``--mask-edge-level`` sets the suite's mask: refused for a study without the suite and outside (0, 1)."""
+    from chemtomo.cli import main
+
+    assert main(["benchmark", "--study", "tilt_sets", "--mask-edge-level", "0.35", "--out", str(tmp_path)]) == 2
+    assert "--mask-edge-level" in capsys.readouterr().err
+    assert main(["benchmark", "--study", "suite", "--mask-edge-level", "1.5", "--out", str(tmp_path)]) == 2
+    assert "edge_level" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before any work
