@@ -194,6 +194,25 @@ def _print_masks(out: dict) -> None:
         print(f"  [{mk}]\n    " + "\n    ".join(row), flush=True)
 
 
+def _summary_union(outs: list[dict]) -> None:
+    """Print the union score (``mse_fraction_particle_or_mask``) table: per mask and case, each method's best / auto."""
+    names = list(outs[0]["methods"])
+    head = ["mask", "case"] + [f"{m} union best / auto (x)" for m in names]
+    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    for mk in outs[0]["masks"]:
+        for out in outs:
+            row = [mk, f"{out['specimen']} x{out['dose']:g}"]
+            for name in names:
+                v = out["methods"][name]
+                b = min(e[mk]["mse_fraction_particle_or_mask"] for e in v["sweep"])
+                if "auto" in v:
+                    a = v["auto"][mk]["mse_fraction_particle_or_mask"]
+                    row.append(f"{b:.2e} / {a:.2e} ({a / b:.2f})")
+                else:
+                    row.append(f"{b:.2e} / -")
+            print("| " + " | ".join(row) + " |")
+
+
 def _summary(outs: list[dict]) -> None:
     """Print one markdown table over the cases' ``masks`` JSON files.
 
@@ -250,6 +269,7 @@ def main() -> None:
     k.add_argument("--svmbir", action="store_true", help="svmbir's grid too (from the peers' venv)")
     k.add_argument("--out", help="JSON of every point's scores under every mask")
     k.add_argument("--summary", nargs="+", metavar="JSON", help="one table over these cases' --out files (no solves)")
+    k.add_argument("--union", action="store_true", help="with --summary: each method's union score, best / auto")
     k.add_argument("--show", action="store_true", help="print the table of --out (no solves)")
     p = sub.add_parser("projector")
     p.add_argument("--specimens", nargs="+", default=["diffuse_alloy", "core_shell"])
@@ -261,7 +281,10 @@ def main() -> None:
         for path in args.summary or [args.out]:
             with open(path) as fh:
                 outs.append(json.load(fh))
-        (_summary(outs) if args.summary else _print_masks(outs[0]))
+        if args.summary:
+            (_summary_union if args.union else _summary)(outs)
+        else:
+            _print_masks(outs[0])
         return
     {"mask": run_mask, "masks": run_masks, "projector": run_projector}[args.part](args)
 
