@@ -1,6 +1,6 @@
 """The svmbir gap on the diffuse alloy (issue 13): the measurements behind docs/solvers.md's section.
 
-Three parts, on the quick suite's problem (``BenchmarkConfig.quick()``: n = 24, the 8
+Four parts, on the quick suite's problem (``BenchmarkConfig.quick()``: n = 24, the 8
 middle slices, 29 tilts at +-70 degrees, 200 kV, noise seed 0):
 
 - ``mask``: svmbir at the points ``sharpness x snr_db`` and fused_huber at points of ``mu x huber``
@@ -8,6 +8,12 @@ middle slices, 29 tilts at +-70 degrees, 200 kV, noise seed 0):
   MSE with the ESF mask), with the truth's particle as the mask, and on the particle's and
   the mask's voxels together; the ESF threshold as a fraction of the plateau over the
   background; the particle voxels the mask misses and the ones it adds.
+- ``masks``: every method's sweep (the benchmark's quick grid; ``fused_huber`` its default
+  grid), its automatic result and (``--svmbir``) svmbir's sweep, each solved once and
+  quantified under every mask of :data:`MASKS` (the ESF at edge levels 0.5-0.3 on each
+  result's own total, on the HAADF SIRT volume, or on EDS-SIRT's automatic total: one mask
+  per data set); ``--summary`` prints one table over the cases' JSON files (``--union``:
+  each method's union score).
 - ``projector``: the noiseless HAADF against the voxel projector applied to the truth's
   ``sum_A z_A rho_A`` on the reconstruction grid (one least-squares scale): the model
   error of a continuous specimen, rms and largest, as fractions of the mean HAADF.
@@ -17,6 +23,9 @@ Run (svmbir from the peers' venv)::
     PYTHONPATH=src /work/peersvenv/bin/python scripts/svmbir_gap_study.py mask --specimen diffuse_alloy \
         --dose 0.1 --sharpness -3 -1 0 --snr-db 20 30 --mu 0.24 0.34 --huber 0.3 1 --eps 0.01 0.05
     PYTHONPATH=src python scripts/svmbir_gap_study.py projector
+    PYTHONPATH=src /work/peersvenv/bin/python scripts/svmbir_gap_study.py masks --specimen core_shell --dose 1 \
+        --svmbir --out /tmp/masks/cs1.json
+    PYTHONPATH=src python scripts/svmbir_gap_study.py masks --summary /tmp/masks/{cs1,cs01,da1,da01}.json
 """
 
 from __future__ import annotations
