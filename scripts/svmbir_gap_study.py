@@ -1,6 +1,6 @@
 """The svmbir gap on the diffuse alloy (issue 13): the measurements behind docs/solvers.md's section.
 
-Four parts, on the quick suite's problem (``BenchmarkConfig.quick()``: n = 24, the 8
+The parts, on the quick suite's problem (``BenchmarkConfig.quick()``: n = 24, the 8
 middle slices, 29 tilts at +-70 degrees, 200 kV, noise seed 0):
 
 - ``mask``: svmbir at the points ``sharpness x snr_db`` and fused_huber at points of ``mu x huber``
