@@ -63,7 +63,7 @@ from chemtomo.preprocess import FILTER_SIGMA_PX, gaussian_filter_stack
 from chemtomo.projector import make_modality_operator
 from chemtomo.projector.base import DTYPE
 from chemtomo.projector.batched import default_group
-from chemtomo.quantify import particle_mask, total_signal
+from chemtomo.quantify import ESF_EDGE_LEVEL, particle_mask, total_signal
 from chemtomo.reconstruct import ChannelData, estimate_response_ratios, get_method
 from chemtomo.reconstruct.autoparam import _log_parabola_min
 from chemtomo.reconstruct.fused import tv_solve
@@ -95,15 +95,17 @@ def problem(name: str, dose: float):
 METRICS = ("mse_fraction_inside", "mse_fraction_on_mask", "mse_fraction_particle_or_mask")
 
 
-def inside_mse(series, factors, truth, method: str, points: list[dict], metrics: dict | None = None) -> list[float]:
+def inside_mse(series, factors, truth, method: str, points: list[dict], metrics: dict | None = None,
+               edge_level: float = ESF_EDGE_LEVEL) -> list[float]:
     """The benchmark's inside MSE at each ``{"mu", "huber"}`` point (one full-data solve each).
 
-    ``metrics``, when given, collects each of :data:`METRICS` per point (lists by name).
+    ``metrics``, when given, collects each of :data:`METRICS` per point (lists by name);
+    ``edge_level``: the ESF mask's place on the particle-background step (``--edge-level``).
     """
     out = []
     for p in points:
         grid = {k: (v,) for k, v in p.items()}
-        c = sweep(series, factors, method, grid)[0]
+        c = sweep(series, factors, method, grid, edge_level=edge_level)[0]
         sc = score(truth, c["maps"], c["weight"], c["elements"])
         out.append(sc["mse_fraction_inside"])
         if metrics is not None:
@@ -200,7 +202,7 @@ def run_case(args) -> dict:
             raise ValueError(f"{args.oracle_from} holds another oracle grid: {prev['oracle_grid']}")
         oracle = prev["oracle_mse"]
     else:
-        oracle = inside_mse(series, factors, truth, args.method, pts, metrics)
+        oracle = inside_mse(series, factors, truth, args.method, pts, metrics, args.edge_level)
     print(f"{args.specimen} x{args.dose:g} oracle sweep done", flush=True)
     if args.oracle_only:
         out = {"oracle_grid": pts, "oracle_mse": oracle, "metrics": metrics}
@@ -217,7 +219,7 @@ def run_case(args) -> dict:
     for c in choices.values():
         if args.method == "fused_tv":
             c.pop("huber")
-    chosen = inside_mse(series, factors, truth, args.method, list(choices.values()))
+    chosen = inside_mse(series, factors, truth, args.method, list(choices.values()), edge_level=args.edge_level)
     ib = int(np.argmin(oracle))
     out = {"specimen": args.specimen, "dose": args.dose, "method": args.method, "oracle_grid": pts,
            "oracle_mse": oracle, "best": {**pts[ib], "mse": oracle[ib]}, "rule_mus": rule_mus,
@@ -329,6 +331,9 @@ def main(argv=None) -> None:
     ap.add_argument("--rule-mu", nargs="+", type=float, default=None, help="the rule's mu grid (the method's)")
     ap.add_argument("--huber", nargs="+", type=float, default=list(HUBER_GRID))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--edge-level", type=float, default=ESF_EDGE_LEVEL,
+                    help="the scores' ESF mask at this fraction of the particle-background step (default 0.5; "
+                         "the 'mask' score of the rule's training maps keeps 0.5)")
     ap.add_argument("--oracle-only", action="store_true", help="only the oracle sweep (e.g. a wider --mu grid)")
     ap.add_argument("--oracle-from", default=None, help="take the oracle sweep from this JSON (same case and grid)")
     ap.add_argument("--combine", nargs="+", default=None, help="cases' JSON files: the LOSO factor and one table")

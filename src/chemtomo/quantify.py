@@ -141,8 +141,40 @@ ESF_MAX_VOXELS = 4_000_000
 ESF_SEED = 0
 
 
+#: The ESF threshold's default place on the particle-background step: its half-way point.
+ESF_EDGE_LEVEL = 0.5
+
+
+def check_edge_level(edge_level) -> float:
+    """The ESF threshold's level on the particle-background step as a float, refused outside (0, 1).
+
+    Parameters
+    ----------
+    edge_level : float
+        Fraction of the fitted step's height above the background side.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        Not a number strictly between 0 and 1.
+    """
+    try:
+        q = float("nan") if isinstance(edge_level, (bool, str)) else float(edge_level)
+    except (TypeError, ValueError):
+        q = float("nan")
+    if not (0.0 < q < 1.0):
+        raise ValueError(f"edge_level must be a number strictly between 0 and 1 (the fraction of the fitted "
+                         f"particle-background step above the background; {ESF_EDGE_LEVEL} its half-way point), "
+                         f"got {edge_level!r}")
+    return q
+
+
 def esf_threshold(total, n_samples: int = 256, max_edges: int = 3, max_voxels: int = ESF_MAX_VOXELS,
-                  seed: int = ESF_SEED) -> Threshold:
+                  seed: int = ESF_SEED, edge_level: float = ESF_EDGE_LEVEL) -> Threshold:
     """Threshold by the edge-spread-function (ESF) method.
 
     Sorting the voxels by signal, the threshold ``t(V)`` at which a volume
@@ -164,7 +196,29 @@ def esf_threshold(total, n_samples: int = 256, max_edges: int = 3, max_voxels: i
         Most steps tried in the fit (a core-shell particle has two phases).
     max_voxels : int
         Larger maps are subsampled (fixed seed) to this many voxels for the fit.
+    seed : int
+        Seed of that subsample.
+    edge_level : float
+        Where on the particle-background step the threshold lies, as a fraction of the
+        step's fitted height above the background side: 0.5 (the default) its centre;
+        lower keeps more of the particle's edge voxels (a voxel half filled by the
+        particle reconstructs below the step's half-way point when the reconstruction
+        blurs a convex edge). The threshold is the fitted curve at the step's centre
+        minus ``(0.5 - edge_level)`` times the step's height.
+
+    Returns
+    -------
+    Threshold
+        ``method`` ``"esf"``; ``curve`` holds ``volumes``, ``thresholds``, ``fitted``,
+        ``edges`` (height, centre, width per step) and ``background``.
+
+    Raises
+    ------
+    ValueError
+        Too small a map or no positive signal; the fit does not converge; no
+        particle-background edge; ``edge_level`` outside (0, 1).
     """
+    edge_level = check_edge_level(edge_level)
     total = np.asarray(total, dtype=np.float64)
     if total.size < 16 or not np.any(total > 0):
         raise ValueError("esf_threshold needs a map with at least 16 voxels and some positive signal")
@@ -211,7 +265,8 @@ def esf_threshold(total, n_samples: int = 256, max_edges: int = 3, max_voxels: i
             f"{c_last:.3f} with width {w_last:.3f}): the signal falls off without a plateau, as for a "
             "sample wider than the field of view; use the Otsu mask (--mask otsu) or give a threshold"
         )
-    value = scale * float(_edges(np.array([c_last]), *p)[0])
+    # the step's centre, moved down (edge_level < 0.5) by that fraction of its height; 0.5 subtracts exactly 0
+    value = scale * (float(_edges(np.array([c_last]), *p)[0]) - (0.5 - edge_level) * float(edges[-1, 0]))
     edges[:, 0] *= scale
     fit = {"edges": edges.tolist(), "background": scale * float(p[0]), "fitted": scale * _edges(v, *p)}
     return Threshold(value, "esf", _volume(total, value), _stability(total, value),
@@ -270,7 +325,8 @@ def check_threshold(threshold, signal_range: tuple[float, float] | None = None) 
 
 
 
-def particle_mask(total, method: MaskMethod = "esf", threshold: float | None = None):
+def particle_mask(total, method: MaskMethod = "esf", threshold: float | None = None,
+                  edge_level: float = ESF_EDGE_LEVEL):
     """``(mask, Threshold)`` for the total signal; ``threshold`` overrides the method.
 
     Parameters
@@ -282,6 +338,9 @@ def particle_mask(total, method: MaskMethod = "esf", threshold: float | None = N
     threshold : float, optional
         A given threshold, checked by :func:`check_threshold` (finite, leaving
         neither an empty mask nor the whole grid).
+    edge_level : float
+        The ESF threshold's place on the particle-background step
+        (:func:`esf_threshold`; default 0.5, the step's centre); only with ``"esf"``.
 
     Returns
     -------
@@ -289,11 +348,15 @@ def particle_mask(total, method: MaskMethod = "esf", threshold: float | None = N
     threshold : Threshold
     """
     total = np.asarray(total, dtype=np.float64)
+    edge_level = check_edge_level(edge_level)
+    if edge_level != ESF_EDGE_LEVEL and (threshold is not None or method != "esf"):
+        raise ValueError(f"edge_level {edge_level:g} places the ESF threshold: it needs method 'esf' and no given "
+                         f"threshold, got method {method!r}, threshold {threshold!r}")
     if threshold is not None:
         t = check_threshold(threshold, (float(total.min()), float(total.max())) if total.size else None)
         th = Threshold(t, "given", _volume(total, t), _stability(total, t))
     elif method == "esf":
-        th = esf_threshold(total)
+        th = esf_threshold(total, edge_level=edge_level)
     elif method == "otsu":
         th = otsu(total)
     else:
@@ -346,17 +409,40 @@ def check_one_line_per_element(lines, elements) -> None:
 
 
 def quantify(maps, factors, atomic_weights, lines, elements, mask_method: MaskMethod = "esf",
-             threshold: float | None = None) -> Composition:
+             threshold: float | None = None, edge_level: float = ESF_EDGE_LEVEL) -> Composition:
     """Mask, then weight and atomic fractions of ``maps`` (k, ...).
+
+    Parameters
+    ----------
+    maps : ndarray, (k, ...)
+        Reconstructed maps of the k lines.
+    factors : array_like, (k,)
+        ``f_A`` or ``z_A`` of the maps' lines (:func:`weight_fractions`).
+    atomic_weights : array_like, (k,)
+        Atomic weights of the lines' elements (g/mol).
+    lines, elements : sequence of str
+        The lines and the element of each (one line per element).
+    mask_method : {"esf", "otsu"}
+        How the particle mask's threshold is chosen (:func:`particle_mask`).
+    threshold : float, optional
+        A given threshold instead of ``mask_method``.
+    edge_level : float
+        The ESF threshold's place on the particle-background step (:func:`esf_threshold`;
+        default 0.5, the step's centre).
+
+    Returns
+    -------
+    Composition
 
     Raises
     ------
     ValueError
-        Two lines of one element (:func:`check_one_line_per_element`); a bad mask threshold.
+        Two lines of one element (:func:`check_one_line_per_element`); a bad mask threshold
+        or edge level.
     """
     check_one_line_per_element(lines, elements)
     total = total_signal(maps, factors)
-    mask, th = particle_mask(total, mask_method, threshold)
+    mask, th = particle_mask(total, mask_method, threshold, edge_level)
     w = weight_fractions(maps, factors, mask)
     a = atomic_fractions(w, atomic_weights)
     return Composition(list(lines), list(elements), w, a, mask, th)

@@ -188,3 +188,50 @@ def test_particle_or_mask_score_charges_the_masks_extra_voxels():
     s = score(truth, grown, grown, ["Au", "Ag"])
     assert s["mse_fraction_inside"] == 0.0
     assert s["mse_fraction_particle_or_mask"] == pytest.approx(12 * 0.5**2 / 16, rel=1e-12)
+
+
+def test_mask_edge_level_reaches_the_sweep_and_the_automatic_result(case):
+    """With ``mask_edge_level`` the sweep's and the automatic result's masks are the ESF's at that level.
+
+    Reference: the same maps quantified directly (``quantify`` with ``edge_level``), and the
+    default run: a lower level never gives a smaller mask.
+    """
+    from chemtomo.quantify import quantify
+    from chemtomo.studies.benchmark import run_case
+
+    spec, sim, series = case
+    truth = Truth.of(spec, (7, 9))
+    low, mid = (run_case(series, sim.factors, truth, "eds_sirt", tiny(mask_edge_level=q), reconstruct_series)
+                for q in (0.35, 0.5))
+    for which in ("best", "auto"):
+        assert low[which]["mask"] == "esf"
+        assert low[which]["mask_outside_particle"] >= mid[which]["mask_outside_particle"]
+        assert low[which]["particle_missed_by_mask"] <= mid[which]["particle_missed_by_mask"]
+    res = reconstruct_series(series, sim.factors, "eds_sirt", {"n_iter": low["auto"]["params"]["n"]})
+    lines = list(res.lines)
+    comp = quantify(np.asarray(res.maps), sim.factors.f(lines), sim.factors.atomic_weights(lines), lines,
+                    list(res.elements), edge_level=0.35)
+    got = score(truth, np.asarray(res.maps), comp.weight, list(res.elements))
+    assert low["auto"]["mse_fraction_inside"] == pytest.approx(got["mse_fraction_inside"], rel=1e-9)
+    # the level matters here: at the step's centre the same maps' mask is smaller
+    centre = quantify(np.asarray(res.maps), sim.factors.f(lines), sim.factors.atomic_weights(lines), lines,
+                      list(res.elements), edge_level=0.5)
+    assert comp.mask.sum() > centre.mask.sum()
+
+
+def test_config_refuses_a_bad_mask_edge_level():
+    with pytest.raises(ValueError, match="edge_level"):
+        tiny(mask_edge_level=1.0)
+    with pytest.raises(ValueError, match="mask_edge_level 0.4"):
+        tiny(mask_method="otsu", mask_edge_level=0.4)
+
+
+def test_cli_mask_edge_level_refused_without_the_suite_or_out_of_range(tmp_path, capsys):
+    """``--mask-edge-level`` sets the suite's mask: refused for a study without the suite and outside (0, 1)."""
+    from chemtomo.cli import main
+
+    assert main(["benchmark", "--study", "tilt_sets", "--mask-edge-level", "0.35", "--out", str(tmp_path)]) == 2
+    assert "--mask-edge-level" in capsys.readouterr().err
+    assert main(["benchmark", "--study", "suite", "--mask-edge-level", "1.5", "--out", str(tmp_path)]) == 2
+    assert "edge_level" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before any work

@@ -40,6 +40,9 @@ def add_parser(sub):
                    help="specimen suite: peers run beside the methods on the same series, quantified the same way, "
                         "oracle-tuned over their regularisation and at their own automatic setting, with a column "
                         "'chemtomo best-auto vs svmbir best' (default none; needs pip install -e \".[bench-peers]\")")
+    p.add_argument("--mask-edge-level", type=float, default=None, metavar="Q",
+                   help="specimen suite: the ESF mask's threshold at this fraction of the fitted particle-background "
+                        "step (default 0.5, its centre; lower keeps half-filled edge voxels)")
     _add_uncertainty_args(p)
     return p
 
@@ -154,6 +157,10 @@ def run(args) -> int:
             raise ValueError(f"--peers runs beside the specimen suite; --study {args.study} does not run it")
         require_peers(args.peers)  # refused before any work when a peer is not installed
         changes["peers"] = tuple(args.peers)
+    if args.mask_edge_level is not None:
+        if not suite:
+            raise ValueError(f"--mask-edge-level sets the specimen suite's mask; --study {args.study} does not run it")
+        changes["mask_edge_level"] = args.mask_edge_level
     if args.ranges:
         tchanges["ranges_deg"] = tuple(args.ranges)
     if args.cells:

@@ -51,7 +51,7 @@ from ..physics import Factors
 from ..preprocess import FILTER_SIGMA_PX, gaussian_filter_stack
 from ..projector import make_modality_operator
 from ..projector.batched import default_group
-from ..quantify import quantify
+from ..quantify import ESF_EDGE_LEVEL, check_edge_level, quantify
 from ..reconstruct import (
     ChannelData,
     estimate_response_ratios,
@@ -167,6 +167,12 @@ class BenchmarkConfig(StudyGrids):
     mask_method : {"esf", "otsu"}
         Particle mask of the quantification (the pipeline's default ``esf``; a
         reconstruction whose ESF fit finds no edge falls back to ``otsu`` and says so).
+    mask_edge_level : float
+        Where on the fitted particle-background step the ESF threshold lies
+        (:func:`chemtomo.quantify.esf_threshold`'s ``edge_level``; default 0.5, the step's
+        centre, the pipeline's); lower keeps the half-filled edge voxels a blurred
+        reconstruction puts below the step's centre. The automatic result is
+        re-quantified with it (the pipeline's run quantifies at 0.5).
     specimen_seed, noise_seed : int
         Seeds of the specimens' random placements and of the Poisson noise.
     label : str
@@ -190,6 +196,7 @@ class BenchmarkConfig(StudyGrids):
     params: dict = field(default_factory=dict)
     auto_slices: int = 8
     mask_method: str = "esf"
+    mask_edge_level: float = ESF_EDGE_LEVEL
     specimen_seed: int = 0
     noise_seed: int = 0
     label: str = "full"
@@ -214,6 +221,10 @@ class BenchmarkConfig(StudyGrids):
         if not self.doses or not all(np.isfinite(d) and d > 0 for d in self.doses):
             raise ValueError(f"doses must be positive numbers (1 = the paper's dose), got {list(self.doses)}")
         self._check_methods_and_slices()
+        self.mask_edge_level = check_edge_level(self.mask_edge_level)
+        if self.mask_edge_level != ESF_EDGE_LEVEL and self.mask_method != "esf":
+            raise ValueError(f"mask_edge_level {self.mask_edge_level:g} places the ESF threshold: it needs "
+                             f"mask_method 'esf', got {self.mask_method!r}")
         self.peers = check_peer_names(self.peers)
         for peer, g in self.peer_grids.items():
             check_peer_names([peer])
@@ -318,7 +329,7 @@ def sub_series(series: TiltSeries, a: int, b: int) -> TiltSeries:
 # ----------------------------------------------------------------------------- the sweep
 
 def quantify_maps(maps: np.ndarray, factors: Factors, lines: list[str], factor: str = "f",
-                  mask_method: str = "esf") -> tuple[np.ndarray, str]:
+                  mask_method: str = "esf", edge_level: float = ESF_EDGE_LEVEL) -> tuple[np.ndarray, str]:
     """Weight fractions of ``maps`` as the benchmark quantifies every method's (and peer's) maps.
 
     Parameters
@@ -332,6 +343,8 @@ def quantify_maps(maps: np.ndarray, factors: Factors, lines: list[str], factor: 
     mask_method : {"esf", "otsu"}
         The particle mask; when the ESF fit finds no particle edge, Otsu's (and the
         returned mask says so).
+    edge_level : float
+        The ESF threshold's place on the particle-background step (default 0.5, its centre).
 
     Returns
     -------
@@ -342,7 +355,8 @@ def quantify_maps(maps: np.ndarray, factors: Factors, lines: list[str], factor: 
     q = factors.f(lines) if factor == "f" else factors.z(lines)
     elements = [factors[ln].element for ln in lines]
     try:
-        return quantify(maps, q, factors.atomic_weights(lines), lines, elements, mask_method, None).weight, mask_method
+        return (quantify(maps, q, factors.atomic_weights(lines), lines, elements, mask_method, None, edge_level).weight,
+                mask_method)
     except ValueError:
         if mask_method == "otsu":
             raise
@@ -357,7 +371,8 @@ def _columns(series: TiltSeries, lines: list[str], r) -> ChannelData:
 
 
 def sweep(series: TiltSeries, factors: Factors, method: str, grid: dict, base: dict | None = None,
-          filter_sigma: float | None = FILTER_SIGMA_PX, mask_method: str = "esf") -> list[dict]:
+          filter_sigma: float | None = FILTER_SIGMA_PX, mask_method: str = "esf",
+          edge_level: float = ESF_EDGE_LEVEL) -> list[dict]:
     """``method`` at every point of ``grid`` on ``series``, as ``reconstruct_series`` computes it in process.
 
     The same arithmetic as :func:`chemtomo.pipeline.volume.reconstruct_series` with
@@ -381,12 +396,15 @@ def sweep(series: TiltSeries, factors: Factors, method: str, grid: dict, base: d
     mask_method : {"esf", "otsu"}
         The particle mask; when the ESF fit finds no particle edge the point falls back to
         Otsu's and says so in ``mask``.
+    edge_level : float
+        The ESF threshold's place on the particle-background step (default 0.5, its centre).
 
     Returns
     -------
     list of dict
         ``{"params": point, "maps": (k, s, n, n), "weight": (k, s, n, n), "elements": [...],
-        "seconds": float, "mask": str}`` per point; ``seconds`` is the point's share of its solve.
+        "seconds": float, "mask": str, "factor": "f" or "z"}`` per point; ``seconds`` is the
+        point's share of its solve, ``factor`` the one the maps are quantified by.
     """
     m = get_method(method)
     lines = series.lines
@@ -413,9 +431,9 @@ def sweep(series: TiltSeries, factors: Factors, method: str, grid: dict, base: d
 
     def finish(point, cols, factor, seconds):
         maps = np.stack([columns_to_volume(c, n_grid) for c in cols]).astype(np.float32, copy=False)
-        weight, mask = quantify_maps(maps, factors, lines, factor, mask_method)
+        weight, mask = quantify_maps(maps, factors, lines, factor, mask_method, edge_level)
         return {"params": point, "maps": maps, "weight": weight, "elements": elements, "seconds": seconds,
-                "mask": mask}
+                "mask": mask, "factor": factor}
 
     names = list(grid)
     others = [k for k in names if k != "n"]
@@ -448,7 +466,7 @@ def run_case(series: TiltSeries, factors: Factors, truth: Truth, method: str, cf
     grid, rule_grid = cfg.grid(m.name), cfg.rule_grid(m.name)
     base = dict(cfg.params.get(m.name, {}))
     t0 = time.perf_counter()
-    cands = sweep(series, factors, m.name, grid, base, mask_method=cfg.mask_method)
+    cands = sweep(series, factors, m.name, grid, base, mask_method=cfg.mask_method, edge_level=cfg.mask_edge_level)
     sweep_seconds = time.perf_counter() - t0
     scored = []
     for c in cands:
@@ -468,7 +486,11 @@ def run_case(series: TiltSeries, factors: Factors, truth: Truth, method: str, cf
         res = reconstruct(series, factors, m.name, base, auto=True, auto_grid=rule_grid, auto_slices=cfg.auto_slices,
                           mask_method="otsu")
     seconds = time.perf_counter() - t0
-    auto = score(truth, np.asarray(res.maps), np.asarray(res.composition.weight), list(res.elements))
+    weight = np.asarray(res.composition.weight)
+    if cfg.mask_edge_level != ESF_EDGE_LEVEL and mask == "esf":  # the pipeline quantifies at the step's centre
+        weight, mask = quantify_maps(np.asarray(res.maps), factors, list(res.lines), res.factor, mask,
+                                     cfg.mask_edge_level)
+    auto = score(truth, np.asarray(res.maps), weight, list(res.elements))
     chosen = res.parameters.get("auto", {})
     auto = {**auto, "params": {**base, **_json_params(dict(chosen.get("params", {})))},
             "rule": chosen.get("rule"), "at_grid_edge": chosen.get("at_grid_edge"),
@@ -512,7 +534,7 @@ def run_peer_case(series: TiltSeries, factors: Factors, truth: Truth, peer: str,
     elements = [factors[ln].element for ln in series.lines]
     scored = []
     for c in cands:
-        weight, mask = quantify_maps(c["maps"], factors, series.lines, "f", cfg.mask_method)
+        weight, mask = quantify_maps(c["maps"], factors, series.lines, "f", cfg.mask_method, cfg.mask_edge_level)
         s = score(truth, c["maps"], weight, elements)
         scored.append({**s, "params": _json_params(c["params"]), "seconds": c["seconds"], "mask": mask})
     best = {**min(scored, key=lambda e: e["mse_fraction_inside"]), "sweep_seconds": sweep_seconds}
