@@ -54,7 +54,8 @@ def main(argv=None) -> None:
     ap.add_argument("--oracle", action="store_true",
                     help="also reconstruct the truth's partial densities (scaled per line to the estimate's total) "
                          "as the region model is: the bias the response would give with the truth known "
-                         "(region.<r>.oracle)")
+                         "(region.<r>.oracle), and reconstruct the noiseless simulated series once: the estimator's "
+                         "bias without noise (region.<r>.clean)")
     a = ap.parse_args(argv)
 
     from chemtomo.pipeline.region_bias import model_response, region_model_bias
@@ -84,6 +85,17 @@ def main(argv=None) -> None:
         params = {k: res0.parameters[k] for k in m.Params.names() if k in res0.parameters}
         mask_method = cfg.mask_method
         d: dict = {}
+        clean_bias = {}
+        if a.oracle:  # the estimator on the noiseless simulated series: its bias without noise
+            from chemtomo.quantify import weight_fractions
+
+            rc = reconstruct_series(clean, sim.factors, m.name, dict(params), mask_method=mask_method)
+            mc = np.asarray(rc.composition.mask, bool)
+            qc = sim.factors.f(rc.lines) if rc.factor == "f" else sim.factors.z(rc.lines)
+            wc = weight_fractions(np.asarray(rc.maps, np.float64), qc, mc)[[list(rc.elements).index(el)
+                                                                            for el in truth.elements]]
+            clean_bias = {r: (wc[:, truth.regions[r] & mc] - truth.weight[:, truth.regions[r] & mc]).mean(axis=1)
+                          for r in reg_names if (truth.regions[r] & mc).any()}
         for j in range(int(ucfg.seeds)):
             ser = _draw(clean, ucfg.noise_seed, j)
             try:
@@ -128,6 +140,7 @@ def main(argv=None) -> None:
                     nan if mm is None else truth.weight[:, mm].mean(axis=1))
                 if oracle is not None:
                     d.setdefault(f"region.{r}.oracle", []).append(nan if mm is None else oracle[:, mm].mean(axis=1))
+                    d.setdefault(f"region.{r}.clean", []).append(clean_bias.get(r, nan))
                 d.setdefault(f"region.{r}.true_sd", []).append(
                     nan if mm is None else truth.weight[:, mm].std(axis=1))
                 nit = a.iters + 1

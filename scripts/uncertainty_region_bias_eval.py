@@ -6,14 +6,19 @@ noise-seed set) and region definition, the share of (realisation, labelled regio
 element) whose truth lies in the nominal 90 % interval:
 
 - ``percentile``: ``[q05, q95]`` of the replicas' region means;
-- ``corrected it``: shifted by the region-model bias ``bR`` of iteration ``it``,
-  ``[q05 - bR, q95 - bR]``;
-- ``widened it``: ``[q05 - |bR|, q95 + |bR|]``;
-- ``scaled it`` (with ``--loso``): ``[q05 - k |bR|, q95 + k |bR|]``, ``k`` fitted per
-  method on the *other* specimens' dumps to a pooled coverage of 0.90.
+- ``corrected <src> <it>``: shifted by a bias estimate ``b``, ``[q05 - b, q95 - b]``;
+- ``widened <src> <it>``: ``[q05 - |b|, q95 + |b|]``;
+- with ``--loso``, ``[q05 - k |b|, q95 + k |b|]``, ``k`` fitted per method on the *other*
+  specimens' dumps to a pooled coverage of 0.90 (with the median widening ``k |b|`` of the
+  specimen left out, in weight fraction).
 
-``--ratios`` prints every region's true bias (mean over realisations, first element)
-beside its SE and the mean ``bR`` per iteration.
+The bias estimates (``src``): ``b1``, the plug-in ``T(x) - x`` averaged over the region
+(signed; the library's ``bias``); ``bR``, the region model with every label constant, at
+iteration ``it``; ``bH``, the hybrid model (``--uniform-sd``: only the uniform labels
+constant); ``oracle``, the response of the truth itself (``--oracle``; not available
+from data, it bounds what the response can do); ``clean``, the estimator's own bias on
+the noiseless simulated series (``--oracle``; the bias without noise). ``--ratios`` prints every region's true
+bias (mean over realisations, first element) beside its SE and the mean of each estimate.
 
 Usage::
 
@@ -43,13 +48,19 @@ def _names(d: dict) -> list[str]:
     return sorted({k.split(".")[1] for k in d if k.startswith("region.")})
 
 
-def _hits(d: dict, how: str, it: int = 0, k: float = 1.0) -> np.ndarray:
+def _bias(d: dict, n: str, src: str, it: int) -> np.ndarray:
+    """Region ``n``'s bias estimate per (realisation, element): ``src`` bR / bH at iteration ``it``, or oracle."""
+    b = d[f"region.{n}.{src}"]
+    return b if b.ndim == 2 else b[:, it]
+
+
+def _hits(d: dict, how: str, it: int = 0, k: float = 1.0, src: str = "bR") -> np.ndarray:
     """Truth inside the interval, per (realisation, region, element), flattened."""
     out = []
     for n in _names(d):
         g = {q: d[f"region.{n}.{q}"] for q in ("value", "low", "high", "truth")}
         ok = np.all(np.isfinite(g["value"]), axis=1)
-        b = d[f"region.{n}.bR"][:, it]
+        b = _bias(d, n, src, it)
         lo, hi = g["low"], g["high"]
         if how == "corrected":
             lo, hi = lo - b, hi - b
@@ -59,10 +70,10 @@ def _hits(d: dict, how: str, it: int = 0, k: float = 1.0) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _fit(dumps: list, it: int) -> float:
+def _fit(dumps: list, it: int, src: str = "bR") -> float:
     """The smallest k whose pooled coverage over ``dumps`` reaches TARGET (bisection on [0, 64])."""
     def cov(k):
-        return float(np.concatenate([_hits(d, "scaled", it, k) for d in dumps]).mean())
+        return float(np.concatenate([_hits(d, "scaled", it, k, src) for d in dumps]).mean())
 
     lo, hi = 0.0, 64.0
     if cov(lo) >= TARGET:
@@ -84,13 +95,17 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     dumps = _load(a.dumps)
     nit = int(max(int(d["iters"]) for d in dumps.values())) + 1
-    cols = ["percentile"] + [f"{h} {i}" for h in ("corrected", "widened") for i in range(nit)]
+    srcs = [x for x in ("b1", "bR", "bH", "oracle", "clean")  # the estimates every dump holds
+            if all(any(k.endswith(f".{x}") for k in d) for d in dumps.values())]
+    its = {x: [0] if x in ("b1", "oracle", "clean") else list(range(nit)) for x in srcs}
+    variants = [(x, i) for x in srcs for i in its[x]]
+    cols = ["percentile"] + [f"{h} {x} {i}" for h in ("corrected", "widened") for x, i in variants]
     print("| dump | realisations | " + " | ".join(cols) + " |\n" + "|---" * (len(cols) + 2) + "|")
     pooled: dict = {}
     for key, d in dumps.items():
         m = key.split(".")[1]
-        hs = [_hits(d, "percentile")] + [_hits(d, h if h == "corrected" else "scaled", i)
-                                          for h in ("corrected", "widened") for i in range(nit)]
+        hs = [_hits(d, "percentile")] + [_hits(d, h if h == "corrected" else "scaled", i, 1.0, x)
+                                          for h in ("corrected", "widened") for x, i in variants]
         for c, h in zip(cols, hs, strict=True):
             pooled.setdefault(m, {}).setdefault(c, []).append(h)
         print(f"| {key} | {d['mask'].shape[0]} | " + " | ".join(f"{h.mean():.2f}" for h in hs) + " |")
@@ -98,38 +113,38 @@ def main(argv=None) -> None:
         print(f"| pooled {m} | | " + " | ".join(f"{np.concatenate(per[c]).mean():.2f}" for c in cols) + " |")
     if a.loso:
         print("\nleave one specimen out: k fitted on the other specimens' dumps (pooled 0.90), coverage of the one "
-              "left out, per iteration")
-        print("| method | specimen | " + " | ".join(f"k {i} | cov {i}" for i in range(nit)) + " |\n" +
-              "|---" * (2 + 2 * nit) + "|")
+              "left out")
+        head = " | ".join(f"k {x} {i} | cov {x} {i} | median k abs(b) {x} {i}" for x, i in variants)
+        print(f"| method | specimen | {head} |\n" + "|---" * (2 + 3 * len(variants)) + "|")
         for m in sorted({k.split(".")[1] for k in dumps}):
             mine = {k: d for k, d in dumps.items() if k.split(".")[1] == m}
-            pool = {i: [] for i in range(nit)}
+            pool = {v: [] for v in variants}
             for sp in sorted({k.split(".")[0] for k in mine}):
                 rest = [d for k, d in mine.items() if k.split(".")[0] != sp]
                 held = [d for k, d in mine.items() if k.split(".")[0] == sp]
                 cells = []
-                for i in range(nit):
-                    k = _fit(rest, i)
-                    h = np.concatenate([_hits(d, "scaled", i, k) for d in held])
-                    pool[i].append(h)
-                    cells.append(f"{k:.2f} | {h.mean():.2f}")
+                for x, i in variants:
+                    k = _fit(rest, i, x)
+                    h = np.concatenate([_hits(d, "scaled", i, k, x) for d in held])
+                    pool[(x, i)].append(h)
+                    wide = np.concatenate([k * np.abs(_bias(d, n, x, i)).ravel() for d in held for n in _names(d)
+                                           if np.all(np.isfinite(d[f"region.{n}.value"]))])
+                    cells.append(f"{k:.2f} | {h.mean():.2f} | {np.median(wide):.3f}")
                 print(f"| {m} | {sp} | " + " | ".join(cells) + " |")
             print(f"| {m} | pooled | " + " | ".join(
-                f"all: {_fit(list(mine.values()), i):.2f} | {np.concatenate(pool[i]).mean():.2f}"
-                for i in range(nit)) + " |")
+                f"all: {_fit(list(mine.values()), i, x):.2f} | {np.concatenate(pool[(x, i)]).mean():.2f} | "
+                for x, i in variants) + " |")
     if a.ratios:
-        print("\n| dump | region | true sd | true bias | SE | " + " | ".join(f"bR {i}" for i in range(nit)) +
-              " | bias / bR 0 |\n" + "|---" * (6 + nit) + "|")
+        print("\n| dump | region | true sd | true bias | SE | " + " | ".join(f"{x} {i}" for x, i in variants) +
+              " |\n" + "|---" * (5 + len(variants)) + "|")
         for key, d in dumps.items():
             for n in _names(d):
                 v, t = d[f"region.{n}.value"][:, 0], d[f"region.{n}.truth"][:, 0]
                 if not np.all(np.isfinite(v)):
                     continue
                 tb, se = float(np.mean(v - t)), float(np.mean(d[f"region.{n}.se"][:, 0]))
-                br = d[f"region.{n}.bR"][:, :, 0].mean(0)
                 print(f"| {key} | {n} | {d[f'region.{n}.true_sd'][0, 0]:.3f} | {tb:+.4f} | {se:.4f} | " +
-                      " | ".join(f"{x:+.4f}" for x in br) + f" | {tb / br[0]:+.2f} |")
-
+                      " | ".join(f"{float(np.mean(_bias(d, n, x, i)[:, 0])):+.4f}" for x, i in variants) + " |")
 
 if __name__ == "__main__":
     main()
