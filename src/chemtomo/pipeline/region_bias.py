@@ -22,11 +22,15 @@ plug-in's, are rescaled to the measured counts, so nothing else fixes its level,
 the fractions depend). For a linear estimator ``x = R b`` with ``R W`` a projection (the
 pseudo-inverse), noiseless data and a region-constant truth, the contrasts converge to
 the truth's and the bias to the region means' exact bias (``tests/pipeline/test_region_bias.py``).
+
+Research, not used by :func:`~chemtomo.pipeline.uncertainty.bootstrap_uncertainty`'s
+intervals: on the specimen suite it is not calibrated (docs/uncertainty.md, "Region means'
+bias from the estimator's response"; ``scripts/uncertainty_region_bias.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,7 +130,8 @@ def model_response(result: VolumeResult, series: TiltSeries, factors: Factors, m
 
 def region_model_bias(result: VolumeResult, series: TiltSeries, factors: Factors,
                       regions: Mapping[str, np.ndarray], iters: int = 2,
-                      counts: TiltSeries | None = None, uniform=None) -> RegionModelBias:
+                      counts: TiltSeries | None = None,
+                      uniform: Collection[str] | None = None) -> RegionModelBias:
     """The bias of each region's mean weight fraction, from the estimator's response to a region model.
 
     Parameters
