@@ -67,3 +67,15 @@ def test_one_operator_on_two_threads_gives_the_bits_of_one_thread():
     got = dict(map_threads(lambda x: (W.forward(x), W.adjoint(W.forward(x))), xs, 2))
     for i, (f, a) in enumerate(want):
         assert np.array_equal(got[i][0], f) and np.array_equal(got[i][1], a)
+
+
+def test_thread_safety_is_asked_of_the_operator_and_composed_by_wrappers():
+    """The batched engine and a scipy matrix are thread safe, ASTRA's projector is not; a wrapper is as its parts."""
+    from chemtomo.projector import AstraOperator, ChannelMix, VStack
+
+    g = TiltGeometry(np.arange(-60.0, 60.1, 30.0), 16, 1.0)
+    W, S, A = make_operator(g), make_operator(g, "sparse"), AstraOperator(g)
+    assert W.thread_safe() and S.thread_safe() and not A.thread_safe()
+    assert VStack([W, S]).thread_safe() and not VStack([W, A]).thread_safe()
+    assert ChannelMix(W, np.eye(2, dtype=np.float32)).thread_safe() and not ChannelMix(A, np.eye(2)).thread_safe()
+    assert (2.0 * W).thread_safe() and not (2.0 * A).thread_safe() and not A.T.thread_safe()

@@ -442,9 +442,12 @@ class Runner:
         """
         tasks = list(tasks)
         if self.kind == "inprocess":
-            from ..projector import THREAD_SAFE_BACKENDS, map_threads
+            from ..projector import map_threads
 
-            workers = self.slots if spec.backend in THREAD_SAFE_BACKENDS else 1
+            workers = 1
+            if self.slots > 1 and len(tasks) > 1:  # built here, once, before the threads share it
+                W = chunk_operator(spec.geometry, spec.backend, spec.group, spec.haadf_geometry)
+                workers = self.slots if W.thread_safe() else 1
             for j, out in map_threads(lambda t: reconstruct_chunk(spec, make_data(t[1], t[2])), tasks, workers):
                 on_done(*tasks[j], out)
             return

@@ -30,8 +30,6 @@ Backend = Literal["batched", "sparse", "astra", "astra_cuda"]
 BACKENDS = ("batched", "sparse", "astra", "astra_cuda")
 #: The backend of :func:`make_operator` and of a pipeline run when none is given.
 DEFAULT_BACKEND: Backend = "batched"
-#: Backends whose operators may be applied from several Python threads at once (:func:`map_threads`).
-THREAD_SAFE_BACKENDS = ("batched", "sparse")
 
 
 def make_operator(geom: TiltGeometry, backend: Backend = DEFAULT_BACKEND, kind: str = "strip",
@@ -86,7 +84,7 @@ def make_modality_operator(geom: TiltGeometry, haadf_geom: TiltGeometry | None =
 
 
 __all__ = [
-    "BACKENDS", "DEFAULT_BACKEND", "DTYPE", "THREAD_SAFE_BACKENDS", "AstraOperator", "BatchedOperator", "BlockDiag",
+    "BACKENDS", "DEFAULT_BACKEND", "DTYPE", "AstraOperator", "BatchedOperator", "BlockDiag",
     "ChannelMix", "ChannelSum", "HStack", "HebtColumns", "HebtColumnsModal", "MatrixOperator", "Operator",
     "PerModality", "RowScale", "Scaled", "VStack", "astra_matrix", "batched_operator", "concurrent_workers", "dottest",
     "gpu_available", "iter_slice_chunks", "make_modality_operator", "make_operator", "map_threads", "per_modality",

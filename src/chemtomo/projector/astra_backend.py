@@ -114,6 +114,10 @@ class AstraOperator(Operator):
             except Exception:
                 pass
 
+    def thread_safe(self) -> bool:
+        """False: ASTRA's data and projector objects are shared state of its library, not per call."""
+        return False
+
     def _forward(self, x):
         astra = _astra()
         g = self.geom

@@ -145,6 +145,21 @@ class Operator:
             raise ValueError(f"a modality is 'eds' or 'haadf', got {name!r}")
         return None
 
+    def thread_safe(self) -> bool:
+        """Whether the operator may be applied from several Python threads at once.
+
+        :func:`~chemtomo.projector.map_threads` runs independent solves on threads only
+        with such an operator. True for one whose work is numpy or numba on the caller's
+        arrays and per-thread buffers (the batched engine, a scipy matrix); ASTRA's
+        projectors answer False. The default composes: the operator is thread safe when
+        every operator it holds (an attribute, or in a list or tuple attribute) is.
+        """
+        for v in vars(self).values():
+            held = v if isinstance(v, (list, tuple)) else (v,)
+            if not all(op.thread_safe() for op in held if isinstance(op, Operator)):
+                return False
+        return True
+
     def column_dependent(self) -> bool:
         """Whether the operator acts differently on each of its columns.
 

@@ -462,7 +462,7 @@ def _grouped_tv_solve(W, b, model, col_mu, h, r, col_mask, constants, n_iter, so
     block = int(solver.get("slice_block") or 1)  # a prior across slices couples blocks of consecutive columns
     group = max(1, RULE_GROUP_BYTES // (k * W.shape[1] * np.dtype(DTYPE).itemsize)) // block * block or block
     n_groups = -(-m // group)
-    workers = concurrent_workers(n_groups)
+    workers = concurrent_workers(n_groups) if W.thread_safe() else 1
     if workers > 1:  # as many groups per worker, as even as the blocks allow
         n_groups = -(-n_groups // workers) * workers
         per = -(-m // n_groups)
