@@ -77,12 +77,8 @@ def _scales(dumps: list) -> dict:
             "region": _fit(dumps, "region", REGION_TARGET) if FIT_REGION else None}
 
 
-def _fit(dumps: list, kind: str, target: float) -> float:
-    """The smallest k whose pooled coverage over ``dumps`` reaches ``target`` (bisection on [0, 64])."""
-    def cov(k):
-        h = [_hits(d, "bias_scaled", {kind: k})[0 if kind == "voxel" else 1] for d in dumps]
-        return float(np.concatenate(h).mean())
-
+def smallest_scale(cov, target: float) -> float:
+    """The smallest k in [0, 64] with ``cov(k) >= target`` (bisection; ``cov`` increasing), inf if none."""
     lo, hi = 0.0, 64.0
     if cov(lo) >= target:
         return 0.0
@@ -92,6 +88,15 @@ def _fit(dumps: list, kind: str, target: float) -> float:
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if cov(mid) < target else (lo, mid)
     return hi
+
+
+def _fit(dumps: list, kind: str, target: float) -> float:
+    """The smallest k whose pooled coverage over ``dumps`` reaches ``target`` (bisection on [0, 64])."""
+    def cov(k):
+        h = [_hits(d, "bias_scaled", {kind: k})[0 if kind == "voxel" else 1] for d in dumps]
+        return float(np.concatenate(h).mean())
+
+    return smallest_scale(cov, target)
 
 
 def _se_ratio(d: dict) -> float:

@@ -32,6 +32,7 @@ import glob
 from pathlib import Path
 
 import numpy as np
+from uncertainty_interval_eval import smallest_scale
 
 TARGET = 0.90
 
@@ -75,15 +76,7 @@ def _fit(dumps: list, it: int, src: str = "bR") -> float:
     def cov(k):
         return float(np.concatenate([_hits(d, "scaled", it, k, src) for d in dumps]).mean())
 
-    lo, hi = 0.0, 64.0
-    if cov(lo) >= TARGET:
-        return 0.0
-    if cov(hi) < TARGET:
-        return float("inf")
-    for _ in range(40):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if cov(mid) < TARGET else (lo, mid)
-    return hi
+    return smallest_scale(cov, TARGET)
 
 
 def main(argv=None) -> None:
