@@ -33,7 +33,8 @@ FIT_REGION = False  # set by --fit-region-scale
 SHOWN = ("percentile", "bias_widened", "bias_calibrated", "bias_scaled")
 
 
-def _load(patterns) -> dict:
+def load_dumps(patterns) -> dict:
+    """Every ``.npz`` dump matching the glob ``patterns``, by file stem."""
     out = {}
     for pat in patterns:
         for f in sorted(glob.glob(pat)):
@@ -124,7 +125,7 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     global FIT_REGION
     FIT_REGION = a.fit_region_scale
-    cal, val = _load(a.calibrate), _load(a.validate)
+    cal, val = load_dumps(a.calibrate), load_dumps(a.validate)
     val = {k: v for k, v in val.items() if k not in cal}
     methods = sorted({k.split(".")[1] for k in cal})
     scales = {}

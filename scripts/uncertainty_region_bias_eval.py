@@ -28,21 +28,11 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import glob
-from pathlib import Path
 
 import numpy as np
-from uncertainty_interval_eval import smallest_scale
+from uncertainty_interval_eval import load_dumps, smallest_scale
 
 TARGET = 0.90
-
-
-def _load(patterns) -> dict:
-    out = {}
-    for pat in patterns:
-        for f in sorted(glob.glob(pat)):
-            out[Path(f).stem] = dict(np.load(f))
-    return out
 
 
 def _names(d: dict) -> list[str]:
@@ -86,7 +76,7 @@ def main(argv=None) -> None:
     ap.add_argument("--loso", action="store_true", help="leave one specimen out: fit k on the others, check on it")
     ap.add_argument("--ratios", action="store_true", help="per region: true bias, SE and mean bR per iteration")
     a = ap.parse_args(argv)
-    dumps = _load(a.dumps)
+    dumps = load_dumps(a.dumps)
     nit = int(max(int(d["iters"]) for d in dumps.values())) + 1
     srcs = [x for x in ("b1", "bR", "bH", "oracle", "clean")  # the estimates every dump holds
             if all(any(k.endswith(f".{x}") for k in d) for d in dumps.values())]
