@@ -21,7 +21,7 @@ def test_map_threads_splits_numba_threads_and_leaves_the_caller_alone():
     """Each worker runs its kernels on its share of the caller's numba threads; the caller's setting is kept."""
     before = numba.get_num_threads()
     seen = dict(map_threads(lambda v: (threading.current_thread().name, numba.get_num_threads()), range(4), 2))
-    assert all(name.startswith("chemtomo-solve") for name, _ in seen.values())
+    assert all(name.startswith("chemtomo-worker") for name, _ in seen.values())
     assert {n for _, n in seen.values()} == {max(1, before // 2)}
     assert numba.get_num_threads() == before
 

@@ -77,6 +77,8 @@ def concurrent_workers(n_tasks: int | None = None) -> int:
 def map_threads(fn, items, n_workers: int):
     """``(i, fn(items[i]))`` for every item, as each finishes, from ``n_workers`` Python threads.
 
+    For independent solves: the chunks of a volume, the rule's column groups.
+
     Each worker runs its numba kernels on ``numba threads // n_workers`` threads (the
     caller's setting split between them). At most ``n_workers`` items are in progress, so
     whatever ``fn`` builds for an item is held for at most that many at once. With
@@ -113,7 +115,7 @@ def map_threads(fn, items, n_workers: int):
 
     todo = iter(enumerate(items))
     pending: dict = {}
-    with ThreadPoolExecutor(n_workers, thread_name_prefix="chemtomo-solve") as pool:
+    with ThreadPoolExecutor(n_workers, thread_name_prefix="chemtomo-worker") as pool:
         def submit():
             nxt = next(todo, None)
             if nxt is not None:
