@@ -355,7 +355,8 @@ def test_in_process_chunks_two_at_once_equal_one_solve(series, factors, monkeypa
     monkeypatch.setattr(dist, "reconstruct_chunk", chunk)
     res = reconstruct_series(series, factors, method=method, params=params, chunk_slices=3)
     assert np.array_equal(res.maps, one.maps) and np.array_equal(res.composition.mask, one.composition.mask)
-    assert len(names) == 12 and all(n.startswith("chemtomo-worker") for n in names)  # 6 chunks, and the HAADF volume's 6
+    # 6 chunks, and the HAADF volume's 6
+    assert len(names) == 12 and all(n.startswith("chemtomo-worker") for n in names)
     assert res.parameters["scheduler"] == "in process (2 chunks at once)"
 
 
