@@ -173,6 +173,24 @@ def check_edge_level(edge_level) -> float:
     return q
 
 
+def check_mask_options(method: str, threshold, edge_level) -> float:
+    """``edge_level`` checked (:func:`check_edge_level`) and refused beside another mask than the ESF's.
+
+    A level other than the default places the ESF threshold, so it needs ``method``
+    ``"esf"`` and no given ``threshold``.
+
+    Raises
+    ------
+    ValueError
+        A bad level, or a level other than the default with Otsu's mask or a given threshold.
+    """
+    edge_level = check_edge_level(edge_level)
+    if edge_level != ESF_EDGE_LEVEL and (threshold is not None or method != "esf"):
+        raise ValueError(f"edge_level {edge_level:g} places the ESF threshold: it needs method 'esf' and no given "
+                         f"threshold, got method {method!r}, threshold {threshold!r}")
+    return edge_level
+
+
 def esf_threshold(total, n_samples: int = 256, max_edges: int = 3, max_voxels: int = ESF_MAX_VOXELS,
                   seed: int = ESF_SEED, edge_level: float = ESF_EDGE_LEVEL) -> Threshold:
     """Threshold by the edge-spread-function (ESF) method.
@@ -348,10 +366,7 @@ def particle_mask(total, method: MaskMethod = "esf", threshold: float | None = N
     threshold : Threshold
     """
     total = np.asarray(total, dtype=np.float64)
-    edge_level = check_edge_level(edge_level)
-    if edge_level != ESF_EDGE_LEVEL and (threshold is not None or method != "esf"):
-        raise ValueError(f"edge_level {edge_level:g} places the ESF threshold: it needs method 'esf' and no given "
-                         f"threshold, got method {method!r}, threshold {threshold!r}")
+    edge_level = check_mask_options(method, threshold, edge_level)
     if threshold is not None:
         t = check_threshold(threshold, (float(total.min()), float(total.max())) if total.size else None)
         th = Threshold(t, "given", _volume(total, t), _stability(total, t))

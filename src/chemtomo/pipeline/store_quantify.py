@@ -14,7 +14,7 @@ from .store import VolumeStore
 
 
 def quantify_store(store: VolumeStore, factors, atomic_weights, elements: list[str],
-                   mask_method: str = "esf", threshold: float | None = None):
+                   mask_method: str = "esf", threshold: float | None = None, edge_level: float = 0.5):
     """Mask and fractions of the maps in ``store``, reading and writing chunk by chunk.
 
     The same arithmetic as :func:`chemtomo.quantify.quantify` on the whole volume,
@@ -24,6 +24,7 @@ def quantify_store(store: VolumeStore, factors, atomic_weights, elements: list[s
     see, gathered in chunks. Memory: one chunk of maps (and its float64
     fractions) plus the ESF's voxel sample (``max_voxels`` float64 values).
 
+    ``edge_level`` places the ESF threshold on its step (:func:`chemtomo.quantify.esf_threshold`).
     Writes ``fractions/weight``, ``fractions/atomic`` (float32) and ``mask``
     (uint8) into the store and returns the :class:`~chemtomo.quantify.Threshold`.
     """
@@ -64,7 +65,7 @@ def quantify_store(store: VolumeStore, factors, atomic_weights, elements: list[s
                 lo, hi = np.searchsorted(idx, [a * per_slice, b * per_slice])
                 parts.append(t.ravel()[idx[lo:hi] - a * per_slice])
             sample = np.concatenate(parts)
-        th = esf_threshold(sample)
+        th = esf_threshold(sample, edge_level=edge_level)
         value, method, curve = th.value, th.method, th.curve
     elif mask_method == "otsu":
         value, method = _otsu_chunked(totals), "otsu"

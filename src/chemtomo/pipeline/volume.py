@@ -31,7 +31,14 @@ from ..physics import Factors
 from ..preprocess import FILTER_SIGMA_PX, gaussian_filter_stack
 from ..projector import DEFAULT_BACKEND
 from ..projector.batched import default_group
-from ..quantify import Composition, check_one_line_per_element, check_threshold, quantify
+from ..quantify import (
+    ESF_EDGE_LEVEL,
+    Composition,
+    check_mask_options,
+    check_one_line_per_element,
+    check_threshold,
+    quantify,
+)
 from ..reconstruct import (
     ChannelData,
     MethodParams,
@@ -130,6 +137,7 @@ def reconstruct_series(
     filter_axes: str = "image",
     mask_method: str = "esf",
     threshold: float | None = None,
+    edge_level: float = ESF_EDGE_LEVEL,
     backend: str = DEFAULT_BACKEND,
     chunk_slices: int | None = None,
     progress: bool = False,
@@ -171,6 +179,9 @@ def reconstruct_series(
     mask_method : {"esf", "otsu"}
     threshold : float, optional
         Fixed threshold instead of ``mask_method``.
+    edge_level : float
+        The ESF threshold's place on the particle-background step
+        (:func:`chemtomo.quantify.esf_threshold`; default 0.5, its centre).
     backend : str
         Operator backend (see :func:`chemtomo.projector.make_operator`).
     chunk_slices : int, optional
@@ -271,6 +282,7 @@ def reconstruct_series(
         raise ValueError(f"method {method!r} needs HAADF images; this series has none (use one of "
                          f"{[n for n in method_names() if not get_method(n).needs_haadf]})")
     series.check_for_reconstruction(needs_haadf=needs_haadf)  # degenerate channels named before any solve
+    edge_level = check_mask_options(mask_method, threshold, edge_level)  # before any solve
     if threshold is not None:
         check_threshold(threshold)  # finite, before any solve (its range is checked on the maps)
     if chunk_slices is not None and (isinstance(chunk_slices, bool) or int(chunk_slices) < 1):
@@ -370,7 +382,8 @@ def reconstruct_series(
                                                     warm_parts)
                 q = factors.f(lines) if factor_kind == "f" else factors.z(lines)
                 elements = [factors[ln].element for ln in lines]
-                comp = quantify(maps, q, factors.atomic_weights(lines), lines, elements, mask_method, threshold)
+                comp = quantify(maps, q, factors.atomic_weights(lines), lines, elements, mask_method, threshold,
+                                edge_level)
             else:
                 fp = run_fingerprint(solve_series, spec, lines, r, {
                     "filter_sigma": None if m.raw_counts else filter_sigma,
@@ -404,7 +417,7 @@ def reconstruct_series(
                 factor_kind = records[n_chunks - 1].factor or "f"
                 q = factors.f(lines) if factor_kind == "f" else factors.z(lines)
                 elements = [factors[ln].element for ln in lines]
-                th = quantify_store(vs, q, factors.atomic_weights(lines), elements, mask_method, threshold)
+                th = quantify_store(vs, q, factors.atomic_weights(lines), elements, mask_method, threshold, edge_level)
                 g = vs.group
                 comp = Composition(list(lines), elements, StoreArray(g["fractions/weight"], np.float64),
                                    StoreArray(g["fractions/atomic"], np.float64), StoreArray(g["mask"], bool), th)

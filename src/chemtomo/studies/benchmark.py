@@ -170,9 +170,8 @@ class BenchmarkConfig(StudyGrids):
     mask_edge_level : float
         Where on the fitted particle-background step the ESF threshold lies
         (:func:`chemtomo.quantify.esf_threshold`'s ``edge_level``; default 0.5, the step's
-        centre, the pipeline's); lower keeps the half-filled edge voxels a blurred
-        reconstruction puts below the step's centre. The automatic result is
-        re-quantified with it (the pipeline's run quantifies at 0.5).
+        centre); lower keeps the half-filled edge voxels a blurred reconstruction puts
+        below the step's centre. The sweeps and the automatic result are quantified with it.
     specimen_seed, noise_seed : int
         Seeds of the specimens' random placements and of the Poisson noise.
     label : str
@@ -222,7 +221,7 @@ class BenchmarkConfig(StudyGrids):
             raise ValueError(f"doses must be positive numbers (1 = the paper's dose), got {list(self.doses)}")
         self._check_methods_and_slices()
         self.mask_edge_level = check_edge_level(self.mask_edge_level)
-        if self.mask_edge_level != ESF_EDGE_LEVEL and self.mask_method != "esf":
+        if self.mask_edge_level != ESF_EDGE_LEVEL and self.mask_method != "esf":  # named by the config's field
             raise ValueError(f"mask_edge_level {self.mask_edge_level:g} places the ESF threshold: it needs "
                              f"mask_method 'esf', got {self.mask_method!r}")
         self.peers = check_peer_names(self.peers)
@@ -478,7 +477,7 @@ def run_case(series: TiltSeries, factors: Factors, truth: Truth, method: str, cf
     mask = cfg.mask_method
     try:
         res = reconstruct(series, factors, m.name, base, auto=True, auto_grid=rule_grid, auto_slices=cfg.auto_slices,
-                          mask_method=mask)
+                          mask_method=mask, edge_level=cfg.mask_edge_level)
     except ValueError as exc:
         if mask == "otsu" or "edge" not in str(exc):
             raise
@@ -486,11 +485,7 @@ def run_case(series: TiltSeries, factors: Factors, truth: Truth, method: str, cf
         res = reconstruct(series, factors, m.name, base, auto=True, auto_grid=rule_grid, auto_slices=cfg.auto_slices,
                           mask_method="otsu")
     seconds = time.perf_counter() - t0
-    weight = np.asarray(res.composition.weight)
-    if cfg.mask_edge_level != ESF_EDGE_LEVEL and mask == "esf":  # the pipeline quantifies at the step's centre
-        weight, mask = quantify_maps(np.asarray(res.maps), factors, list(res.lines), res.factor, mask,
-                                     cfg.mask_edge_level)
-    auto = score(truth, np.asarray(res.maps), weight, list(res.elements))
+    auto = score(truth, np.asarray(res.maps), np.asarray(res.composition.weight), list(res.elements))
     chosen = res.parameters.get("auto", {})
     auto = {**auto, "params": {**base, **_json_params(dict(chosen.get("params", {})))},
             "rule": chosen.get("rule"), "at_grid_edge": chosen.get("at_grid_edge"),
