@@ -35,13 +35,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..geometry import columns_to_sinogram, volume_to_columns
 from ..physics import Factors
-from ..projector.batched import default_group
 from ..quantify import weight_fractions
 from ..reconstruct import get_method
 from ..tiltseries import TiltSeries
-from .distributed import chunk_operator
+from .uncertainty import model_projections
 from .volume import VolumeResult, prepare_series, reconstruct_series
 
 __all__ = ["RegionModelBias", "model_response", "region_model_bias"]
@@ -77,10 +75,7 @@ class RegionModelBias:
 
 def _projections(result: VolumeResult, maps: np.ndarray) -> list[np.ndarray]:
     """Every line's forward projections of ``maps`` (sinograms, float64, clipped at 0)."""
-    geom, pr = result.geometry, result.parameters
-    W = chunk_operator(geom.key(), pr["backend"], default_group() if pr["backend"] == "batched" else None)
-    return [np.clip(columns_to_sinogram(W.forward(volume_to_columns(np.asarray(v, np.float32))), geom.n_tilts,
-                                        geom.n_pixels), 0.0, None).astype(np.float64) for v in maps]
+    return model_projections(result, maps, result.parameters["backend"])
 
 
 def model_response(result: VolumeResult, series: TiltSeries, factors: Factors, maps: np.ndarray,

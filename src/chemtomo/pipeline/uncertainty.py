@@ -268,15 +268,18 @@ def _spread_set(maps, w, a, est_maps, est_w, est_a, regions, interval, kind, how
     return out
 
 
-def _model_means(result: VolumeResult, series: TiltSeries, raw: TiltSeries, backend: str) -> dict:
-    """The measured maps' forward projections, scaled per line to the measured total counts."""
+def model_projections(result: VolumeResult, maps, backend: str) -> list[np.ndarray]:
+    """Every line's forward projections of ``maps`` ``(n_lines, ...)`` on ``result``'s geometry (float64, >= 0)."""
     geom = result.geometry
     W = chunk_operator(geom.key(), backend, default_group() if backend == "batched" else None)
+    return [np.clip(columns_to_sinogram(W.forward(volume_to_columns(np.asarray(v, np.float32))), geom.n_tilts,
+                                        geom.n_pixels).astype(np.float64), 0.0, None) for v in maps]
+
+
+def _model_means(result: VolumeResult, series: TiltSeries, raw: TiltSeries, backend: str) -> dict:
+    """The measured maps' forward projections, scaled per line to the measured total counts."""
     out = {}
-    for i, ln in enumerate(result.lines):
-        pred = columns_to_sinogram(W.forward(volume_to_columns(np.asarray(result.maps[i], np.float32))),
-                                   geom.n_tilts, geom.n_pixels).astype(np.float64)
-        pred = np.clip(pred, 0.0, None)
+    for ln, pred in zip(result.lines, model_projections(result, result.maps, backend), strict=True):
         total = float(pred.sum())
         out[ln] = pred * (float(np.asarray(raw.eds[ln], np.float64).sum()) / total if total > 0 else 0.0)
     return out
