@@ -130,6 +130,61 @@ def _h5_objects(path) -> dict:
     return out
 
 
+def _png_bytes(folder) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(Path(folder).glob("*.png"))}
+
+
+def test_figures_on_two_processes_are_the_same_files(run, tmp_path):
+    """A helper process draws figures from the front of the list, this one from the back: same PNGs, byte for byte."""
+    from chemtomo.report.volume import FIGURE_TASKS, draw_result_figures
+
+    _, out = run
+    one = draw_result_figures(out / "result.h5", tmp_path / "one", processes=1)
+    two = draw_result_figures(out / "result.h5", tmp_path / "two", processes=2)
+    assert [p.name for p in one] == [p.name for p in two]
+    assert len(one) == 5 and one[0].name == "fig17_render3d.png"  # the order of FIGURE_TASKS, costliest first
+    assert FIGURE_TASKS[0] == "render3d"
+    a, b = _png_bytes(tmp_path / "one"), _png_bytes(tmp_path / "two")
+    assert a.keys() == b.keys() and all(a[k] == b[k] for k in a)
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(a)  # no claim files left behind
+
+
+def test_figures_left_by_a_failed_helper_are_drawn_here(run, tmp_path, monkeypatch, caplog):
+    """A helper that claims a figure and dies: this process draws it, says so in the log, and the set is whole."""
+    import chemtomo.report.volume as rv
+
+    def dying_helper(result_path, folder, claims, slices):
+        code = "import os, sys; open(os.path.join(sys.argv[1], 'render3d'), 'x').close(); sys.exit(3)"
+        p = subprocess.Popen([sys.executable, "-c", code, str(claims)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        p.wait()  # it has claimed before this process looks
+        return p
+
+    _, out = run
+    monkeypatch.setattr(rv, "_start_helper", dying_helper)
+    with caplog.at_level("WARNING", logger="chemtomo.report"):
+        figs = rv.draw_result_figures(out / "result.h5", tmp_path / "f", processes=2)
+    assert [p.name for p in figs][0] == "fig17_render3d.png" and len(figs) == 5
+    assert "figure helper process failed (exit 3)" in caplog.text
+    ref = rv.draw_result_figures(out / "result.h5", tmp_path / "ref", processes=1)
+    assert _png_bytes(tmp_path / "f") == _png_bytes(tmp_path / "ref") and len(ref) == 5
+
+
+def test_figure_processes_choice(run):
+    from chemtomo.pipeline.options import OutputOptions
+    from chemtomo.report.volume import PARALLEL_FIGURES_MIN_VOXELS, figure_processes
+
+    _, out = run
+    assert figure_processes(out / "result.h5", 3) == 3
+    assert figure_processes(out / "result.h5") == 1  # 40^3 voxels: below the size where a helper pays
+    assert 40 ** 3 < PARALLEL_FIGURES_MIN_VOXELS
+    with pytest.raises(ValueError, match="processes must be >= 1"):
+        figure_processes(out / "result.h5", 0)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="figure_processes"):
+            OutputOptions(figure_processes=bad)
+
+
 def test_primary_volumes_copied_are_the_datasets_compressed_again(run, tmp_path):
     """methods/<primary> copies the top level's compressed chunks: the same datasets as compressing the arrays again.
 

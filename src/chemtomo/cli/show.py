@@ -74,7 +74,7 @@ def run(args) -> int:
     out = Path(args.out) if args.out else path.parent / "figures"
     check_output(out, kind="folder")
     with staged_output(out) as stage:  # all the figures or none
-        staged = draw_result_figures(path, stage, slices=args.slices)
+        staged = draw_result_figures(path, stage, slices=args.slices, processes=None)
     paths = [out / p.relative_to(stage) for p in staged]
     for p in paths:
         print(f"wrote {p}", file=sys.stderr)

@@ -412,7 +412,7 @@ def write_outputs(out, exp: ExperimentalResult, options: OutputOptions | None = 
         if o.figures:
             from ..report.volume import draw_result_figures
 
-            figs = draw_result_figures(result_path, stage / "figures")
+            figs = draw_result_figures(result_path, stage / "figures", processes=o.figure_processes)
             written["figures"] = [str(p.relative_to(stage)) for p in figs]
     out = Path(out)
     return {"result": out / "result.h5", "export": [out / p for p in written["export"]],

@@ -192,6 +192,10 @@ class OutputOptions:
         Which volumes (default maps and weight fractions).
     figures : bool
         Draw the figures (default True).
+    figure_processes : int, optional
+        Processes that draw them (:func:`chemtomo.report.volume.draw_result_figures`);
+        default None: two for a volume of a million voxels or more on a machine
+        with two cores, else one. The figures are the same either way.
     signals : {"hspy", "zspy"} or None
         Also write every volume of the primary method as a HyperSpy signal in
         ``signals/`` (:func:`chemtomo.io.write_result_signals`; default None).
@@ -207,12 +211,14 @@ class OutputOptions:
     Raises
     ------
     ValueError
-        On construction: an unknown format or kind; ``compare_tomviz`` without its angles.
+        On construction: an unknown format or kind; ``compare_tomviz`` without its angles;
+        ``figure_processes`` not an integer >= 1 or None.
     """
 
     export: Sequence[str] = ("tiff",)
     export_kinds: Sequence[str] = ("maps", "weight")
     figures: bool = True
+    figure_processes: int | None = None
     signals: str | None = None
     map_units: str = "per_nm"
     compare_tomviz: object = None
@@ -233,6 +239,11 @@ class OutputOptions:
         if self.signals is not None and self.signals not in SIGNAL_FORMATS:
             raise ValueError(f"signals must be one of {SIGNAL_FORMATS} or None, got {self.signals!r}")
         check_map_units(self.map_units)
+        if self.figure_processes is not None and (isinstance(self.figure_processes, bool)
+                                                  or not isinstance(self.figure_processes, int)
+                                                  or self.figure_processes < 1):
+            raise ValueError(f"figure_processes must be an integer >= 1 or None (automatic), got "
+                             f"{self.figure_processes!r}")
         if self.compare_tomviz is not None and self.tomviz_angles_deg is None:
             raise ValueError("compare_tomviz needs tomviz_angles_deg: the angles of every entry of the tomviz file")
 
