@@ -42,6 +42,21 @@ def test_fractions_follow_eq12(maps):
     np.testing.assert_allclose(w[(slice(None),) + j], expect)
 
 
+def test_fractions_equal_eq12_voxel_by_voxel_bit_for_bit(rng):
+    """Every voxel's fractions are eq. 12 computed on that voxel alone (the same float64 quotients), 0 outside."""
+    maps = (rng.random((4, 6, 7, 5)) - 0.3).astype(np.float32)  # negative values clipped, some voxels empty
+    maps[:, 0] = 0
+    f = np.array([2.0, 1.5, 0.7, 3.1])
+    mask = rng.random((6, 7, 5)) > 0.3
+    w, a = weight_fractions(maps, f, mask), atomic_fractions(weight_fractions(maps, f, mask), [16.0, 24.3, 28.1, 195])
+    for idx in np.ndindex(*mask.shape):
+        x = np.clip(maps[(slice(None),) + idx], 0, None) / f
+        expect = x / x.sum() if mask[idx] and x.sum() > 0 else np.zeros(4)
+        assert np.array_equal(w[(slice(None),) + idx], expect), idx
+        n = w[(slice(None),) + idx] / np.array([16.0, 24.3, 28.1, 195])
+        assert np.array_equal(a[(slice(None),) + idx], n / n.sum() if n.sum() > 0 else np.zeros(4)), idx
+
+
 @pytest.mark.parametrize("scale", [1e-6, 3.7, 1e8])
 def test_fractions_invariant_to_scaling_all_maps(maps, scale):
     f = np.array([2.0, 1.5, 0.7])

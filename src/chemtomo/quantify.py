@@ -68,7 +68,7 @@ def weight_fractions(maps, factors, mask=None) -> np.ndarray:
             raise ValueError(f"mask shape {mask.shape} does not match maps {maps.shape[1:]}")
         inside &= mask
     out = np.zeros_like(w)
-    out[:, inside] = w[:, inside] / s[inside]
+    np.divide(w, s, out=out, where=inside)  # the same quotients as w[:, inside] / s[inside], without the gathers
     return out
 
 
@@ -78,8 +78,7 @@ def atomic_fractions(weight, atomic_weights) -> np.ndarray:
     n = weight / m.reshape((-1,) + (1,) * (weight.ndim - 1))
     s = n.sum(axis=0)
     out = np.zeros_like(n)
-    ok = s > 0
-    out[:, ok] = n[:, ok] / s[ok]
+    np.divide(n, s, out=out, where=s > 0)
     return out
 
 
