@@ -25,12 +25,36 @@ from pathlib import Path
 import numpy as np
 
 
+def auto_parameters(sim, cfg, method, s0: int, s1: int) -> dict:
+    """The parameters ``method``'s automatic rule picks on the benchmark's noisy series (slices ``s0:s1``)."""
+    from chemtomo.pipeline.volume import reconstruct_series
+    from chemtomo.reconstruct import get_method
+    from chemtomo.studies.benchmark import sub_series
+
+    m = get_method(method)
+    res0 = reconstruct_series(sub_series(sim.series, s0, s1), sim.factors, m.name, dict(cfg.params.get(m.name, {})),
+                              auto=True, auto_grid=cfg.grid(m.name), auto_slices=cfg.auto_slices,
+                              mask_method=cfg.mask_method)
+    return {k: res0.parameters[k] for k in m.Params.names() if k in res0.parameters}
+
+
+def reconstruct_or_otsu(series, factors, method: str, params: dict, mask_method: str):
+    """``(result, mask_method)``: the ESF mask, or Otsu's from then on when a realisation shows no edge to fit."""
+    from chemtomo.pipeline.volume import reconstruct_series
+
+    try:
+        return reconstruct_series(series, factors, method, dict(params), mask_method=mask_method), mask_method
+    except ValueError as exc:
+        if mask_method == "otsu" or "edge" not in str(exc):
+            raise
+    return reconstruct_series(series, factors, method, dict(params), mask_method="otsu"), "otsu"
+
+
 def main(argv=None) -> None:
     """Run ``specimen methods seeds replicas noise_seed outdir``."""
     from scipy.ndimage import binary_erosion
 
     from chemtomo.pipeline.uncertainty import bootstrap_uncertainty
-    from chemtomo.pipeline.volume import reconstruct_series
     from chemtomo.reconstruct import get_method
     from chemtomo.simulate.specimens import make_specimen, simulate_series
     from chemtomo.studies.benchmark import BenchmarkConfig, Truth, sub_series
@@ -52,21 +76,12 @@ def main(argv=None) -> None:
     for method in methods.split(","):
         m = get_method(method)
         t0 = time.perf_counter()
-        res0 = reconstruct_series(sub_series(sim.series, a, b), sim.factors, m.name, dict(cfg.params.get(m.name, {})),
-                                  auto=True, auto_grid=cfg.grid(m.name), auto_slices=cfg.auto_slices,
-                                  mask_method=cfg.mask_method)
-        params = {k: res0.parameters[k] for k in m.Params.names() if k in res0.parameters}
+        params = auto_parameters(sim, cfg, m.name, a, b)
         mask_method = cfg.mask_method
         d: dict = {}
         for j in range(int(ucfg.seeds)):
             ser = _draw(clean, ucfg.noise_seed, j)
-            try:
-                res = reconstruct_series(ser, sim.factors, m.name, dict(params), mask_method=mask_method)
-            except ValueError as exc:
-                if mask_method == "otsu" or "edge" not in str(exc):
-                    raise
-                mask_method = "otsu"
-                res = reconstruct_series(ser, sim.factors, m.name, dict(params), mask_method=mask_method)
+            res, mask_method = reconstruct_or_otsu(ser, sim.factors, m.name, params, mask_method)
             mask = np.asarray(res.composition.mask, bool)
             given = {**{r: truth.regions[r] & mask for r in reg_names},
                      **{f"{r}_interior": interiors[r] & mask for r in reg_names}}

@@ -58,6 +58,8 @@ def main(argv=None) -> None:
                          "bias without noise (region.<r>.clean)")
     a = ap.parse_args(argv)
 
+    from uncertainty_interval_dump import auto_parameters, reconstruct_or_otsu
+
     from chemtomo.pipeline.region_bias import model_response, region_model_bias
     from chemtomo.pipeline.uncertainty import bootstrap_uncertainty
     from chemtomo.pipeline.volume import reconstruct_series
@@ -79,10 +81,7 @@ def main(argv=None) -> None:
     for method in a.methods.split(","):
         m = get_method(method)
         t0 = time.perf_counter()
-        res0 = reconstruct_series(sub_series(sim.series, s0, s1), sim.factors, m.name,
-                                  dict(cfg.params.get(m.name, {})), auto=True, auto_grid=cfg.grid(m.name),
-                                  auto_slices=cfg.auto_slices, mask_method=cfg.mask_method)
-        params = {k: res0.parameters[k] for k in m.Params.names() if k in res0.parameters}
+        params = auto_parameters(sim, cfg, m.name, s0, s1)
         mask_method = cfg.mask_method
         d: dict = {}
         clean_bias = {}
@@ -98,13 +97,7 @@ def main(argv=None) -> None:
                           for r in reg_names if (truth.regions[r] & mc).any()}
         for j in range(int(ucfg.seeds)):
             ser = _draw(clean, ucfg.noise_seed, j)
-            try:
-                res = reconstruct_series(ser, sim.factors, m.name, dict(params), mask_method=mask_method)
-            except ValueError as exc:
-                if mask_method == "otsu" or "edge" not in str(exc):
-                    raise
-                mask_method = "otsu"
-                res = reconstruct_series(ser, sim.factors, m.name, dict(params), mask_method=mask_method)
+            res, mask_method = reconstruct_or_otsu(ser, sim.factors, m.name, params, mask_method)
             mask = np.asarray(res.composition.mask, bool)
             given = {r: truth.regions[r] & mask for r in reg_names}
             given = {r: v for r, v in given.items() if v.any()}
