@@ -332,8 +332,9 @@ def main(argv=None) -> None:
     ap.add_argument("--huber", nargs="+", type=float, default=list(HUBER_GRID))
     ap.add_argument("--out", default=None)
     ap.add_argument("--edge-level", type=float, default=ESF_EDGE_LEVEL,
-                    help="the scores' ESF mask at this fraction of the particle-background step (default 0.5; "
-                         "the 'mask' score of the rule's training maps keeps 0.5)")
+                    help=f"the scores' ESF mask at this fraction of the particle-background step (default "
+                         f"{ESF_EDGE_LEVEL:g}, chemtomo.quantify.ESF_EDGE_LEVEL; the 'mask' score of the rule's "
+                         f"training maps always uses that default)")
     ap.add_argument("--oracle-only", action="store_true", help="only the oracle sweep (e.g. a wider --mu grid)")
     ap.add_argument("--oracle-from", default=None, help="take the oracle sweep from this JSON (same case and grid)")
     ap.add_argument("--combine", nargs="+", default=None, help="cases' JSON files: the LOSO factor and one table")

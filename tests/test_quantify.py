@@ -187,27 +187,46 @@ def test_esf_edge_level_keeps_the_half_filled_voxels(noise):
     >= 0.5. Tolerances: at edge level 0.35 (a threshold near 0.33) no particle voxel is
     missed (the half-filled ones sit 0.17, over 3 noise rms, above it), no voxel at most
     1/8 filled is added (0.2 below: 4 rms) and at most 5 % of the quarter-filled ones (0.08
-    below: 1.6 rms at the larger noise); the default (0.5) misses at least 10 of the 96
-    half-filled voxels.
+    below: 1.6 rms at the larger noise); the step's centre (0.5, the default before issue 13)
+    misses at least 10 of the 96 half-filled voxels.
     """
     occ, rec = _half_filled_sphere(noise)
     particle = occ >= 0.5
     assert np.count_nonzero(occ == 0.5) == 96
-    mask_default, th_default = particle_mask(rec, edge_level=0.5)
+    mask_centre, th_centre = particle_mask(rec, edge_level=0.5)
     mask_low, th_low = particle_mask(rec, edge_level=0.35)
-    assert np.count_nonzero(particle & ~mask_default) >= 10  # the failure the option is for
+    assert np.count_nonzero(particle & ~mask_centre) >= 10  # the failure the option is for
     assert np.count_nonzero(particle & ~mask_low) == 0
     assert np.count_nonzero(mask_low & (occ <= 0.125)) == 0
     assert np.count_nonzero(mask_low & (occ == 0.25)) <= 0.05 * np.count_nonzero(occ == 0.25)
-    assert th_low.value < th_default.value
+    assert th_low.value < th_centre.value
+
+
+@pytest.mark.parametrize("noise", [0.02, 0.05])
+def test_esf_default_edge_level_is_the_constant_and_keeps_the_half_filled_voxels(noise):
+    """The default mask is the ESF's at ``ESF_EDGE_LEVEL`` = 0.35 (issue 13), so it keeps half-filled voxels.
+
+    Reference: the counted occupancy of ``_half_filled_sphere`` (particle: occupancy >= 0.5),
+    as in the explicit-level test above, and the same call with ``edge_level=0.35`` (bit for
+    bit: the default is that level, not a copy of its arithmetic).
+    """
+    assert ESF_EDGE_LEVEL == 0.35
+    occ, rec = _half_filled_sphere(noise)
+    particle = occ >= 0.5
+    mask, th = particle_mask(rec)
+    mask_q, th_q = particle_mask(rec, edge_level=ESF_EDGE_LEVEL)
+    assert th.value == th_q.value and np.array_equal(mask, mask_q)
+    assert np.count_nonzero(particle & ~mask) == 0  # none of the 96 half-filled voxels (nor any fuller) missed
+    assert np.count_nonzero(mask & (occ <= 0.125)) == 0
+    assert quantify(np.stack([rec, rec]), [1.0, 2.0], [1.0, 1.0], ["A", "B"], ["A", "B"]).threshold.value == \
+        pytest.approx(1.5 * th.value, rel=1e-6)  # total rec / 1 + rec / 2; the fit is scale-equivariant to ~1e-8
 
 
 def test_esf_edge_level_moves_the_threshold_down_the_fitted_step(rng):
-    """The threshold at edge level q is the step's centre minus (0.5 - q) step heights; 0.5 is the default exactly."""
+    """The threshold at edge level q is the step's centre minus (0.5 - q) step heights; the default is q = 0.35."""
     img = _blurred_disk(rng)
     th = esf_threshold(img, edge_level=0.5)
-    if ESF_EDGE_LEVEL == 0.5:
-        assert esf_threshold(img).value == th.value
+    assert esf_threshold(img).value == esf_threshold(img, edge_level=0.35).value
     height = th.curve["edges"][-1][0]
     for q in (0.3, 0.4, 0.45):
         assert esf_threshold(img, edge_level=q).value == pytest.approx(th.value - (0.5 - q) * height, rel=1e-12)

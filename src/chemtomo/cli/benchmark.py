@@ -9,6 +9,8 @@ from pathlib import Path
 
 def add_parser(sub):
     """Register ``benchmark`` on the ``sub`` subparsers."""
+    from chemtomo.quantify import ESF_EDGE_LEVEL
+
     p = sub.add_parser("benchmark", help="run every method on the specimen suite (metrics.json, report.md, figure)",
                        description="Simulate the specimen suite (issue 13) at three EDS doses, run every "
                                    "registered method at its oracle-best and its automatic parameters, "
@@ -42,7 +44,7 @@ def add_parser(sub):
                         "'chemtomo best-auto vs svmbir best' (default none; needs pip install -e \".[bench-peers]\")")
     p.add_argument("--mask-edge-level", type=float, default=None, metavar="Q",
                    help="specimen suite: the ESF mask's threshold at this fraction of the fitted particle-background "
-                        "step (default 0.5, its centre; lower keeps half-filled edge voxels)")
+                        f"step (default {ESF_EDGE_LEVEL:g}; 0.5 its centre; lower keeps half-filled edge voxels)")
     _add_uncertainty_args(p)
     return p
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..quantify import ESF_EDGE_LEVEL
 from .store import VolumeStore
 
 
 def quantify_store(store: VolumeStore, factors, atomic_weights, elements: list[str],
-                   mask_method: str = "esf", threshold: float | None = None, edge_level: float = 0.5):
+                   mask_method: str = "esf", threshold: float | None = None,
+                   edge_level: float = ESF_EDGE_LEVEL):
     """Mask and fractions of the maps in ``store``, reading and writing chunk by chunk.
 
     The same arithmetic as :func:`chemtomo.quantify.quantify` on the whole volume,

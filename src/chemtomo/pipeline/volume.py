@@ -181,7 +181,8 @@ def reconstruct_series(
         Fixed threshold instead of ``mask_method``.
     edge_level : float
         The ESF threshold's place on the particle-background step
-        (:func:`chemtomo.quantify.esf_threshold`; default 0.5, its centre).
+        (:func:`chemtomo.quantify.esf_threshold`; default
+        :data:`chemtomo.quantify.ESF_EDGE_LEVEL`, 0.35 of its height; 0.5 its centre).
     backend : str
         Operator backend (see :func:`chemtomo.projector.make_operator`).
     chunk_slices : int, optional

@@ -169,8 +169,9 @@ class BenchmarkConfig(StudyGrids):
         reconstruction whose ESF fit finds no edge falls back to ``otsu`` and says so).
     mask_edge_level : float
         Where on the fitted particle-background step the ESF threshold lies
-        (:func:`chemtomo.quantify.esf_threshold`'s ``edge_level``; default 0.5, the step's
-        centre); lower keeps the half-filled edge voxels a blurred reconstruction puts
+        (:func:`chemtomo.quantify.esf_threshold`'s ``edge_level``; default
+        :data:`chemtomo.quantify.ESF_EDGE_LEVEL`, 0.35 of the step's height; 0.5 its centre); lower
+        than the centre keeps the half-filled edge voxels a blurred reconstruction puts
         below the step's centre. The sweeps and the automatic result are quantified with it.
     specimen_seed, noise_seed : int
         Seeds of the specimens' random placements and of the Poisson noise.
@@ -343,7 +344,8 @@ def quantify_maps(maps: np.ndarray, factors: Factors, lines: list[str], factor: 
         The particle mask; when the ESF fit finds no particle edge, Otsu's (and the
         returned mask says so).
     edge_level : float
-        The ESF threshold's place on the particle-background step (default 0.5, its centre).
+        The ESF threshold's place on the particle-background step (default
+        :data:`chemtomo.quantify.ESF_EDGE_LEVEL`; 0.5 its centre).
 
     Returns
     -------
@@ -396,7 +398,8 @@ def sweep(series: TiltSeries, factors: Factors, method: str, grid: dict, base: d
         The particle mask; when the ESF fit finds no particle edge the point falls back to
         Otsu's and says so in ``mask``.
     edge_level : float
-        The ESF threshold's place on the particle-background step (default 0.5, its centre).
+        The ESF threshold's place on the particle-background step (default
+        :data:`chemtomo.quantify.ESF_EDGE_LEVEL`; 0.5 its centre).
 
     Returns
     -------
