@@ -96,16 +96,17 @@ METRICS = ("mse_fraction_inside", "mse_fraction_on_mask", "mse_fraction_particle
 
 
 def inside_mse(series, factors, truth, method: str, points: list[dict], metrics: dict | None = None,
-               edge_level: float = ESF_EDGE_LEVEL) -> list[float]:
+               edge_level: float = ESF_EDGE_LEVEL, base: dict | None = None) -> list[float]:
     """The benchmark's inside MSE at each ``{"mu", "huber"}`` point (one full-data solve each).
 
     ``metrics``, when given, collects each of :data:`METRICS` per point (lists by name);
-    ``edge_level``: the ESF mask's place on the particle-background step (``--edge-level``).
+    ``edge_level``: the ESF mask's place on the particle-background step (``--edge-level``);
+    ``base``: fixed parameters of the method (``--haadf-model-error``).
     """
     out = []
     for p in points:
         grid = {k: (v,) for k, v in p.items()}
-        c = sweep(series, factors, method, grid, edge_level=edge_level)[0]
+        c = sweep(series, factors, method, grid, base=base, edge_level=edge_level)[0]
         sc = score(truth, c["maps"], c["weight"], c["elements"])
         out.append(sc["mse_fraction_inside"])
         if metrics is not None:
@@ -114,10 +115,10 @@ def inside_mse(series, factors, truth, method: str, points: list[dict], metrics:
     return out
 
 
-def cv_scores(series, factors, method: str, mus, hubers, n_iter: int = 100) -> dict:
-    """Every score of :data:`SCORES` per ``(huber, mu)``: ``{score: (H, L) array}``."""
+def cv_scores(series, factors, method: str, mus, hubers, n_iter: int = 100, base: dict | None = None) -> dict:
+    """Every score of :data:`SCORES` per ``(huber, mu)``: ``{score: (H, L) array}``; ``base``: fixed parameters."""
     m = get_method(method)
-    p0 = m.params({})
+    p0 = m.params(base or {})
     lines = series.lines
     prepared = dataclasses.replace(
         series, eds={k: gaussian_filter_stack(v, FILTER_SIGMA_PX, "image") for k, v in series.eds.items()},
@@ -190,6 +191,7 @@ def rule_choice(mus, hubers, scores) -> dict:
 def run_case(args) -> dict:
     """One case: oracle sweep, CV scores, the choices and their inside MSE."""
     cfg, truth, series, factors = problem(args.specimen, args.dose)
+    base = None if args.haadf_model_error is None else {"haadf_model_error": args.haadf_model_error}
     hubers = [0.0] if args.method == "fused_tv" else list(args.huber)
     mus = list(args.mu)
     rule_mus = list(args.rule_mu) if args.rule_mu else (list(TV_MU_RULE_GRID) if args.method == "fused_tv"
@@ -202,7 +204,7 @@ def run_case(args) -> dict:
             raise ValueError(f"{args.oracle_from} holds another oracle grid: {prev['oracle_grid']}")
         oracle = prev["oracle_mse"]
     else:
-        oracle = inside_mse(series, factors, truth, args.method, pts, metrics, args.edge_level)
+        oracle = inside_mse(series, factors, truth, args.method, pts, metrics, args.edge_level, base)
     print(f"{args.specimen} x{args.dose:g} oracle sweep done", flush=True)
     if args.oracle_only:
         out = {"oracle_grid": pts, "oracle_mse": oracle, "metrics": metrics}
@@ -214,12 +216,13 @@ def run_case(args) -> dict:
             with open(args.out, "w") as fh:
                 json.dump(out, fh, indent=1)
         return out
-    scores = cv_scores(series, factors, args.method, rule_mus, hubers)
+    scores = cv_scores(series, factors, args.method, rule_mus, hubers, base=base)
     choices = {sc: rule_choice(rule_mus, hubers, v) for sc, v in scores.items()}
     for c in choices.values():
         if args.method == "fused_tv":
             c.pop("huber")
-    chosen = inside_mse(series, factors, truth, args.method, list(choices.values()), edge_level=args.edge_level)
+    chosen = inside_mse(series, factors, truth, args.method, list(choices.values()), edge_level=args.edge_level,
+                        base=base)
     ib = int(np.argmin(oracle))
     out = {"specimen": args.specimen, "dose": args.dose, "method": args.method, "oracle_grid": pts,
            "oracle_mse": oracle, "best": {**pts[ib], "mse": oracle[ib]}, "rule_mus": rule_mus,
@@ -335,6 +338,9 @@ def main(argv=None) -> None:
                     help=f"the scores' ESF mask at this fraction of the particle-background step (default "
                          f"{ESF_EDGE_LEVEL:g}, chemtomo.quantify.ESF_EDGE_LEVEL; the 'mask' score of the rule's "
                          f"training maps always uses that default)")
+    ap.add_argument("--haadf-model-error", type=float, default=None, metavar="EPS",
+                    help="the fused model's HAADF model error, fixed for the oracle and the rule (default: the "
+                         "method's)")
     ap.add_argument("--oracle-only", action="store_true", help="only the oracle sweep (e.g. a wider --mu grid)")
     ap.add_argument("--oracle-from", default=None, help="take the oracle sweep from this JSON (same case and grid)")
     ap.add_argument("--combine", nargs="+", default=None, help="cases' JSON files: the LOSO factor and one table")
