@@ -128,3 +128,89 @@ def dual_tv(kxbar, sig, y, radius, coupled, out):
                         g = sig[c, a, i, j, q] if wide else sig[c, a, i, j, 0]
                         out[c, a, i, j, q] = kxbar[c, a, i, j, q] * g + y[c, a, i, j, q]
             project_pixel(out, i, j, radius, coupled, s)
+
+
+# ----------------------------------------------------------------------------- TV term without K x
+# PDHG's TV term ``F(c D x)`` (``Scaled(Gradient2D, c)`` with :class:`GroupL21`) carried as the
+# primal iterates instead of the gradient fields: the dual step forms ``c D xbar`` from ``x`` and
+# the previous ``x`` on the fly, the primal step ``c D^T y`` from the dual field; each in the
+# arithmetic of the passes it replaces (``gradient``, the scale, ``extrapolate``, ``dual_tv``;
+# ``gradient_adjoint``, the scale, ``primal_step2``), so the iterates are the same bits.
+
+
+@njit(parallel=True, **_JIT)
+def dual_tv_extrap(x, xp, scale, first, sig, y, radius, coupled, out):
+    """TV's dual step from the primal iterates: :func:`dual_tv` of ``K xbar = 2 c D x - c D xp``.
+
+    ``x``, ``xp`` ``(k, ny, nx, m)`` (the current and the previous iterate; ``first``: the
+    first iteration, ``K xbar = c D x``), ``scale`` the float32 ``c``; ``K xbar`` is formed
+    per element as :func:`._tv_kernels.gradient`, ``Scaled``'s product and :func:`extrapolate`
+    would (``-((c D xp - c D x) - c D x)``), then ``y + S K xbar`` projected onto the balls.
+    Fields ``(k, 2, ny, nx, m)``, ``sig`` with last axis 1 or ``m``; ``out`` may be ``y``.
+    """
+    k, ny, nx, m = x.shape
+    wide = sig.shape[4] > 1
+    zero = np.float32(0.0) * scale
+    for i in prange(ny):
+        s = np.empty(m, np.float32)
+        for j in range(nx):
+            for c in range(k):
+                for a in range(2):
+                    di = 1 - a  # the difference's neighbour: (i + 1, j) for a = 0, (i, j + 1) for a = 1
+                    dj = a
+                    inside = i < ny - 1 if a == 0 else j < nx - 1
+                    if inside and first:
+                        for q in range(m):
+                            g = sig[c, a, i, j, q] if wide else sig[c, a, i, j, 0]
+                            kb = (x[c, i + di, j + dj, q] - x[c, i, j, q]) * scale
+                            out[c, a, i, j, q] = kb * g + y[c, a, i, j, q]
+                    elif inside:
+                        for q in range(m):
+                            g = sig[c, a, i, j, q] if wide else sig[c, a, i, j, 0]
+                            gn = (x[c, i + di, j + dj, q] - x[c, i, j, q]) * scale
+                            go = (xp[c, i + di, j + dj, q] - xp[c, i, j, q]) * scale
+                            kb = -((go - gn) - gn)
+                            out[c, a, i, j, q] = kb * g + y[c, a, i, j, q]
+                    else:
+                        kb = zero if first else -((zero - zero) - zero)
+                        for q in range(m):
+                            g = sig[c, a, i, j, q] if wide else sig[c, a, i, j, 0]
+                            out[c, a, i, j, q] = kb * g + y[c, a, i, j, q]
+            project_pixel(out, i, j, radius, coupled, s)
+
+
+@njit(parallel=True, **_JIT)
+def primal_step_tv(x, a, ytv, scale, tau, nonneg, out):
+    """``out = max(0, x - tau (a + c D^T ytv))``: :func:`primal_step2` with TV's adjoint formed on the fly.
+
+    ``x``, ``a``, ``out`` ``(k, ny, nx, m)``, ``ytv`` ``(k, 2, ny, nx, m)``, ``tau`` with last
+    axis 1 or ``m``, ``scale`` the float32 ``c``; ``D^T ytv`` summed in
+    :func:`._tv_kernels.gradient_adjoint`'s order, then times ``c`` (``Scaled``). ``out`` may be ``a``.
+    """
+    k, ny, nx, m = x.shape
+    wide = tau.shape[3] > 1
+    zero = np.float32(0.0)
+    for i in prange(ny):
+        s = np.empty(m, np.float32)
+        for c in range(k):
+            for j in range(nx):
+                for q in range(m):
+                    s[q] = 0.0
+                if i < ny - 1:
+                    for q in range(m):
+                        s[q] -= ytv[c, 0, i, j, q]
+                if i > 0:
+                    for q in range(m):
+                        s[q] += ytv[c, 0, i - 1, j, q]
+                if j < nx - 1:
+                    for q in range(m):
+                        s[q] -= ytv[c, 1, i, j, q]
+                if j > 0:
+                    for q in range(m):
+                        s[q] += ytv[c, 1, i, j - 1, q]
+                for q in range(m):
+                    t = tau[c, i, j, q] if wide else tau[c, i, j, 0]
+                    v = x[c, i, j, q] - (a[c, i, j, q] + s[q] * scale) * t
+                    if nonneg:
+                        v = max(v, zero)
+                    out[c, i, j, q] = v
