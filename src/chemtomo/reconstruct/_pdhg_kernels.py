@@ -130,55 +130,7 @@ def dual_tv(kxbar, sig, y, radius, coupled, out):
             project_pixel(out, i, j, radius, coupled, s)
 
 
-# ----------------------------------------------------------------------------- TV term without K x
-# PDHG's TV term ``F(c D x)`` (``Scaled(Gradient2D, c)`` with :class:`GroupL21`) carried as the
-# primal iterates instead of the gradient fields: the dual step forms ``c D xbar`` from ``x`` and
-# the previous ``x`` on the fly, the primal step ``c D^T y`` from the dual field; each in the
-# arithmetic of the passes it replaces (``gradient``, the scale, ``extrapolate``, ``dual_tv``;
-# ``gradient_adjoint``, the scale, ``primal_step2``), so the iterates are the same bits.
-
-
-@njit(parallel=True, **_JIT)
-def dual_tv_extrap(x, xp, scale, first, sig, y, radius, coupled, out):
-    """TV's dual step from the primal iterates: :func:`dual_tv` of ``K xbar = 2 c D x - c D xp``.
-
-    ``x``, ``xp`` ``(k, ny, nx, m)`` (the current and the previous iterate; ``first``: the
-    first iteration, ``K xbar = c D x``), ``scale`` the float32 ``c``; ``K xbar`` is formed
-    per element as :func:`._tv_kernels.gradient`, ``Scaled``'s product and :func:`extrapolate`
-    would (``-((c D xp - c D x) - c D x)``), then ``y + S K xbar`` projected onto the balls.
-    Fields ``(k, 2, ny, nx, m)``, ``sig`` with last axis 1 or ``m``; ``out`` may be ``y``.
-    """
-    k, ny, nx, m = x.shape
-    wide = sig.shape[4] > 1
-    zero = np.float32(0.0) * scale
-    for i in prange(ny):
-        s = np.empty(m, np.float32)
-        for j in range(nx):
-            for c in range(k):
-                for a in range(2):
-                    di = 1 - a  # the difference's neighbour: (i + 1, j) for a = 0, (i, j + 1) for a = 1
-                    dj = a
-                    inside = i < ny - 1 if a == 0 else j < nx - 1
-                    if inside and first:
-                        for q in range(m):
-                            g = sig[c, a, i, j, q] if wide else sig[c, a, i, j, 0]
-                            kb = (x[c, i + di, j + dj, q] - x[c, i, j, q]) * scale
-                            out[c, a, i, j, q] = kb * g + y[c, a, i, j, q]
-                    elif inside:
-                        for q in range(m):
-                            g = sig[c, a, i, j, q] if wide else sig[c, a, i, j, 0]
-                            gn = (x[c, i + di, j + dj, q] - x[c, i, j, q]) * scale
-                            go = (xp[c, i + di, j + dj, q] - xp[c, i, j, q]) * scale
-                            kb = -((go - gn) - gn)
-                            out[c, a, i, j, q] = kb * g + y[c, a, i, j, q]
-                    else:
-                        kb = zero if first else -((zero - zero) - zero)
-                        for q in range(m):
-                            g = sig[c, a, i, j, q] if wide else sig[c, a, i, j, 0]
-                            out[c, a, i, j, q] = kb * g + y[c, a, i, j, q]
-            project_pixel(out, i, j, radius, coupled, s)
-
-
+# ----------------------------------------------------------------------------- TV's adjoint in the primal step
 @njit(parallel=True, **_JIT)
 def primal_step_tv(x, a, ytv, scale, tau, nonneg, out):
     """``out = max(0, x - tau (a + c D^T ytv))``: :func:`primal_step2` with TV's adjoint formed on the fly.

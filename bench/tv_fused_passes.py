@@ -1,0 +1,119 @@
+#!/usr/bin/env python
+"""Fused-TV's iteration with TV's adjoint inside the primal step (``pdhg(fuse_tv=...)``), before / after.
+
+Issue 17: ``make real-example-tv``'s time is fused-TV iterations (the rule and the final
+solve). ``pdhg(fuse_tv=True)`` (the default) forms the TV term's adjoint ``c D^T y``
+inside the primal step (:func:`chemtomo.reconstruct._pdhg_kernels.primal_step_tv`)
+instead of an adjoint pass, a scaling pass and the primal step's pass: the same float32
+operations in the same order, so the same bits. This script solves the real example's
+rule slices (``bench/tv_convergence_real.py``'s inputs: 8 slices of 172^2, 5 lines and
+the HAADF, the volume's constants) copied to ``--columns`` columns for ``--n-iter``
+iterations at ``--mu``, with ``fuse_tv`` off (the baseline) and on, alternated
+``--repeat`` times in one process after a compiling call of each, on numba's threads as
+set by the environment (``NUMBA_NUM_THREADS=1``: one thread, as each of the two solves
+at once in the real example). It reports wall and CPU seconds per column-iteration, the
+ratio of the best of each (after / before), and whether the maps are the same bits.
+``--rule-check`` also runs the automatic rule (``cv_tv_weight``, the real example's grid,
+``--rule-iter`` iterations) both ways and compares the scores and the choice.
+Results go to ``bench/results/<--out>``.
+
+    NUMBA_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python bench/tv_fused_passes.py --inputs-cache /tmp/rule_inputs.pkl
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from tv_convergence_real import DATA, _cached_inputs
+
+RESULTS = Path(__file__).resolve().parent / "results"
+GRID = (0.015, 0.03, 0.06, 0.12, 0.24)
+
+
+def main(argv=None) -> dict:
+    """Run the comparison (module docstring) and write ``bench/results/<--out>``."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=DATA)
+    p.add_argument("--inputs-cache", default=None, help="pickle of the rule's inputs (written when missing)")
+    p.add_argument("--columns", type=int, default=32)
+    p.add_argument("--n-iter", type=int, default=60)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--mu", type=float, default=0.0384)
+    p.add_argument("--rule-check", action="store_true")
+    p.add_argument("--rule-iter", type=int, default=20)
+    p.add_argument("--out", default="tv_fused_passes.json")
+    a = p.parse_args(argv)
+    import numba
+
+    import chemtomo.reconstruct.autoparam as ap
+    import chemtomo.reconstruct.fused as fused
+    from chemtomo.reconstruct.pdhg import pdhg
+
+    got = _cached_inputs(a.data, a.inputs_cache)
+    W, counts, kw = got["W"], got["counts"], dict(got["kw"])
+    haadf, r = kw.pop("haadf"), kw.pop("r")
+    for key in ("n_iter", "choice_tol", "check_every"):
+        kw.pop(key, None)
+    reps = -(-a.columns // counts.shape[2])
+    C = np.tile(counts, (1, 1, reps))[:, :, :a.columns]
+    H = np.tile(haadf, (1, reps))[:, :a.columns]
+    modes = {"separate": False, "fused": True}
+    runs: dict = {name: [] for name in modes}
+    maps = {}
+
+    def solve(n_iter):
+        return fused.tv_solve(W, C, model="fused", mu=a.mu, haadf=H, r=r, n_iter=n_iter, **kw).x
+
+    try:
+        for fuse in modes.values():  # compile, warm the buffers
+            fused.pdhg = functools.partial(pdhg, fuse_tv=fuse)
+            solve(2)
+        for _ in range(a.repeat):
+            for name, fuse in modes.items():
+                fused.pdhg = functools.partial(pdhg, fuse_tv=fuse)
+                t, c = time.perf_counter(), time.process_time()
+                maps[name] = solve(a.n_iter)
+                wall, cpu = time.perf_counter() - t, time.process_time() - c
+                ci = a.columns * a.n_iter
+                runs[name].append({"wall_s": wall, "cpu_s": cpu, "wall_ms_per_column_iteration": 1e3 * wall / ci,
+                                   "cpu_ms_per_column_iteration": 1e3 * cpu / ci, "load": os.getloadavg()[0]})
+                print(name, runs[name][-1], flush=True)
+        rule = None
+        if a.rule_check:
+            rkw = {k: v for k, v in got["kw"].items() if k not in ("n_iter", "choice_tol", "check_every")}
+            res = {}
+            for name, fuse in modes.items():
+                fused.pdhg = functools.partial(pdhg, fuse_tv=fuse)
+                res[name] = ap.cv_tv_weight(W, counts, "fused", GRID, n_iter=a.rule_iter, **rkw)
+            rule = {"n_iter": a.rule_iter, "choice": {n: v.params for n, v in res.items()},
+                    "same_scores": bool(np.array_equal(res["separate"].scores, res["fused"].scores)),
+                    "same_choice": res["separate"].params == res["fused"].params}
+            print("rule", rule, flush=True)
+    finally:
+        fused.pdhg = pdhg
+    best = {name: min(q["wall_s"] for q in v) for name, v in runs.items()}
+    best_cpu = {name: min(q["cpu_s"] for q in v) for name, v in runs.items()}
+    diff = float(np.max(np.abs(maps["fused"] - maps["separate"])))
+    out = {
+        "columns": a.columns, "n_iter": a.n_iter, "mu": a.mu, "numba_threads": numba.get_num_threads(),
+        "runs": runs, "best_wall_s": best, "best_cpu_s": best_cpu,
+        "ratio_wall_fused_over_separate": best["fused"] / best["separate"],
+        "ratio_cpu_fused_over_separate": best_cpu["fused"] / best_cpu["separate"],
+        "max_abs_map_difference": diff, "max_abs_map": float(np.max(np.abs(maps["separate"]))),
+        "same_bits": bool(np.array_equal(maps["fused"], maps["separate"])), "rule": rule,
+    }
+    print({k: out[k] for k in ("best_wall_s", "ratio_wall_fused_over_separate", "ratio_cpu_fused_over_separate",
+                               "same_bits")}, flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / a.out).write_text(json.dumps(out, indent=1))
+    return out
+
+
+if __name__ == "__main__":
+    main()
