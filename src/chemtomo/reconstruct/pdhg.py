@@ -80,39 +80,69 @@ __all__ = ["Functional", "GroupL21", "KullbackLeibler", "PDState", "RowScaled", 
 _TINY = 1e-30
 
 
-class _TVAdjoint:
-    """The last term's adjoint ``c D^T y`` (TV: ``Scaled(Gradient2D, c)``) formed inside the primal step.
+class _TVTerm:
+    """The last term ``F(c D x)`` (TV: ``Scaled(Gradient2D, c)``, :class:`GroupL21`) run without ``K x``.
 
-    :func:`._pdhg_kernels.primal_step_tv` sums ``D^T y`` per pixel in
-    :func:`._tv_kernels.gradient_adjoint`'s order and scales it by ``c`` as ``Scaled`` does,
-    so the iterates are the same bits as the adjoint pass, the scaling pass and
-    :func:`._pdhg_kernels.primal_step2` it replaces (three passes over the unknown, one
-    writing it, become one).
+    The dual step forms ``c D xbar`` from ``x`` and the previous iterate on the fly
+    (:func:`._pdhg_kernels.dual_tv_extrap`), the primal step ``c D^T y`` from the dual field
+    (:func:`._pdhg_kernels.primal_step_tv`), in the arithmetic of the passes they replace:
+    the same iterates bit for bit, without the gradient fields ``c D x`` and ``K xbar``
+    (twice the unknown each) and their passes. Iterations that measure residuals form
+    ``K xbar`` and ``K x_new`` explicitly (:meth:`kxbar`).
     """
 
-    def __init__(self, op: Scaled):
-        self.k, (self.ny, self.nx) = op.op.k, op.op.image_shape
-        self.scale = DTYPE(op.scale)
+    def __init__(self, term: Term):
+        self.op, self.f = term.op, term.f
+        grad = term.op.op
+        self.k, (self.ny, self.nx) = grad.k, grad.image_shape
+        self.scale = DTYPE(term.op.scale)
 
     @staticmethod
-    def of(terms: list[Term]) -> _TVAdjoint | None:
-        """The fused adjoint of the last of ``terms`` (two or more) when it is ``Scaled(Gradient2D, c)``, else None."""
+    def applies(terms: list[Term]) -> bool:
+        """Whether the last of ``terms`` (two or more) is a plain TV term this class runs."""
         if len(terms) < 2:
+            return False
+        t = terms[-1]
+        return (type(t.op) is Scaled and type(t.op.op) is Gradient2D and type(t.f) is GroupL21
+                and t.f.n_channels == t.op.op.k and tuple(t.f.image_shape) == t.op.op.image_shape)
+
+    def rows(self, a: np.ndarray) -> np.ndarray:
+        """``(k ny nx, m)`` as ``(k, ny, nx m)``: image rows with their columns."""
+        return a.reshape(self.k, self.ny, self.nx * a.shape[1])
+
+    def field_rows(self, a: np.ndarray) -> np.ndarray:
+        """``(2 k ny nx, w)`` as ``(k, 2, ny, nx w)`` (``w = 1``: ``(k, 2, ny, nx)``)."""
+        return a.reshape(self.k, 2, self.ny, self.nx * a.shape[1])
+
+    def kxbar(self, x: np.ndarray, x_prev: np.ndarray | None, buf: np.ndarray | None) -> np.ndarray:
+        """``K xbar`` as the generic loop holds it: ``K x`` at the first iteration, else ``2 K x - K x_prev``."""
+        kx = self.op._forward(x)
+        if x_prev is None:
+            return kx
+        ko = self.op._forward_into(x_prev, buf)
+        _pk.extrapolate(ko, kx)
+        return ko
+
+    def dual_step(self, y, x, x_prev, sig) -> np.ndarray | None:
+        """``prox(y + S K xbar)`` written into ``y`` in one pass, or None when the arrays do not suit the kernel."""
+        first = x_prev is None
+        xp = x if first else x_prev
+        m = y.shape[1]
+        if not (_compiled_ok(y, x, xp, sig) and sig.shape[1] in (1, m)):
             return None
-        op = terms[-1].op
-        return _TVAdjoint(op) if type(op) is Scaled and type(op.op) is Gradient2D else None
+        r = np.ascontiguousarray(np.broadcast_to(np.asarray(self.f.lam, DTYPE), (m,)))
+        _pk.dual_tv_extrap(self.rows(x), self.rows(xp), self.scale, first, self.field_rows(sig), self.field_rows(y),
+                           r, bool(self.f.coupled), self.field_rows(y))
+        return y
 
     def primal_step(self, x, kty, y, tau, nonneg) -> bool:
         """``kty <- max(0, x - T (kty + c D^T y))`` in one pass; False when the arrays do not suit the kernel."""
-        if not _compiled_ok(x, kty, y, tau):
+        if not (_compiled_ok(x, kty, y, tau) and tau.shape == x.shape):
             return False
-        img = lambda a: a.reshape(self.k, self.ny, self.nx, a.shape[1])  # noqa: E731
-        _pk.primal_step_tv(img(x), img(kty), y.reshape(self.k, 2, self.ny, self.nx, y.shape[1]), self.scale,
-                           img(tau), nonneg, img(kty))
+        _pk.primal_step_tv(self.rows(x), self.rows(kty), self.field_rows(y), self.scale, self.rows(tau),
+                           x.shape[1], nonneg, self.rows(kty))
         return True
 
-
-# ----------------------------------------------------------------------------- solver
 
 def _into(ufunc, a: np.ndarray, b: np.ndarray, buf: np.ndarray | None) -> np.ndarray:
     """``ufunc(a, b)``, written into ``buf`` when it has the result's shape and dtype (the same bits)."""
@@ -253,9 +283,9 @@ def pdhg(
         Use the compiled element-wise passes (:mod:`._pdhg_kernels`) where the arrays and
         functionals allow; False: the numpy expressions. The same iterates bit for bit.
     fuse_tv : bool
-        With ``compiled``: when the last term's operator is TV's ``Scaled(Gradient2D, c)``,
-        form its adjoint inside the primal step (:class:`_TVAdjoint`: one pass instead of
-        three). The same iterates bit for bit.
+        With ``compiled``: when the last term is TV (``Scaled(Gradient2D, c)`` with
+        :class:`GroupL21`), run it from the primal iterates, without its gradient fields
+        (:class:`_TVTerm`: two passes instead of six per iteration). The same iterates bit for bit.
     tol, min_iter, window :
         The stopping rule (``tol = 0``: run ``n_iter`` iterations).
     snapshots : iterable of int
@@ -324,9 +354,15 @@ def pdhg(
         tau_inv = np.where(tau > 0, 1 / np.where(tau > 0, tau, 1), 0).astype(DTYPE)
         sig_inv = [np.where(s > 0, 1 / np.where(s > 0, s, 1), 0).astype(DTYPE) for s in sig]
 
-    tv_adj = _TVAdjoint.of(terms) if compiled and fuse_tv else None
+    # the TV term run from the primal iterates (no K x, K xbar of its own): iv its index, else None
+    tvt = _TVTerm(terms[-1]) if compiled and fuse_tv and _TVTerm.applies(terms) else None
+    iv = len(terms) - 1 if tvt is not None else None
     Kx = [t.op._forward(x) for t in terms]
-    Kxbar = [k.copy() for k in Kx]
+    Kxbar = [k.copy() if i != iv else None for i, k in enumerate(Kx)]
+    # the previous iterate (the TV term's K xbar = 2 c D x - c D x_prev; None: the first iteration)
+    x_prev: np.ndarray | None = None
+    prev_handed = False
+    tv_buf: np.ndarray | None = None
     y = _dual_start(terms, y0, m)
     obj = sum(t.f.value(k) for t, k in zip(terms, Kx, strict=True))
     hist_obj, hist_p, hist_d, hist_it, hist_theta = [], [], [], [], []
@@ -355,7 +391,15 @@ def pdhg(
         measure = monitor or call or adapt
         dys = []
         dead = [None] * len(terms)
+        if tvt is not None and measure:
+            # the residuals need K xbar: formed as the generic loop holds it
+            Kxbar[iv] = tvt.kxbar(x, x_prev, tv_buf)
         for i, t in enumerate(terms):
+            if i == iv and not measure:
+                y_new = tvt.dual_step(y[i], x, x_prev, sig[i])
+                if y_new is not None:
+                    continue
+                Kxbar[iv] = tvt.kxbar(x, x_prev, tv_buf)
             # K xbar is needed again by the residual when measured; otherwise its buffer is reused
             if compiled:
                 y_new = t.f.dual_step(y[i], Kxbar[i], sig[i], out=meas_out[i] if measure else Kxbar[i])
@@ -375,7 +419,7 @@ def pdhg(
         for i in range(1, len(terms) - 1 if compiled else len(terms)):
             adj_buf[i] = terms[i].op._adjoint_into(y[i], adj_buf[i])
             KTy += adj_buf[i]
-        if tv_adj is not None and tv_adj.primal_step(x, KTy, y[-1], tau, nonneg):
+        if tvt is not None and tvt.primal_step(x, KTy, y[iv], tau, nonneg):
             x_new = KTy  # max(0, x - T (KTy + c D^T y_tv)) in one pass, into KTy's buffer
         elif compiled and _compiled_ok(KTy, x, tau):
             # max(0, x - T (KTy + K_last^T y_last)) in one pass, into KTy's buffer
@@ -395,7 +439,8 @@ def pdhg(
             x_new = np.subtract(x, KTy, out=KTy)
             if nonneg:
                 np.maximum(x_new, 0, out=x_new)
-        Kx_new = [t.op._forward_into(x_new, dead[i]) for i, t in enumerate(terms)]
+        # the TV term's K x_new only where the residuals or the objective read it
+        Kx_new = [t.op._forward_into(x_new, dead[i]) if i != iv or measure else None for i, t in enumerate(terms)]
         del dead
         dx = None
         if measure or tol > 0:
@@ -417,7 +462,13 @@ def pdhg(
                 meas_out[i] = es if es is free else None
             d_res = np.sqrt(d2)
         # K xbar = K (2 x_new - x) = 2 K x_new - K x, written over the old K x (no allocation)
-        for kn, ko in zip(Kx_new, Kx, strict=True):
+        for i, (kn, ko) in enumerate(zip(Kx_new, Kx, strict=True)):
+            if i == iv:
+                # K xbar is formed from x and x_prev; a measured iteration's arrays serve the next one's
+                tv_buf = next((a for a in (Kxbar[iv], ko) if a is not None and a is not y[iv] and a is not kn
+                               and a is not meas_out[iv]), None)
+                Kxbar[iv] = None
+                continue
             if compiled and _compiled_ok(kn, ko):
                 _pk.extrapolate(ko, kn)
             else:
@@ -426,8 +477,14 @@ def pdhg(
                 np.negative(ko, out=ko)
         Kxbar = Kx
         Kx = Kx_new
-        if not x_handed:
-            spare = x
+        if tvt is None:
+            if not x_handed:
+                spare = x
+        else:
+            # x becomes the previous iterate; the one before it is free (unless a callback holds it)
+            if x_prev is not None and not prev_handed:
+                spare = x_prev
+            x_prev, prev_handed = x, x_handed
         x_handed = call
         x = x_new
         if adapt and bal.update(p_res, d_res):
