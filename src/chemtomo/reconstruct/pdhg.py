@@ -43,7 +43,11 @@ by ``1 - alpha`` in the reverse case (both norms taken with the steps at ``theta
 The element-wise passes (each term's dual step, the primal step with its clipping, the
 extrapolation of ``K x``) run as compiled kernels (:mod:`._pdhg_kernels`) where the
 functionals and arrays allow, in the numpy expressions' float32 operations and order:
-the same iterates bit for bit (``compiled=False`` runs the numpy expressions).
+the same iterates bit for bit (``compiled=False`` runs the numpy expressions). A TV term last
+(``Scaled(Gradient2D, c)`` with :class:`GroupL21`, the regularised models') runs from the
+primal iterates instead of its gradient fields (``fuse_tv``, :mod:`._pdhg_tv`): ``K xbar``
+formed inside its dual step from ``x`` and the previous ``x``, ``c D^T y`` inside the primal
+step; the same bits again.
 
 Stopping rule (``tol > 0``): after ``min_iter`` iterations, stop when, for every
 column, the relative objective change over the last ``window`` monitored
@@ -58,8 +62,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..projector.base import DTYPE, Scaled, as_columns
+from ..projector.base import DTYPE, as_columns
 from . import _pdhg_kernels as _pk
+from ._pdhg_tv import TVTerm
 from .functionals import (
     Functional,
     GroupL21,
@@ -71,77 +76,12 @@ from .functionals import (
     _compiled_ok,
 )
 from .result import IterState, SolverResult, check_iterations
-from .tv import Gradient2D
 
 # the functionals live in .functionals; re-exported here, where the solvers have always taken them
 __all__ = ["Functional", "GroupL21", "KullbackLeibler", "PDState", "RowScaled", "Separable", "Term", "WeightedL2",
            "pdhg"]
 
 _TINY = 1e-30
-
-
-class _TVTerm:
-    """The last term ``F(c D x)`` (TV: ``Scaled(Gradient2D, c)``, :class:`GroupL21`) run without ``K x``.
-
-    The dual step forms ``c D xbar`` from ``x`` and the previous iterate on the fly
-    (:func:`._pdhg_kernels.dual_tv_extrap`), the primal step ``c D^T y`` from the dual field
-    (:func:`._pdhg_kernels.primal_step_tv`), in the arithmetic of the passes they replace:
-    the same iterates bit for bit, without the gradient fields ``c D x`` and ``K xbar``
-    (twice the unknown each) and their passes. Iterations that measure residuals form
-    ``K xbar`` and ``K x_new`` explicitly (:meth:`kxbar`).
-    """
-
-    def __init__(self, term: Term):
-        self.op, self.f = term.op, term.f
-        grad = term.op.op
-        self.k, (self.ny, self.nx) = grad.k, grad.image_shape
-        self.scale = DTYPE(term.op.scale)
-
-    @staticmethod
-    def applies(terms: list[Term]) -> bool:
-        """Whether the last of ``terms`` (two or more) is a plain TV term this class runs."""
-        if len(terms) < 2:
-            return False
-        t = terms[-1]
-        return (type(t.op) is Scaled and type(t.op.op) is Gradient2D and type(t.f) is GroupL21
-                and t.f.n_channels == t.op.op.k and tuple(t.f.image_shape) == t.op.op.image_shape)
-
-    def rows(self, a: np.ndarray) -> np.ndarray:
-        """``(k ny nx, m)`` as ``(k, ny, nx m)``: image rows with their columns."""
-        return a.reshape(self.k, self.ny, self.nx * a.shape[1])
-
-    def field_rows(self, a: np.ndarray) -> np.ndarray:
-        """``(2 k ny nx, w)`` as ``(k, 2, ny, nx w)`` (``w = 1``: ``(k, 2, ny, nx)``)."""
-        return a.reshape(self.k, 2, self.ny, self.nx * a.shape[1])
-
-    def kxbar(self, x: np.ndarray, x_prev: np.ndarray | None, buf: np.ndarray | None) -> np.ndarray:
-        """``K xbar`` as the generic loop holds it: ``K x`` at the first iteration, else ``2 K x - K x_prev``."""
-        kx = self.op._forward(x)
-        if x_prev is None:
-            return kx
-        ko = self.op._forward_into(x_prev, buf)
-        _pk.extrapolate(ko, kx)
-        return ko
-
-    def dual_step(self, y, x, x_prev, sig) -> np.ndarray | None:
-        """``prox(y + S K xbar)`` written into ``y`` in one pass, or None when the arrays do not suit the kernel."""
-        first = x_prev is None
-        xp = x if first else x_prev
-        m = y.shape[1]
-        if not (_compiled_ok(y, x, xp, sig) and sig.shape[1] in (1, m)):
-            return None
-        r = np.ascontiguousarray(np.broadcast_to(np.asarray(self.f.lam, DTYPE), (m,)))
-        _pk.dual_tv_extrap(self.rows(x), self.rows(xp), self.scale, first, self.field_rows(sig), self.field_rows(y),
-                           r, bool(self.f.coupled), self.field_rows(y))
-        return y
-
-    def primal_step(self, x, kty, y, tau, nonneg) -> bool:
-        """``kty <- max(0, x - T (kty + c D^T y))`` in one pass; False when the arrays do not suit the kernel."""
-        if not (_compiled_ok(x, kty, y, tau) and tau.shape == x.shape):
-            return False
-        _pk.primal_step_tv(self.rows(x), self.rows(kty), self.field_rows(y), self.scale, self.rows(tau),
-                           x.shape[1], nonneg, self.rows(kty))
-        return True
 
 
 def _into(ufunc, a: np.ndarray, b: np.ndarray, buf: np.ndarray | None) -> np.ndarray:
@@ -285,7 +225,7 @@ def pdhg(
     fuse_tv : bool
         With ``compiled``: when the last term is TV (``Scaled(Gradient2D, c)`` with
         :class:`GroupL21`), run it from the primal iterates, without its gradient fields
-        (:class:`_TVTerm`: two passes instead of six per iteration). The same iterates bit for bit.
+        (:class:`~._pdhg_tv.TVTerm`: two passes instead of six per iteration). The same iterates bit for bit.
     tol, min_iter, window :
         The stopping rule (``tol = 0``: run ``n_iter`` iterations).
     snapshots : iterable of int
@@ -355,7 +295,7 @@ def pdhg(
         sig_inv = [np.where(s > 0, 1 / np.where(s > 0, s, 1), 0).astype(DTYPE) for s in sig]
 
     # the TV term run from the primal iterates (no K x, K xbar of its own): iv its index, else None
-    tvt = _TVTerm(terms[-1]) if compiled and fuse_tv and _TVTerm.applies(terms) else None
+    tvt = TVTerm(terms[-1]) if compiled and fuse_tv and TVTerm.applies(terms) else None
     iv = len(terms) - 1 if tvt is not None else None
     Kx = [t.op._forward(x) for t in terms]
     Kxbar = [k.copy() if i != iv else None for i, k in enumerate(Kx)]
