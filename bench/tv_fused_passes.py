@@ -18,10 +18,14 @@ example). It reports wall and CPU seconds per column-iteration, the ratios (afte
 of the best and of the mean of each, and the largest map difference (0: the same bits).
 ``--rule-check`` also runs the automatic rule (``cv_tv_weight``, the real example's grid,
 ``--rule-iter`` iterations) both ways and compares the scores and the choice.
-Results go to ``bench/results/<--out>``.
+``--passes`` also times the TV passes alone on the same sizes (``k`` lines and the
+HAADF's image rows, ``--columns`` columns; random iterates): the six separate passes against
+the two fused kernels, best of ``--pass-repeat``, each after a 64 MB write that evicts the
+caches (a solve's arrays do not stay cached between passes). Results go to
+``bench/results/<--out>``.
 
     NUMBA_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python bench/tv_fused_passes.py --inputs-cache /tmp/rule_inputs.pkl \
-        --repeat 4 --n-iter 50 --rule-check
+        --repeat 5 --n-iter 40 --rule-check --passes
 """
 
 from __future__ import annotations
@@ -40,6 +44,60 @@ RESULTS = Path(__file__).resolve().parent / "results"
 GRID = (0.015, 0.03, 0.06, 0.12, 0.24)
 
 
+def tv_passes(k: int, ny: int, nx: int, m: int, repeat: int) -> dict:
+    """Best seconds of the TV term's separate passes and of the fused kernels (``--passes``), cache evicted."""
+    from chemtomo.reconstruct import _pdhg_kernels as pk
+    from chemtomo.reconstruct import _tv_kernels as tk
+
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.random((k, ny, nx, m))).astype(np.float32)
+    xp = (x + 0.01 * rng.random((k, ny, nx, m))).astype(np.float32)
+    y0 = (0.01 * rng.random((k, 2, ny, nx, m))).astype(np.float32)
+    a = rng.random((k, ny, nx, m)).astype(np.float32)
+    tau = rng.random((k, ny, nx, m)).astype(np.float32)
+    sig = rng.random((k, 2, ny, nx, 1)).astype(np.float32)
+    r = np.full(m, 0.05, np.float32)
+    c = np.float32(0.7)
+    gx, go, adj, out = np.empty_like(y0), np.empty_like(y0), np.empty_like(x), np.empty_like(x)
+    rows = lambda v: v.reshape(v.shape[:-2] + (-1,))  # noqa: E731
+    flat = lambda v: v.reshape(-1, m)  # noqa: E731
+    evict = np.ones(2**24, np.float32)
+
+    def dual_separate(y):  # D x_new and its scaling (the forward), the extrapolation, the dual step
+        tk.gradient(x, gx)
+        np.multiply(gx, c, out=gx)
+        pk.extrapolate(flat(go), flat(gx))
+        pk.dual_tv(go, sig, y, r, True, y)
+
+    def dual_fused(y):
+        pk.dual_tv_extrap(rows(x), rows(xp), c, False, np.ascontiguousarray(sig[..., 0]), rows(y), r, True, rows(y))
+
+    def primal_separate(y):
+        tk.gradient_adjoint(y, adj)
+        np.multiply(adj, c, out=adj)
+        pk.primal_step2(flat(x), flat(a), flat(adj), flat(tau), True, flat(out))
+
+    def primal_fused(y):
+        pk.primal_step_tv(rows(x), rows(a), rows(y), c, rows(tau), m, True, rows(out))
+
+    got = {}
+    for name, fn in (("dual_separate", dual_separate), ("dual_fused", dual_fused),
+                     ("primal_separate", primal_separate), ("primal_fused", primal_fused)):
+        times = []
+        for _ in range(repeat + 1):
+            tk.gradient(xp, go)
+            go *= c
+            y = y0.copy()
+            evict += 1
+            t = time.perf_counter()
+            fn(y)
+            times.append(time.perf_counter() - t)
+        got[name] = min(times[1:])
+    return {"seconds": got, "ratio_dual": got["dual_fused"] / got["dual_separate"],
+            "ratio_primal": got["primal_fused"] / got["primal_separate"],
+            "ratio_both": (got["dual_fused"] + got["primal_fused"]) / (got["dual_separate"] + got["primal_separate"])}
+
+
 def main(argv=None) -> dict:
     """Run the comparison (module docstring) and write ``bench/results/<--out>``."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -51,6 +109,8 @@ def main(argv=None) -> dict:
     p.add_argument("--mu", type=float, default=0.0384)
     p.add_argument("--rule-check", action="store_true")
     p.add_argument("--rule-iter", type=int, default=20)
+    p.add_argument("--passes", action="store_true")
+    p.add_argument("--pass-repeat", type=int, default=7)
     p.add_argument("--out", default="tv_fused_passes.json")
     a = p.parse_args(argv)
     import numba
@@ -101,6 +161,11 @@ def main(argv=None) -> dict:
             print("rule", rule, flush=True)
     finally:
         fused.pdhg = pdhg
+    passes = None
+    if a.passes:
+        ny, nx = (int(round(np.sqrt(W.shape[1]))),) * 2
+        passes = tv_passes(counts.shape[0], ny, nx, a.columns, a.pass_repeat)
+        print("passes", passes, flush=True)
     best = {name: min(q["wall_s"] for q in v) for name, v in runs.items()}
     best_cpu = {name: min(q["cpu_s"] for q in v) for name, v in runs.items()}
     mean = {name: float(np.mean([q["wall_s"] for q in v])) for name, v in runs.items()}
@@ -112,7 +177,7 @@ def main(argv=None) -> dict:
         "ratio_cpu_fused_over_separate": best_cpu["fused"] / best_cpu["separate"],
         "mean_wall_s": mean, "ratio_mean_wall_fused_over_separate": mean["fused"] / mean["separate"],
         "max_abs_map_difference": diff, "max_abs_map": float(np.max(np.abs(maps["separate"]))),
-        "same_bits": bool(np.array_equal(maps["fused"], maps["separate"])), "rule": rule,
+        "same_bits": bool(np.array_equal(maps["fused"], maps["separate"])), "rule": rule, "passes": passes,
     }
     print({k: out[k] for k in ("best_wall_s", "ratio_wall_fused_over_separate", "ratio_cpu_fused_over_separate",
                                "ratio_mean_wall_fused_over_separate", "same_bits")}, flush=True)
