@@ -354,7 +354,16 @@ class BatchedOperator(ReusesBuffers, Operator):
         """
         k, n, S = x3.shape
         res = result_array(out, (k, self.shape[0], S))
-        return self._apply(np.ascontiguousarray(x3, DTYPE), k * S, res, False, K.pack_channels, K.unpack_channels)
+        src = np.ascontiguousarray(x3, DTYPE)
+        kb = self._block_width(k * S)
+        if S % kb == 0:  # every block one channel's consecutive columns: read in place, no packed copy
+            nblk = k * S // kb
+            yi = self._work("yi", (nblk, self.shape[0], kb))
+            with _threads(self.n_threads, nblk):
+                K.forward_channels_direct(self.mat, src, self.slots, yi, self._gt, Lanes(kb))
+                K.unpack_channels(yi, self._ray_map, res)
+            return res
+        return self._apply(src, k * S, res, False, K.pack_channels, K.unpack_channels)
 
     def adjoint_channels(self, y3: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """``W^T`` on every channel of ``y3`` ``(k, n_rays, S)`` -> ``(k, n_vox, S)`` (see :meth:`forward_channels`).
@@ -371,7 +380,16 @@ class BatchedOperator(ReusesBuffers, Operator):
         """
         k, n, S = y3.shape
         res = result_array(out, (k, self.shape[1], S))
-        return self._apply(np.ascontiguousarray(y3, DTYPE), k * S, res, True, K.pack_channels, K.unpack_channels)
+        src = np.ascontiguousarray(y3, DTYPE)
+        kb = self._block_width(k * S)
+        if S % kb == 0:  # every block one channel's consecutive columns: stored in place, no packed copy
+            nblk = k * S // kb
+            yi = self._work("yi", (nblk, self.shape[0], kb))
+            with _threads(self.n_threads, nblk):
+                K.pack_channels(src, self._ray_map, yi)
+                K.adjoint_channels_direct(self.mat, yi, self.slots, res, self._gt, Lanes(kb))
+            return res
+        return self._apply(src, k * S, res, True, K.pack_channels, K.unpack_channels)
 
     # ------------------------------------------------------------------ capabilities
     def fused_sirt_plan(self, b: np.ndarray, x0: np.ndarray | None, R: np.ndarray, C: np.ndarray,
