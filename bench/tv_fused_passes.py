@@ -8,10 +8,13 @@ dual step (:func:`~chemtomo.reconstruct._pdhg_kernels.dual_tv_extrap`) and ``c D
 the primal step (:func:`~chemtomo.reconstruct._pdhg_kernels.primal_step_tv`), in place of
 six passes (``D x_new``, its scaling, the extrapolation, the dual step, ``D^T y``, its
 scaling; the primal step's own pass is kept): the same float32 operations in the same
-order, so the same bits. This script solves the real example's rule slices
+order, so the same bits. And the batched engine projects the channel blocks in place when
+their width is a multiple of its block width (``BatchedOperator.in_place_channels``: no packed
+copy of the unknown before the forward projection or after the adjoint; the same bits). This
+script solves the real example's rule slices
 (``bench/tv_convergence_real.py``'s inputs: 8 slices of 172^2, 5 lines and the HAADF, the
 volume's constants) copied to ``--columns`` columns for ``--n-iter`` iterations at
-``--mu``, with ``fuse_tv`` off (the baseline) and on, alternated ``--repeat`` times in one
+``--mu``, with both off (the baseline: the code before) and both on, alternated ``--repeat`` times in one
 process after a compiling call of each, on numba's threads as set by the environment
 (``NUMBA_NUM_THREADS=1``: one thread, as each of the two solves at once in the real
 example). It reports wall and CPU seconds per column-iteration, the ratios (after / before)
@@ -127,7 +130,14 @@ def main(argv=None) -> dict:
     reps = -(-a.columns // counts.shape[2])
     C = np.tile(counts, (1, 1, reps))[:, :, :a.columns]
     H = np.tile(haadf, (1, reps))[:, :a.columns]
+    from chemtomo.projector import BatchedOperator
+
+    # before: the TV term's separate passes and the packed copies of the unknown; after: both changes
     modes = {"separate": False, "fused": True}
+
+    def use(fuse):
+        fused.pdhg = functools.partial(pdhg, fuse_tv=fuse)
+        BatchedOperator.in_place_channels = fuse
     runs: dict = {name: [] for name in modes}
     maps = {}
 
@@ -136,11 +146,11 @@ def main(argv=None) -> dict:
 
     try:
         for fuse in modes.values():  # compile, warm the buffers
-            fused.pdhg = functools.partial(pdhg, fuse_tv=fuse)
+            use(fuse)
             solve(2)
         for _ in range(a.repeat):
             for name, fuse in modes.items():
-                fused.pdhg = functools.partial(pdhg, fuse_tv=fuse)
+                use(fuse)
                 t, c = time.perf_counter(), time.process_time()
                 maps[name] = solve(a.n_iter)
                 wall, cpu = time.perf_counter() - t, time.process_time() - c
@@ -153,7 +163,7 @@ def main(argv=None) -> dict:
             rkw = {k: v for k, v in got["kw"].items() if k not in ("n_iter", "choice_tol", "check_every")}
             res = {}
             for name, fuse in modes.items():
-                fused.pdhg = functools.partial(pdhg, fuse_tv=fuse)
+                use(fuse)
                 res[name] = ap.cv_tv_weight(W, counts, "fused", GRID, n_iter=a.rule_iter, **rkw)
             rule = {"n_iter": a.rule_iter, "choice": {n: v.params for n, v in res.items()},
                     "same_scores": bool(np.array_equal(res["separate"].scores, res["fused"].scores)),
@@ -161,6 +171,7 @@ def main(argv=None) -> dict:
             print("rule", rule, flush=True)
     finally:
         fused.pdhg = pdhg
+        BatchedOperator.in_place_channels = True
     passes = None
     if a.passes:
         ny, nx = (int(round(np.sqrt(W.shape[1]))),) * 2

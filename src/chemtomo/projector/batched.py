@@ -191,6 +191,10 @@ class BatchedOperator(ReusesBuffers, Operator):
     Inputs must be finite (a zero weight times an infinity is NaN).
     """
 
+    #: Project channel blocks whose width is a multiple of the block width in place (no packed
+    #: copy of the unknown; the same bits). False: always through the packed copy (for measurement).
+    in_place_channels: bool = True
+
     def __init__(self, matrix, grid_shape: tuple[int, int] | None = None, *, group: int | None = None,
                  min_shared: int | None = None, block_width: int | None = None,
                  n_threads: int | None = None):
@@ -356,7 +360,7 @@ class BatchedOperator(ReusesBuffers, Operator):
         res = result_array(out, (k, self.shape[0], S))
         src = np.ascontiguousarray(x3, DTYPE)
         kb = self._block_width(k * S)
-        if S % kb == 0:  # every block one channel's consecutive columns: read in place, no packed copy
+        if self.in_place_channels and S % kb == 0:  # blocks of one channel's columns: read in place
             nblk = k * S // kb
             yi = self._work("yi", (nblk, self.shape[0], kb))
             with _threads(self.n_threads, nblk):
@@ -382,7 +386,7 @@ class BatchedOperator(ReusesBuffers, Operator):
         res = result_array(out, (k, self.shape[1], S))
         src = np.ascontiguousarray(y3, DTYPE)
         kb = self._block_width(k * S)
-        if S % kb == 0:  # every block one channel's consecutive columns: stored in place, no packed copy
+        if self.in_place_channels and S % kb == 0:  # blocks of one channel's columns: stored in place
             nblk = k * S // kb
             yi = self._work("yi", (nblk, self.shape[0], kb))
             with _threads(self.n_threads, nblk):
