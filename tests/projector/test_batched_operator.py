@@ -223,14 +223,16 @@ def test_channel_blocks_read_in_place_equal_the_transposed_columns(group, rng):
 
 
 @pytest.mark.parametrize("group", [1, 2, 4])
-@pytest.mark.parametrize("block_width,S", [(8, 8), (8, 24), (16, 32)])
+@pytest.mark.parametrize("block_width,S", [(8, 8), (8, 24), (16, 32), (8, 12), (16, 27), (32, 5)])
 def test_channel_blocks_projected_in_place_equal_the_packed_path(group, block_width, S, rng):
     """With ``S`` a multiple of the block width the engine reads and writes the channel blocks in place.
 
     ``forward_channels`` / ``adjoint_channels`` then skip the packed copy of the unknown
-    (``forward_channels_direct``, ``adjoint_channels_direct``); the results equal the operator
-    on the (n, k S) matrix of columns c S + j bit for bit (odd grid: dummy slots in pairs and
-    2 x 2 groups), into NaN-filled buffers (every element written), on 1 thread and on all.
+    (``forward_channels_direct``, ``adjoint_channels_direct``); other widths (blocks that
+    straddle channels, padded lanes) take the packed path. The results equal the operator on
+    the (n, k S) matrix of columns c S + j bit for bit (odd grid: dummy slots in pairs and
+    2 x 2 groups), into NaN-filled buffers (every element written), on 1 thread and on all,
+    and with the packed path forced (``in_place_channels = False``).
     """
     import numba
 
@@ -251,6 +253,9 @@ def test_channel_blocks_projected_in_place_equal_the_packed_path(group, block_wi
             numba.set_num_threads(old)
         assert np.array_equal(f, fwd)
         assert np.array_equal(a, adj)
+    W.in_place_channels = False  # the instance's switch: the packed path
+    assert np.array_equal(W.forward_channels(x3), fwd)
+    assert np.array_equal(W.adjoint_channels(y3), adj)
 
 
 def test_default_grouping_follows_the_vector_width():
