@@ -222,6 +222,42 @@ def test_channel_blocks_read_in_place_equal_the_transposed_columns(group, rng):
     assert np.array_equal(W.adjoint_channels(y3), adj)
 
 
+@pytest.mark.parametrize("group", [1, 2, 4])
+@pytest.mark.parametrize("block_width,S", [(8, 8), (8, 24), (16, 32), (8, 12), (16, 27), (32, 5)])
+def test_channel_blocks_projected_in_place_equal_the_packed_path(group, block_width, S, rng):
+    """With ``S`` a multiple of the block width the engine reads and writes the channel blocks in place.
+
+    ``forward_channels`` / ``adjoint_channels`` then skip the packed copy of the unknown
+    (``forward_channels_direct``, ``adjoint_channels_direct``); other widths (blocks that
+    straddle channels, padded lanes) take the packed path. The results equal the operator on
+    the (n, k S) matrix of columns c S + j bit for bit (odd grid: dummy slots in pairs and
+    2 x 2 groups), into NaN-filled buffers (every element written), on 1 thread and on all,
+    and with the packed path forced (``in_place_channels = False``).
+    """
+    import numba
+
+    W = make_operator(ODD, group=group, block_width=block_width)
+    k = 3
+    x3 = rng.standard_normal((k, W.shape[1], S)).astype(np.float32)
+    y3 = rng.standard_normal((k, W.shape[0], S)).astype(np.float32)
+    cols = lambda a: np.ascontiguousarray(a.transpose(1, 0, 2).reshape(a.shape[1], -1))  # noqa: E731
+    fwd = W.forward(cols(x3)).reshape(W.shape[0], k, S).transpose(1, 0, 2)
+    adj = W.adjoint(cols(y3)).reshape(W.shape[1], k, S).transpose(1, 0, 2)
+    old = numba.get_num_threads()
+    for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+        numba.set_num_threads(threads)
+        try:
+            f = W.forward_channels(x3, out=np.full((k, W.shape[0], S), np.nan, np.float32))
+            a = W.adjoint_channels(y3, out=np.full((k, W.shape[1], S), np.nan, np.float32))
+        finally:
+            numba.set_num_threads(old)
+        assert np.array_equal(f, fwd)
+        assert np.array_equal(a, adj)
+    W.in_place_channels = False  # the instance's switch: the packed path
+    assert np.array_equal(W.forward_channels(x3), fwd)
+    assert np.array_equal(W.adjoint_channels(y3), adj)
+
+
 def test_default_grouping_follows_the_vector_width():
     """Pairs of pixels with AVX2 (2 x 2 groups spill its 16 vector registers), 2 x 2 with AVX-512."""
     from llvmlite import binding

@@ -391,6 +391,94 @@ def adjoint(mat, y, x, gt, kt):
         _adjoint_block(mat, y[b], x[b], gt, kt)
 
 
+@njit(inline="always", **_JIT)
+def _slot_vector(src, slots, j, base, S, kt):
+    """Slot ``j``'s lanes read from the channel blocks ``src`` (``base`` + its pixel's row), 0 for a dummy slot."""
+    r = sload(slots, j)
+    if r < 0:
+        return vzero(kt)
+    return vload(src, base + r * S, kt)
+
+
+@njit(**_JIT)
+def _forward_block_direct(mat, src, slots, base, S, yb, gt, kt):
+    """:func:`_forward_block` reading every slot's lanes from ``src`` instead of a packed block (the same bits)."""
+    gptr, rays, wts, sptr, srays, swts = mat
+    G = nlanes(gt)
+    yb[:] = 0.0
+    x1 = vzero(kt)
+    x2 = vzero(kt)
+    x3 = vzero(kt)
+    for g in range(gptr.size - 1):
+        j = g * G
+        x0 = _slot_vector(src, slots, j, base, S, kt)
+        if G >= 2:
+            x1 = _slot_vector(src, slots, j + 1, base, S, kt)
+        if G == 4:
+            x2 = _slot_vector(src, slots, j + 2, base, S, kt)
+            x3 = _slot_vector(src, slots, j + 3, base, S, kt)
+        _scatter_group(rays, wts, sload(gptr, g), sload(gptr, g + 1), yb, x0, x1, x2, x3, gt, kt)
+        _scatter1(sptr, srays, swts, yb, j, x0, kt)
+        if G >= 2:
+            _scatter1(sptr, srays, swts, yb, j + 1, x1, kt)
+        if G == 4:
+            _scatter1(sptr, srays, swts, yb, j + 2, x2, kt)
+            _scatter1(sptr, srays, swts, yb, j + 3, x3, kt)
+
+
+@njit(inline="always", **_JIT)
+def _store_slot(out, slots, j, base, S, v):
+    r = sload(slots, j)
+    if r >= 0:
+        vstore(out, base + r * S, v)
+
+
+@njit(**_JIT)
+def _adjoint_block_direct(mat, yb, slots, base, S, out, gt, kt):
+    """:func:`_adjoint_block` storing every slot's lanes into ``out`` instead of a packed block (the same bits)."""
+    gptr, rays, wts, sptr, srays, swts = mat
+    G = nlanes(gt)
+    for g in range(gptr.size - 1):
+        j = g * G
+        a0, a1, a2, a3 = _gather_group(rays, wts, sload(gptr, g), sload(gptr, g + 1), yb, gt, kt)
+        _store_slot(out, slots, j, base, S, _gather1(sptr, srays, swts, yb, j, a0, kt))
+        if G >= 2:
+            _store_slot(out, slots, j + 1, base, S, _gather1(sptr, srays, swts, yb, j + 1, a1, kt))
+        if G == 4:
+            _store_slot(out, slots, j + 2, base, S, _gather1(sptr, srays, swts, yb, j + 2, a2, kt))
+            _store_slot(out, slots, j + 3, base, S, _gather1(sptr, srays, swts, yb, j + 3, a3, kt))
+
+
+@njit(parallel=True, **_JIT)
+def forward_channels_direct(mat, src, slots, y, gt, kt):
+    """:func:`forward` of ``pack_channels(src)`` without the packed copy.
+
+    ``src`` is ``(k, n_vox, S)`` with ``S`` a multiple of ``kb``. Block ``b`` is columns
+    ``j0 = (b kb) % S`` to ``j0 + kb`` of channel ``(b kb) // S``; its slots' lanes are read
+    from ``src`` where :func:`pack_channels` would have copied them from (0 for dummy
+    slots), so the projections are the same bits.
+    """
+    n_vox, S = src.shape[1], src.shape[2]
+    kb = nlanes(kt)
+    for b in prange(y.shape[0]):
+        q0 = b * kb
+        _forward_block_direct(mat, src, slots, (q0 // S) * n_vox * S + q0 % S, S, y[b], gt, kt)
+
+
+@njit(parallel=True, **_JIT)
+def adjoint_channels_direct(mat, y, slots, out, gt, kt):
+    """:func:`adjoint` followed by :func:`unpack_channels` into ``out`` ``(k, n_vox, S)`` without the packed copy.
+
+    ``S`` a multiple of ``kb`` (block layout as :func:`forward_channels_direct`); every pixel
+    is one slot's, so every element of ``out`` is written. The same bits.
+    """
+    n_vox, S = out.shape[1], out.shape[2]
+    kb = nlanes(kt)
+    for b in prange(y.shape[0]):
+        q0 = b * kb
+        _adjoint_block_direct(mat, y[b], slots, (q0 // S) * n_vox * S + q0 % S, S, out, gt, kt)
+
+
 # --------------------------------------------------------------------------- fused SIRT
 
 @njit(parallel=True, **_JIT)

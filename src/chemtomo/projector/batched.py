@@ -191,6 +191,10 @@ class BatchedOperator(ReusesBuffers, Operator):
     Inputs must be finite (a zero weight times an infinity is NaN).
     """
 
+    #: Project channel blocks whose width is a multiple of the block width in place (no packed
+    #: copy of the unknown; the same bits). False: always through the packed copy (for measurement).
+    in_place_channels: bool = True
+
     def __init__(self, matrix, grid_shape: tuple[int, int] | None = None, *, group: int | None = None,
                  min_shared: int | None = None, block_width: int | None = None,
                  n_threads: int | None = None):
@@ -354,7 +358,16 @@ class BatchedOperator(ReusesBuffers, Operator):
         """
         k, n, S = x3.shape
         res = result_array(out, (k, self.shape[0], S))
-        return self._apply(np.ascontiguousarray(x3, DTYPE), k * S, res, False, K.pack_channels, K.unpack_channels)
+        src = np.ascontiguousarray(x3, DTYPE)
+        kb = self._block_width(k * S)
+        if self.in_place_channels and S % kb == 0:  # blocks of one channel's columns: read in place
+            nblk = k * S // kb
+            yi = self._work("yi", (nblk, self.shape[0], kb))
+            with _threads(self.n_threads, nblk):
+                K.forward_channels_direct(self.mat, src, self.slots, yi, self._gt, Lanes(kb))
+                K.unpack_channels(yi, self._ray_map, res)
+            return res
+        return self._apply(src, k * S, res, False, K.pack_channels, K.unpack_channels)
 
     def adjoint_channels(self, y3: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """``W^T`` on every channel of ``y3`` ``(k, n_rays, S)`` -> ``(k, n_vox, S)`` (see :meth:`forward_channels`).
@@ -371,7 +384,16 @@ class BatchedOperator(ReusesBuffers, Operator):
         """
         k, n, S = y3.shape
         res = result_array(out, (k, self.shape[1], S))
-        return self._apply(np.ascontiguousarray(y3, DTYPE), k * S, res, True, K.pack_channels, K.unpack_channels)
+        src = np.ascontiguousarray(y3, DTYPE)
+        kb = self._block_width(k * S)
+        if self.in_place_channels and S % kb == 0:  # blocks of one channel's columns: stored in place
+            nblk = k * S // kb
+            yi = self._work("yi", (nblk, self.shape[0], kb))
+            with _threads(self.n_threads, nblk):
+                K.pack_channels(src, self._ray_map, yi)
+                K.adjoint_channels_direct(self.mat, yi, self.slots, res, self._gt, Lanes(kb))
+            return res
+        return self._apply(src, k * S, res, True, K.pack_channels, K.unpack_channels)
 
     # ------------------------------------------------------------------ capabilities
     def fused_sirt_plan(self, b: np.ndarray, x0: np.ndarray | None, R: np.ndarray, C: np.ndarray,

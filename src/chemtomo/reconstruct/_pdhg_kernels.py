@@ -128,3 +128,152 @@ def dual_tv(kxbar, sig, y, radius, coupled, out):
                         g = sig[c, a, i, j, q] if wide else sig[c, a, i, j, 0]
                         out[c, a, i, j, q] = kxbar[c, a, i, j, q] * g + y[c, a, i, j, q]
             project_pixel(out, i, j, radius, coupled, s)
+
+
+# ----------------------------------------------------------------------------- the TV term from the primal iterates
+# PDHG's TV term ``F(c D x)`` (``Scaled(Gradient2D, c)`` with ``GroupL21``) run from the primal
+# iterates instead of its gradient fields: the dual step forms ``K xbar = 2 c D x - c D xp`` per
+# element, the primal step ``c D^T y``, in the arithmetic of the passes they replace
+# (``gradient``, ``Scaled``'s product, ``extrapolate``, ``dual_tv``; ``gradient_adjoint``, the
+# product, ``primal_step2``), so the iterates are the same bits. Layout: image rows flattened
+# with their ``m`` columns, images ``(k, ny, nx m)``, fields ``(k, 2, ny, nx m)``; each row is
+# done in long loops over its ``nx m`` elements (one row function per step).
+
+
+@njit(inline="always", **_JIT)
+def _dual_row(i, x, xp, scale, first, edge, sig, y, rrow, m, coupled, out, kb, ko, srow):
+    """TV's dual step on image row ``i`` (:func:`dual_tv_extrap`); ``kb``, ``ko``, ``srow`` scratch rows of ``nx m``."""
+    k, _, ny, L = y.shape
+    nx = L // m
+    wide = sig.shape[3] == L
+    for c in range(k):
+        for a in range(2):
+            # K xbar of the row's differences along axis a (a = 0: to row i + 1; a = 1: to column j + 1)
+            if a == 0:
+                if i == ny - 1:
+                    for p in range(L):
+                        kb[p] = edge
+                else:
+                    for p in range(L):
+                        kb[p] = (x[c, i + 1, p] - x[c, i, p]) * scale
+                    if not first:
+                        for p in range(L):
+                            ko[p] = (xp[c, i + 1, p] - xp[c, i, p]) * scale
+                        for p in range(L):
+                            kb[p] = -((ko[p] - kb[p]) - kb[p])
+            else:
+                for p in range(L - m):
+                    kb[p] = (x[c, i, p + m] - x[c, i, p]) * scale
+                if not first:
+                    for p in range(L - m):
+                        ko[p] = (xp[c, i, p + m] - xp[c, i, p]) * scale
+                    for p in range(L - m):
+                        kb[p] = -((ko[p] - kb[p]) - kb[p])
+                for p in range(L - m, L):
+                    kb[p] = edge
+            if wide:
+                for p in range(L):
+                    out[c, a, i, p] = kb[p] * sig[c, a, i, p] + y[c, a, i, p]
+            else:
+                for j in range(nx):
+                    g = sig[c, a, i, j]
+                    for q in range(m):
+                        srow[j * m + q] = g
+                for p in range(L):
+                    out[c, a, i, p] = kb[p] * srow[p] + y[c, a, i, p]
+    # the projection onto the balls, pixel by pixel as project_pixel (srow: the squared norms, then factors)
+    if coupled:
+        for p in range(L):
+            srow[p] = 0.0
+        for c in range(k):
+            for p in range(L):
+                srow[p] += out[c, 0, i, p] * out[c, 0, i, p] + out[c, 1, i, p] * out[c, 1, i, p]
+        for p in range(L):
+            n = np.sqrt(srow[p])
+            srow[p] = rrow[p] / n if n > rrow[p] else 1.0
+        for c in range(k):
+            for p in range(L):
+                out[c, 0, i, p] *= srow[p]
+                out[c, 1, i, p] *= srow[p]
+    else:
+        for c in range(k):
+            for p in range(L):
+                n = np.sqrt(out[c, 0, i, p] * out[c, 0, i, p] + out[c, 1, i, p] * out[c, 1, i, p])
+                f = rrow[p] / n if n > rrow[p] else np.float32(1.0)
+                out[c, 0, i, p] *= f
+                out[c, 1, i, p] *= f
+
+
+@njit(inline="always", **_JIT)
+def _primal_row(i, x, a, ytv, scale, tau, m, nonneg, out, s):
+    """The primal step on image row ``i`` (:func:`primal_step_tv`); ``s`` a scratch row of ``nx m``."""
+    k, ny, L = x.shape
+    zero = np.float32(0.0)
+    for c in range(k):
+        for p in range(L):
+            s[p] = 0.0
+        if i < ny - 1:
+            for p in range(L):
+                s[p] -= ytv[c, 0, i, p]
+        if i > 0:
+            for p in range(L):
+                s[p] += ytv[c, 0, i - 1, p]
+        for p in range(L - m):
+            s[p] -= ytv[c, 1, i, p]
+        for p in range(m, L):
+            s[p] += ytv[c, 1, i, p - m]
+        for p in range(L):
+            v = x[c, i, p] - (a[c, i, p] + s[p] * scale) * tau[c, i, p]
+            if nonneg:
+                v = max(v, zero)
+            out[c, i, p] = v
+
+
+@njit(**_JIT)
+def _radius_row(radius, L):
+    """``radius[p % m]`` for every element ``p`` of a flattened image row."""
+    m = radius.shape[0]
+    r = np.empty(L, np.float32)
+    for p in range(L):
+        r[p] = radius[p % m]
+    return r
+
+
+@njit(parallel=True, **_JIT)
+def dual_tv_extrap(x, xp, scale, first, sig, y, radius, coupled, out):
+    """TV's dual step from the primal iterates: :func:`dual_tv` of ``K xbar = 2 c D x - c D xp``.
+
+    ``x``, ``xp`` ``(k, ny, nx m)`` (the current and the previous iterate; ``first``: the
+    first iteration, where ``K xbar = c D x``), ``scale`` the float32 ``c``, ``radius``
+    ``(m,)``; fields ``y``, ``out`` ``(k, 2, ny, nx m)``, ``sig`` ``(k, 2, ny, nx m)`` or
+    ``(k, 2, ny, nx)`` (one step per difference). Every element of ``K xbar`` is formed as
+    :func:`._tv_kernels.gradient`, ``Scaled``'s product and :func:`extrapolate` would
+    (``-((c D xp - c D x) - c D x)``, or ``c D x`` at the first iteration), then
+    ``y + S K xbar`` is projected onto the balls as :func:`._tv_kernels.project_pixel` does:
+    the same bits as those passes. In parallel over image rows. ``out`` may be ``y``.
+    """
+    k, _, ny, L = y.shape
+    m = radius.shape[0]
+    zero = np.float32(0.0) * scale
+    edge = zero if first else -((zero - zero) - zero)  # K xbar of a difference leaving the grid
+    rrow = _radius_row(radius, L)
+    for i in prange(ny):
+        kb = np.empty(L, np.float32)
+        ko = np.empty(L, np.float32)
+        srow = np.empty(L, np.float32)
+        _dual_row(i, x, xp, scale, first, edge, sig, y, rrow, m, coupled, out, kb, ko, srow)
+
+
+@njit(parallel=True, **_JIT)
+def primal_step_tv(x, a, ytv, scale, tau, m, nonneg, out):
+    """``out = max(0, x - tau (a + c D^T ytv))``: :func:`primal_step2` with TV's adjoint formed on the fly.
+
+    ``x``, ``a``, ``tau``, ``out`` ``(k, ny, nx m)`` (``tau`` per column), ``ytv``
+    ``(k, 2, ny, nx m)``, ``scale`` the float32 ``c``, ``m`` the columns; ``D^T ytv`` summed
+    per element in :func:`._tv_kernels.gradient_adjoint`'s order, then times ``c``
+    (``Scaled``): the same bits as those passes. In parallel over image rows. ``out`` may be ``a``.
+    """
+    k, ny, L = x.shape
+    for i in prange(ny):
+        s = np.empty(L, np.float32)
+        _primal_row(i, x, a, ytv, scale, tau, m, nonneg, out, s)

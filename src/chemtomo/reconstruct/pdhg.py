@@ -43,7 +43,11 @@ by ``1 - alpha`` in the reverse case (both norms taken with the steps at ``theta
 The element-wise passes (each term's dual step, the primal step with its clipping, the
 extrapolation of ``K x``) run as compiled kernels (:mod:`._pdhg_kernels`) where the
 functionals and arrays allow, in the numpy expressions' float32 operations and order:
-the same iterates bit for bit (``compiled=False`` runs the numpy expressions).
+the same iterates bit for bit (``compiled=False`` runs the numpy expressions). A TV term last
+(``Scaled(Gradient2D, c)`` with :class:`GroupL21`, the regularised models') runs from the
+primal iterates instead of its gradient fields (``fuse_tv``, :mod:`._pdhg_tv`): ``K xbar``
+formed inside its dual step from ``x`` and the previous ``x``, ``c D^T y`` inside the primal
+step; the same bits again.
 
 Stopping rule (``tol > 0``): after ``min_iter`` iterations, stop when, for every
 column, the relative objective change over the last ``window`` monitored
@@ -60,6 +64,7 @@ import numpy as np
 
 from ..projector.base import DTYPE, as_columns
 from . import _pdhg_kernels as _pk
+from ._pdhg_tv import TVTerm
 from .functionals import (
     Functional,
     GroupL21,
@@ -78,8 +83,6 @@ __all__ = ["Functional", "GroupL21", "KullbackLeibler", "PDState", "RowScaled", 
 
 _TINY = 1e-30
 
-
-# ----------------------------------------------------------------------------- solver
 
 def _into(ufunc, a: np.ndarray, b: np.ndarray, buf: np.ndarray | None) -> np.ndarray:
     """``ufunc(a, b)``, written into ``buf`` when it has the result's shape and dtype (the same bits)."""
@@ -177,6 +180,7 @@ def pdhg(
     theta_unit: float = 1.0,
     adapt_every: int = 20,
     compiled: bool = True,
+    fuse_tv: bool = True,
     tol: float = 0.0,
     min_iter: int = 20,
     window: int = 10,
@@ -218,6 +222,10 @@ def pdhg(
     compiled : bool
         Use the compiled element-wise passes (:mod:`._pdhg_kernels`) where the arrays and
         functionals allow; False: the numpy expressions. The same iterates bit for bit.
+    fuse_tv : bool
+        With ``compiled``: when the last term is TV (``Scaled(Gradient2D, c)`` with
+        :class:`GroupL21`), run it from the primal iterates, without its gradient fields
+        (:class:`~._pdhg_tv.TVTerm`: two passes instead of six per iteration). The same iterates bit for bit.
     tol, min_iter, window :
         The stopping rule (``tol = 0``: run ``n_iter`` iterations).
     snapshots : iterable of int
@@ -286,8 +294,15 @@ def pdhg(
         tau_inv = np.where(tau > 0, 1 / np.where(tau > 0, tau, 1), 0).astype(DTYPE)
         sig_inv = [np.where(s > 0, 1 / np.where(s > 0, s, 1), 0).astype(DTYPE) for s in sig]
 
+    # the TV term run from the primal iterates (no K x, K xbar of its own): iv its index, else None
+    tvt = TVTerm(terms[-1]) if compiled and fuse_tv and TVTerm.applies(terms) else None
+    iv = len(terms) - 1 if tvt is not None else None
     Kx = [t.op._forward(x) for t in terms]
-    Kxbar = [k.copy() for k in Kx]
+    Kxbar = [k.copy() if i != iv else None for i, k in enumerate(Kx)]
+    # the previous iterate (the TV term's K xbar = 2 c D x - c D x_prev; None: the first iteration)
+    x_prev: np.ndarray | None = None
+    prev_handed = False
+    tv_buf: np.ndarray | None = None
     y = _dual_start(terms, y0, m)
     obj = sum(t.f.value(k) for t, k in zip(terms, Kx, strict=True))
     hist_obj, hist_p, hist_d, hist_it, hist_theta = [], [], [], [], []
@@ -316,7 +331,15 @@ def pdhg(
         measure = monitor or call or adapt
         dys = []
         dead = [None] * len(terms)
+        if tvt is not None and measure:
+            # the residuals need K xbar: formed as the generic loop holds it
+            Kxbar[iv] = tvt.kxbar(x, x_prev, tv_buf)
         for i, t in enumerate(terms):
+            if i == iv and not measure:
+                y_new = tvt.dual_step(y[i], x, x_prev, sig[i])
+                if y_new is not None:
+                    continue
+                Kxbar[iv] = tvt.kxbar(x, x_prev, tv_buf)
             # K xbar is needed again by the residual when measured; otherwise its buffer is reused
             if compiled:
                 y_new = t.f.dual_step(y[i], Kxbar[i], sig[i], out=meas_out[i] if measure else Kxbar[i])
@@ -336,7 +359,9 @@ def pdhg(
         for i in range(1, len(terms) - 1 if compiled else len(terms)):
             adj_buf[i] = terms[i].op._adjoint_into(y[i], adj_buf[i])
             KTy += adj_buf[i]
-        if compiled and _compiled_ok(KTy, x, tau):
+        if tvt is not None and tvt.primal_step(x, KTy, y[iv], tau, nonneg):
+            x_new = KTy  # max(0, x - T (KTy + c D^T y_tv)) in one pass, into KTy's buffer
+        elif compiled and _compiled_ok(KTy, x, tau):
             # max(0, x - T (KTy + K_last^T y_last)) in one pass, into KTy's buffer
             if len(terms) > 1:
                 i = len(terms) - 1
@@ -354,7 +379,8 @@ def pdhg(
             x_new = np.subtract(x, KTy, out=KTy)
             if nonneg:
                 np.maximum(x_new, 0, out=x_new)
-        Kx_new = [t.op._forward_into(x_new, dead[i]) for i, t in enumerate(terms)]
+        # the TV term's K x_new only where the residuals or the objective read it
+        Kx_new = [t.op._forward_into(x_new, dead[i]) if i != iv or measure else None for i, t in enumerate(terms)]
         del dead
         dx = None
         if measure or tol > 0:
@@ -376,7 +402,13 @@ def pdhg(
                 meas_out[i] = es if es is free else None
             d_res = np.sqrt(d2)
         # K xbar = K (2 x_new - x) = 2 K x_new - K x, written over the old K x (no allocation)
-        for kn, ko in zip(Kx_new, Kx, strict=True):
+        for i, (kn, ko) in enumerate(zip(Kx_new, Kx, strict=True)):
+            if i == iv:
+                # K xbar is formed from x and x_prev; a measured iteration's arrays serve the next one's
+                tv_buf = next((a for a in (Kxbar[iv], ko) if a is not None and a is not y[iv] and a is not kn
+                               and a is not meas_out[iv]), None)
+                Kxbar[iv] = None
+                continue
             if compiled and _compiled_ok(kn, ko):
                 _pk.extrapolate(ko, kn)
             else:
@@ -385,8 +417,14 @@ def pdhg(
                 np.negative(ko, out=ko)
         Kxbar = Kx
         Kx = Kx_new
-        if not x_handed:
-            spare = x
+        if tvt is None:
+            if not x_handed:
+                spare = x
+        else:
+            # x becomes the previous iterate; the one before it is free (unless a callback holds it)
+            if x_prev is not None and not prev_handed:
+                spare = x_prev
+            x_prev, prev_handed = x, x_handed
         x_handed = call
         x = x_new
         if adapt and bal.update(p_res, d_res):
