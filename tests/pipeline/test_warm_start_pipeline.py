@@ -100,12 +100,16 @@ def test_warm_started_correction_is_close_to_the_cold_one():
     """fused_tv's absorption correction, warm-started (default) against cold, on a small noisy case.
 
     ``oxide_supported``, n = 16, 200 nm field (at 300 nm, n = 16 the response-ratio fit gives O Ka r = 0 and
-    fused_tv cannot run), 29 tilts -70..70 deg, the paper's dose. Measured: support O (truth 0.471) uncorrected
-    0.226, cold 0.478, warm 0.470; inside MSE 3.01e-3 cold, 3.71e-3 warm, 2 outer iterations each. The MSE is not
-    a fixed target for a PDHG solve stopped at a budget: the cold correction's own MSE rises to 4.98e-3 with 1000
-    iterations per solve (early stopping smooths), and the warm start, whose iterations add to the previous
-    solve's, lies between. Stated tolerance: warm MSE within 25 % of the cold one's, support O within 0.012 of it,
-    both within 0.02 of the truth, at most 5 outer iterations.
+    fused_tv cannot run), 29 tilts -70..70 deg, the paper's dose. Measured with the ESF mask at its default 0.35:
+    support O (truth 0.471) uncorrected 0.226, cold 0.480, warm 0.475; inside MSE 1.15e-3 cold, 1.90e-3 warm, 2 outer
+    iterations each (with the former mask, 0.5: 3.01e-3 cold, 3.71e-3 warm, support O 0.478 / 0.470). The warm start
+    adds the same to the inside MSE under either mask (7.0e-4, 7.6e-4); at 0.5 the mask's missed edge voxels made
+    both MSEs large, so a relative bound of 25 % held, at 0.35 the gap is 66 % of the cold MSE. The MSE is not a fixed
+    target for a PDHG solve stopped at a budget: the cold correction's own MSE moved by 1.97e-3 between 100 and 1000
+    iterations per solve at the former mask (early stopping smooths), and the warm start, whose iterations add to
+    the previous solve's, lies further along that path. Stated tolerance: warm MSE at most 1e-3 above or below the
+    cold one's (half the cold solve's own budget sensitivity), support O within 0.012 of the cold one's, both within
+    0.02 of the truth, at most 5 outer iterations.
     """
     sp = make_specimen("oxide_supported", n=16, oversampling=2, field_nm=200.0)
     sim = simulate_series_absorbed(sp, np.arange(-70.0, 70.1, 5.0), "super-x", 1.0, 200.0, 0,
@@ -128,7 +132,7 @@ def test_warm_started_correction_is_close_to_the_cold_one():
     def o_support(vr):
         return float(np.asarray(vr.composition.weight)[o][support].mean())
 
-    assert abs(mse(warm.corrected) - mse(cold.corrected)) <= 0.25 * mse(cold.corrected)
+    assert abs(mse(warm.corrected) - mse(cold.corrected)) <= 1e-3
     assert abs(o_support(warm.corrected) - o_support(cold.corrected)) <= 0.012
     assert abs(o_support(cold.uncorrected) - truth_o) > 0.2
     for r in (warm, cold):
