@@ -255,8 +255,10 @@ def fig_alignment(alignment: dict, preprocess: dict, path) -> Path:
 FIGURE_TASKS = ("render3d", "maps", "weight", "tiltseries", "uncertainty", "absorption", "alignment")
 
 #: Volumes of at least this many voxels have their figures drawn on two processes by default
-#: (``processes=None``): the real NCEM example's 128^3 voxels take 9 s on one core, about 6 s on two;
-#: a helper's start-up (interpreter, imports, reading the file: about 2.5 s) does not pay below.
+#: (``processes=None``): the real NCEM example's 128^3 voxels (3 methods) take 8.2 s on one core, 6.5 s on two
+#: (bench/figures.py). A helper's start-up (interpreter, imports, its own read of the file) is about 2.5 s, so
+#: figures that take a few seconds gain nothing; the threshold follows from these two numbers and was not
+#: measured at sizes in between.
 PARALLEL_FIGURES_MIN_VOXELS = 1_000_000
 
 
