@@ -134,9 +134,7 @@ def main(argv=None) -> dict:
     from chemtomo.reconstruct.fused import tv_solve
 
     got = _cached_inputs(a.data, a.inputs_cache)
-    W, counts, kw = got["W"], got["counts"], dict(got["kw"])
-    haadf, r = kw.pop("haadf"), kw.pop("r")
-    kw.pop("n_iter", None)
+    W, counts, haadf, r, kw = solve_inputs(got)
     theta_default = kw.pop("theta", None)
     k, n_rays, m = counts.shape
     out: dict = {"mu": a.mu, "n_ref": a.n_ref, "slices": m, "lines": k, "n_rays": n_rays, "n_vox": W.shape[1],
@@ -224,6 +222,15 @@ def monitor_cost(W, counts, haadf, r, kw, mu: float, repeat: int) -> dict:
     return {**cpu, "columns": C.shape[2], "iterations": 100, "threads": os.environ.get("NUMBA_NUM_THREADS", "default"),
             "ratio_of_medians": float(np.median(cpu["last_only"]) / np.median(cpu["every_10"])),
             "same_bits": bool(np.array_equal(maps["every_10"], maps["last_only"]))}
+
+
+def solve_inputs(got: dict, drop=("n_iter",)):
+    """``(W, counts, haadf, r, kw)``: :func:`_cached_inputs`' dict for one solve, ``kw`` without ``drop``."""
+    kw = dict(got["kw"])
+    haadf, r = kw.pop("haadf"), kw.pop("r")
+    for key in drop:
+        kw.pop(key, None)
+    return got["W"], got["counts"], haadf, r, kw
 
 
 def _cached_inputs(data: str, cache: str | None) -> dict:

@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tv_convergence_real import DATA, _cached_inputs
+from tv_convergence_real import DATA, _cached_inputs, solve_inputs
 
 RESULTS = Path(__file__).resolve().parent / "results"
 GRID = (0.015, 0.03, 0.06, 0.12, 0.24)
@@ -123,10 +123,7 @@ def main(argv=None) -> dict:
     from chemtomo.reconstruct.pdhg import pdhg
 
     got = _cached_inputs(a.data, a.inputs_cache)
-    W, counts, kw = got["W"], got["counts"], dict(got["kw"])
-    haadf, r = kw.pop("haadf"), kw.pop("r")
-    for key in ("n_iter", "choice_tol", "check_every"):
-        kw.pop(key, None)
+    W, counts, haadf, r, kw = solve_inputs(got, ("n_iter", "choice_tol", "check_every"))
     reps = -(-a.columns // counts.shape[2])
     C = np.tile(counts, (1, 1, reps))[:, :, :a.columns]
     H = np.tile(haadf, (1, reps))[:, :a.columns]

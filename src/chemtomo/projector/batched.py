@@ -279,6 +279,17 @@ class BatchedOperator(ReusesBuffers, Operator):
     def _n_threads(self) -> int:
         return self.n_threads if self.n_threads is not None else numba.get_num_threads()
 
+    def _channel_blocks(self, k: int, S: int):
+        """``(kb, yi)`` when ``k`` channels of ``S`` columns project in place, else None.
+
+        In place: ``S`` a multiple of the block width ``kb`` (no block straddles two channels) and
+        :attr:`in_place_channels` on; ``yi`` is the ray blocks' work buffer.
+        """
+        kb = self._block_width(k * S)
+        if not self.in_place_channels or S % kb:
+            return None
+        return kb, self._work("yi", (k * S // kb, self.shape[0], kb))
+
     def _block_width(self, n_columns: int) -> int:
         if self.block_width is not None:
             return self.block_width
@@ -359,11 +370,10 @@ class BatchedOperator(ReusesBuffers, Operator):
         k, n, S = x3.shape
         res = result_array(out, (k, self.shape[0], S))
         src = np.ascontiguousarray(x3, DTYPE)
-        kb = self._block_width(k * S)
-        if self.in_place_channels and S % kb == 0:  # blocks of one channel's columns: read in place
-            nblk = k * S // kb
-            yi = self._work("yi", (nblk, self.shape[0], kb))
-            with _threads(self.n_threads, nblk):
+        blocks = self._channel_blocks(k, S)
+        if blocks is not None:  # blocks of one channel's columns: read in place
+            kb, yi = blocks
+            with _threads(self.n_threads, yi.shape[0]):
                 K.forward_channels_direct(self.mat, src, self.slots, yi, self._gt, Lanes(kb))
                 K.unpack_channels(yi, self._ray_map, res)
             return res
@@ -385,11 +395,10 @@ class BatchedOperator(ReusesBuffers, Operator):
         k, n, S = y3.shape
         res = result_array(out, (k, self.shape[1], S))
         src = np.ascontiguousarray(y3, DTYPE)
-        kb = self._block_width(k * S)
-        if self.in_place_channels and S % kb == 0:  # blocks of one channel's columns: stored in place
-            nblk = k * S // kb
-            yi = self._work("yi", (nblk, self.shape[0], kb))
-            with _threads(self.n_threads, nblk):
+        blocks = self._channel_blocks(k, S)
+        if blocks is not None:  # blocks of one channel's columns: stored in place
+            kb, yi = blocks
+            with _threads(self.n_threads, yi.shape[0]):
                 K.pack_channels(src, self._ray_map, yi)
                 K.adjoint_channels_direct(self.mat, yi, self.slots, res, self._gt, Lanes(kb))
             return res
