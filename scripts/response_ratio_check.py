@@ -9,7 +9,11 @@ HAADF dose, noise seed 3) the non-negative least-squares fit of
 :func:`chemtomo.reconstruct.estimate_response_ratios` is made on the raw counts and on
 the counts after the image-plane Gaussian filter HEBT fits on, and
 :meth:`~chemtomo.reconstruct.ResponseRatios.against_theory` gives fitted over theory,
-each relative to the line of the largest r_A. The table in docs/physics.md comes from:
+each relative to the line of the largest r_A. The last two columns are HEBT's own fit: the
+unfiltered HAADF on the image-plane filtered counts (least squares, the pipeline's fit until
+issue 13's errors-in-variables correction), and :func:`chemtomo.preprocess.fit_response_ratios`
+(the HAADF filtered alike, the counts' noise removed from the normal equations), in the first
+column's line order. The table in docs/physics.md comes from:
 
     .venv/bin/python scripts/response_ratio_check.py      # about a minute
 """
@@ -20,7 +24,7 @@ import argparse
 
 import numpy as np
 
-from chemtomo.preprocess import FILTER_SIGMA_PX, gaussian_filter_stack
+from chemtomo.preprocess import FILTER_SIGMA_PX, fit_response_ratios, gaussian_filter_stack
 from chemtomo.reconstruct import estimate_response_ratios
 from chemtomo.simulate.specimens import SPECIMENS, make_specimen, simulate_series
 
@@ -33,8 +37,9 @@ def main(argv=None) -> None:
     ap.add_argument("--n", type=int, default=24)
     args = ap.parse_args(argv)
     angles = np.arange(-70.0, 70.1, 5.0)
-    print("| specimen | dose | relative to | raw counts: fitted / theory (R^2) | filtered: fitted / theory (R^2) |")
-    print("|---|---|---|---|---|")
+    print("| specimen | dose | relative to | raw counts: fitted / theory (R^2) | filtered: fitted / theory (R^2) "
+          "| HEBT's fit until now | HEBT's fit (errors in variables) |")
+    print("|---|---|---|---|---|---|---|")
     for name in args.specimens:
         spec = make_specimen(name, args.n, 2, 0)
         for dose in args.doses:
@@ -46,7 +51,12 @@ def main(argv=None) -> None:
                     sim.factors)
                 cells.append(", ".join(f"{ln} {v:.3f}" for ln, v in zip(c["lines"], c["fitted_over_theory"],
                                                                         strict=True)) + f" ({c['r2']:.4f})")
-            print(f"| {name} | x{dose:g} | {c['reference']} | {cells[0]} | {cells[1]} |", flush=True)
+            image = {ln: gaussian_filter_stack(s.eds[ln], FILTER_SIGMA_PX, "image") for ln in s.lines}
+            for rr in (estimate_response_ratios(s.haadf, image),
+                       fit_response_ratios(s.haadf, image, s.eds, FILTER_SIGMA_PX, "image", 1.0)):
+                c = rr.against_theory(sim.factors, c["reference"])
+                cells.append(", ".join(f"{v:.3f}" for v in c["fitted_over_theory"]))
+            print(f"| {name} | x{dose:g} | {c['reference']} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

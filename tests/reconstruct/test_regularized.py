@@ -129,6 +129,8 @@ def test_input_errors(problem):
         tv_solve(W, counts, model="fused", mu=0.1)
     with pytest.raises(ValueError, match="positive response ratios"):
         tv_solve(W, counts, model="fused", mu=0.1, haadf=counts.sum(axis=0), r=[1.0, -2.0])
+    with pytest.raises(ValueError, match="r_A = 0 does not explain the HAADF"):  # the pipeline's path: constants first
+        tv_constants(W, counts, "fused", haadf=counts.sum(axis=0), r=np.array([1.0, 0.0]))
     with pytest.raises(ValueError, match="TV weight mu must be finite"):
         tv_solve(W, counts, model="ls", mu=-1.0)
     with pytest.raises(ValueError, match="does not hold 36 pixels"):

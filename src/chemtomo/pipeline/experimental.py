@@ -38,6 +38,7 @@ from ..io.factors import resolve_factors
 from ..preprocess.align import compare_with_tomviz
 from ..preprocess.filters import FILTER_SIGMA_PX
 from ..preprocess.raw import LineMapOptions, LineMaps, check_lines, load_line_maps
+from ..preprocess.response import fit_response_ratios
 from ..preprocess.series import (
     ALIGN_METHODS,
     REGISTER_METHODS,
@@ -46,7 +47,7 @@ from ..preprocess.series import (
     auto_pad,
     preprocess_tilt_series,
 )
-from ..reconstruct import canonical_name, estimate_response_ratios, get_method
+from ..reconstruct import canonical_name, get_method
 from ..tiltseries import TiltSeries
 from .distributed import keep_operator
 from .options import DEFAULT_METHODS, OutputOptions, ReconstructionOptions, route_overrides
@@ -62,7 +63,8 @@ STAGES = {"line_maps": LineMapOptions, "preprocess": PreprocessOptions, "reconst
 def reconstruct_experimental(series: TiltSeries, factors, options: ReconstructionOptions | None = None, *,
                              filter_sigma: float | None = FILTER_SIGMA_PX, crop_px: int = 0, progress: bool = True,
                              unfiltered: TiltSeries | None = None, absorbed: dict | None = None,
-                             detector_facts: dict | None = None, **overrides) -> dict[str, VolumeResult]:
+                             detector_facts: dict | None = None, series_filter_sigma: float | None = None,
+                             **overrides) -> dict[str, VolumeResult]:
     """Every slice of ``series`` by each method (EDS-only SIRT, HEBT, the regularised solvers), quantified.
 
     Parameters
@@ -93,6 +95,10 @@ def reconstruct_experimental(series: TiltSeries, factors, options: Reconstructio
         at bin 4, NNLS set r_Mg to 0).
     detector_facts : dict, optional
         The files' detector facts, for ``options.absorption`` with ``detectors="file"``.
+    series_filter_sigma : float, optional
+        With ``filter_sigma`` None: the filter the preprocessing gave ``series`` (pixels,
+        per image), for the response-ratio fit (the HAADF filtered the same way, the EDS
+        noise from ``unfiltered``; :func:`chemtomo.preprocess.fit_response_ratios`).
     **overrides
         Fields of :class:`ReconstructionOptions` by name (``n_iter=20``), replacing those of ``options``.
 
@@ -125,8 +131,15 @@ def reconstruct_experimental(series: TiltSeries, factors, options: Reconstructio
     auto_for = set(methods) if auto is True else set(auto or ())
     rr = None
     if series.haadf is not None and series.shares_angles and any(get_method(m).needs_haadf for m in methods):
-        prepared = prepare_series(series, filter_sigma, "image")  # a HAADF at its own tilts: fitted per method
-        rr = estimate_response_ratios(prepared.haadf, {ln: prepared.eds[ln] for ln in series.lines})
+        # (a HAADF at its own tilts: fitted per method by reconstruct_series)
+        if filter_sigma:  # filtered here: the noise from the series itself
+            prepared = prepare_series(series, filter_sigma, "image")
+            rr = fit_response_ratios(series.haadf, {ln: prepared.eds[ln] for ln in series.lines}, series.eds,
+                                     filter_sigma, "image", "estimate")
+        else:  # filtered upstream with series_filter_sigma (not known: no noise correction)
+            rr = fit_response_ratios(series.haadf, series.eds,
+                                     unfiltered.eds if (unfiltered is not None and series_filter_sigma) else None,
+                                     series_filter_sigma, "image", "estimate")
     with keep_operator():  # the methods reconstruct one series: one projector, built once
         for m in methods:
             kw = dict(engine_options or {})
@@ -481,7 +494,8 @@ def run_experimental(inputs, lines: Sequence[str], out=None, *, line_maps: LineM
         tv = compare_with_tomviz(pre.alignment, oo.compare_tomviz, oo.tomviz_angles_deg)
     t1 = time.perf_counter()
     absorbed: dict = {}
-    results = reconstruct_experimental(pre.series, fac, ro, filter_sigma=None, crop_px=pre.pad_px, progress=progress,
+    results = reconstruct_experimental(pre.series, fac, ro, filter_sigma=None, series_filter_sigma=pre.filter_sigma,
+                                       crop_px=pre.pad_px, progress=progress,
                                        unfiltered=pre.unfiltered, absorbed=absorbed, detector_facts=lm.eds_detector)
     timings["reconstruct"] = time.perf_counter() - t1
     unc = {}

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..geometry import TiltGeometry
 from ..physics import Factors
-from ..preprocess import FILTER_SIGMA_PX, gaussian_filter_stack
+from ..preprocess import FILTER_SIGMA_PX, fit_response_ratios, gaussian_filter_stack
 from ..projector import DEFAULT_BACKEND
 from ..projector.batched import default_group
 from ..quantify import (
@@ -44,7 +44,6 @@ from ..reconstruct import (
     MethodParams,
     ResponseRatios,
     WarmStart,
-    estimate_response_ratios,
     estimate_response_ratios_tilts,
     get_method,
     method_names,
@@ -324,8 +323,10 @@ def reconstruct_series(
             rr = estimate_response_ratios_tilts(prepared.haadf, {ln: prepared.eds[ln] for ln in lines},
                                                 series.angles_deg, series.haadf_angles,
                                                 W=chunk_operator(geom.key(), backend, group, haadf_key))
-        else:
-            rr = estimate_response_ratios(prepared.haadf, {ln: prepared.eds[ln] for ln in lines})
+        else:  # the series is filtered here (counts given with no filter: it was filtered upstream, unknown how)
+            rr = fit_response_ratios(prepared.haadf, {ln: prepared.eds[ln] for ln in lines},
+                                     raw.eds if (counts is None or filter_sigma) else None,
+                                     filter_sigma, filter_axes, noise_factor)
         md = series.metadata
         if all(k in md for k in ("haadf_dose", "eds_dose", "solid_angle_sr")):
             theory = factors.response_ratios(haadf_dose=md["haadf_dose"], eds_dose=md["eds_dose"],

@@ -203,8 +203,20 @@ def data_row_scales(counts: np.ndarray, model: Model, constants: TVConstants, ha
     return np.vstack([np.broadcast_to(dE, (k * n_rays, m)), (1.0 / np.sqrt(varH)).astype(DTYPE)])
 
 
+def _fused_ratios(r, k: int) -> np.ndarray:
+    """``r`` as ``k`` float64 response ratios, refused unless each is finite and positive (the model divides)."""
+    r = np.asarray(r, np.float64).ravel()
+    if r.size != k or not np.all(np.isfinite(r) & (r > 0)):
+        raise ValueError(
+            f"the fused model needs {k} positive response ratios r_A (it divides each line's map by its own), got "
+            f"{r.tolist()}: a line with r_A = 0 does not explain the HAADF (the fit's warning names it); give the "
+            "ratios (response_ratios=), leave the line out, or use an EDS-only method (eds_sirt, ls_tv, poisson_tv)")
+    return r
+
+
 def _fused_operator(W: Operator, r: np.ndarray) -> Operator:
     """The fused model's data operator: EDS rows ``W_E X^b_A / r_A``, HAADF rows ``W_H sum_A X^b_A``."""
+    r = _fused_ratios(r, np.size(r))
     k = r.size
     WE, WH = W.modality("eds"), W.modality("haadf")
     if WH is WE:
@@ -417,9 +429,7 @@ def tv_solve(
     if model == "fused":
         if haadf is None or r is None:
             raise ValueError("the fused model needs the HAADF data and the response ratios r_A")
-        r = np.asarray(r, np.float64).ravel()
-        if r.size != k or np.any(r <= 0) or not np.all(np.isfinite(r)):
-            raise ValueError(f"need {k} positive response ratios, got {r}")
+        r = _fused_ratios(r, k)
         haadf = np.asarray(haadf, DTYPE)
         if haadf.ndim == 1:
             haadf = haadf[:, None]

@@ -48,7 +48,7 @@ import numpy as np
 from ..geometry import columns_to_volume, sinogram_to_columns
 from ..metrics import mse, ssim_structure
 from ..physics import Factors
-from ..preprocess import FILTER_SIGMA_PX, gaussian_filter_stack
+from ..preprocess import FILTER_SIGMA_PX, fit_response_ratios, gaussian_filter_stack
 from ..projector import make_modality_operator
 from ..projector.batched import default_group
 from ..quantify import ESF_EDGE_LEVEL, check_edge_level, quantify
@@ -423,8 +423,9 @@ def sweep(series: TiltSeries, factors: Factors, method: str, grid: dict, base: d
         r = estimate_response_ratios_tilts(
             prepared.haadf, {ln: prepared.eds[ln] for ln in lines}, series.angles_deg, series.haadf_angles,
             W=make_modality_operator(geom, haadf_geom, "batched", group=default_group())).r
-    elif m.needs_haadf:
-        r = estimate_response_ratios(prepared.haadf, {ln: prepared.eds[ln] for ln in lines}).r
+    elif m.needs_haadf:  # as reconstruct_series fits them
+        r = fit_response_ratios(prepared.haadf, {ln: prepared.eds[ln] for ln in lines}, series.eds, filter_sigma,
+                                "image", 1.0).r
     W = make_modality_operator(geom, haadf_geom if m.needs_haadf else None, "batched", group=default_group())
     data = _columns(solve_series, lines, r)
     constants = m.setup(W, data, p0) if m.has_setup else None
@@ -651,6 +652,10 @@ def run_benchmark(cfg: BenchmarkConfig, reconstruct: Reconstruct, say: Callable[
                     .against_theory(sim.factors)
                     for key, f in (("unfiltered", lambda a: a),
                                    ("filtered", lambda a: gaussian_filter_stack(a, FILTER_SIGMA_PX)))}
+                entry["series"]["response_ratios"]["pipeline"] = fit_response_ratios(
+                    series.haadf, {ln: gaussian_filter_stack(series.eds[ln], FILTER_SIGMA_PX, "image")
+                                   for ln in series.lines}, series.eds, FILTER_SIGMA_PX, "image", 1.0,
+                ).against_theory(sim.factors)
                 entry["series"]["response_ratios"]["filter_sigma_px"] = FILTER_SIGMA_PX
             for method in cfg.methods:
                 t0 = time.perf_counter()

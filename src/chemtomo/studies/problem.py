@@ -16,7 +16,7 @@ from scipy.ndimage import binary_erosion
 from ..geometry import TiltGeometry, columns_to_volume, sinogram_to_columns
 from ..metrics import mse, mse_scaled, ssim_structure
 from ..physics import DETECTOR_EFFICIENCY, Factors
-from ..preprocess import FILTER_SIGMA_PX, gaussian_filter_stack
+from ..preprocess import FILTER_SIGMA_PX, fit_response_ratios, gaussian_filter_stack
 from ..projector import make_operator
 from ..quantify import quantify
 from ..reconstruct import ChannelData, estimate_response_ratios, get_method, method_names
@@ -118,7 +118,7 @@ def make_problem(cfg: StudyConfig, dose: float, factors: Factors, seed: int = 0)
     lines = sim.lines
     s = sim.series
     filt = {ln: gaussian_filter_stack(s.eds[ln], cfg.filter_sigma, "sinogram") for ln in lines}
-    rr = estimate_response_ratios(s.haadf, filt)
+    rr = fit_response_ratios(s.haadf, filt, s.eds, cfg.filter_sigma, "sinogram", 1.0)  # as the pipeline fits them
     rr_raw = estimate_response_ratios(s.haadf, s.eds)
     theory = factors.response_ratios(haadf_dose=acq.haadf_dose, eds_dose=acq.eds_dose,
                                      solid_angle_sr=acq.solid_angle_sr, lines=lines)
