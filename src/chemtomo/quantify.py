@@ -99,7 +99,7 @@ class Threshold:
     value : float
         Threshold on the total signal.
     method : str
-        ``"esf"``, ``"otsu"`` or ``"given"``.
+        ``"esf"``, ``"otsu"``, ``"multiotsu"`` or ``"given"``.
     volume_fraction : float
         Fraction of voxels above the threshold.
     stability : float
@@ -184,7 +184,7 @@ def check_mask_options(method: str, threshold, edge_level) -> float:
 
     Parameters
     ----------
-    method : {"esf", "otsu"}
+    method : {"esf", "otsu", "multiotsu"}
         The mask's method.
     threshold : float or None
         A given threshold, or None.
@@ -301,7 +301,8 @@ def esf_threshold(total, n_samples: int = 256, max_edges: int = 3, max_voxels: i
         raise ValueError(
             f"no particle-background edge in the volume-threshold curve (fitted step at volume fraction "
             f"{c_last:.3f} with width {w_last:.3f}): the signal falls off without a plateau, as for a "
-            "sample wider than the field of view; use the Otsu mask (--mask otsu) or give a threshold"
+            "sample wider than the field of view; use the Otsu mask (--mask otsu; --mask multiotsu keeps a light "
+            "support beside a heavy particle) or give a threshold"
         )
     # the step's centre, moved down (edge_level < 0.5) by that fraction of its height; 0.5 subtracts exactly 0
     value = scale * (float(_edges(np.array([c_last]), *p)[0]) - (0.5 - edge_level) * float(edges[-1, 0]))
@@ -320,7 +321,73 @@ def otsu(total) -> Threshold:
     return Threshold(value, "otsu", _volume(total, value), _stability(total, value))
 
 
-MaskMethod = Literal["esf", "otsu"]
+#: Bins of the total signal's histogram the three-class Otsu split is computed on (scikit-image's
+#: default for a float image; the chunked path, ``pipeline.store_quantify``, builds the same histogram).
+MULTIOTSU_BINS = 256
+
+
+def multiotsu_from_histogram(counts, centres) -> float | None:
+    """The lowest of the three-class Otsu thresholds of a histogram, or None if it has fewer than 3 occupied bins.
+
+    Parameters
+    ----------
+    counts : ndarray of int, (MULTIOTSU_BINS,)
+        Voxels per bin of the total signal, ``np.histogram(total, bins=MULTIOTSU_BINS)``'s counts.
+    centres : ndarray, (MULTIOTSU_BINS,)
+        The bins' centres.
+
+    Returns
+    -------
+    float or None
+        ``skimage.filters.threshold_multiotsu(total, classes=3)[0]`` (the counts are normalised
+        as scikit-image normalises its own histogram, so the value is the same bit for bit);
+        None when three classes cannot be formed.
+    """
+    from skimage.filters import threshold_multiotsu
+
+    counts = np.asarray(counts)
+    if np.count_nonzero(counts) < 3:
+        return None
+    return float(threshold_multiotsu(hist=(counts / np.sum(counts), np.asarray(centres)), classes=3)[0])
+
+
+def multiotsu(total) -> Threshold:
+    """The lowest of the three-class Otsu thresholds (scikit-image) on the total signal.
+
+    Three classes split the signal into background, a light phase and a heavy one; the
+    lowest threshold separates the background from both, so a light support (alumina under
+    a Pt particle) is kept in the mask where two-class Otsu (:func:`otsu`) splits the heavy
+    particle from support and background together.
+
+    Parameters
+    ----------
+    total : ndarray
+        The total signal, ``sum_A X_A / k_A``.
+
+    Returns
+    -------
+    Threshold
+        ``method`` ``"multiotsu"``; or, for a map whose histogram (:data:`MULTIOTSU_BINS`
+        bins over its range) has fewer than 3 occupied bins, where three classes cannot be
+        formed, two-class Otsu's threshold with ``method`` ``"otsu"``.
+    """
+    total = np.asarray(total, dtype=np.float64)
+    counts, edges = np.histogram(total, bins=MULTIOTSU_BINS)  # scikit-image's binning of a float map
+    value = multiotsu_from_histogram(counts, (edges[:-1] + edges[1:]) / 2.0)
+    if value is None:
+        return otsu(total)
+    return Threshold(value, "multiotsu", _volume(total, value), _stability(total, value))
+
+
+MaskMethod = Literal["esf", "otsu", "multiotsu"]
+
+#: The mask the studies (benchmark suite, tilt sets, calibration) fall back to when the ESF fit
+#: finds no particle-background edge. Three-class Otsu's lowest threshold, not two-class Otsu:
+#: on the suite's oxide_supported (a heavy Pt particle on a light alumina support) two-class
+#: Otsu splits the particle from support + background and leaves the support out of the mask,
+#: while the lowest three-class threshold splits the background from support + particle
+#: (docs/solvers.md, "Mask fallback when the ESF fit fails").
+ESF_FALLBACK = "multiotsu"
 
 
 def check_threshold(threshold, signal_range: tuple[float, float] | None = None) -> float:
@@ -350,7 +417,8 @@ def check_threshold(threshold, signal_range: tuple[float, float] | None = None) 
         t = float("nan")
     if not np.isfinite(t):
         raise ValueError(f"threshold must be a finite number (the total signal sum_A X_A/k_A above which a voxel "
-                         f"is particle), got {threshold!r}; or leave it out to choose it by mask_method (esf, otsu)")
+                         f"is particle), got {threshold!r}; or leave it out to choose it by mask_method "
+                         "(esf, otsu, multiotsu)")
     if signal_range is not None:
         lo, hi = (float(v) for v in signal_range)
         if t >= hi or t < lo:
@@ -358,7 +426,7 @@ def check_threshold(threshold, signal_range: tuple[float, float] | None = None) 
             allowed = (f"allowed: a value in [{lo:.6g}, {hi:.6g}), the total signal's range" if hi > lo
                        else f"the total signal is {hi:.6g} everywhere, so no threshold separates a particle")
             raise ValueError(f"threshold {t:g} gives {what}: no particle/background split to quantify; {allowed}; "
-                             "or leave it out to choose it by mask_method (esf, otsu)")
+                             "or leave it out to choose it by mask_method (esf, otsu, multiotsu)")
     return t
 
 
@@ -371,7 +439,7 @@ def particle_mask(total, method: MaskMethod = "esf", threshold: float | None = N
     ----------
     total : ndarray
         The total signal (:func:`total_signal`).
-    method : {"esf", "otsu"}
+    method : {"esf", "otsu", "multiotsu"}
         How the threshold is chosen when none is given.
     threshold : float, optional
         A given threshold, checked by :func:`check_threshold` (finite, leaving
@@ -395,8 +463,10 @@ def particle_mask(total, method: MaskMethod = "esf", threshold: float | None = N
         th = esf_threshold(total, edge_level=edge_level)
     elif method == "otsu":
         th = otsu(total)
+    elif method == "multiotsu":
+        th = multiotsu(total)
     else:
-        raise ValueError(f"mask method must be 'esf' or 'otsu', got {method!r}")
+        raise ValueError(f"mask method must be 'esf', 'otsu' or 'multiotsu', got {method!r}")
     return total > th.value, th
 
 
@@ -458,7 +528,7 @@ def quantify(maps, factors, atomic_weights, lines, elements, mask_method: MaskMe
         Atomic weights of the lines' elements (g/mol).
     lines, elements : sequence of str
         The lines and the element of each (one line per element).
-    mask_method : {"esf", "otsu"}
+    mask_method : {"esf", "otsu", "multiotsu"}
         How the particle mask's threshold is chosen (:func:`particle_mask`).
     threshold : float, optional
         A given threshold instead of ``mask_method``.

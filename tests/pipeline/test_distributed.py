@@ -26,6 +26,7 @@ from chemtomo.pipeline.distributed import (
 )
 from chemtomo.pipeline.memory import chunk_bytes, operator_bytes, plan_chunk_slices
 from chemtomo.pipeline.store import (
+    Fingerprint,
     StoreExistsError,
     StoreMismatchError,
     VolumeStore,
@@ -122,7 +123,7 @@ def test_store_equals_in_memory_pipeline(tmp_path, series, factors, reference):
     assert len(store.chunks) == 6 and all(r.factor == "z" for r in store.records().values())
 
 
-@pytest.mark.parametrize("mask_method, threshold", [("otsu", None), ("esf", 2e-5)])
+@pytest.mark.parametrize("mask_method, threshold", [("otsu", None), ("multiotsu", None), ("esf", 2e-5)])
 def test_store_quantification_other_masks(tmp_path, series, factors, reference, mask_method, threshold):
     res = reconstruct_series(series, factors, n_iter=15, store=tmp_path / "v.zarr", chunk_slices=5,
                              mask_method=mask_method, threshold=threshold)
@@ -130,6 +131,63 @@ def test_store_quantification_other_masks(tmp_path, series, factors, reference, 
     want = quantify(reference.maps, q, factors.atomic_weights(LINES), LINES, ["Ag", "Au"], mask_method, threshold)
     assert res.composition.threshold.as_dict() == want.threshold.as_dict()
     assert np.array_equal(np.asarray(res.composition.mask), want.mask)
+
+
+def _store_of(path, maps: np.ndarray, chunk_slices: int) -> VolumeStore:
+    """A store holding ``maps`` (k, s, n, n) float32, written chunk by chunk (no reconstruction)."""
+    k, s, n, _ = maps.shape
+    store = VolumeStore.open(path, Fingerprint({"test": "maps given"}, {}), lines=LINES[:k], n_slices=s, n_grid=n,
+                             chunk_slices=chunk_slices, resume=False)
+    for i, (a, b) in enumerate(store.chunks):
+        store.write_chunk(i, maps[:, a:b], factor="f")
+    return store
+
+
+@pytest.mark.parametrize("chunk_slices", [1, 5, 32])
+def test_store_multiotsu_equals_in_memory_on_a_supported_particle(tmp_path, chunk_slices):
+    """Chunked three-class Otsu = the in-memory one = scikit-image's on the whole volume, bit for bit.
+
+    The volume: background 0, a light support 1 and a heavy particle 5 (noise rms 0.2) split
+    over two lines; the threshold must keep the support (support + particle: 23.5 % of the
+    volume, within 0.01; the test of the mask itself is in tests/test_quantify.py).
+    """
+    from skimage.filters import threshold_multiotsu
+
+    n = 32
+    z, y, x = np.mgrid[:n, :n, :n]
+    levels = np.zeros((n, n, n))
+    levels[(z >= 4) & (z < 12) & (y >= 2) & (y < 30) & (x >= 2) & (x < 30)] = 1.0
+    levels[(z - 19) ** 2 + (y - 16) ** 2 + (x - 16) ** 2 <= 7**2] = 5.0
+    signal = levels + np.random.default_rng(0).normal(0.0, 0.2, levels.shape)
+    maps = np.stack([0.3 * signal, 0.7 * signal]).astype(np.float32)
+    q, aw = np.array([1.0, 2.0]), np.array([107.87, 196.97])
+    store = _store_of(tmp_path / "v.zarr", maps, chunk_slices)
+    try:
+        th = quantify_store(store, q, aw, ["Ag", "Au"], "multiotsu")
+        mask = np.asarray(store.group["mask"]).astype(bool)
+    finally:
+        store.close()
+    want = quantify(maps, q, aw, LINES, ["Ag", "Au"], "multiotsu")
+    total = np.tensordot(1.0 / q, maps.astype(np.float64), axes=1)
+    assert th.as_dict() == want.threshold.as_dict() and th.method == "multiotsu"
+    assert th.value == float(threshold_multiotsu(total, classes=3)[0])
+    assert np.array_equal(mask, want.mask)
+    assert abs(th.volume_fraction - float(np.mean(levels > 0))) <= 0.01
+
+
+def test_store_multiotsu_falls_back_to_otsu_as_in_memory(tmp_path):
+    """Two values in the volume (three classes cannot be formed): both paths take two-class Otsu, method "otsu"."""
+    maps = np.zeros((2, 6, 8, 8), np.float32)
+    maps[:, 1:5, 2:6, 2:6] = 3.0
+    q, aw = np.array([1.0, 2.0]), np.array([107.87, 196.97])
+    store = _store_of(tmp_path / "v.zarr", maps, 4)
+    try:
+        th = quantify_store(store, q, aw, ["Ag", "Au"], "multiotsu")
+    finally:
+        store.close()
+    want = quantify(maps, q, aw, LINES, ["Ag", "Au"], "multiotsu").threshold
+    assert th.as_dict() == want.as_dict() and th.method == "otsu"
+    assert th.volume_fraction == pytest.approx(64 / 384)
 
 
 def test_store_esf_subsample_is_the_same_sample(tmp_path, series, factors, monkeypatch):

@@ -219,6 +219,39 @@ def test_mask_edge_level_reaches_the_sweep_and_the_automatic_result(case):
     assert comp.mask.sum() > centre.mask.sum()
 
 
+def test_esf_failure_falls_back_to_three_class_otsu(case, monkeypatch):
+    """Where the ESF fit finds no edge, the sweep and the automatic result take ESF_FALLBACK's mask and say so.
+
+    The ESF fit is made to fail (``esf_threshold`` raising its no-edge error). Reference: the
+    automatic result's maps quantified directly with ``mask_method="multiotsu"``, and the
+    sweep's maps through :func:`quantify_maps`, which must equal ``quantify(..., "multiotsu")``.
+    """
+    import chemtomo.quantify as quantify_module
+    from chemtomo.quantify import quantify
+    from chemtomo.studies.benchmark import quantify_maps, run_case
+
+    def no_edge(*args, **kwargs):
+        raise ValueError("no particle-background edge in the volume-threshold curve (test)")
+
+    monkeypatch.setattr(quantify_module, "esf_threshold", no_edge)
+    spec, sim, series = case
+    truth = Truth.of(spec, (7, 9))
+    out = run_case(series, sim.factors, truth, "eds_sirt", tiny(), reconstruct_series)
+    assert out["auto"]["mask"] == "multiotsu (the ESF fit failed)"
+    assert out["best"]["mask"] == "multiotsu (the ESF fit failed)"
+    res = reconstruct_series(series, sim.factors, "eds_sirt", {"n_iter": out["auto"]["params"]["n"]},
+                             mask_method="multiotsu")
+    assert res.composition.threshold.method == "multiotsu"
+    got = score(truth, np.asarray(res.maps), np.asarray(res.composition.weight), list(res.elements))
+    assert out["auto"]["mse_fraction_inside"] == pytest.approx(got["mse_fraction_inside"], rel=1e-9)
+    lines = list(res.lines)
+    maps = np.asarray(res.maps)
+    weight, mask = quantify_maps(maps, sim.factors, lines)
+    want = quantify(maps, sim.factors.f(lines), sim.factors.atomic_weights(lines), lines, list(res.elements),
+                    "multiotsu")
+    assert mask == "multiotsu (the ESF fit failed)" and np.array_equal(weight, want.weight)
+
+
 def test_config_refuses_a_bad_mask_edge_level():
     with pytest.raises(ValueError, match="edge_level"):
         tiny(mask_edge_level=1.0)

@@ -78,3 +78,19 @@ def test_study_layout_on_a_tiny_case():
     assert r["coverage"]["bias_calibrated"]["voxel"] >= r["coverage"]["percentile"]["voxel"]
     with pytest.raises(ValueError, match="seeds must be 0"):
         UncertaintyStudyConfig(seeds=1)
+
+
+def test_study_falls_back_to_three_class_otsu_when_the_esf_fit_fails(monkeypatch):
+    """No ESF edge (``esf_threshold`` made to raise its no-edge error): the study's mask is ESF_FALLBACK's."""
+    import chemtomo.quantify as quantify_module
+
+    def no_edge(*args, **kwargs):
+        raise ValueError("no particle-background edge in the volume-threshold curve (test)")
+
+    monkeypatch.setattr(quantify_module, "esf_threshold", no_edge)
+    cfg = BenchmarkConfig(specimens=("core_shell",), doses=(1.0,), methods=("eds_sirt",), n=16, n_slices=4,
+                          angles_deg=tuple(np.arange(-70.0, 70.1, 10.0)), label="tiny")
+    suite = {"core_shell": {"1": {"methods": {"eds_sirt": {"auto": {"params": {"n": 30}}}}}}}
+    u = run_uncertainty_study(cfg, UncertaintyStudyConfig(seeds=2, replicas=3), reconstruct_series,
+                              bootstrap_uncertainty, suite)
+    assert u["core_shell"]["eds_sirt"]["mask"] == "multiotsu"

@@ -187,3 +187,30 @@ def test_cli_tilt_sets_only(tmp_path):
     assert set(m["tilt_sets"]["40"]["1"]["5x9"]["methods"]["eds_sirt"]) == {"oracle", "auto", "sweep"}
     proc = _cli("benchmark", "--study", "tilt_sets", "--out", str(out), "--cells", "11by71")
     assert proc.returncode == 2 and "11by71" in proc.stderr
+
+
+def test_esf_failure_falls_back_to_three_class_otsu(monkeypatch):
+    """An ESF fit without an edge: the cell's result takes ESF_FALLBACK's (three-class Otsu) mask and says so.
+
+    Reference: ``reconstruct_series`` with ``mask_method="multiotsu"``, scored the same way.
+    """
+    import chemtomo.quantify as quantify_module
+    from chemtomo.studies.benchmark import Truth, score
+    from chemtomo.studies.tilt_sets import _reconstruct_scored
+
+    def no_edge(*args, **kwargs):
+        raise ValueError("no particle-background edge in the volume-threshold curve (test)")
+
+    spec = make_specimen("core_shell", 16, 2, 0)
+    eds_deg, haadf_deg = tilt_set_angles(70, 5, 9)
+    series = simulate_specimen_tilt_sets(spec, eds_deg, haadf_deg, 1.0, elastic="auto").series((7, 9))
+    factors = make_specimen_factors(spec)
+    truth = Truth.of(spec, (7, 9))
+    monkeypatch.setattr(quantify_module, "esf_threshold", no_edge)
+    got, res = _reconstruct_scored(reconstruct_series, series, factors, truth, "eds_sirt", {"n_iter": 10}, "esf")
+    assert got["mask"] == "multiotsu (the ESF fit failed)"
+    ref = reconstruct_series(series, factors, "eds_sirt", {"n_iter": 10}, mask_method="multiotsu")
+    want = score(truth, np.asarray(ref.maps), np.asarray(ref.composition.weight), list(ref.elements))
+    assert got["mse_fraction_inside"] == want["mse_fraction_inside"]
+    with pytest.raises(ValueError, match="no particle-background edge"):  # only the ESF mask is replaced
+        _reconstruct_scored(lambda *a, **k: no_edge(), series, factors, truth, "eds_sirt", {}, "otsu")

@@ -69,6 +69,7 @@ def add_parser(sub):
     from chemtomo.physics import DETECTOR_EFFICIENCY
     from chemtomo.physics.absorption import DETECTOR_GEOMETRIES
     from chemtomo.pipeline.options import DEFAULT_METHODS as DEFAULT_RAW_METHODS
+    from chemtomo.pipeline.options import MASK_METHODS
     from chemtomo.pipeline.volume import DEFAULT_METHOD
     from chemtomo.preprocess import FILTER_SIGMA_PX
     from chemtomo.reconstruct import get_method, method_names
@@ -133,7 +134,9 @@ def add_parser(sub):
                         f"({', '.join(grid_names())}; repeatable; each method takes the names of its rule)")
     p.add_argument("--filter-sigma", type=float, default=FILTER_SIGMA_PX,
                    help=f"Gaussian filter of EDS images, px (0: none; default {FILTER_SIGMA_PX})")
-    p.add_argument("--mask", choices=("esf", "otsu"), default="esf", help="particle mask method (default esf)")
+    p.add_argument("--mask", choices=MASK_METHODS, default="esf",
+                   help="particle mask method (default esf; otsu: two-class Otsu; multiotsu: the lowest "
+                        "three-class Otsu threshold, which keeps a light support beside a heavy particle)")
     p.add_argument("--threshold", type=float, help="fixed mask threshold instead of --mask")
     p.add_argument("--factors", default="physics",
                    help="'physics' (computed), 'paper' (Table 2), or a .json/.csv factor table")

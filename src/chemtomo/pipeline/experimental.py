@@ -235,7 +235,7 @@ def requantify(res: VolumeResult, factors, lines: Sequence[str], mask_method: st
     factors : Factors
     lines : sequence of str
         Lines to quantify, among the reconstructed ones.
-    mask_method : {"esf", "otsu"}, optional
+    mask_method : {"esf", "otsu", "multiotsu"}, optional
         Default: the one the result was made with.
     threshold : float, optional
         A fixed mask threshold.

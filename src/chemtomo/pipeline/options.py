@@ -25,7 +25,7 @@ from ..physics import DETECTOR_EFFICIENCY
 
 #: The methods of a raw-series run when none are named.
 DEFAULT_METHODS = ("eds_sirt", "hebt_sirt")
-MASK_METHODS = ("esf", "otsu")
+MASK_METHODS = ("esf", "otsu", "multiotsu")
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class ReconstructionOptions:
         HAADF weight, for the methods that have one; None: their registered default.
     quantify_lines : sequence of str, optional
         Lines to quantify (default all; the others are reconstructed, not quantified).
-    mask_method : {"esf", "otsu"}
+    mask_method : {"esf", "otsu", "multiotsu"}
         Particle mask (default ``"esf"``).
     threshold : float, optional
         A fixed mask threshold instead of ``mask_method``.

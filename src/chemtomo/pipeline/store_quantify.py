@@ -22,8 +22,8 @@ def quantify_store(store: VolumeStore, factors, atomic_weights, elements: list[s
     The same arithmetic as :func:`chemtomo.quantify.quantify` on the whole volume,
     voxel for voxel: the total signal, the fractions and the mask are per voxel;
     only the threshold needs the whole volume, and it is taken from exactly the
-    values :func:`chemtomo.quantify.esf_threshold` (or Otsu's histogram) would
-    see, gathered in chunks. Memory: one chunk of maps (and its float64
+    values :func:`chemtomo.quantify.esf_threshold` (or the Otsu and three-class
+    Otsu histogram) would see, gathered in chunks. Memory: one chunk of maps (and its float64
     fractions) plus the ESF's voxel sample (``max_voxels`` float64 values).
 
     ``edge_level`` places the ESF threshold on its step (:func:`chemtomo.quantify.esf_threshold`).
@@ -71,8 +71,10 @@ def quantify_store(store: VolumeStore, factors, atomic_weights, elements: list[s
         value, method, curve = th.value, th.method, th.curve
     elif mask_method == "otsu":
         value, method = _otsu_chunked(totals), "otsu"
+    elif mask_method == "multiotsu":
+        value, method = _multiotsu_chunked(totals)
     else:
-        raise ValueError(f"mask method must be 'esf' or 'otsu', got {mask_method!r}")
+        raise ValueError(f"mask method must be 'esf', 'otsu' or 'multiotsu', got {mask_method!r}")
 
     k = len(store.lines)
     w_out = store.create_output("fractions/weight", (k, *shape), "float32")
@@ -93,10 +95,8 @@ def quantify_store(store: VolumeStore, factors, atomic_weights, elements: list[s
     return Threshold(value, method, v, stability, curve)
 
 
-def _otsu_chunked(totals) -> float:
-    """Otsu's threshold as ``skimage.filters.threshold_otsu`` on the whole total signal."""
-    from skimage.filters import threshold_otsu
-
+def _range_chunked(totals) -> tuple[float, float, float | None]:
+    """``(min, max, value)`` of the whole total signal; ``value`` is its one value if it is constant, else None."""
     first, lo, hi, same = None, np.inf, -np.inf, True
     for _, _, _, t in totals():
         flat = t.ravel()
@@ -104,12 +104,44 @@ def _otsu_chunked(totals) -> float:
             first = flat[0]
         same = same and bool(np.all(flat == first))
         lo, hi = min(lo, float(flat.min())), max(hi, float(flat.max()))
-    if same:
-        return float(first)
+    return lo, hi, (float(first) if same else None)
+
+
+def _histogram_chunked(totals, lo: float, hi: float, bins: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """``(counts, centres)`` of ``np.histogram(total, bins)`` on the whole total signal, chunk by chunk."""
     # skimage bins a float image with np.histogram(image, bins=256, range=None): edges from min and max
-    edges = np.histogram_bin_edges(np.array([lo, hi], dtype=np.float64), bins=256)
-    counts = np.zeros(256, np.int64)
+    edges = np.histogram_bin_edges(np.array([lo, hi], dtype=np.float64), bins=bins)
+    counts = np.zeros(bins, np.int64)
     for _, _, _, t in totals():
         counts += np.histogram(t.ravel(), bins=edges)[0]
-    centres = (edges[:-1] + edges[1:]) / 2.0
-    return float(threshold_otsu(hist=(counts, centres)))
+    return counts, (edges[:-1] + edges[1:]) / 2.0
+
+
+def _otsu_chunked(totals) -> float:
+    """Otsu's threshold as ``skimage.filters.threshold_otsu`` on the whole total signal."""
+    from skimage.filters import threshold_otsu
+
+    lo, hi, constant = _range_chunked(totals)
+    if constant is not None:
+        return constant
+    return float(threshold_otsu(hist=_histogram_chunked(totals, lo, hi)))
+
+
+def _multiotsu_chunked(totals) -> tuple[float, str]:
+    """``(value, method)`` as :func:`chemtomo.quantify.multiotsu` on the whole total signal.
+
+    The lowest three-class Otsu threshold from the whole volume's histogram; where three
+    classes cannot be formed (fewer than 3 occupied bins), two-class Otsu's, method ``"otsu"``.
+    """
+    from skimage.filters import threshold_otsu
+
+    from ..quantify import MULTIOTSU_BINS, multiotsu_from_histogram
+
+    lo, hi, constant = _range_chunked(totals)
+    if constant is not None:  # one occupied bin: multiotsu falls back to Otsu, which returns the value
+        return constant, "otsu"
+    counts, centres = _histogram_chunked(totals, lo, hi, MULTIOTSU_BINS)
+    value = multiotsu_from_histogram(counts, centres)
+    if value is None:
+        return float(threshold_otsu(hist=(counts, centres))), "otsu"
+    return value, "multiotsu"

@@ -175,7 +175,7 @@ def reconstruct_series(
     filter_sigma : float or None
         Gaussian filter of the EDS stacks (pixels); None or 0 for none.
     filter_axes : {"image", "sinogram"}
-    mask_method : {"esf", "otsu"}
+    mask_method : {"esf", "otsu", "multiotsu"}
     threshold : float, optional
         Fixed threshold instead of ``mask_method``.
     edge_level : float

@@ -51,7 +51,7 @@ from ..physics import Factors
 from ..preprocess import FILTER_SIGMA_PX, fit_response_ratios, gaussian_filter_stack
 from ..projector import make_modality_operator
 from ..projector.batched import default_group
-from ..quantify import ESF_EDGE_LEVEL, check_edge_level, quantify
+from ..quantify import ESF_EDGE_LEVEL, ESF_FALLBACK, check_edge_level, quantify
 from ..reconstruct import (
     ChannelData,
     estimate_response_ratios,
@@ -164,9 +164,10 @@ class BenchmarkConfig(StudyGrids):
         method's defaults.
     auto_slices : int
         Slices the automatic rules choose on (``reconstruct_series(auto_slices=...)``).
-    mask_method : {"esf", "otsu"}
+    mask_method : {"esf", "otsu", "multiotsu"}
         Particle mask of the quantification (the pipeline's default ``esf``; a
-        reconstruction whose ESF fit finds no edge falls back to ``otsu`` and says so).
+        reconstruction whose ESF fit finds no edge falls back to
+        :data:`chemtomo.quantify.ESF_FALLBACK`, three-class Otsu, and says so).
     mask_edge_level : float
         Where on the fitted particle-background step the ESF threshold lies
         (:func:`chemtomo.quantify.esf_threshold`'s ``edge_level``; default
@@ -340,9 +341,9 @@ def quantify_maps(maps: np.ndarray, factors: Factors, lines: list[str], factor: 
     lines : list of str
     factor : {"f", "z"}
         The maps' factors: ``f_A`` (EDS maps) or ``z_A`` (HAADF-scaled maps).
-    mask_method : {"esf", "otsu"}
-        The particle mask; when the ESF fit finds no particle edge, Otsu's (and the
-        returned mask says so).
+    mask_method : {"esf", "otsu", "multiotsu"}
+        The particle mask; when the ESF fit fails, :data:`chemtomo.quantify.ESF_FALLBACK`
+        (three-class Otsu; the returned mask says so).
     edge_level : float
         The ESF threshold's place on the particle-background step (default
         :data:`chemtomo.quantify.ESF_EDGE_LEVEL`; 0.5 its centre).
@@ -351,7 +352,8 @@ def quantify_maps(maps: np.ndarray, factors: Factors, lines: list[str], factor: 
     -------
     weight : ndarray, (k, s, n, n)
     mask : str
-        The mask used.
+        The mask used: ``mask_method``, or e.g. ``"multiotsu (the ESF fit failed)"`` (the
+        fallback's own method: ``"otsu"`` where three classes cannot be formed).
     """
     q = factors.f(lines) if factor == "f" else factors.z(lines)
     elements = [factors[ln].element for ln in lines]
@@ -359,10 +361,10 @@ def quantify_maps(maps: np.ndarray, factors: Factors, lines: list[str], factor: 
         return (quantify(maps, q, factors.atomic_weights(lines), lines, elements, mask_method, None, edge_level).weight,
                 mask_method)
     except ValueError:
-        if mask_method == "otsu":
+        if mask_method != "esf":
             raise
-        comp = quantify(maps, q, factors.atomic_weights(lines), lines, elements, "otsu", None)
-        return comp.weight, "otsu (the ESF fit failed)"
+        comp = quantify(maps, q, factors.atomic_weights(lines), lines, elements, ESF_FALLBACK, None)
+        return comp.weight, f"{comp.threshold.method} (the ESF fit failed)"
 
 
 def _columns(series: TiltSeries, lines: list[str], r) -> ChannelData:
@@ -394,9 +396,9 @@ def sweep(series: TiltSeries, factors: Factors, method: str, grid: dict, base: d
         Fixed parameters of the method.
     filter_sigma : float or None
         Gaussian filter (pixels) of the EDS stacks of methods that do not take raw counts.
-    mask_method : {"esf", "otsu"}
-        The particle mask; when the ESF fit finds no particle edge the point falls back to
-        Otsu's and says so in ``mask``.
+    mask_method : {"esf", "otsu", "multiotsu"}
+        The particle mask; when the ESF fit fails the point falls back to
+        :data:`chemtomo.quantify.ESF_FALLBACK` and says so in ``mask``.
     edge_level : float
         The ESF threshold's place on the particle-background step (default
         :data:`chemtomo.quantify.ESF_EDGE_LEVEL`; 0.5 its centre).
@@ -483,11 +485,11 @@ def run_case(series: TiltSeries, factors: Factors, truth: Truth, method: str, cf
         res = reconstruct(series, factors, m.name, base, auto=True, auto_grid=rule_grid, auto_slices=cfg.auto_slices,
                           mask_method=mask, edge_level=cfg.mask_edge_level)
     except ValueError as exc:
-        if mask == "otsu" or "edge" not in str(exc):
+        if mask != "esf" or "edge" not in str(exc):
             raise
-        mask = "otsu (the ESF fit failed)"
         res = reconstruct(series, factors, m.name, base, auto=True, auto_grid=rule_grid, auto_slices=cfg.auto_slices,
-                          mask_method="otsu")
+                          mask_method=ESF_FALLBACK)
+        mask = f"{res.composition.threshold.method} (the ESF fit failed)"
     seconds = time.perf_counter() - t0
     auto = score(truth, np.asarray(res.maps), np.asarray(res.composition.weight), list(res.elements))
     chosen = res.parameters.get("auto", {})

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import binary_erosion, maximum_filter, minimum_filter
 
+from ..quantify import ESF_FALLBACK
 from ..reconstruct import get_method
 from ..reconstruct.bootstrap import BIAS_SCALES
 from ..simulate.specimens import make_specimen, simulate_series
@@ -193,9 +194,9 @@ def calibrate_case(clean: TiltSeries, factors, truth: Truth, method: str, params
         try:
             res = reconstruct(ser, factors, m.name, dict(params), mask_method=mask_method)
         except ValueError as exc:  # the benchmark's fallback: no particle edge for the ESF fit
-            if mask_method == "otsu" or "edge" not in str(exc):
+            if mask_method != "esf" or "edge" not in str(exc):
                 raise
-            mask_method = "otsu"
+            mask_method = ESF_FALLBACK
             res = reconstruct(ser, factors, m.name, dict(params), mask_method=mask_method)
         mask = np.asarray(res.composition.mask, bool)
         given = {**{r: truth.regions[r] & mask for r in reg_names},

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..quantify import ESF_FALLBACK
 from ..reconstruct import get_method, method_names
 from ..simulate.specimens import SPECIMENS, make_specimen
 from ..simulate.tilt_sets import simulate_specimen_tilt_sets, tilt_set_angles
@@ -142,15 +143,18 @@ class TiltSetsConfig(StudyGrids):
 
 def _reconstruct_scored(reconstruct: Reconstruct, series, factors, truth: Truth, method: str, params,
                         mask_method: str, **kw) -> tuple[dict, object]:
-    """``reconstruct`` then :func:`~.benchmark.score`; an ESF fit without an edge falls back to Otsu's mask."""
+    """``reconstruct`` then :func:`~.benchmark.score`; an ESF fit without an edge falls back to ESF_FALLBACK.
+
+    :data:`chemtomo.quantify.ESF_FALLBACK` is three-class Otsu; the returned ``mask`` says so.
+    """
     mask = mask_method
     try:
         res = reconstruct(series, factors, method, params, mask_method=mask, **kw)
     except ValueError as exc:
-        if mask == "otsu" or "edge" not in str(exc):
+        if mask != "esf" or "edge" not in str(exc):
             raise
-        mask = "otsu (the ESF fit failed)"
-        res = reconstruct(series, factors, method, params, mask_method="otsu", **kw)
+        res = reconstruct(series, factors, method, params, mask_method=ESF_FALLBACK, **kw)
+        mask = f"{res.composition.threshold.method} (the ESF fit failed)"
     s = score(truth, np.asarray(res.maps), np.asarray(res.composition.weight), list(res.elements))
     return {**s, "mask": mask}, res
 
