@@ -1,6 +1,9 @@
 #!/usr/bin/env python
 r"""Two specimen-suite runs side by side: inside MSE and mask of every entry, the entries that changed.
 
+With ``--summary`` also each case's automatic results over 1.2x their best and the best automatic
+method against EDS-SIRT's automatic result (the issue's checks), before and after.
+
 Reads two ``metrics.json`` of ``chemtomo benchmark --study suite`` (``suite.<specimen>.<dose>.methods.
 <method>.best|auto``) and prints, per entry, the inside-particle weight-fraction MSE, the particle
 voxels the mask misses and the mask's label in each, marking the entries whose MSE or mask
@@ -33,17 +36,49 @@ def entries(metrics: dict) -> dict:
     return out
 
 
+def summary(metrics: dict) -> dict:
+    """``(specimen, dose) -> (methods over 1.2x auto/best, best automatic method, its MSE, over EDS-SIRT's auto)``."""
+    out = {}
+    for spec, doses in metrics["suite"].items():
+        for dose, case in doses.items():
+            m = case["methods"]
+            auto = {k: e["auto"]["mse_fraction_inside"] for k, e in m.items()}
+            over = sorted(k for k, e in m.items() if auto[k] > 1.2 * e["best"]["mse_fraction_inside"])
+            top = min(auto, key=auto.get)
+            out[(spec, dose)] = (over, top, auto[top], auto[top] / auto["eds_sirt"] if "eds_sirt" in auto else None)
+    return out
+
+
+def print_summary(a: dict, b: dict) -> None:
+    """Per case: the methods whose automatic result is over 1.2x their best; the best automatic method."""
+    sa, sb = summary(a), summary(b)
+    print("\n| specimen | dose | auto over 1.2x best: before | after | best auto: before | after "
+          "| over EDS-SIRT auto: before | after |")
+    print("|---|---|---|---|---|---|---|---|")
+    for key in sorted(set(sa) & set(sb)):
+        (oa, ta, va, ra), (ob, tb, vb, rb) = sa[key], sb[key]
+        print(f"| {' | '.join(key)} | {', '.join(oa) or '-'} | {', '.join(ob) or '-'} | {ta} {va:.3g} | {tb} {vb:.3g} "
+              f"| {ra:.2f} | {rb:.2f} |")
+    for name, s in (("before", sa), ("after", sb)):
+        n_over = sum(len(v[0]) for v in s.values())
+        ratios = sorted(v[3] for v in s.values())
+        print(f"{name}: {n_over} automatic results over 1.2x their best; best auto over EDS-SIRT auto: median "
+              f"{ratios[len(ratios) // 2]:.2f}, max {ratios[-1]:.2f}, {sum(r > 0.5 for r in ratios)} cases over 1/2")
+
+
 def main() -> int:
     """Print the table; exit code."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("before", help="metrics.json of the first run")
     p.add_argument("after", help="metrics.json of the second run")
     p.add_argument("--changed", action="store_true", help="print only the entries that changed")
+    p.add_argument("--summary", action="store_true", help="also the summary per case (auto over best, best auto)")
     args = p.parse_args()
     with open(args.before) as f:
-        a = entries(json.load(f))
+        ma = json.load(f)
     with open(args.after) as f:
-        b = entries(json.load(f))
+        mb = json.load(f)
+    a, b = entries(ma), entries(mb)
     print("| specimen | dose | method | which | inside MSE before | after | missed before | after | mask before "
           "| mask after |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -58,6 +93,8 @@ def main() -> int:
             print(f"| {' | '.join(key)} | {mark}{ma:.3g}{mark} | {mark}{mb:.3g}{mark} | {pa:.3f} | {pb:.3f} | {ka} "
                   f"| {kb} |")
     print(f"\n{n_changed} of {len(set(a) & set(b))} entries changed; {n_worse} with a larger inside MSE")
+    if args.summary:
+        print_summary(ma, mb)
     return 0
 
 

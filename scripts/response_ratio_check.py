@@ -46,7 +46,7 @@ def main(argv=None) -> None:
             sim = simulate_series(spec, angles, dose_scale=dose, seed=3, elastic="auto")
             s = sim.series
             cells = []
-            for f in (lambda a: a, lambda a: gaussian_filter_stack(a, FILTER_SIGMA_PX)):
+            for f in (lambda a: a, lambda a: gaussian_filter_stack(a, FILTER_SIGMA_PX, "image")):
                 c = estimate_response_ratios(f(s.haadf), {ln: f(s.eds[ln]) for ln in s.lines}).against_theory(
                     sim.factors)
                 cells.append(", ".join(f"{ln} {v:.3f}" for ln, v in zip(c["lines"], c["fitted_over_theory"],
