@@ -75,10 +75,10 @@ def main() -> int:
     p.add_argument("--summary", action="store_true", help="also the summary per case (auto over best, best auto)")
     args = p.parse_args()
     with open(args.before) as f:
-        ma = json.load(f)
+        run_a = json.load(f)
     with open(args.after) as f:
-        mb = json.load(f)
-    a, b = entries(ma), entries(mb)
+        run_b = json.load(f)
+    a, b = entries(run_a), entries(run_b)
     print("| specimen | dose | method | which | inside MSE before | after | missed before | after | mask before "
           "| mask after |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -94,7 +94,7 @@ def main() -> int:
                   f"| {kb} |")
     print(f"\n{n_changed} of {len(set(a) & set(b))} entries changed; {n_worse} with a larger inside MSE")
     if args.summary:
-        print_summary(ma, mb)
+        print_summary(run_a, run_b)
     return 0
 
 

@@ -86,7 +86,9 @@ def start_slow_simulate(out: Path) -> subprocess.Popen:
                             text=True)
 
 
-def wait_for_temporary(proc: subprocess.Popen, folder: Path, timeout_s: float = 50) -> Path:
+def wait_for_temporary(proc: subprocess.Popen, folder: Path, timeout_s: float = 150) -> Path:
+    # the subprocess imports chemtomo and simulates first: about 10 s idle, over 50 s on a loaded machine (seen in a
+    # CI run beside two benchmark runs on 2 cores), so the wait is long; it returns as soon as the file appears
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         found = sorted(folder.glob(".staging-*/.haadf.tmp-*.hspy")) if folder.is_dir() else []
