@@ -33,10 +33,9 @@ def fit_response_ratios(haadf: np.ndarray, eds: Mapping[str, np.ndarray], unfilt
     removed from the normal equations (errors in variables) with each line's noise energy:
     the unfiltered stacks' variance (``noise_factor`` times their non-negative values)
     through the filter's squared weights
-    (:func:`~chemtomo.preprocess.gaussian_filter_variance`). On the specimen suite this
-    takes the fitted ratios from 1.13-1.38x to 0.92-1.03x of the theory that made the data
-    on the ternary particle at the paper's dose and 1/10 of it (docs/solvers.md, "The
-    response ratios' fit").
+    (:func:`~chemtomo.preprocess.gaussian_filter_variance`). Over the specimen suite's 27
+    line ratios this takes the median departure from the theory that made the data from 14 %
+    to 3 % (``scripts/response_ratio_check.py``; docs/solvers.md, "The response ratios' fit").
 
     Parameters
     ----------

@@ -64,8 +64,8 @@ RR_FIT_MAX_SLICES = 32
 #: noise energy over noise energy): none at or below ``EIV_RAMP[0]``, all of it (``lam - 1``) at or above
 #: ``EIV_RAMP[1]``, in proportion between. So the fit is continuous in the data, and the correction
 #: multiplies least squares' estimate in a direction by at most ``2 / (2 - 1) = 2``. Weak directions
-#: (a fixed stoichiometry such as the alumina support's Al and O, eigenvalue 1.0-1.5 on the suite's
-#: oxide-supported particle) keep least squares' normal matrix: corrected there, their split is noise
+#: (a fixed stoichiometry such as the alumina support's Al and O, eigenvalue 0.96-1.07 on the
+#: suite's oxide-supported particle) keep least squares' normal matrix: corrected there, their split is noise
 #: amplified without bound (a hard threshold at 1.5 set the absorbed oxide's O to 0 at eigenvalue
 #: 1.51). Chosen after looking at the suite (docs/solvers.md, "The response ratios' fit").
 EIV_RAMP = (1.5, 2.0)
@@ -229,7 +229,7 @@ def estimate_response_ratios(
     corrected = None if noise_energy is None else _corrected_normal_matrix(A, noise_energy, ramp)
     if corrected is not None:
         G = corrected / np.outer(s, s)
-        L = np.linalg.cholesky(G)  # positive definite by construction
+        L = np.linalg.cholesky(G)  # positive definite: each eigenvalue keeps at least min(lam, ramp[0], ramp[1] - 1)
         rhs = np.linalg.solve(L, (A.T @ h) / s)
         coef = nnls(L.T, rhs)[0] if nonneg else np.linalg.solve(L.T, rhs)
     elif nonneg:
