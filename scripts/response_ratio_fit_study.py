@@ -93,7 +93,11 @@ def main(argv=None) -> None:
         rec = reconstruct_series if name == "pipeline" else functools.partial(reconstruct_series, response_ratios=rr)
         for m in methods:
             t0 = time.perf_counter()
-            r = bm.run_case(series, sim.factors, truth, m, cfg, rec)
+            try:
+                r = bm.run_case(series, sim.factors, truth, m, cfg, rec)
+            except ValueError as exc:  # e.g. the fused model refusing r_A = 0
+                print(f"  {m:11s} refused: {exc}", flush=True)
+                continue
             print(f"  {m:11s} oracle {r['best']['mse_fraction_inside']:.2e} {r['best']['params']}  "
                   f"auto {r['auto']['mse_fraction_inside']:.2e} {r['auto']['params']}  "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
